@@ -1,0 +1,1 @@
+//! Admission plugins run on writes: BanFlunder (and NamespaceLifecycle once a cluster is attached).

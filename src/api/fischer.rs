@@ -1,0 +1,133 @@
+//! Fischer (cluster-scoped, v1alpha1 only): a list of Flunder names that may not be created.
+
+use super::{Column, GROUP, Resource, VersionDecl};
+use crate::apimachinery::status::FieldError;
+use serde_json::{Map, Value, json};
+
+pub struct Fischer;
+
+static VERSIONS: [VersionDecl; 1] = [VersionDecl {
+    name: "v1alpha1",
+    deprecation_warning: Some("wardle.example.com/v1alpha1 Fischer is deprecated in v1.3+, unavailable in v1.10+"),
+}];
+
+/// The names a Fischer bans (BanFlunder admission and the table use it).
+pub fn disallowed(obj: &Value) -> Vec<&str> {
+    obj.get("disallowedFlunders")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+impl Resource for Fischer {
+    fn plural(&self) -> &'static str {
+        "fischers"
+    }
+    fn singular(&self) -> &'static str {
+        "fischer"
+    }
+    fn kind(&self) -> &'static str {
+        "Fischer"
+    }
+    fn namespaced(&self) -> bool {
+        false
+    }
+    fn versions(&self) -> &'static [VersionDecl] {
+        &VERSIONS
+    }
+    fn storage_version(&self) -> &'static str {
+        "v1alpha1"
+    }
+
+    fn schema(&self, version: &str) -> Value {
+        json!({
+            "type": "object",
+            "description": "Fischer is an example cluster-scoped resource listing Flunder names that may not be created.",
+            "properties": {
+                "apiVersion": super::meta_schema::api_version_prop(),
+                "kind": super::meta_schema::kind_prop(),
+                "metadata": super::meta_schema::object_meta_ref(),
+                "disallowedFlunders": {
+                    "type": "array",
+                    "description": "disallowedFlunders holds a list of Flunder names that are not allowed to be created.",
+                    "items": {"type": "string", "default": ""},
+                    "x-kubernetes-list-type": "atomic",
+                },
+            },
+            "x-kubernetes-group-version-kind": [{"group": GROUP, "kind": "Fischer", "version": version}],
+        })
+    }
+
+    fn to_hub(&self, _version: &str, mut obj: Value) -> Value {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        obj
+    }
+
+    fn from_hub(&self, version: &str, hub: Value) -> Value {
+        let mut out = Map::new();
+        out.insert("kind".into(), json!("Fischer"));
+        out.insert("apiVersion".into(), json!(format!("{GROUP}/{version}")));
+        if let Value::Object(m) = hub {
+            out.extend(m.into_iter().filter(|(k, _)| k != "kind" && k != "apiVersion"));
+        }
+        Value::Object(out)
+    }
+
+    fn validate(&self, hub: &Value) -> Vec<FieldError> {
+        // Go validates nothing on Fischers; we reject empty names, which could never match a Flunder.
+        disallowed(hub)
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.is_empty())
+            .map(|(i, n)| FieldError::invalid(&format!("disallowedFlunders[{i}]"), *n, "must not be empty"))
+            .collect()
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        vec![Column {
+            name: "Disallowed",
+            type_: "string",
+            format: "",
+            description: "The Flunder names this Fischer bans.",
+            priority: 0,
+        }]
+    }
+
+    fn cells(&self, hub: &Value) -> Vec<Value> {
+        let names = disallowed(hub);
+        if names.is_empty() {
+            return vec![json!("<none>")];
+        }
+        // Like kubectl's own list columns: the first few names, then a count of the rest.
+        let shown: Vec<&str> = names.iter().take(3).copied().collect();
+        let mut cell = shown.join(",");
+        if names.len() > 3 {
+            cell.push_str(&format!(" + {} more...", names.len() - 3));
+        }
+        vec![json!(cell)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_summarise_long_lists() {
+        let o = json!({"disallowedFlunders": ["a", "b", "c", "d", "e"]});
+        assert_eq!(Fischer.cells(&o), vec![json!("a,b,c + 2 more...")]);
+        assert_eq!(Fischer.cells(&json!({})), vec![json!("<none>")]);
+    }
+
+    #[test]
+    fn roundtrip_sets_type_meta() {
+        let hub = Fischer.to_hub("v1alpha1", json!({"kind": "Fischer", "apiVersion": "x", "metadata": {}, "disallowedFlunders": ["a"]}));
+        assert!(hub.get("kind").is_none());
+        let v = Fischer.from_hub("v1alpha1", hub);
+        assert_eq!(v["apiVersion"], "wardle.example.com/v1alpha1");
+        assert_eq!(v["disallowedFlunders"], json!(["a"]));
+    }
+}

@@ -1,0 +1,1 @@
+//! Field selectors: metadata.name and metadata.namespace with =, ==, !=.

@@ -1,0 +1,1 @@
+//! Label selectors: the apimachinery string grammar, parsed by hand, and matching against labels.

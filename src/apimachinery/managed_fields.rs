@@ -1,0 +1,1 @@
+//! managedFields: FieldsV1 sets and the Update entries recorded per field manager.

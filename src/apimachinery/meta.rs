@@ -1,0 +1,1 @@
+//! ObjectMeta rules on create and update: names, namespaces, labels, annotations, finalizers, owners.

@@ -1,0 +1,12 @@
+//! Generic Kubernetes machinery, independent of wardle's types: Status errors, ObjectMeta rules,
+//! selectors, continue tokens, patches, managed fields, strict decoding.
+
+pub mod continue_token;
+pub mod decode;
+pub mod fields;
+pub mod labels;
+pub mod managed_fields;
+pub mod meta;
+pub mod names;
+pub mod patch;
+pub mod status;

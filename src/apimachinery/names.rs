@@ -1,0 +1,1 @@
+//! generateName: the random suffix the Go apiserver appends.

@@ -1,0 +1,1 @@
+//! Patches: JSON patch, JSON merge patch and strategic merge patch (ObjectMeta rules and directives).

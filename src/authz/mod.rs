@@ -1,0 +1,1 @@
+//! Authorization: system:masters and always-allowed paths; delegated SubjectAccessReview later.

@@ -1,0 +1,1 @@
+//! Resource request handlers: decode the request, call the registry, encode the answer.

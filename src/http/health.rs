@@ -1,0 +1,1 @@
+//! /healthz, /livez and /readyz with verbose and exclude, and the storage check.

@@ -1,0 +1,12 @@
+//! The HTTP face: routing, content negotiation, Status responses, discovery, OpenAPI, health.
+
+pub mod discovery;
+pub mod handlers;
+pub mod health;
+pub mod negotiate;
+pub mod openapi;
+pub mod request_info;
+pub mod response;
+pub mod router;
+pub mod table;
+pub mod version;

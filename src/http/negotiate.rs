@@ -1,0 +1,1 @@
+//! Content negotiation: Accept (json, yaml, Table, PartialObjectMetadata) and request Content-Type.

@@ -1,0 +1,1 @@
+//! The axum router: static routes plus one resource dispatcher driven by RequestInfo.

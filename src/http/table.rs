@@ -1,0 +1,1 @@
+//! Table and PartialObjectMetadata transformations of objects and lists.

@@ -1,0 +1,1 @@
+//! The generic Store: every verb for every declared resource, on top of storage.

@@ -1,0 +1,3 @@
+//! Storage over Postgres or SQLite: migrations, the group-commit writer, reads at a resourceVersion.
+
+pub mod types;

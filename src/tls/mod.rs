@@ -1,0 +1,1 @@
+//! TLS serving: rustls config that accepts any client cert, standalone PKI and kubeconfig.
