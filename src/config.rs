@@ -1,1 +1,69 @@
 //! Command-line flags, named as in the Go sample-apiserver where the meaning is the same.
+
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "wardle-apiserver",
+    version,
+    about = "The wardle.example.com API server on Postgres or SQLite"
+)]
+pub struct Config {
+    /// The port on which to serve HTTPS.
+    #[arg(long, default_value_t = 8443)]
+    pub secure_port: u16,
+
+    /// The IP address on which to listen.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: String,
+
+    /// Where objects live: `postgres://…` or `sqlite://path` (default: a SQLite file in --cert-dir).
+    #[arg(long, env = "WARDLE_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the standalone CA, serving cert, admin client cert and admin.kubeconfig.
+    #[arg(long, default_value = ".wardle")]
+    pub cert_dir: PathBuf,
+
+    /// Serving certificate (PEM); without it wardle makes its own under --cert-dir.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Private key of --tls-cert-file (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// CA bundle for client certificates: CN is the user, O the groups.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Host name or IP clients use to reach this server (kubeconfig and discovery addresses).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub external_hostname: String,
+
+    /// Non-resource paths anyone may GET.
+    #[arg(long, value_delimiter = ',', default_value = "/healthz,/readyz,/livez")]
+    pub authorization_always_allow_paths: Vec<String>,
+
+    /// Admission plugins to turn off (only BanFlunder can be turned off).
+    #[arg(long, value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
+}
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.cert_dir.join("wardle.db").display()
+            ),
+        }
+    }
+
+    /// Standalone mode: no serving cert given, so wardle runs its own PKI.
+    pub fn standalone(&self) -> bool {
+        self.tls_cert_file.is_none()
+    }
+}

@@ -1,1 +1,170 @@
 //! Wiring: build storage, registry, auth and the router from the config and serve until stopped.
+
+use crate::admission::Admission;
+use crate::authn::Authenticator;
+use crate::authz::Authorizer;
+use crate::config::Config;
+use crate::http::health::{Check, Health};
+use crate::http::router::{AppState, router};
+use crate::registry::Store;
+use crate::storage::Storage;
+use crate::tls;
+use anyhow::Context;
+use futures::FutureExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    tls::server::install_crypto_provider();
+    std::fs::create_dir_all(&config.cert_dir)
+        .with_context(|| format!("creating --cert-dir {}", config.cert_dir.display()))?;
+
+    let url = config.database_url();
+    let storage = Storage::open(&url)
+        .await
+        .with_context(|| format!("opening storage {}", redact(&url)))?;
+    tracing::info!(engine = storage.engine(), "storage ready");
+
+    // Serving cert and client CAs: given by flags, or made here (standalone mode).
+    let mut client_cas: Vec<u8> = Vec::new();
+    let (cert_pem, key_pem, kubeconfig) = if config.standalone() {
+        let pki = tls::pki::ensure_standalone(
+            &config.cert_dir,
+            std::slice::from_ref(&config.external_hostname),
+        )?;
+        let server_url = format!(
+            "https://{}:{}",
+            url_host(&config.external_hostname),
+            config.secure_port
+        );
+        let kubeconfig = config.cert_dir.join("admin.kubeconfig");
+        tls::pki::write_kubeconfig(
+            &kubeconfig,
+            &server_url,
+            &pki.ca_pem,
+            &pki.admin_cert_pem,
+            &pki.admin_key_pem,
+            "wardle",
+        )?;
+        client_cas.extend_from_slice(pki.ca_pem.as_bytes());
+        (
+            pki.serving_cert_pem.into_bytes(),
+            pki.serving_key_pem.into_bytes(),
+            Some(kubeconfig),
+        )
+    } else {
+        let cert = config.tls_cert_file.as_ref().expect("standalone() checked");
+        let key = config
+            .tls_private_key_file
+            .as_ref()
+            .context("--tls-private-key-file is required")?;
+        (std::fs::read(cert)?, std::fs::read(key)?, None)
+    };
+    if let Some(f) = &config.client_ca_file {
+        client_cas.extend_from_slice(
+            &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        );
+    }
+    let authenticator = Arc::new(Authenticator::new(if client_cas.is_empty() {
+        None
+    } else {
+        Some(&client_cas[..])
+    })?);
+    let authorizer = Authorizer::with_groups(
+        &["system:masters".to_string()],
+        &config.authorization_always_allow_paths,
+    )?;
+
+    let admission = Admission {
+        ban_flunder: !config
+            .disable_admission_plugins
+            .iter()
+            .any(|p| p == "BanFlunder"),
+    };
+    let store = Store::new(storage.clone(), admission);
+    let health_storage = storage.clone();
+    let storage_check: Check = Arc::new(move || {
+        let s = health_storage.clone();
+        async move { s.ping().await.map_err(|e| e.to_string()) }.boxed()
+    });
+    let state = Arc::new(AppState {
+        store,
+        health: Health::new(vec![("storage".to_string(), storage_check)]),
+        authenticator: authenticator.clone(),
+        authorizer: Arc::new(authorizer),
+        external_address: format!("{}:{}", config.external_hostname, config.secure_port),
+        shutting_down: AtomicBool::new(false),
+    });
+
+    let hints = authenticator.ca_bundles();
+    let hint_refs: Vec<&[u8]> = hints.iter().map(Vec::as_slice).collect();
+    let tls_config = tls::server::server_config_with_ca_hints(&cert_pem, &key_pem, &hint_refs)?;
+    let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config));
+    let addr: SocketAddr = format!("{}:{}", url_host(&config.bind_address), config.secure_port)
+        .parse()
+        .with_context(|| format!("bad --bind-address {}", config.bind_address))?;
+    let handle = axum_server::Handle::new();
+
+    let app = router(state.clone());
+    let server = axum_server::bind_rustls(addr, rustls)
+        .handle(handle.clone())
+        .serve(app.into_make_service());
+    let shutdown_state = state.clone();
+    let shutdown_handle = handle.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown_state.shutting_down.store(true, Ordering::Relaxed);
+        shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    tokio::spawn(async move {
+        if let Some(addr) = handle.listening().await {
+            tracing::info!(%addr, "serving");
+            if let Some(kc) = &kubeconfig {
+                eprintln!(
+                    "\nwardle is serving on https://{addr}\n  kubectl --kubeconfig {} get flunders -A\n",
+                    kc.display()
+                );
+            }
+        }
+    });
+    server.await.context("serving")?;
+    storage.close().await;
+    Ok(())
+}
+
+/// IPv6 literals need brackets in URLs and socket addresses.
+fn url_host(h: &str) -> String {
+    if h.contains(':') && !h.starts_with('[') {
+        format!("[{h}]")
+    } else {
+        h.to_string()
+    }
+}
+
+/// Don't log passwords in database URLs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

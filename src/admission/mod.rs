@@ -1,1 +1,66 @@
 //! Admission plugins run on writes: BanFlunder (and NamespaceLifecycle once a cluster is attached).
+
+use crate::api::{Resource, fischer};
+use crate::apimachinery::status::{ApiError, ApiResult};
+use crate::storage::Storage;
+
+/// The admission chain. Standalone mode has no namespace API to consult, so only BanFlunder runs.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    pub ban_flunder: bool,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission { ban_flunder: true }
+    }
+}
+
+impl Admission {
+    /// Mutating admission for CREATE; `name` is empty for generateName creates (as in Go,
+    /// which runs admission before generating the name, so generated names are never banned).
+    pub async fn admit_create(
+        &self,
+        storage: &Storage,
+        resource: &dyn Resource,
+        name: &str,
+    ) -> ApiResult<()> {
+        if self.ban_flunder && resource.plural() == "flunders" && !name.is_empty() {
+            ban_flunder(storage, resource, name).await?;
+        }
+        Ok(())
+    }
+}
+
+/// BanFlunder: a Flunder may not be created with a name listed in any Fischer's disallowedFlunders.
+async fn ban_flunder(storage: &Storage, flunders: &dyn Resource, name: &str) -> ApiResult<()> {
+    let mut after: Option<(String, String)> = None;
+    let mut at_rv = None;
+    loop {
+        let a = after.as_ref().map(|(n, m)| (n.as_str(), m.as_str()));
+        let chunk = storage
+            .list_chunk("fischers", None, at_rv, a, 500)
+            .await
+            .map_err(|e| {
+                ApiError::forbidden(
+                    &flunders.group_resource(),
+                    name,
+                    &format!("not yet ready to handle request: {e}"),
+                )
+            })?;
+        at_rv = Some(chunk.rv);
+        for f in &chunk.items {
+            if fischer::disallowed(&f.object).contains(&name) {
+                return Err(ApiError::forbidden(
+                    &flunders.group_resource(),
+                    name,
+                    "this name may not be used, please change the resource name",
+                ));
+            }
+            after = Some((f.key.namespace.clone(), f.key.name.clone()));
+        }
+        if !chunk.more || chunk.items.is_empty() {
+            return Ok(());
+        }
+    }
+}

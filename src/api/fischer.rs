@@ -8,7 +8,9 @@ pub struct Fischer;
 
 static VERSIONS: [VersionDecl; 1] = [VersionDecl {
     name: "v1alpha1",
-    deprecation_warning: Some("wardle.example.com/v1alpha1 Fischer is deprecated in v1.3+, unavailable in v1.10+"),
+    deprecation_warning: Some(
+        "wardle.example.com/v1alpha1 Fischer is deprecated in v1.3+, unavailable in v1.10+",
+    ),
 }];
 
 /// The names a Fischer bans (BanFlunder admission and the table use it).
@@ -71,7 +73,10 @@ impl Resource for Fischer {
         out.insert("kind".into(), json!("Fischer"));
         out.insert("apiVersion".into(), json!(format!("{GROUP}/{version}")));
         if let Value::Object(m) = hub {
-            out.extend(m.into_iter().filter(|(k, _)| k != "kind" && k != "apiVersion"));
+            out.extend(
+                m.into_iter()
+                    .filter(|(k, _)| k != "kind" && k != "apiVersion"),
+            );
         }
         Value::Object(out)
     }
@@ -82,7 +87,9 @@ impl Resource for Fischer {
             .iter()
             .enumerate()
             .filter(|(_, n)| n.is_empty())
-            .map(|(i, n)| FieldError::invalid(&format!("disallowedFlunders[{i}]"), *n, "must not be empty"))
+            .map(|(i, n)| {
+                FieldError::invalid(&format!("disallowedFlunders[{i}]"), *n, "must not be empty")
+            })
             .collect()
     }
 

@@ -14,10 +14,15 @@ const FLUNDER: &str = "Flunder";
 const FISCHER: &str = "Fischer";
 
 static VERSIONS: [VersionDecl; 2] = [
-    VersionDecl { name: "v1beta1", deprecation_warning: None },
+    VersionDecl {
+        name: "v1beta1",
+        deprecation_warning: None,
+    },
     VersionDecl {
         name: "v1alpha1",
-        deprecation_warning: Some("wardle.example.com/v1alpha1 Flunder is deprecated in v1.3+, unavailable in v1.10+"),
+        deprecation_warning: Some(
+            "wardle.example.com/v1alpha1 Flunder is deprecated in v1.3+, unavailable in v1.10+",
+        ),
     },
 ];
 
@@ -45,7 +50,14 @@ fn with_spec(mut obj: Value, spec: Map<String, Value>) -> Value {
     map.remove("kind");
     let status = map.remove("status").unwrap_or_else(|| json!({}));
     map.insert("spec".into(), Value::Object(spec));
-    map.insert("status".into(), if status.is_object() { status } else { json!({}) });
+    map.insert(
+        "status".into(),
+        if status.is_object() {
+            status
+        } else {
+            json!({})
+        },
+    );
     obj
 }
 
@@ -105,7 +117,11 @@ impl Resource for Flunder {
         // v1alpha1: a reference without a type refers to a Flunder (SA v1alpha1/defaults.go).
         if version == "v1alpha1" && !str_at(obj, &["spec", "reference"]).is_empty() {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                let unset = spec.get("referenceType").and_then(Value::as_str).unwrap_or("").is_empty();
+                let unset = spec
+                    .get("referenceType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty();
                 if unset {
                     spec.insert("referenceType".into(), json!(FLUNDER));
                 }
@@ -118,7 +134,11 @@ impl Resource for Flunder {
         // reference; we reject it instead so no data is lost (README: deviations).
         let t = str_at(obj, &["spec", "referenceType"]);
         if version == "v1alpha1" && !t.is_empty() && t != FLUNDER && t != FISCHER {
-            return vec![FieldError::invalid("spec.referenceType", t, "must be Flunder or Fischer")];
+            return vec![FieldError::invalid(
+                "spec.referenceType",
+                t,
+                "must be Flunder or Fischer",
+            )];
         }
         Vec::new()
     }
@@ -137,8 +157,16 @@ impl Resource for Flunder {
                 put(&mut spec, "referenceType", &t);
             }
         } else {
-            put(&mut spec, "flunderReference", str_at(&obj, &["spec", "flunderReference"]));
-            put(&mut spec, "fischerReference", str_at(&obj, &["spec", "fischerReference"]));
+            put(
+                &mut spec,
+                "flunderReference",
+                str_at(&obj, &["spec", "flunderReference"]),
+            );
+            put(
+                &mut spec,
+                "fischerReference",
+                str_at(&obj, &["spec", "fischerReference"]),
+            );
             put(&mut spec, "referenceType", &t);
         }
         with_spec(obj, spec)
@@ -156,8 +184,16 @@ impl Resource for Flunder {
             .to_string();
             put(&mut spec, "reference", &reference);
         } else {
-            put(&mut spec, "flunderReference", str_at(&hub, &["spec", "flunderReference"]));
-            put(&mut spec, "fischerReference", str_at(&hub, &["spec", "fischerReference"]));
+            put(
+                &mut spec,
+                "flunderReference",
+                str_at(&hub, &["spec", "flunderReference"]),
+            );
+            put(
+                &mut spec,
+                "fischerReference",
+                str_at(&hub, &["spec", "fischerReference"]),
+            );
         }
         put(&mut spec, "referenceType", &t);
         let body = with_spec(hub, spec);
@@ -195,12 +231,24 @@ impl Resource for Flunder {
                 "cannot be set if referenceType is not Fischer",
             ));
         } else if fischer.is_empty() && t == FISCHER {
-            errs.push(FieldError::invalid("spec.fischerReference", fischer, "cannot be empty if referenceType is Fischer"));
+            errs.push(FieldError::invalid(
+                "spec.fischerReference",
+                fischer,
+                "cannot be empty if referenceType is Fischer",
+            ));
         } else if flunder.is_empty() && t == FLUNDER {
-            errs.push(FieldError::invalid("spec.flunderReference", flunder, "cannot be empty if referenceType is Flunder"));
+            errs.push(FieldError::invalid(
+                "spec.flunderReference",
+                flunder,
+                "cannot be empty if referenceType is Flunder",
+            ));
         }
         if !t.is_empty() && t != FLUNDER && t != FISCHER {
-            errs.push(FieldError::invalid("spec.referenceType", t, "must be Flunder or Fischer"));
+            errs.push(FieldError::invalid(
+                "spec.referenceType",
+                t,
+                "must be Flunder or Fischer",
+            ));
         }
         errs
     }
@@ -230,7 +278,13 @@ impl Resource for Flunder {
             FISCHER => str_at(hub, &["spec", "fischerReference"]),
             _ => str_at(hub, &["spec", "flunderReference"]),
         };
-        let show = |s: &str| if s.is_empty() { json!("<none>") } else { json!(s) };
+        let show = |s: &str| {
+            if s.is_empty() {
+                json!("<none>")
+            } else {
+                json!(s)
+            }
+        };
         vec![show(t), show(r)]
     }
 }
@@ -249,13 +303,22 @@ mod tests {
         Flunder.default("v1alpha1", &mut o);
         assert_eq!(o["spec"]["referenceType"], "Flunder");
         let hub = Flunder.to_hub("v1alpha1", o);
-        assert_eq!(hub["spec"], json!({"flunderReference": "a", "referenceType": "Flunder"}));
+        assert_eq!(
+            hub["spec"],
+            json!({"flunderReference": "a", "referenceType": "Flunder"})
+        );
         let beta = Flunder.from_hub("v1beta1", hub.clone());
         assert_eq!(beta["apiVersion"], "wardle.example.com/v1beta1");
-        assert_eq!(beta["spec"], json!({"flunderReference": "a", "referenceType": "Flunder"}));
+        assert_eq!(
+            beta["spec"],
+            json!({"flunderReference": "a", "referenceType": "Flunder"})
+        );
         assert_eq!(beta["status"], json!({}));
         let alpha = Flunder.from_hub("v1alpha1", Flunder.to_hub("v1beta1", beta));
-        assert_eq!(alpha["spec"], json!({"reference": "a", "referenceType": "Flunder"}));
+        assert_eq!(
+            alpha["spec"],
+            json!({"reference": "a", "referenceType": "Flunder"})
+        );
     }
 
     #[test]
@@ -263,9 +326,15 @@ mod tests {
         let b = json!({"metadata": {"name": "x"}, "spec": {"fischerReference": "f", "referenceType": "Fischer"}});
         let hub = Flunder.to_hub("v1beta1", b);
         let a = Flunder.from_hub("v1alpha1", hub);
-        assert_eq!(a["spec"], json!({"reference": "f", "referenceType": "Fischer"}));
+        assert_eq!(
+            a["spec"],
+            json!({"reference": "f", "referenceType": "Fischer"})
+        );
         let back = Flunder.from_hub("v1beta1", Flunder.to_hub("v1alpha1", a));
-        assert_eq!(back["spec"], json!({"fischerReference": "f", "referenceType": "Fischer"}));
+        assert_eq!(
+            back["spec"],
+            json!({"fischerReference": "f", "referenceType": "Fischer"})
+        );
     }
 
     #[test]
@@ -278,33 +347,51 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            v(json!({"flunderReference": "a", "fischerReference": "b", "referenceType": "Flunder"})),
-            vec![r#"spec.fischerReference: Invalid value: "b": cannot be set with flunderReference at the same time"#]
+            v(
+                json!({"flunderReference": "a", "fischerReference": "b", "referenceType": "Flunder"})
+            ),
+            vec![
+                r#"spec.fischerReference: Invalid value: "b": cannot be set with flunderReference at the same time"#
+            ]
         );
         assert_eq!(
             v(json!({"flunderReference": "a"})),
-            vec![r#"spec.flunderReference: Invalid value: "a": cannot be set if referenceType is not Flunder"#]
+            vec![
+                r#"spec.flunderReference: Invalid value: "a": cannot be set if referenceType is not Flunder"#
+            ]
         );
         assert_eq!(
             v(json!({"fischerReference": "a", "referenceType": "Flunder"})),
-            vec![r#"spec.fischerReference: Invalid value: "a": cannot be set if referenceType is not Fischer"#]
+            vec![
+                r#"spec.fischerReference: Invalid value: "a": cannot be set if referenceType is not Fischer"#
+            ]
         );
         assert_eq!(
             v(json!({"referenceType": "Fischer"})),
-            vec![r#"spec.fischerReference: Invalid value: "": cannot be empty if referenceType is Fischer"#]
+            vec![
+                r#"spec.fischerReference: Invalid value: "": cannot be empty if referenceType is Fischer"#
+            ]
         );
         assert_eq!(
             v(json!({"referenceType": "Flunder"})),
-            vec![r#"spec.flunderReference: Invalid value: "": cannot be empty if referenceType is Flunder"#]
+            vec![
+                r#"spec.flunderReference: Invalid value: "": cannot be empty if referenceType is Flunder"#
+            ]
         );
-        assert_eq!(v(json!({"referenceType": "Foo"})), vec![r#"spec.referenceType: Invalid value: "Foo": must be Flunder or Fischer"#]);
+        assert_eq!(
+            v(json!({"referenceType": "Foo"})),
+            vec![r#"spec.referenceType: Invalid value: "Foo": must be Flunder or Fischer"#]
+        );
         assert!(v(json!({})).is_empty());
         assert!(v(json!({"fischerReference": "f", "referenceType": "Fischer"})).is_empty());
     }
 
     #[test]
     fn v1alpha1_unknown_type_is_rejected_not_dropped() {
-        let errs = Flunder.validate_versioned("v1alpha1", &obj(json!({"reference": "a", "referenceType": "Foo"})));
+        let errs = Flunder.validate_versioned(
+            "v1alpha1",
+            &obj(json!({"reference": "a", "referenceType": "Foo"})),
+        );
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "spec.referenceType");
     }

@@ -8,5 +8,6 @@ pub mod labels;
 pub mod managed_fields;
 pub mod meta;
 pub mod names;
+pub mod options;
 pub mod patch;
 pub mod status;

@@ -1,1 +1,1415 @@
 //! Patches: JSON patch, JSON merge patch and strategic merge patch (ObjectMeta rules and directives).
+//!
+//! The strategic merge patch follows `k8s.io/apimachinery/pkg/util/strategicpatch` (server side:
+//! `StrategicMergeMapPatch`, parallel lists merged, unmatched nulls ignored). Go reads the merge
+//! rules from struct tags; wardle's own types carry none, so the only non-default rules are the
+//! ObjectMeta ones, declared in `list_strategy`.
+
+use crate::apimachinery::status::{ApiError, StatusCause, StatusDetails};
+use serde_json::{Map, Value};
+
+/// The patch flavour, from the request's Content-Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/strategic-merge-patch+json`.
+    StrategicMerge,
+    /// `application/apply-patch+yaml` (server-side apply).
+    Apply,
+}
+
+const JSON_PATCH: &str = "application/json-patch+json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const STRATEGIC_PATCH: &str = "application/strategic-merge-patch+json";
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+/// Go refuses JSON patches with more operations than this (AS:`handlers/patch.go`).
+const MAX_JSON_PATCH_OPERATIONS: usize = 10000;
+
+/// Maps the Content-Type (parameters such as `; charset=utf-8` ignored) to a patch type.
+/// Anything else is Go's 415 listing the four accepted types.
+pub fn patch_type(content_type: Option<&str>) -> Result<PatchType, ApiError> {
+    let ct = content_type.unwrap_or("");
+    let base = ct.split(';').next().unwrap_or("").trim();
+    match base {
+        JSON_PATCH => Ok(PatchType::Json),
+        MERGE_PATCH => Ok(PatchType::Merge),
+        STRATEGIC_PATCH => Ok(PatchType::StrategicMerge),
+        APPLY_PATCH => Ok(PatchType::Apply),
+        _ => Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: {JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}, {APPLY_PATCH}"
+        ))),
+    }
+}
+
+/// Applies a patch body to `original` (the versioned object as the client sees it).
+pub fn apply_patch(
+    patch_type: PatchType,
+    original: &Value,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    match patch_type {
+        PatchType::Json => json_patch_apply(original, body),
+        PatchType::Merge => merge_patch_apply(original, body),
+        PatchType::StrategicMerge => strategic_merge_patch(original, body),
+        PatchType::Apply => Err(ApiError::unsupported_media_type(
+            "server-side apply (application/apply-patch+yaml) is not supported yet; use application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json",
+        )),
+    }
+}
+
+/// The value Go shows in the 422 of a strict patch decode (`patch: Invalid value: <this>`):
+/// the patched object's JSON for JSON and merge patches, the patch as a Go map (`%+v`) for
+/// strategic merge patches.
+pub fn strict_error_value(patch_type: PatchType, body: &[u8], patched: &Value) -> String {
+    match patch_type {
+        PatchType::StrategicMerge => match serde_json::from_slice::<Value>(body) {
+            Ok(v) => go_fmt(&v),
+            Err(_) => String::new(),
+        },
+        _ => patched.to_string(),
+    }
+}
+
+/// Go's `NewGenericServerResponse(422, ...)`: reason Invalid, a fixed message, the detail as an
+/// `UnexpectedServerResponse` cause.
+fn unprocessable(detail: impl Into<String>) -> ApiError {
+    let mut e = ApiError::new(
+        422,
+        "Invalid",
+        "the server rejected our request due to an error in our request",
+    );
+    e.details = Some(Box::new(StatusDetails {
+        causes: vec![StatusCause {
+            reason: "UnexpectedServerResponse".into(),
+            message: detail.into(),
+            field: String::new(),
+        }],
+        ..Default::default()
+    }));
+    e
+}
+
+/// Go's `encoding/json` name of a JSON value's kind, for "cannot unmarshal X into ..." messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON patch and merge patch
+
+fn json_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
+    let raw: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    if !raw.is_array() {
+        return Err(ApiError::bad_request(format!(
+            "error decoding patch: json: cannot unmarshal {} into Go value of type []handlers.jsonPatchOp",
+            json_kind(&raw)
+        )));
+    }
+    let ops: json_patch::Patch = serde_json::from_value(raw)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    if ops.0.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!(
+                "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                ops.0.len()
+            ),
+        ));
+    }
+    let mut doc = original.clone();
+    json_patch::patch(&mut doc, &ops.0).map_err(|e| unprocessable(json_patch_error(&ops.0, &e)))?;
+    Ok(doc)
+}
+
+/// Words a failed operation roughly as Go's evanphx/json-patch does.
+fn json_patch_error(ops: &[json_patch::PatchOperation], e: &json_patch::PatchError) -> String {
+    use json_patch::{PatchErrorKind, PatchOperation};
+    let path = e.path.as_str();
+    let op = ops.get(e.operation);
+    let name = match op {
+        Some(PatchOperation::Add(_)) => "add",
+        Some(PatchOperation::Remove(_)) => "remove",
+        Some(PatchOperation::Replace(_)) => "replace",
+        Some(PatchOperation::Move(_)) => "move",
+        Some(PatchOperation::Copy(_)) => "copy",
+        Some(PatchOperation::Test(_)) => "test",
+        None => "unknown",
+    };
+    match &e.kind {
+        PatchErrorKind::TestFailed => format!("testing value {path} failed: test failed"),
+        PatchErrorKind::InvalidPointer => {
+            format!("{name} operation does not apply: doc is missing path: {path:?}: missing value")
+        }
+        PatchErrorKind::InvalidFromPointer => {
+            let from = match op {
+                Some(PatchOperation::Move(m)) => m.from.as_str().to_string(),
+                Some(PatchOperation::Copy(c)) => c.from.as_str().to_string(),
+                _ => String::new(),
+            };
+            format!(
+                "{name} operation does not apply: doc is missing from path: {from}: missing value"
+            )
+        }
+        other => format!("{name} operation at {path} failed: {other}"),
+    }
+}
+
+fn merge_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    match &patch {
+        Value::Object(_) => {}
+        // evanphx MergePatch: a null patch document is ErrBadJSONPatch.
+        Value::Null => return Err(ApiError::bad_request("Invalid JSON Patch")),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "error decoding patch: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                json_kind(other)
+            )));
+        }
+    }
+    let mut doc = original.clone();
+    json_patch::merge(&mut doc, &patch);
+    Ok(doc)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategic merge patch
+
+/// How a list field merges. SMP and server-side apply share this table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListStrategy {
+    /// No patch tag: the patch's list replaces the whole list (SSA: `atomic`).
+    Atomic,
+    /// `patchStrategy:"merge"` on primitives: union (SSA: `listType=set`).
+    Set,
+    /// `patchStrategy:"merge" patchMergeKey:"<key>"`: items matched by key (SSA: `listType=map`).
+    Map(&'static str),
+}
+
+/// The merge rule of the list at `path` (field names from the object root; list items do not
+/// add a segment). Only ObjectMeta has tagged lists (AM:`pkg/apis/meta/v1/types.go`).
+pub fn list_strategy(path: &[String]) -> ListStrategy {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    match p.as_slice() {
+        ["metadata", "finalizers"] => ListStrategy::Set,
+        ["metadata", "ownerReferences"] => ListStrategy::Map("uid"),
+        _ => ListStrategy::Atomic,
+    }
+}
+
+const DIRECTIVE: &str = "$patch";
+const RETAIN_KEYS: &str = "$retainKeys";
+const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList";
+const SET_ELEMENT_ORDER: &str = "$setElementOrder";
+
+/// A strategic-merge failure: Go maps a few to 400/422 and lets the rest escape as 500s; bad
+/// input here is always the client's, so the rest are 400 with Go's text.
+enum SmpError {
+    Bad(String),
+    Unprocessable(String),
+}
+
+type SmpResult<T> = Result<T, SmpError>;
+
+fn bad<T>(msg: impl Into<String>) -> SmpResult<T> {
+    Err(SmpError::Bad(msg.into()))
+}
+
+impl From<SmpError> for ApiError {
+    fn from(e: SmpError) -> Self {
+        match e {
+            SmpError::Bad(m) => ApiError::bad_request(m),
+            SmpError::Unprocessable(m) => unprocessable(m),
+        }
+    }
+}
+
+/// Go's `%v` of a decoded JSON value (`map[a:1 b:[x y]]`), used in SMP error messages.
+pub fn go_fmt(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if !(n.is_i64() || n.is_u64()) => go_float(f),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_fmt).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", go_fmt(&m[k.as_str()])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
+/// Go's `%v` of a float64 (`strconv` 'g', shortest): exponent form when the exponent is < -4
+/// or >= 6, so a decoded 1000000.0 prints as `1e+06`.
+fn go_float(f: f64) -> String {
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Go's `reflect.TypeOf(x)` of a decoded JSON value, for `ErrBadArgType` messages.
+fn go_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "%!s(<nil>)",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "int64",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+fn bad_arg_type<T>(expected: &str, actual: &Value) -> SmpResult<T> {
+    bad(format!(
+        "expected a {expected}, but received a {}",
+        go_type(actual)
+    ))
+}
+
+fn no_merge_key<T>(m: &Value, key: &str) -> SmpResult<T> {
+    bad(format!(
+        "map: {} does not contain declared merge key: {key}",
+        go_fmt(m)
+    ))
+}
+
+fn bad_patch_type<T>(t: &Value, m: &Map<String, Value>) -> SmpResult<T> {
+    bad(format!(
+        "unknown patch type: {} in map: {}",
+        go_fmt(t),
+        go_fmt(&Value::Object(m.clone()))
+    ))
+}
+
+fn strategic_merge_patch(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
+    let patch: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let patch = match patch {
+        Value::Object(m) => m,
+        // Go unmarshals `null` into the (empty) patch map: nothing to do.
+        Value::Null => return Ok(original.clone()),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                json_kind(&other)
+            )));
+        }
+    };
+    let Value::Object(orig) = original.clone() else {
+        return Err(ApiError::bad_request("invalid JSON document"));
+    };
+    let mut path = Vec::new();
+    Ok(Value::Object(merge_map(orig, patch, &mut path)?))
+}
+
+/// Which JSON kind a value is, for Go's "same reflect type" checks.
+fn kind_of(v: &Value) -> u8 {
+    match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    }
+}
+
+const KIND_ARRAY: u8 = 4;
+const KIND_OBJECT: u8 = 5;
+
+/// `mergeMap`: merge `patch` into `original` at `path`.
+fn merge_map(
+    mut original: Map<String, Value>,
+    mut patch: Map<String, Value>,
+    path: &mut Vec<String>,
+) -> SmpResult<Map<String, Value>> {
+    if let Some(d) = patch.get(DIRECTIVE) {
+        return match d.as_str() {
+            Some("replace") => {
+                patch.remove(DIRECTIVE);
+                Ok(patch)
+            }
+            Some("delete") => Ok(Map::new()),
+            // Go accepts only replace and delete on maps; `merge` is an unknown patch type too.
+            _ => bad_patch_type(d, &patch),
+        };
+    }
+
+    apply_retain_keys(&mut original, &mut patch)?;
+    merge_set_element_order(&mut original, &mut patch, path)?;
+
+    for (key, patch_v) in patch {
+        let (k, is_delete_list) = if key.starts_with(DELETE_FROM_PRIMITIVE_LIST) {
+            match key.split_once('/') {
+                Some((DELETE_FROM_PRIMITIVE_LIST, rest)) => (rest.to_string(), true),
+                _ => return bad("invalid patch format of primitive list"),
+            }
+        } else if key.starts_with('$') {
+            return bad(format!("unknown patch directive {key:?}"));
+        } else {
+            (key, false)
+        };
+
+        if patch_v.is_null() {
+            original.remove(&k);
+            continue;
+        }
+        path.push(k.clone());
+        let merged = match original.remove(&k) {
+            Some(orig_v) if kind_of(&orig_v) == kind_of(&patch_v) => match (orig_v, patch_v) {
+                (Value::Object(o), Value::Object(p)) => Some(Value::Object(merge_map(o, p, path)?)),
+                (Value::Array(o), Value::Array(p)) => Some(Value::Array(merge_slice_handler(
+                    o,
+                    p,
+                    list_strategy(path),
+                    is_delete_list,
+                    path,
+                )?)),
+                (_, p) => Some(p),
+            },
+            // Absent, or a different type: Go takes the patch value as is. Directives and nulls
+            // inside it are still resolved (against an empty value) so none of them is stored;
+            // deleting from a missing list is a no-op (Go would store the deletion list).
+            _ => fresh_value(patch_v, is_delete_list, path)?,
+        };
+        path.pop();
+        if let Some(v) = merged {
+            original.insert(k, v);
+        }
+    }
+    Ok(original)
+}
+
+/// A patch value for a key the original lacks (or holds with another type).
+fn fresh_value(
+    patch_v: Value,
+    is_delete_list: bool,
+    path: &mut Vec<String>,
+) -> SmpResult<Option<Value>> {
+    Ok(match patch_v {
+        Value::Object(p) => Some(Value::Object(merge_map(Map::new(), p, path)?)),
+        Value::Array(_) if is_delete_list => None,
+        Value::Array(p) => match list_strategy(path) {
+            ListStrategy::Atomic => Some(Value::Array(p)),
+            _ => Some(Value::Array(merge_slice_handler(
+                Vec::new(),
+                p,
+                list_strategy(path),
+                false,
+                path,
+            )?)),
+        },
+        other => Some(other),
+    })
+}
+
+/// `$retainKeys`: drop original keys not listed; every patched key must be listed.
+fn apply_retain_keys(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+) -> SmpResult<()> {
+    let Some(retain) = patch.remove(RETAIN_KEYS) else {
+        return Ok(());
+    };
+    let Value::Array(list) = retain else {
+        return bad("invalid patch format of retainKeys");
+    };
+    let listed = |k: &str| list.iter().any(|v| v.as_str() == Some(k));
+    for (k, v) in patch.iter() {
+        if v.is_null()
+            || k.starts_with(DELETE_FROM_PRIMITIVE_LIST)
+            || k.starts_with(SET_ELEMENT_ORDER)
+        {
+            continue;
+        }
+        if !listed(k) {
+            return bad("invalid patch format of retainKeys");
+        }
+    }
+    original.retain(|k, _| listed(k));
+    Ok(())
+}
+
+/// `mergePatchIntoOriginal`: lists with a `$setElementOrder/<list>` are merged here and put in
+/// the requested order; both the directive and the list leave the patch.
+fn merge_set_element_order(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+    path: &mut Vec<String>,
+) -> SmpResult<()> {
+    let keys: Vec<String> = patch
+        .keys()
+        .filter(|k| k.starts_with(SET_ELEMENT_ORDER))
+        .cloned()
+        .collect();
+    for key in keys {
+        let Some(order_v) = patch.remove(&key) else {
+            continue;
+        };
+        let Value::Array(order) = order_v else {
+            return bad_arg_type("[]interface {}", &order_v);
+        };
+        let list_key = match key.split_once('/') {
+            Some((SET_ELEMENT_ORDER, rest)) => rest.to_string(),
+            _ => return bad("invalid patch format of setElementOrder list"),
+        };
+        let orig_list = match original.get(&list_key) {
+            None => None,
+            Some(Value::Array(a)) => Some(a.clone()),
+            Some(other) => return bad_arg_type("[]interface {}", other),
+        };
+        let patch_list = match patch.get(&list_key) {
+            None => None,
+            Some(Value::Array(a)) => Some(a.clone()),
+            Some(other) => return bad_arg_type("[]interface {}", other),
+        };
+        path.push(list_key.clone());
+        let strategy = list_strategy(path);
+        let merge_key = match strategy {
+            ListStrategy::Map(k) => k,
+            _ => "",
+        };
+        validate_patch_with_set_order_list(
+            patch_list.as_deref().unwrap_or(&[]),
+            &order,
+            merge_key,
+        )?;
+        let merged = match (&orig_list, &patch_list) {
+            (Some(o), None) => o.clone(),
+            (None, Some(p)) => p.clone(),
+            (Some(o), Some(p)) => merge_slice_handler(o.clone(), p.clone(), strategy, false, path)?,
+            (None, None) => {
+                path.pop();
+                continue;
+            }
+        };
+        let (patch_items, server_only) = if merge_key.is_empty() {
+            partition_primitives(&merged, &order)
+        } else {
+            partition_maps(&merged, &order, merge_key)?
+        };
+        let orig_slice = orig_list.unwrap_or_default();
+        let kind = match slice_element_kind(&[&orig_slice, patch_list.as_deref().unwrap_or(&[])])? {
+            Some(k) => k,
+            None => {
+                // Both lists empty: nothing to order (Go errors out here; empty is the answer).
+                original.insert(list_key.clone(), Value::Array(merged));
+                patch.remove(&list_key);
+                path.pop();
+                continue;
+            }
+        };
+        let both = normalize_element_order(
+            patch_items,
+            server_only,
+            &order,
+            &orig_slice,
+            merge_key,
+            kind,
+        )?;
+        path.pop();
+        original.insert(list_key.clone(), Value::Array(both));
+        patch.remove(&list_key);
+    }
+    Ok(())
+}
+
+/// `validatePatchWithSetOrderList`: patch items must appear in the order list, in its order.
+fn validate_patch_with_set_order_list(
+    patch_list: &[Value],
+    order: &[Value],
+    merge_key: &str,
+) -> SmpResult<()> {
+    if order.is_empty() || patch_list.is_empty() {
+        return Ok(());
+    }
+    let non_delete: Vec<&Value> = if merge_key.is_empty() {
+        patch_list.iter().collect()
+    } else {
+        let mut keep = Vec::new();
+        for v in patch_list {
+            let Value::Object(m) = v else {
+                return bad_arg_type("map[string]interface {}", v);
+            };
+            if m.get(DIRECTIVE).and_then(Value::as_str) != Some("delete") {
+                keep.push(v);
+            }
+        }
+        keep
+    };
+    let (mut pi, mut si) = (0, 0);
+    while pi < non_delete.len() && si < order.len() {
+        if non_delete[pi].get(DIRECTIVE).is_some() {
+            pi += 1;
+            continue;
+        }
+        if merge_key_value_equal(non_delete[pi], &order[si], merge_key)? {
+            pi += 1;
+        }
+        si += 1;
+    }
+    if pi < non_delete.len() && si >= order.len() {
+        return bad(format!(
+            "The order in patch list:\n{}\n doesn't match {SET_ELEMENT_ORDER} list:\n{}\n",
+            go_fmt(&Value::Array(patch_list.to_vec())),
+            go_fmt(&Value::Array(order.to_vec()))
+        ));
+    }
+    Ok(())
+}
+
+fn merge_key_value_equal(left: &Value, right: &Value, merge_key: &str) -> SmpResult<bool> {
+    if merge_key.is_empty() {
+        return Ok(left == right);
+    }
+    let Value::Object(l) = left else {
+        return bad_arg_type("map[string]interface {}", left);
+    };
+    let Value::Object(r) = right else {
+        return bad_arg_type("map[string]interface {}", right);
+    };
+    let Some(lv) = l.get(merge_key) else {
+        return no_merge_key(left, merge_key);
+    };
+    let Some(rv) = r.get(merge_key) else {
+        return no_merge_key(right, merge_key);
+    };
+    Ok(lv == rv)
+}
+
+/// `mergeSliceHandler`: merge lists merge, all others are replaced by the patch's list.
+fn merge_slice_handler(
+    original: Vec<Value>,
+    patch: Vec<Value>,
+    strategy: ListStrategy,
+    is_delete_list: bool,
+    path: &mut Vec<String>,
+) -> SmpResult<Vec<Value>> {
+    match strategy {
+        ListStrategy::Atomic => Ok(patch),
+        ListStrategy::Set => merge_slice(original, patch, "", is_delete_list, path),
+        ListStrategy::Map(key) => merge_slice(original, patch, key, is_delete_list, path),
+    }
+}
+
+/// The common kind of the elements of some lists; None when they are all empty.
+fn slice_element_kind(slices: &[&[Value]]) -> SmpResult<Option<u8>> {
+    let mut prev: Option<u8> = None;
+    for s in slices {
+        for v in s.iter() {
+            let k = kind_of(v);
+            match prev {
+                None => {
+                    if k == KIND_ARRAY {
+                        return Err(SmpError::Unprocessable(
+                            "lists of lists are not supported".into(),
+                        ));
+                    }
+                    prev = Some(k);
+                }
+                Some(p) if p != k => {
+                    let all: Vec<Value> = slices.iter().map(|s| Value::Array(s.to_vec())).collect();
+                    return bad(format!(
+                        "list element types are not identical: {}",
+                        go_fmt(&Value::Array(all))
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(prev)
+}
+
+/// `mergeSlice`: union of primitives / key-matched merge of maps, then Go's ordering.
+fn merge_slice(
+    original: Vec<Value>,
+    patch: Vec<Value>,
+    merge_key: &str,
+    is_delete_list: bool,
+    path: &mut Vec<String>,
+) -> SmpResult<Vec<Value>> {
+    if original.is_empty() && patch.is_empty() {
+        return Ok(original);
+    }
+    let Some(kind) = slice_element_kind(&[&original, &patch])? else {
+        return Ok(original);
+    };
+    let (original, patch, merged) = if kind != KIND_OBJECT {
+        if is_delete_list {
+            return Ok(original
+                .into_iter()
+                .filter(|v| !patch.contains(v))
+                .collect());
+        }
+        let mut both = original.clone();
+        both.extend(patch.iter().cloned());
+        (original, patch, deduplicate_scalars(both))
+    } else {
+        if merge_key.is_empty() {
+            return bad("cannot merge lists without merge key for type string");
+        }
+        let (original, patch) = merge_slice_with_special_elements(original, patch, merge_key)?;
+        let merged =
+            merge_slice_without_special_elements(original.clone(), &patch, merge_key, path)?;
+        (original, patch, merged)
+    };
+    let (patch_items, server_only) = if merge_key.is_empty() {
+        partition_primitives(&merged, &patch)
+    } else {
+        partition_maps(&merged, &patch, merge_key)?
+    };
+    normalize_element_order(patch_items, server_only, &patch, &original, merge_key, kind)
+}
+
+/// Go's in-place deduplication (it moves the last element into each hole).
+fn deduplicate_scalars(mut s: Vec<Value>) -> Vec<Value> {
+    if s.is_empty() {
+        return s;
+    }
+    let mut length = s.len() - 1;
+    let mut i = 0;
+    while i < length {
+        let mut j = i + 1;
+        while j <= length {
+            if s[i] == s[j] {
+                s[j] = s[length].clone();
+                s.truncate(length);
+                length -= 1;
+            } else {
+                j += 1;
+            }
+        }
+        i += 1;
+    }
+    s
+}
+
+/// `mergeSliceWithSpecialElements`: `$patch: delete` items remove matches from the original,
+/// `$patch: replace` makes the (other) patch items the whole list.
+fn merge_slice_with_special_elements(
+    mut original: Vec<Value>,
+    patch: Vec<Value>,
+    merge_key: &str,
+) -> SmpResult<(Vec<Value>, Vec<Value>)> {
+    let mut plain = Vec::new();
+    let mut replace = false;
+    for v in patch {
+        let Value::Object(m) = &v else {
+            return bad_arg_type("map[string]interface {}", &v);
+        };
+        match m.get(DIRECTIVE) {
+            None => plain.push(v),
+            Some(d) => match d.as_str() {
+                Some("delete") => {
+                    let Some(mv) = m.get(merge_key) else {
+                        return no_merge_key(&v, merge_key);
+                    };
+                    original.retain(|item| item.get(merge_key) != Some(mv));
+                }
+                Some("replace") => replace = true,
+                Some("merge") => return bad("merging lists cannot yet be specified in the patch"),
+                _ => return bad_patch_type(d, m),
+            },
+        }
+    }
+    if replace {
+        Ok((plain, Vec::new()))
+    } else {
+        Ok((original, plain))
+    }
+}
+
+/// `mergeSliceWithoutSpecialElements`: patch items merge into the original item with the same
+/// key, or are appended.
+fn merge_slice_without_special_elements(
+    mut original: Vec<Value>,
+    patch: &[Value],
+    merge_key: &str,
+    path: &mut Vec<String>,
+) -> SmpResult<Vec<Value>> {
+    for v in patch {
+        let Value::Object(pm) = v else {
+            return bad_arg_type("map[string]interface {}", v);
+        };
+        let Some(mv) = pm.get(merge_key) else {
+            return no_merge_key(v, merge_key);
+        };
+        let mut found = None;
+        for (i, item) in original.iter().enumerate() {
+            let Value::Object(om) = item else {
+                return bad(format!("value for key {i} is not a map."));
+            };
+            if om.get(merge_key) == Some(mv) {
+                found = Some(i);
+                break;
+            }
+        }
+        match found {
+            Some(i) => {
+                let Value::Object(om) = std::mem::take(&mut original[i]) else {
+                    continue;
+                };
+                original[i] = Value::Object(merge_map(om, pm.clone(), path)?);
+            }
+            None => original.push(v.clone()),
+        }
+    }
+    Ok(original)
+}
+
+fn partition_primitives(merged: &[Value], by: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    merged.iter().cloned().partition(|v| by.contains(v))
+}
+
+fn partition_maps(
+    merged: &[Value],
+    by: &[Value],
+    merge_key: &str,
+) -> SmpResult<(Vec<Value>, Vec<Value>)> {
+    let mut patch = Vec::new();
+    let mut server_only = Vec::new();
+    for v in merged {
+        let Value::Object(m) = v else {
+            return bad_arg_type("map[string]interface {}", v);
+        };
+        let Some(mv) = m.get(merge_key) else {
+            return no_merge_key(v, merge_key);
+        };
+        let mut found = false;
+        for (i, item) in by.iter().enumerate() {
+            let Value::Object(bm) = item else {
+                return bad(format!("value for key {i} is not a map."));
+            };
+            if bm.get(merge_key) == Some(mv) {
+                found = true;
+                break;
+            }
+        }
+        if found {
+            patch.push(v.clone())
+        } else {
+            server_only.push(v.clone())
+        }
+    }
+    Ok((patch, server_only))
+}
+
+/// Position of `v` in `list`: by merge key for maps, by value otherwise. Go compares the key
+/// values with `==`, so two items both lacking the key match.
+fn index_of(list: &[Value], v: &Value, merge_key: &str, kind: u8) -> Option<usize> {
+    if kind == KIND_OBJECT {
+        let key = |x: &Value| x.as_object().and_then(|m| m.get(merge_key)).cloned();
+        let want = key(v);
+        list.iter().position(|x| key(x) == want)
+    } else {
+        list.iter().position(|x| x == v)
+    }
+}
+
+/// `normalizeSliceOrder`: stable sort by position in `order` (Go's comparator says "less" when
+/// either side is missing; insertion sort reproduces `sort.SliceStable` on such input).
+fn normalize_slice_order(
+    mut to_sort: Vec<Value>,
+    order: &[Value],
+    merge_key: &str,
+    kind: u8,
+) -> SmpResult<Vec<Value>> {
+    let mut to_delete = Vec::new();
+    if kind == KIND_OBJECT {
+        for v in to_sort.iter().chain(order.iter()) {
+            let Value::Object(m) = v else {
+                return bad_arg_type("map[string]interface {}", v);
+            };
+            if !m.contains_key(merge_key) {
+                return no_merge_key(v, merge_key);
+            }
+        }
+        let (keep, del): (Vec<Value>, Vec<Value>) = to_sort
+            .into_iter()
+            .partition(|v| v.get(DIRECTIVE).and_then(Value::as_str) != Some("delete"));
+        to_sort = keep;
+        to_delete = del;
+    }
+    let less = |a: &Value, b: &Value| match (
+        index_of(order, a, merge_key, kind),
+        index_of(order, b, merge_key, kind),
+    ) {
+        (Some(i), Some(j)) => i < j,
+        _ => true,
+    };
+    for i in 1..to_sort.len() {
+        let mut j = i;
+        while j > 0 && less(&to_sort[j], &to_sort[j - 1]) {
+            to_sort.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+    to_sort.extend(to_delete);
+    Ok(to_sort)
+}
+
+/// `normalizeElementOrder` + `mergeSortedSlice`: patch items in patch order, server-only items
+/// in server order, interleaved by server order where both are known.
+fn normalize_element_order(
+    patch: Vec<Value>,
+    server_only: Vec<Value>,
+    patch_order: &[Value],
+    server_order: &[Value],
+    merge_key: &str,
+    kind: u8,
+) -> SmpResult<Vec<Value>> {
+    let right = normalize_slice_order(patch, patch_order, merge_key, kind)?;
+    let left = normalize_slice_order(server_only, server_order, merge_key, kind)?;
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let (mut i, mut j) = (0, 0);
+    while i < left.len() || j < right.len() {
+        if i >= left.len() {
+            out.push(right[j].clone());
+            j += 1;
+        } else if j >= right.len() {
+            out.push(left[i].clone());
+            i += 1;
+        } else {
+            let li = index_of(server_order, &left[i], merge_key, kind);
+            let ri = index_of(server_order, &right[j], merge_key, kind);
+            match (li, ri) {
+                (Some(a), Some(b)) if a < b => {
+                    out.push(left[i].clone());
+                    i += 1;
+                }
+                _ => {
+                    out.push(right[j].clone());
+                    j += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn smp(original: Value, patch: Value) -> Result<Value, ApiError> {
+        apply_patch(
+            PatchType::StrategicMerge,
+            &original,
+            patch.to_string().as_bytes(),
+        )
+    }
+
+    fn flunder() -> Value {
+        json!({
+            "apiVersion": "wardle.example.com/v1alpha1",
+            "kind": "Flunder",
+            "metadata": {
+                "name": "f", "namespace": "default", "uid": "u1", "resourceVersion": "5",
+                "labels": {"a": "1", "b": "2"},
+                "finalizers": ["x", "y"],
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "o1", "uid": "1"},
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "o2", "uid": "2"}
+                ]
+            },
+            "spec": {"reference": "r", "referenceType": "Flunder"},
+            "status": {}
+        })
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            patch_type(Some("application/json-patch+json")).unwrap(),
+            PatchType::Json
+        );
+        assert_eq!(
+            patch_type(Some("application/merge-patch+json; charset=utf-8")).unwrap(),
+            PatchType::Merge
+        );
+        assert_eq!(
+            patch_type(Some("application/strategic-merge-patch+json")).unwrap(),
+            PatchType::StrategicMerge
+        );
+        assert_eq!(
+            patch_type(Some("application/apply-patch+yaml")).unwrap(),
+            PatchType::Apply
+        );
+        for bad in [None, Some("application/json"), Some("text/plain")] {
+            let e = patch_type(bad).unwrap_err();
+            assert_eq!(e.code, 415);
+            assert_eq!(
+                e.message,
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+            );
+        }
+        let e = apply_patch(PatchType::Apply, &flunder(), b"{}").unwrap_err();
+        assert_eq!(e.code, 415);
+    }
+
+    #[test]
+    fn json_patch_ops() {
+        let p = br#"[{"op":"add","path":"/metadata/labels/c","value":"3"},{"op":"remove","path":"/spec/reference"}]"#;
+        let out = apply_patch(PatchType::Json, &flunder(), p).unwrap();
+        assert_eq!(out["metadata"]["labels"]["c"], "3");
+        assert!(out["spec"].get("reference").is_none());
+    }
+
+    #[test]
+    fn json_patch_errors() {
+        let e = apply_patch(PatchType::Json, &flunder(), b"[{").unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.starts_with("error decoding patch: "),
+            "{}",
+            e.message
+        );
+        let e = apply_patch(PatchType::Json, &flunder(), b"{}").unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.contains("cannot unmarshal object"),
+            "{}",
+            e.message
+        );
+        let e = apply_patch(
+            PatchType::Json,
+            &flunder(),
+            br#"[{"op":"frob","path":"/a"}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 400);
+
+        let e = apply_patch(
+            PatchType::Json,
+            &flunder(),
+            br#"[{"op":"test","path":"/spec/reference","value":"zz"}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(e.reason, "Invalid");
+        assert_eq!(
+            e.message,
+            "the server rejected our request due to an error in our request"
+        );
+        let s = e.to_status();
+        assert_eq!(
+            s["details"]["causes"][0]["reason"],
+            "UnexpectedServerResponse"
+        );
+        assert_eq!(
+            s["details"]["causes"][0]["message"],
+            "testing value /spec/reference failed: test failed"
+        );
+
+        let e = apply_patch(
+            PatchType::Json,
+            &flunder(),
+            br#"[{"op":"remove","path":"/spec/nope"}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 422);
+        let e = apply_patch(
+            PatchType::Json,
+            &flunder(),
+            br#"[{"op":"replace","path":"/a/b/c","value":1}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 422);
+
+        let many = format!(
+            "[{}]",
+            vec![r#"{"op":"test","path":"/kind","value":"Flunder"}"#; 10001].join(",")
+        );
+        let e = apply_patch(PatchType::Json, &flunder(), many.as_bytes()).unwrap_err();
+        assert_eq!(e.code, 413);
+    }
+
+    #[test]
+    fn merge_patch() {
+        let out = apply_patch(
+            PatchType::Merge,
+            &flunder(),
+            br#"{"metadata":{"labels":{"a":null,"c":"3"},"finalizers":["z"]},"spec":{"x":{"y":null,"z":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
+        assert_eq!(
+            out["metadata"]["finalizers"],
+            json!(["z"]),
+            "merge patch replaces lists"
+        );
+        assert_eq!(
+            out["spec"]["x"],
+            json!({"z": 1}),
+            "nulls in new objects are pruned"
+        );
+        assert_eq!(
+            apply_patch(PatchType::Merge, &flunder(), b"[1]")
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            apply_patch(PatchType::Merge, &flunder(), b"null")
+                .unwrap_err()
+                .message,
+            "Invalid JSON Patch"
+        );
+        assert_eq!(
+            apply_patch(PatchType::Merge, &flunder(), b"{")
+                .unwrap_err()
+                .code,
+            400
+        );
+    }
+
+    #[test]
+    fn smp_maps_merge_and_null_deletes() {
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"labels": {"a": null, "c": "3"}}, "spec": {"reference": "q"}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
+        assert_eq!(
+            out["spec"],
+            json!({"reference": "q", "referenceType": "Flunder"})
+        );
+        assert_eq!(out["metadata"]["name"], "f");
+        let out = smp(flunder(), json!({"spec": null})).unwrap();
+        assert!(out.get("spec").is_none());
+        let out = smp(flunder(), json!({"spec": {"new": {"a": null, "b": 1}}})).unwrap();
+        assert_eq!(out["spec"]["new"], json!({"b": 1}));
+    }
+
+    #[test]
+    fn smp_plain_lists_replace() {
+        let orig = json!({"metadata": {}, "spec": {"items": [1, 2, 3]}});
+        let out = smp(orig, json!({"spec": {"items": [4]}})).unwrap();
+        assert_eq!(out["spec"]["items"], json!([4]));
+    }
+
+    #[test]
+    fn smp_finalizers_union() {
+        let out = smp(flunder(), json!({"metadata": {"finalizers": ["y", "z"]}})).unwrap();
+        // Go: patch items ordered by patch, server-only by server, interleaved by server order.
+        assert_eq!(out["metadata"]["finalizers"], json!(["x", "y", "z"]));
+        let out = smp(flunder(), json!({"metadata": {"finalizers": ["z"]}})).unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["z", "x", "y"]));
+        let out = smp(
+            json!({"metadata": {}}),
+            json!({"metadata": {"finalizers": ["a", "a", "b"]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
+    }
+
+    #[test]
+    fn smp_delete_from_primitive_list() {
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["y"]));
+        // Together with additions and an explicit order (kubectl's shape).
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"$setElementOrder/finalizers": ["z", "y"], "$deleteFromPrimitiveList/finalizers": ["x"], "finalizers": ["z"]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["z", "y"]));
+        // Deleting from a missing list changes nothing.
+        let out = smp(
+            json!({"metadata": {}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"], json!({}));
+        let e = smp(
+            flunder(),
+            json!({"metadata": {"$deleteFromPrimitiveList": ["x"]}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "invalid patch format of primitive list");
+    }
+
+    #[test]
+    fn smp_set_element_order() {
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"$setElementOrder/finalizers": ["y", "x"]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["y", "x"]));
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"$setElementOrder/ownerReferences": [{"uid": "2"}, {"uid": "1"}]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["ownerReferences"][0]["uid"], "2");
+        let e = smp(
+            flunder(),
+            json!({"metadata": {"$setElementOrder/finalizers": ["x"], "finalizers": ["q"]}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.starts_with("The order in patch list:"),
+            "{}",
+            e.message
+        );
+        let e = smp(
+            flunder(),
+            json!({"metadata": {"$setElementOrder/finalizers": "x"}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "expected a []interface {}, but received a string"
+        );
+    }
+
+    #[test]
+    fn smp_owner_references_by_uid() {
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"ownerReferences": [
+                {"uid": "2", "controller": true},
+                {"uid": "3", "apiVersion": "v1", "kind": "Secret", "name": "o3"}
+            ]}}),
+        )
+        .unwrap();
+        let refs = out["metadata"]["ownerReferences"].as_array().unwrap();
+        assert_eq!(refs.len(), 3);
+        assert_eq!(refs[0]["uid"], "1");
+        assert_eq!(
+            refs[1],
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "o2", "uid": "2", "controller": true})
+        );
+        assert_eq!(refs[2]["uid"], "3");
+
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"ownerReferences": [{"uid": "1", "$patch": "delete"}]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["metadata"]["ownerReferences"],
+            json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "o2", "uid": "2"}])
+        );
+
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"ownerReferences": [{"$patch": "replace"}, {"uid": "9", "name": "n"}]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["metadata"]["ownerReferences"],
+            json!([{"uid": "9", "name": "n"}])
+        );
+
+        let e = smp(
+            flunder(),
+            json!({"metadata": {"ownerReferences": [{"name": "nokey"}]}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message
+                .contains("does not contain declared merge key: uid"),
+            "{}",
+            e.message
+        );
+        let e = smp(
+            flunder(),
+            json!({"metadata": {"ownerReferences": [{"uid": "1", "$patch": "merge"}]}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "merging lists cannot yet be specified in the patch"
+        );
+        let e = smp(flunder(), json!({"metadata": {"ownerReferences": ["x"]}})).unwrap_err();
+        assert_eq!(e.code, 400);
+    }
+
+    #[test]
+    fn smp_map_directives() {
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"labels": {"$patch": "replace", "only": "me"}}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"only": "me"}));
+        let out = smp(flunder(), json!({"spec": {"$patch": "delete"}})).unwrap();
+        assert_eq!(out["spec"], json!({}));
+        let e = smp(flunder(), json!({"spec": {"$patch": "merge"}})).unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown patch type: merge in map: map[$patch:merge]"
+        );
+        let e = smp(flunder(), json!({"spec": {"$patch": "bogus", "a": 1}})).unwrap_err();
+        assert_eq!(e.code, 400);
+    }
+
+    #[test]
+    fn smp_retain_keys() {
+        let out = smp(
+            flunder(),
+            json!({"spec": {"$retainKeys": ["reference"], "reference": "n"}}),
+        )
+        .unwrap();
+        assert_eq!(out["spec"], json!({"reference": "n"}));
+        let e = smp(
+            flunder(),
+            json!({"spec": {"$retainKeys": ["reference"], "other": "n"}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "invalid patch format of retainKeys");
+        let e = smp(flunder(), json!({"spec": {"$retainKeys": "reference"}})).unwrap_err();
+        assert_eq!(e.message, "invalid patch format of retainKeys");
+    }
+
+    #[test]
+    fn smp_unknown_directive_and_bad_bodies() {
+        let e = smp(flunder(), json!({"spec": {"$frob": 1}})).unwrap_err();
+        assert_eq!(e.code, 400);
+        assert_eq!(e.message, r#"unknown patch directive "$frob""#);
+        for body in [&b"[]"[..], b"\"x\"", b"3", b"true"] {
+            let e = apply_patch(PatchType::StrategicMerge, &flunder(), body).unwrap_err();
+            assert_eq!(e.code, 400);
+            assert!(
+                e.message
+                    .contains("into Go value of type map[string]interface {}"),
+                "{}",
+                e.message
+            );
+        }
+        assert_eq!(
+            apply_patch(PatchType::StrategicMerge, &flunder(), b"{")
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            apply_patch(PatchType::StrategicMerge, &flunder(), b"null").unwrap(),
+            flunder()
+        );
+        let e = smp(
+            json!({"metadata": {}}),
+            json!({"metadata": {"finalizers": [["a"]]}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 422);
+        let e = smp(flunder(), json!({"metadata": {"finalizers": ["a", 1]}})).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("list element types are not identical"),
+            "{}",
+            e.message
+        );
+    }
+
+    /// `kubectl apply` (client-side) computes a three-way patch with the new last-applied
+    /// annotation inside; replaying such a patch must land the new state.
+    #[test]
+    fn smp_kubectl_client_side_apply() {
+        let last = r#"{"apiVersion":"wardle.example.com/v1alpha1","kind":"Flunder","metadata":{"annotations":{},"labels":{"a":"1"},"name":"f","namespace":"default"},"spec":{"reference":"r"}}"#;
+        let mut live = flunder();
+        live["metadata"]["annotations"] =
+            json!({"kubectl.kubernetes.io/last-applied-configuration": last});
+        let new_last = r#"{"apiVersion":"wardle.example.com/v1alpha1","kind":"Flunder","metadata":{"annotations":{},"labels":{"c":"3"},"name":"f","namespace":"default"},"spec":{"reference":"s"}}"#;
+        let patch = json!({
+            "metadata": {
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": new_last},
+                "labels": {"a": null, "c": "3"}
+            },
+            "spec": {"reference": "s"}
+        });
+        let out = smp(live, patch).unwrap();
+        assert_eq!(
+            out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+            new_last
+        );
+        assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
+        assert_eq!(out["spec"]["reference"], "s");
+        assert_eq!(out["metadata"]["finalizers"], json!(["x", "y"]));
+    }
+
+    #[test]
+    fn go_formatting() {
+        assert_eq!(
+            go_fmt(&json!({"b": [1, "x", null], "a": {"c": true}})),
+            "map[a:map[c:true] b:[1 x <nil>]]"
+        );
+        assert_eq!(go_fmt(&json!(1.5)), "1.5");
+        assert_eq!(go_fmt(&json!(1e21)), "1e+21");
+        assert_eq!(go_fmt(&json!(1e6)), "1e+06");
+        assert_eq!(go_fmt(&json!(123456.0)), "123456");
+        assert_eq!(go_fmt(&json!(1000000)), "1000000");
+        assert_eq!(go_fmt(&json!(0.00001)), "1e-05");
+        let v = strict_error_value(
+            PatchType::StrategicMerge,
+            br#"{"spec":{"foo":1}}"#,
+            &json!({}),
+        );
+        assert_eq!(v, "map[spec:map[foo:1]]");
+        assert_eq!(
+            strict_error_value(PatchType::Merge, b"{}", &json!({"a": 1})),
+            r#"{"a":1}"#
+        );
+    }
+
+    #[test]
+    fn strategy_table() {
+        let p = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            list_strategy(&p(&["metadata", "finalizers"])),
+            ListStrategy::Set
+        );
+        assert_eq!(
+            list_strategy(&p(&["metadata", "ownerReferences"])),
+            ListStrategy::Map("uid")
+        );
+        assert_eq!(
+            list_strategy(&p(&["metadata", "managedFields"])),
+            ListStrategy::Atomic
+        );
+        assert_eq!(
+            list_strategy(&p(&["disallowedFlunders"])),
+            ListStrategy::Atomic
+        );
+    }
+}

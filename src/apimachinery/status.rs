@@ -12,7 +12,10 @@ pub struct GroupResource {
 
 impl GroupResource {
     pub fn new(group: &str, resource: &str) -> Self {
-        GroupResource { group: group.to_string(), resource: resource.to_string() }
+        GroupResource {
+            group: group.to_string(),
+            resource: resource.to_string(),
+        }
     }
 }
 
@@ -74,13 +77,28 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn invalid(field: &str, value: impl Into<Value>, detail: &str) -> Self {
-        FieldError { kind: FieldErrorType::Invalid, field: field.into(), value: Some(value.into()), detail: detail.into() }
+        FieldError {
+            kind: FieldErrorType::Invalid,
+            field: field.into(),
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
     }
     pub fn required(field: &str, detail: &str) -> Self {
-        FieldError { kind: FieldErrorType::Required, field: field.into(), value: None, detail: detail.into() }
+        FieldError {
+            kind: FieldErrorType::Required,
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
     }
     pub fn forbidden(field: &str, detail: &str) -> Self {
-        FieldError { kind: FieldErrorType::Forbidden, field: field.into(), value: None, detail: detail.into() }
+        FieldError {
+            kind: FieldErrorType::Forbidden,
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
     }
     pub fn not_supported(field: &str, value: impl Into<Value>, supported: &[&str]) -> Self {
         let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
@@ -92,10 +110,20 @@ impl FieldError {
         }
     }
     pub fn too_long(field: &str, detail: &str) -> Self {
-        FieldError { kind: FieldErrorType::TooLong, field: field.into(), value: None, detail: detail.into() }
+        FieldError {
+            kind: FieldErrorType::TooLong,
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
     }
     pub fn duplicate(field: &str, value: impl Into<Value>) -> Self {
-        FieldError { kind: FieldErrorType::Duplicate, field: field.into(), value: Some(value.into()), detail: String::new() }
+        FieldError {
+            kind: FieldErrorType::Duplicate,
+            field: field.into(),
+            value: Some(value.into()),
+            detail: String::new(),
+        }
     }
 
     /// The message without the field path (`Invalid value: "Foo": must be Flunder or Fischer`).
@@ -157,7 +185,7 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<StatusDetails>,
+    pub details: Option<Box<StatusDetails>>,
     /// A `metadata.continue` for the Status (410 on an expired continue token).
     pub continue_token: Option<String>,
 }
@@ -174,30 +202,51 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None, continue_token: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            continue_token: None,
+        }
     }
 
     fn with_details(mut self, details: StatusDetails) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
     fn named(gr: &GroupResource, name: &str) -> StatusDetails {
-        StatusDetails { name: name.into(), group: gr.group.clone(), kind: gr.resource.clone(), ..Default::default() }
+        StatusDetails {
+            name: name.into(),
+            group: gr.group.clone(),
+            kind: gr.resource.clone(),
+            ..Default::default()
+        }
     }
 
     pub fn not_found(gr: &GroupResource, name: &str) -> Self {
-        ApiError::new(404, "NotFound", format!("{gr} {name:?} not found")).with_details(Self::named(gr, name))
+        ApiError::new(404, "NotFound", format!("{gr} {name:?} not found"))
+            .with_details(Self::named(gr, name))
     }
 
     pub fn already_exists(gr: &GroupResource, name: &str) -> Self {
-        ApiError::new(409, "AlreadyExists", format!("{gr} {name:?} already exists")).with_details(Self::named(gr, name))
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{gr} {name:?} already exists"),
+        )
+        .with_details(Self::named(gr, name))
     }
 
     /// 409 Conflict: `Operation cannot be fulfilled on <gr> "<name>": <detail>`.
     pub fn conflict(gr: &GroupResource, name: &str, detail: &str) -> Self {
-        ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {gr} {name:?}: {detail}"))
-            .with_details(Self::named(gr, name))
+        ApiError::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {gr} {name:?}: {detail}"),
+        )
+        .with_details(Self::named(gr, name))
     }
 
     pub fn modified_conflict(gr: &GroupResource, name: &str) -> Self {
@@ -209,17 +258,39 @@ impl ApiError {
     }
 
     /// 422 Invalid. `kind_group` is `Flunder.wardle.example.com` (Go uses the Kind here).
-    pub fn invalid(kind_group: &str, kind: &str, group: &str, name: &str, errors: &[FieldError]) -> Self {
+    pub fn invalid(
+        kind_group: &str,
+        kind: &str,
+        group: &str,
+        name: &str,
+        errors: &[FieldError],
+    ) -> Self {
         let list = if errors.len() == 1 {
             errors[0].to_string()
         } else {
-            format!("[{}]", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         let causes = errors
             .iter()
-            .map(|e| StatusCause { reason: e.kind.reason().into(), message: e.body(), field: e.field.clone() })
+            .map(|e| StatusCause {
+                reason: e.kind.reason().into(),
+                message: e.body(),
+                field: e.field.clone(),
+            })
             .collect();
-        ApiError::new(422, "Invalid", format!("{kind_group} {name:?} is invalid: {list}")).with_details(StatusDetails {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind_group} {name:?} is invalid: {list}"),
+        )
+        .with_details(StatusDetails {
             name: name.into(),
             group: group.into(),
             kind: kind.into(),
@@ -250,12 +321,17 @@ impl ApiError {
     }
 
     pub fn timeout(message: impl Into<String>, retry_after: u32) -> Self {
-        ApiError::new(504, "Timeout", message)
-            .with_details(StatusDetails { retry_after_seconds: Some(retry_after), ..Default::default() })
+        ApiError::new(504, "Timeout", message).with_details(StatusDetails {
+            retry_after_seconds: Some(retry_after),
+            ..Default::default()
+        })
     }
 
     pub fn too_large_resource_version(requested: i64, current: i64) -> Self {
-        let mut e = Self::timeout(format!("Too large resource version: {requested}, current: {current}"), 1);
+        let mut e = Self::timeout(
+            format!("Too large resource version: {requested}, current: {current}"),
+            1,
+        );
         if let Some(d) = e.details.as_mut() {
             d.causes.push(StatusCause {
                 reason: "ResourceVersionTooLarge".into(),
@@ -267,12 +343,21 @@ impl ApiError {
     }
 
     pub fn not_found_path() -> Self {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource").with_details(StatusDetails::default())
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(StatusDetails::default())
     }
 
     pub fn method_not_allowed() -> Self {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-            .with_details(StatusDetails::default())
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .with_details(StatusDetails::default())
     }
 
     pub fn not_acceptable(message: impl Into<String>) -> Self {
@@ -284,11 +369,19 @@ impl ApiError {
     }
 
     pub fn too_large_body() -> Self {
-        ApiError::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728",
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     pub fn service_unavailable(message: impl Into<String>) -> Self {
@@ -297,7 +390,7 @@ impl ApiError {
 
     /// Attach or replace details' name/group/kind (used where the caller knows the object).
     pub fn for_object(mut self, name: &str, group: &str, kind: &str) -> Self {
-        let d = self.details.get_or_insert_with(StatusDetails::default);
+        let d = self.details.get_or_insert_with(Box::default);
         d.name = name.into();
         d.group = group.into();
         d.kind = kind.into();
@@ -368,7 +461,11 @@ mod tests {
             "Flunder",
             "wardle.example.com",
             "x",
-            &[FieldError::invalid("spec.referenceType", "Foo", "must be Flunder or Fischer")],
+            &[FieldError::invalid(
+                "spec.referenceType",
+                "Foo",
+                "must be Flunder or Fischer",
+            )],
         );
         assert_eq!(
             e.message,
@@ -376,20 +473,41 @@ mod tests {
         );
         let s = e.to_status();
         assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueInvalid");
-        assert_eq!(s["details"]["causes"][0]["message"], r#"Invalid value: "Foo": must be Flunder or Fischer"#);
+        assert_eq!(
+            s["details"]["causes"][0]["message"],
+            r#"Invalid value: "Foo": must be Flunder or Fischer"#
+        );
         assert_eq!(s["code"], 422);
     }
 
     #[test]
     fn required_and_multiple() {
         let a = FieldError::required("metadata.name", "name or generateName is required");
-        assert_eq!(a.to_string(), "metadata.name: Required value: name or generateName is required");
-        let b = FieldError::invalid("metadata.resourceVersion", 0, "must be specified for an update");
-        assert_eq!(b.to_string(), "metadata.resourceVersion: Invalid value: 0: must be specified for an update");
+        assert_eq!(
+            a.to_string(),
+            "metadata.name: Required value: name or generateName is required"
+        );
+        let b = FieldError::invalid(
+            "metadata.resourceVersion",
+            0,
+            "must be specified for an update",
+        );
+        assert_eq!(
+            b.to_string(),
+            "metadata.resourceVersion: Invalid value: 0: must be specified for an update"
+        );
         let e = ApiError::invalid("K.g", "K", "g", "n", &[a, b]);
-        assert!(e.message.starts_with(r#"K.g "n" is invalid: [metadata.name: Required"#), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with(r#"K.g "n" is invalid: [metadata.name: Required"#),
+            "{}",
+            e.message
+        );
         let ns = FieldError::not_supported("dryRun", "x", &["All"]);
-        assert_eq!(ns.to_string(), r#"dryRun: Unsupported value: "x": supported values: "All""#);
+        assert_eq!(
+            ns.to_string(),
+            r#"dryRun: Unsupported value: "x": supported values: "All""#
+        );
     }
 
     #[test]

@@ -1,1 +1,337 @@
 //! Resource request handlers: decode the request, call the registry, encode the answer.
+
+use super::negotiate::{self, BodyFormat, Negotiated, Target};
+use super::request_info::{RequestInfo, query_param};
+use super::response;
+use super::router::AppState;
+use super::table;
+use crate::api::{self, Resource};
+use crate::apimachinery::decode;
+use crate::apimachinery::options::{DeleteOptions, ListOptions, WriteOptions};
+use crate::apimachinery::patch::{self, PatchType};
+use crate::apimachinery::status::{ApiError, ApiResult};
+use crate::authn::UserInfo;
+use crate::registry::{Ctx, Deleted, ListResult, check_fields};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+/// Go's MaxRequestBodyBytes.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Everything a resource handler needs to know about the request.
+pub struct ResourceRequest<'a> {
+    pub info: &'a RequestInfo,
+    pub user: &'a UserInfo,
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    pub body: Body,
+}
+
+/// Read the whole body, refusing more than 3 MiB with 413.
+pub async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large_body())
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "error reading request body: {e}"
+        ))),
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Find the declared resource and version a request names, or the 404/405 Go would give.
+fn resolve(info: &RequestInfo) -> ApiResult<(&'static dyn Resource, &'static str)> {
+    if info.api_group != api::GROUP || !info.subresource.is_empty() {
+        return Err(ApiError::not_found_path());
+    }
+    let version = api::GROUP_VERSIONS
+        .iter()
+        .copied()
+        .find(|v| *v == info.api_version)
+        .ok_or_else(ApiError::not_found_path)?;
+    let resource = api::resource(&info.resource)
+        .filter(|r| r.serves(version))
+        .ok_or_else(ApiError::not_found_path)?;
+    let namespaced_path = !info.namespace.is_empty();
+    if namespaced_path && !resource.namespaced() {
+        return Err(ApiError::not_found_path());
+    }
+    // The all-namespaces path of a namespaced kind only lists and watches.
+    if resource.namespaced() && !namespaced_path && !matches!(info.verb.as_str(), "list" | "watch")
+    {
+        return Err(ApiError::method_not_allowed());
+    }
+    Ok((resource, version))
+}
+
+/// Serve one resource request; errors become Status responses.
+pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
+    let (resource, version) = match resolve(req.info) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let mut resp = match handle(state, resource, version, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    // Go adds the deprecation warning to every response of a deprecated version's routes.
+    if let Some(w) = resource
+        .version(version)
+        .and_then(|v| v.deprecation_warning)
+    {
+        response::add_warnings(&mut resp, &[w.to_string()]);
+    }
+    resp
+}
+
+/// The versioned (or Table / PartialObjectMetadata) form of one stored object.
+fn render_item(
+    r: &dyn Resource,
+    version: &str,
+    neg: &Negotiated,
+    query: Option<&str>,
+    obj: Value,
+) -> ApiResult<Value> {
+    Ok(match neg.target {
+        Target::Object => r.storage_to_version(version, obj),
+        Target::Table => {
+            let include =
+                table::parse_include_object(query_param(query, "includeObject").as_deref())?;
+            table::table(r, version, neg.target_version, &[obj], None, include, true)
+        }
+        Target::PartialObjectMetadata => table::partial_object_metadata(&obj, neg.target_version),
+        Target::PartialObjectMetadataList => {
+            return Err(ApiError::not_acceptable(
+                "you requested PartialObjectMetadataList, but the requested object is not a list",
+            ));
+        }
+    })
+}
+
+fn render_list(
+    r: &dyn Resource,
+    version: &str,
+    neg: &Negotiated,
+    query: Option<&str>,
+    page: ListResult,
+) -> ApiResult<Value> {
+    let rv = page.rv.to_string();
+    Ok(match neg.target {
+        Target::Object => {
+            let mut meta = serde_json::Map::new();
+            meta.insert("resourceVersion".into(), json!(rv));
+            if let Some(c) = &page.continue_token {
+                meta.insert("continue".into(), json!(c));
+            }
+            if let Some(n) = page.remaining {
+                meta.insert("remainingItemCount".into(), json!(n));
+            }
+            let items: Vec<Value> = page
+                .items
+                .into_iter()
+                .map(|o| r.storage_to_version(version, o))
+                .collect();
+            json!({
+                "kind": r.list_kind(),
+                "apiVersion": format!("{}/{}", api::GROUP, version),
+                "metadata": meta,
+                "items": items,
+            })
+        }
+        Target::Table => {
+            let include =
+                table::parse_include_object(query_param(query, "includeObject").as_deref())?;
+            table::table(
+                r,
+                version,
+                neg.target_version,
+                &page.items,
+                Some((rv, page.continue_token, page.remaining)),
+                include,
+                true,
+            )
+        }
+        Target::PartialObjectMetadataList => table::partial_object_metadata_list(
+            &page.items,
+            (rv, page.continue_token, page.remaining),
+            neg.target_version,
+        ),
+        Target::PartialObjectMetadata => {
+            return Err(ApiError::not_acceptable(
+                "you requested PartialObjectMetadata, but the requested object is a list",
+            ));
+        }
+    })
+}
+
+/// Decode a create/update body: format by Content-Type, duplicate and unknown fields by fieldValidation.
+fn decode_body(
+    ctx: &Ctx<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+    opts: &WriteOptions,
+) -> ApiResult<(Value, Vec<String>)> {
+    let format = negotiate::body_format(header_str(headers, header::CONTENT_TYPE))?;
+    let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
+    let kind = ctx.resource.kind();
+    let (obj, dupes) = match format {
+        BodyFormat::Json => decode::parse_json(body),
+        BodyFormat::Yaml => decode::parse_yaml(body),
+    }
+    .map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version {v:?} cannot be handled as a {kind}: {m}",
+            v = ctx.version,
+            m = e.message
+        ))
+    })?;
+    let warnings = check_fields(ctx, &obj, dupes, mode, false)?;
+    Ok((obj, warnings))
+}
+
+async fn handle(
+    state: &AppState,
+    resource: &'static dyn Resource,
+    version: &'static str,
+    req: ResourceRequest<'_>,
+) -> ApiResult<Response> {
+    let info = req.info;
+    let query = req.query;
+    let ctx = Ctx {
+        resource,
+        version,
+        namespace: &info.namespace,
+        user: req.user,
+        user_agent: header_str(req.headers, header::USER_AGENT),
+    };
+    let store = &state.store;
+    let accept = header_str(req.headers, header::ACCEPT);
+    let pretty = negotiate::wants_pretty(query_param(query, "pretty").as_deref(), ctx.user_agent);
+    let is_list = matches!(info.verb.as_str(), "list" | "deletecollection" | "watch");
+    let neg = negotiate::negotiate(accept, is_list)?;
+    let ok = |code: StatusCode, v: &Value, warnings: &[String]| {
+        response::object(code, v, neg.format, pretty, warnings)
+    };
+
+    match info.verb.as_str() {
+        "get" => {
+            let obj = store.get(&ctx, &info.name).await?;
+            Ok(ok(
+                StatusCode::OK,
+                &render_item(resource, version, &neg, query, obj)?,
+                &[],
+            ))
+        }
+        "list" => {
+            let opts = ListOptions::parse(query, false)?;
+            let page = store.list(&ctx, &opts).await?;
+            Ok(ok(
+                StatusCode::OK,
+                &render_list(resource, version, &neg, query, page)?,
+                &[],
+            ))
+        }
+        "watch" => {
+            let opts = ListOptions::parse(query, info.legacy_watch_path)?;
+            super::watch::serve(state, &ctx, &info.name, opts, neg, query).await
+        }
+        "create" => {
+            let opts = WriteOptions::parse(query, "CreateOptions")?;
+            let body = read_body(req.body).await?;
+            let (obj, warnings) = decode_body(&ctx, req.headers, &body, &opts)?;
+            let created = store.create(&ctx, obj, &opts).await?;
+            Ok(ok(
+                StatusCode::CREATED,
+                &render_item(resource, version, &neg, query, created)?,
+                &warnings,
+            ))
+        }
+        "update" => {
+            let opts = WriteOptions::parse(query, "UpdateOptions")?;
+            let body = read_body(req.body).await?;
+            let (obj, warnings) = decode_body(&ctx, req.headers, &body, &opts)?;
+            let updated = store.update(&ctx, &info.name, obj, &opts).await?;
+            Ok(ok(
+                StatusCode::OK,
+                &render_item(resource, version, &neg, query, updated)?,
+                &warnings,
+            ))
+        }
+        "patch" => {
+            let opts = WriteOptions::parse(query, "PatchOptions")?;
+            let patch_type = patch::patch_type(header_str(req.headers, header::CONTENT_TYPE))?;
+            if opts.force.is_some() && patch_type != PatchType::Apply {
+                return Err(ApiError::invalid(
+                    "PatchOptions.meta.k8s.io",
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    &[crate::apimachinery::status::FieldError::forbidden(
+                        "force",
+                        "may not be specified for non-apply patch",
+                    )],
+                ));
+            }
+            let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
+            let body = read_body(req.body).await?;
+            let (patched, warnings) = store
+                .patch(&ctx, &info.name, patch_type, &body, &opts, mode)
+                .await?;
+            Ok(ok(
+                StatusCode::OK,
+                &render_item(resource, version, &neg, query, patched)?,
+                &warnings,
+            ))
+        }
+        "delete" => {
+            let body = read_body(req.body).await?;
+            let opts = DeleteOptions::parse(query, &body)?;
+            match store.delete(&ctx, &info.name, &opts).await? {
+                Deleted::Gone(last) => {
+                    let status = json!({
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": {
+                            "name": info.name,
+                            "group": api::GROUP,
+                            "kind": resource.plural(),
+                            "uid": last["metadata"]["uid"],
+                        },
+                    });
+                    Ok(ok(StatusCode::OK, &status, &[]))
+                }
+                Deleted::Pending(obj) => Ok(ok(
+                    StatusCode::OK,
+                    &render_item(resource, version, &neg, query, obj)?,
+                    &[],
+                )),
+            }
+        }
+        "deletecollection" => {
+            let list = ListOptions::parse(query, false)?;
+            let body = read_body(req.body).await?;
+            let del = DeleteOptions::parse(query, &body)?;
+            let page = store.delete_collection(&ctx, &list, &del).await?;
+            Ok(ok(
+                StatusCode::OK,
+                &render_list(resource, version, &neg, query, page)?,
+                &[],
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

@@ -1,1 +1,313 @@
 //! /healthz, /livez and /readyz with verbose and exclude, and the storage check.
+//!
+//! Bodies and codes follow Go's `healthz` package byte for byte: scripts and probes grep for
+//! `[+]ping ok` and `readyz check passed`, and failure reasons are withheld from the public
+//! root endpoints (they go to the log) but shown on the per-check sub-paths.
+
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use http::{HeaderValue, StatusCode, header};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// One named health check: `Ok(())` when healthy, `Err(reason)` otherwise.
+pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// The three health endpoints.
+const ROOTS: [&str; 3] = ["healthz", "livez", "readyz"];
+
+/// Name of the readyz-only check that fails once shutdown has begun.
+const SHUTDOWN: &str = "shutdown";
+
+/// The set of checks behind /healthz, /livez and /readyz.
+#[derive(Clone)]
+pub struct Health {
+    checks: Vec<(String, Check)>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+/// A check that always passes (`ping`; `log` too, since our logging cannot stall like klog's).
+fn always_ok() -> Check {
+    Arc::new(|| Box::pin(async { Ok(()) }))
+}
+
+impl Health {
+    /// `ping` and `log` (the checks every Go apiserver has), then `checks` in order
+    /// (e.g. `storage`). readyz adds `shutdown` last.
+    pub fn new(checks: Vec<(String, Check)>) -> Self {
+        let mut all = vec![
+            ("ping".to_string(), always_ok()),
+            ("log".to_string(), always_ok()),
+        ];
+        all.extend(checks);
+        Health { checks: all }
+    }
+
+    /// Add a named check (e.g. `storage`) after the built-in ones.
+    pub fn with_check(mut self, name: &str, check: Check) -> Self {
+        self.checks.push((name.to_string(), check));
+        self
+    }
+
+    /// Does `path` name a health endpoint or one of its checks? Lets the router send anything
+    /// else (e.g. `/readyz/nope`) to its own 404.
+    pub fn has_path(&self, path: &str) -> bool {
+        self.split(path).is_some()
+    }
+
+    /// `(root, Some(check))` for `/readyz/<check>`, `(root, None)` for `/readyz`.
+    fn split<'a>(&self, path: &'a str) -> Option<(&'a str, Option<&'a str>)> {
+        let trimmed = path.strip_prefix('/')?;
+        let (root, rest) = match trimmed.split_once('/') {
+            Some((r, rest)) => (r, Some(rest)),
+            None => (trimmed, None),
+        };
+        if !ROOTS.contains(&root) {
+            return None;
+        }
+        match rest {
+            None => Some((root, None)),
+            Some(name) => {
+                let known = self.checks.iter().any(|(n, _)| n == name)
+                    || (root == "readyz" && name == SHUTDOWN);
+                known.then_some((root, Some(name)))
+            }
+        }
+    }
+
+    /// Serve a health path. `query` is the raw query string; `shutting_down` makes readyz's
+    /// `shutdown` check fail, as Go does once the server starts draining.
+    pub async fn handle(&self, path: &str, query: Option<&str>, shutting_down: bool) -> Response {
+        let Some((root, check)) = self.split(path) else {
+            return text(StatusCode::NOT_FOUND, "404 page not found\n".into());
+        };
+        let shutdown: Check = Arc::new(move || {
+            Box::pin(async move {
+                if shutting_down {
+                    Err("process is shutting down".to_string())
+                } else {
+                    Ok(())
+                }
+            })
+        });
+        let mut checks: Vec<(&str, &Check)> =
+            self.checks.iter().map(|(n, c)| (n.as_str(), c)).collect();
+        if root == "readyz" {
+            checks.push((SHUTDOWN, &shutdown));
+        }
+
+        if let Some(name) = check {
+            let Some((_, c)) = checks.iter().find(|(n, _)| *n == name) else {
+                return text(StatusCode::NOT_FOUND, "404 page not found\n".into());
+            };
+            return match c().await {
+                Ok(()) => text(StatusCode::OK, "ok".into()),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal server error: {e}\n"),
+                ),
+            };
+        }
+
+        let (verbose, mut excluded) = parse_query(query.unwrap_or(""));
+        let mut out = String::new();
+        let mut failed = Vec::new();
+        for (name, c) in &checks {
+            if excluded.remove(*name) {
+                out.push_str(&format!("[+]{name} excluded: ok\n"));
+                continue;
+            }
+            match c().await {
+                Ok(()) => out.push_str(&format!("[+]{name} ok\n")),
+                Err(e) => {
+                    // The reason stays out of this public body; Go logs it instead.
+                    tracing::info!(check = %name, endpoint = %root, reason = %e, "health check failed");
+                    out.push_str(&format!("[-]{name} failed: reason withheld\n"));
+                    failed.push(*name);
+                }
+            }
+        }
+        if !excluded.is_empty() {
+            let names: Vec<String> = excluded.iter().map(|n| format!("{n:?}")).collect();
+            out.push_str(&format!(
+                "warn: some health checks cannot be excluded: no matches for {}\n",
+                names.join(",")
+            ));
+        }
+        if !failed.is_empty() {
+            // Always verbose on failure (Go's http.Error adds the final newline).
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{out}{root} check failed\n"),
+            );
+        }
+        if !verbose {
+            return text(StatusCode::OK, "ok".into());
+        }
+        text(StatusCode::OK, format!("{out}{root} check passed\n"))
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// `verbose` present (any value, as Go checks only presence) and the set of `exclude` values.
+fn parse_query(q: &str) -> (bool, BTreeSet<String>) {
+    let mut verbose = false;
+    let mut excluded = BTreeSet::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match unescape(k).as_str() {
+            "verbose" => verbose = true,
+            "exclude" => {
+                excluded.insert(unescape(v));
+            }
+            _ => {}
+        }
+    }
+    (verbose, excluded)
+}
+
+/// Query-string unescaping (`+` is a space, as in Go's url.ParseQuery).
+fn unescape(s: &str) -> String {
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failing(reason: &'static str) -> Check {
+        Arc::new(move || Box::pin(async move { Err(reason.to_string()) }))
+    }
+
+    async fn call(h: &Health, path: &str, q: Option<&str>, shutting: bool) -> (u16, String) {
+        let r = h.handle(path, q, shutting).await;
+        let status = r.status().as_u16();
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        let b = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(b.to_vec()).unwrap())
+    }
+
+    fn healthy() -> Health {
+        Health::new(vec![("storage".to_string(), always_ok())])
+    }
+
+    #[tokio::test]
+    async fn plain_ok() {
+        for p in ["/healthz", "/livez", "/readyz"] {
+            assert_eq!(call(&healthy(), p, None, false).await, (200, "ok".into()));
+        }
+    }
+
+    #[tokio::test]
+    async fn verbose_lists_checks() {
+        let (code, body) = call(&healthy(), "/readyz", Some("verbose"), false).await;
+        assert_eq!(code, 200);
+        assert_eq!(
+            body,
+            "[+]ping ok\n[+]log ok\n[+]storage ok\n[+]shutdown ok\nreadyz check passed\n"
+        );
+        let (_, body) = call(&healthy(), "/livez", Some("verbose=false"), false).await;
+        assert_eq!(
+            body,
+            "[+]ping ok\n[+]log ok\n[+]storage ok\nlivez check passed\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn exclude_and_unknown_exclude() {
+        let (code, body) = call(
+            &healthy(),
+            "/readyz",
+            Some("exclude=ping&verbose&exclude=nope&exclude=a%20b"),
+            false,
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(
+            body,
+            "[+]ping excluded: ok\n[+]log ok\n[+]storage ok\n[+]shutdown ok\nwarn: some health checks cannot be excluded: no matches for \"a b\",\"nope\"\nreadyz check passed\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn failure_withholds_reason() {
+        let h = Health::new(vec![("storage".to_string(), failing("db down"))]);
+        let (code, body) = call(&h, "/readyz", None, false).await;
+        assert_eq!(code, 500);
+        assert_eq!(
+            body,
+            "[+]ping ok\n[+]log ok\n[-]storage failed: reason withheld\n[+]shutdown ok\nreadyz check failed\n"
+        );
+        let (code, body) = call(&h, "/livez", None, false).await;
+        assert_eq!(code, 500);
+        assert!(body.ends_with("livez check failed\n"));
+        // Excluding the failing check makes it pass.
+        assert_eq!(
+            call(&h, "/healthz", Some("exclude=storage"), false).await,
+            (200, "ok".into())
+        );
+        // The sub-path shows the reason.
+        assert_eq!(
+            call(&h, "/readyz/storage", None, false).await,
+            (500, "internal server error: db down\n".into())
+        );
+        assert_eq!(
+            call(&h, "/readyz/ping", None, false).await,
+            (200, "ok".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_only_affects_readyz() {
+        let (code, body) = call(&healthy(), "/readyz", None, true).await;
+        assert_eq!(code, 500);
+        assert!(body.contains("[-]shutdown failed: reason withheld\n"));
+        assert_eq!(
+            call(&healthy(), "/livez", None, true).await,
+            (200, "ok".into())
+        );
+        assert_eq!(
+            call(&healthy(), "/readyz/shutdown", None, true).await.0,
+            500
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths() {
+        let h = healthy();
+        assert!(
+            h.has_path("/readyz") && h.has_path("/livez/storage") && h.has_path("/readyz/shutdown")
+        );
+        assert!(
+            !h.has_path("/livez/shutdown") && !h.has_path("/readyz/nope") && !h.has_path("/health")
+        );
+        assert_eq!(call(&h, "/readyz/nope", None, false).await.0, 404);
+        assert_eq!(call(&h, "/nothing", None, false).await.0, 404);
+    }
+}

@@ -10,3 +10,4 @@ pub mod response;
 pub mod router;
 pub mod table;
 pub mod version;
+pub mod watch;

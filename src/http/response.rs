@@ -1,1 +1,85 @@
 //! Encoding responses and turning ApiError into a Status response: the one place errors become HTTP.
+
+use crate::apimachinery::status::ApiError;
+use crate::http::negotiate::{self, Format};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::Value;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.code >= 500 {
+            tracing::warn!(code = self.code, reason = self.reason, message = %self.message, "request failed");
+        }
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        let mut resp = (code, body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(r) = self.details.as_ref().and_then(|d| d.retry_after_seconds) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(r));
+        }
+        resp
+    }
+}
+
+/// Render `text` as an RFC 7234 warning the way Go's apiserver does: `299 - "<text>"`.
+pub fn warning_value(text: &str) -> Option<HeaderValue> {
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    HeaderValue::from_str(&format!("299 - \"{escaped}\"")).ok()
+}
+
+/// An encoded object with status code, format and warnings.
+pub fn object(
+    code: StatusCode,
+    value: &Value,
+    format: Format,
+    pretty: bool,
+    warnings: &[String],
+) -> Response {
+    let (body, content_type) = negotiate::encode(value, format, pretty);
+    let mut resp = (code, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    add_warnings(&mut resp, warnings);
+    resp
+}
+
+pub fn add_warnings(resp: &mut Response, warnings: &[String]) {
+    for w in warnings {
+        if let Some(v) = warning_value(w) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+}
+
+/// JSON with a fixed content type (discovery, OpenAPI and friends set their own).
+pub fn json(code: StatusCode, value: &Value) -> Response {
+    let mut resp = (code, serde_json::to_vec(value).unwrap_or_default()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_quoted_like_go() {
+        let v = warning_value(r#"unknown field "spec.foo""#).unwrap();
+        assert_eq!(v.to_str().unwrap(), r#"299 - "unknown field \"spec.foo\"""#);
+    }
+
+    #[test]
+    fn errors_become_status_responses() {
+        let resp = ApiError::bad_request("nope").into_response();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}

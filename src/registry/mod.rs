@@ -1,1 +1,166 @@
 //! The generic Store: every verb for every declared resource, on top of storage.
+//! Objects enter as versioned JSON of the request's version and leave as storage JSON (with
+//! `metadata.resourceVersion`); the HTTP layer converts them to the version and format asked for.
+
+mod list;
+mod write;
+
+pub use list::ListResult;
+pub use write::Deleted;
+
+use crate::admission::Admission;
+use crate::api::{Resource, meta_schema};
+use crate::apimachinery::decode::{self, FieldValidation};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
+use crate::authn::UserInfo;
+use crate::storage::Storage;
+use crate::storage::types::{Key, StorageError};
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// Who is asking for what: the resource, the version of the request, the namespace of the URL.
+pub struct Ctx<'a> {
+    pub resource: &'static dyn Resource,
+    pub version: &'static str,
+    /// The URL's namespace; "" for cluster-scoped kinds and all-namespaces lists.
+    pub namespace: &'a str,
+    pub user: &'a UserInfo,
+    pub user_agent: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    pub fn key(&self, name: &str) -> Key {
+        Key::new(self.resource.plural(), self.namespace, name)
+    }
+
+    fn api_version(&self) -> String {
+        format!("{}/{}", crate::api::GROUP, self.version)
+    }
+
+    fn invalid(&self, name: &str, errs: &[FieldError]) -> ApiError {
+        let r = self.resource;
+        ApiError::invalid(&r.kind_group(), r.kind(), crate::api::GROUP, name, errs)
+    }
+
+    /// Map a storage failure to the Status a client of this resource expects.
+    fn storage_error(&self, name: &str, e: StorageError) -> ApiError {
+        let gr = self.resource.group_resource();
+        match e {
+            StorageError::AlreadyExists => ApiError::already_exists(&gr, name),
+            StorageError::NotFound => ApiError::not_found(&gr, name),
+            StorageError::Conflict { .. } => ApiError::modified_conflict(&gr, name),
+            StorageError::UidMismatch { expected, actual } => {
+                self.precondition_conflict(name, "UID", &expected, &actual)
+            }
+            StorageError::Compacted { .. } => {
+                ApiError::gone("The resourceVersion for the provided list is too old.")
+            }
+            StorageError::TooLarge { requested, current } => {
+                ApiError::too_large_resource_version(requested, current)
+            }
+            StorageError::Unavailable(msg) => {
+                tracing::warn!(error = %msg, "storage unavailable");
+                ApiError::service_unavailable(format!("storage is unavailable: {msg}"))
+            }
+        }
+    }
+
+    /// Go's precondition message, which names the *Kind* (rest/delete.go).
+    fn precondition_conflict(
+        &self,
+        name: &str,
+        what: &str,
+        expected: &str,
+        actual: &str,
+    ) -> ApiError {
+        let gr = crate::apimachinery::status::GroupResource::new(
+            crate::api::GROUP,
+            self.resource.kind(),
+        );
+        let tail = if what == "UID" {
+            "The object might have been deleted and then recreated"
+        } else {
+            "The object might have been modified"
+        };
+        ApiError::conflict(
+            &gr,
+            name,
+            &format!(
+                "the {what} in the precondition ({expected}) does not match the {what} in record ({actual}). {tail}"
+            ),
+        )
+    }
+}
+
+/// The meta definitions (ObjectMeta, …) the kind schemas refer to; built once.
+fn definitions() -> &'static serde_json::Map<String, Value> {
+    static DEFS: OnceLock<serde_json::Map<String, Value>> = OnceLock::new();
+    DEFS.get_or_init(meta_schema::definitions)
+}
+
+/// Unknown/duplicate fields and type errors of a decoded object, judged by the fieldValidation
+/// mode: Strict fails, Warn returns warnings, Ignore returns nothing. Type errors always fail.
+pub fn check_fields(
+    ctx: &Ctx<'_>,
+    obj: &Value,
+    duplicates: Vec<String>,
+    mode: FieldValidation,
+    is_patch: bool,
+) -> ApiResult<Vec<String>> {
+    let r = ctx.resource;
+    let schema = r.schema(ctx.version);
+    let type_errors = decode::type_errors(obj, &schema, definitions());
+    if let Some(first) = type_errors.first() {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {v:?} cannot be handled as a {kind}: {first}",
+            kind = r.kind(),
+            v = ctx.version
+        )));
+    }
+    let mut problems: Vec<String> = duplicates
+        .into_iter()
+        .map(|d| format!("duplicate field {d:?}"))
+        .collect();
+    problems.extend(
+        decode::unknown_fields(obj, &schema, definitions())
+            .into_iter()
+            .map(|u| format!("unknown field {u:?}")),
+    );
+    decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)
+}
+
+/// The Store serves every declared resource; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub storage: Storage,
+    admission: Admission,
+}
+
+impl Store {
+    pub fn new(storage: Storage, admission: Admission) -> Store {
+        Store { storage, admission }
+    }
+}
+
+/// Does this object carry a deletionTimestamp (graceful deletion in progress)?
+fn being_deleted(obj: &Value) -> bool {
+    obj["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj["metadata"][field].as_str().unwrap_or("")
+}

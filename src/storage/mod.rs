@@ -1,3 +1,435 @@
 //! Storage over Postgres or SQLite: migrations, the group-commit writer, reads at a resourceVersion.
+//! `Storage` is the only entry point; all its logic is shared by both engines, whose differences
+//! live in `dialect` (+ `postgres`, `sqlite`).
 
 pub mod types;
+
+mod dialect;
+mod migrate;
+mod postgres;
+mod sqlite;
+mod writer;
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use dialect::{Cell, Db, Param, SqlSet};
+pub use types::*;
+use writer::{Request, Writer};
+
+/// Requests queued for the writer before `write` callers wait for room.
+const QUEUE_DEPTH: usize = 1024;
+
+/// Handle to the database; cheap to clone (everything is behind one `Arc`).
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    sql: &'static SqlSet,
+    /// `None` once closed; writes then fail with `Unavailable`.
+    queue: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    commits: Arc<watch::Sender<i64>>,
+    stats: Arc<Mutex<WriterStats>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("engine", &self.inner.sql.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: sqlx::Error) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+/// Removes `metadata.resourceVersion`: the RV is the row's, never part of the stored JSON.
+pub(crate) fn strip_rv(mut object: Value) -> Value {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    object
+}
+
+/// Sets `metadata.resourceVersion` to `rv` (as a string, like the apiserver), as etcd3 does from
+/// ModRevision on read.
+pub(crate) fn inject_rv(object: &mut Value, rv: i64) {
+    if let Some(obj) = object.as_object_mut() {
+        let meta = obj
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        }
+    }
+}
+
+fn parse_object(text: &str, rv: i64) -> StorageResult<Value> {
+    let mut object: Value = serde_json::from_str(text)
+        .map_err(|e| StorageError::Unavailable(format!("stored object is not valid JSON: {e}")))?;
+    inject_rv(&mut object, rv);
+    Ok(object)
+}
+
+fn cell_int(row: &[Cell], i: usize) -> StorageResult<i64> {
+    row.get(i)
+        .ok_or_else(|| StorageError::Unavailable(format!("missing column {i}")))?
+        .int()
+        .map_err(unavailable)
+}
+
+fn cell_text(row: &[Cell], i: usize) -> StorageResult<&str> {
+    row.get(i)
+        .ok_or_else(|| StorageError::Unavailable(format!("missing column {i}")))?
+        .text()
+        .map_err(unavailable)
+}
+
+impl Storage {
+    /// Opens `postgres://…`/`postgresql://…` or `sqlite://path?mode=rwc`/`sqlite::memory:`,
+    /// migrates the schema and starts the writer task.
+    pub async fn open(url: &str) -> anyhow::Result<Storage> {
+        let (db, sql) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (postgres::connect(url).await?, &postgres::SQL)
+        } else if url.starts_with("sqlite:") {
+            (sqlite::connect(url).await?, &sqlite::SQL)
+        } else {
+            anyhow::bail!("unsupported storage URL (want postgres://, postgresql:// or sqlite:)");
+        };
+        let start = db.fetch(sql.heads, &[]).await?;
+        let head = start
+            .first()
+            .map(|r| cell_int(r, 0))
+            .transpose()?
+            .unwrap_or(0);
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let commits = Arc::new(watch::channel(head).0);
+        let stats = Arc::new(Mutex::new(WriterStats::default()));
+        let writer = Writer {
+            db: db.clone(),
+            sql,
+            rx,
+            commits: commits.clone(),
+            stats: stats.clone(),
+        };
+        let handle = tokio::spawn(writer.run());
+        tracing::info!(engine = sql.engine, rv = head, "storage opened");
+        Ok(Storage {
+            inner: Arc::new(Inner {
+                db,
+                sql,
+                queue: Mutex::new(Some(queue)),
+                writer: tokio::sync::Mutex::new(Some(handle)),
+                commits,
+                stats,
+            }),
+        })
+    }
+
+    /// "postgres" | "sqlite".
+    pub fn engine(&self) -> &'static str {
+        self.inner.sql.engine
+    }
+
+    /// Queues a write for the group-commit writer and waits for its own outcome.
+    pub async fn write(&self, w: Write) -> StorageResult<WriteOutcome> {
+        let queue = self
+            .inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| StorageError::Unavailable("storage is closed".into()))?;
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Request { write: w, reply })
+            .await
+            .map_err(|_| StorageError::Unavailable("storage writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StorageError::Unavailable("storage writer has stopped".into()))?
+    }
+
+    /// The latest committed state of one key.
+    pub async fn get(&self, key: &Key) -> StorageResult<Option<Stored>> {
+        let params = [
+            Param::Text(key.resource.clone()),
+            Param::Text(key.namespace.clone()),
+            Param::Text(key.name.clone()),
+        ];
+        let rows = self
+            .inner
+            .db
+            .fetch(self.inner.sql.get, &params)
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let rv = cell_int(row, 0)?;
+        Ok(Some(Stored {
+            key: key.clone(),
+            rv,
+            object: parse_object(cell_text(row, 1)?, rv)?,
+        }))
+    }
+
+    /// Reads the horizon and compaction point in `tx`, and resolves the RV to read at:
+    /// `None` = the committed horizon (consistent read).
+    async fn resolve_rv(&self, tx: &mut dialect::Tx, at_rv: Option<i64>) -> StorageResult<i64> {
+        let heads = tx
+            .fetch(self.inner.sql.heads, &[])
+            .await
+            .map_err(unavailable)?;
+        let row = heads
+            .first()
+            .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
+        let (current, compacted) = (cell_int(row, 0)?, cell_int(row, 1)?);
+        match at_rv {
+            None => Ok(current),
+            Some(x) if x > current => Err(StorageError::TooLarge {
+                requested: x,
+                current,
+            }),
+            Some(x) if x < compacted => Err(StorageError::Compacted {
+                requested: x,
+                compacted,
+            }),
+            Some(x) => Ok(x),
+        }
+    }
+
+    fn key_params(
+        resource: &str,
+        namespace: Option<&str>,
+        at: i64,
+        after: Option<(&str, &str)>,
+    ) -> Vec<Param> {
+        // ("", "") sorts before every real key: names are never empty.
+        let (after_ns, after_name) = after.unwrap_or(("", ""));
+        vec![
+            Param::Text(resource.into()),
+            Param::OptText(namespace.map(str::to_owned)),
+            Param::Text(after_ns.into()),
+            Param::Text(after_name.into()),
+            Param::Int(at),
+        ]
+    }
+
+    /// Up to `limit` items (0 = no limit) of `resource` (in `namespace`, or all namespaces) after
+    /// the key `after`, in (namespace, name) byte order, as of `at_rv` (`None`: consistent read at
+    /// the committed horizon). The horizon check and the rows share one snapshot.
+    pub async fn list_chunk(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        at_rv: Option<i64>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> StorageResult<Chunk> {
+        let sql = self.inner.sql;
+        let mut tx = self
+            .inner
+            .db
+            .begin_read(sql.begin_read)
+            .await
+            .map_err(unavailable)?;
+        let at = self.resolve_rv(&mut tx, at_rv).await?;
+        let mut params = Self::key_params(resource, namespace, at, after);
+        // One extra row tells whether more follow.
+        let fetch = if limit == 0 {
+            i64::MAX
+        } else {
+            i64::try_from(limit)
+                .unwrap_or(i64::MAX - 1)
+                .saturating_add(1)
+        };
+        params.push(Param::Int(fetch));
+        let rows = tx.fetch(sql.list_at, &params).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        let more = limit != 0 && rows.len() > limit;
+        let items = rows
+            .iter()
+            .take(if limit == 0 { usize::MAX } else { limit })
+            .map(|row| {
+                let rv = cell_int(row, 2)?;
+                Ok(Stored {
+                    key: Key::new(resource, cell_text(row, 0)?, cell_text(row, 1)?),
+                    rv,
+                    object: parse_object(cell_text(row, 3)?, rv)?,
+                })
+            })
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok(Chunk {
+            rv: at,
+            items,
+            more,
+        })
+    }
+
+    /// How many items a list at `at_rv` has after the key `after` (for `remainingItemCount`).
+    pub async fn count_after(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        at_rv: i64,
+        after: (&str, &str),
+    ) -> StorageResult<i64> {
+        let sql = self.inner.sql;
+        let mut tx = self
+            .inner
+            .db
+            .begin_read(sql.begin_read)
+            .await
+            .map_err(unavailable)?;
+        let at = self.resolve_rv(&mut tx, Some(at_rv)).await?;
+        let rows = tx
+            .fetch(
+                sql.count_at,
+                &Self::key_params(resource, namespace, at, Some(after)),
+            )
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        rows.first()
+            .map(|r| cell_int(r, 0))
+            .transpose()
+            .map(|n| n.unwrap_or(0))
+    }
+
+    async fn heads(&self) -> StorageResult<(i64, i64)> {
+        let rows = self
+            .inner
+            .db
+            .fetch(self.inner.sql.heads, &[])
+            .await
+            .map_err(unavailable)?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
+        Ok((cell_int(row, 0)?, cell_int(row, 1)?))
+    }
+
+    /// The committed horizon: every RV up to it is committed and visible.
+    pub async fn current_rv(&self) -> StorageResult<i64> {
+        Ok(self.heads().await?.0)
+    }
+
+    /// Events at or below this RV may have been deleted.
+    pub async fn compacted_rv(&self) -> StorageResult<i64> {
+        Ok(self.heads().await?.1)
+    }
+
+    /// Succeeds if the database answers (for /readyz).
+    pub async fn ping(&self) -> StorageResult<()> {
+        self.inner
+            .db
+            .fetch(self.inner.sql.ping, &[])
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    /// The group-commit counters of this process.
+    pub fn stats(&self) -> WriterStats {
+        self.inner
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The last RV this process committed, updated right after each COMMIT (in-process wake-up).
+    pub fn subscribe_commits(&self) -> watch::Receiver<i64> {
+        self.inner.commits.subscribe()
+    }
+
+    /// Stops accepting writes, lets the writer finish what is queued, then closes the pools.
+    pub async fn close(&self) {
+        drop(
+            self.inner
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        if let Some(handle) = self.inner.writer.lock().await.take()
+            && let Err(e) = handle.await
+        {
+            tracing::warn!(error = %e, "storage writer task ended abnormally");
+        }
+        self.inner.db.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rv_is_stripped_and_injected() {
+        let stored = strip_rv(json!({"metadata": {"name": "a", "resourceVersion": "5"}}));
+        assert_eq!(stored, json!({"metadata": {"name": "a"}}));
+        let mut obj = stored;
+        inject_rv(&mut obj, 7);
+        assert_eq!(obj["metadata"]["resourceVersion"], "7");
+        let mut bare = json!({});
+        inject_rv(&mut bare, 1);
+        assert_eq!(bare, json!({"metadata": {"resourceVersion": "1"}}));
+        let mut not_object = json!([1]);
+        inject_rv(&mut not_object, 1);
+        assert_eq!(not_object, json!([1]));
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_refused() {
+        assert!(Storage::open("mysql://x").await.is_err());
+        assert!(
+            Storage::open("sqlite:///nonexistent-dir/x/y.db")
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_sqlite_round_trip() {
+        let s = Storage::open("sqlite::memory:").await.expect("open");
+        assert_eq!(s.engine(), "sqlite");
+        let key = Key::new("fischers", "", "f1");
+        let out = s
+            .write(Write {
+                key: key.clone(),
+                op: WriteOp::Create {
+                    object: json!({"metadata": {"name": "f1", "uid": "u"}}),
+                },
+                actor: "t".into(),
+            })
+            .await
+            .expect("create");
+        assert_eq!(out.rv, 1);
+        let got = s.get(&key).await.expect("get").expect("present");
+        assert_eq!(got.object["metadata"]["resourceVersion"], "1");
+        assert_eq!(s.current_rv().await, Ok(1));
+        s.close().await;
+        assert!(matches!(
+            s.write(Write {
+                key,
+                op: WriteOp::Delete {
+                    pre: Preconditions::default()
+                },
+                actor: "t".into()
+            })
+            .await,
+            Err(StorageError::Unavailable(_))
+        ));
+    }
+}

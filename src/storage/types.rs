@@ -13,7 +13,11 @@ pub struct Key {
 
 impl Key {
     pub fn new(resource: &str, namespace: &str, name: &str) -> Self {
-        Key { resource: resource.into(), namespace: namespace.into(), name: name.into() }
+        Key {
+            resource: resource.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -96,3 +100,52 @@ pub enum StorageError {
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Upper bounds of the batch-size histogram buckets in [`WriterStats::batch_sizes`]; the last
+/// bucket (`usize::MAX`) catches anything larger.
+pub const BATCH_SIZE_BUCKETS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, usize::MAX];
+
+/// Group-commit counters of this process's writer (for tests and `/metrics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterStats {
+    /// Batches whose transaction completed (committed, or rolled back because every write in it
+    /// failed its precondition); each commit has one counter increment.
+    pub batches: u64,
+    /// Writes committed, i.e. that got a resourceVersion (each is one event).
+    pub writes: u64,
+    /// Write requests answered from committed batches, including those whose precondition failed.
+    pub requests: u64,
+    /// Transactions that failed as a whole (every write in them got `Unavailable`).
+    pub failed_batches: u64,
+    /// The most write requests seen in one committed batch.
+    pub max_batch: usize,
+    /// `(upper bound, count)` per bucket of [`BATCH_SIZE_BUCKETS`] over requests per committed
+    /// batch; not cumulative.
+    pub batch_sizes: Vec<(usize, u64)>,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            batches: 0,
+            writes: 0,
+            requests: 0,
+            failed_batches: 0,
+            max_batch: 0,
+            batch_sizes: BATCH_SIZE_BUCKETS.iter().map(|&le| (le, 0)).collect(),
+        }
+    }
+}
+
+impl WriterStats {
+    /// Records one committed batch of `size` requests, `committed` of which got an RV.
+    pub fn record_batch(&mut self, size: usize, committed: usize) {
+        self.batches += 1;
+        self.requests += size as u64;
+        self.writes += committed as u64;
+        self.max_batch = self.max_batch.max(size);
+        if let Some(bucket) = self.batch_sizes.iter_mut().find(|(le, _)| size <= *le) {
+            bucket.1 += 1;
+        }
+    }
+}

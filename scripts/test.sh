@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, lints, unit tests, and integration tests against
+# SQLite and a throwaway Postgres (started by the tests from the PostgreSQL binaries here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in cargo kubectl; do
+  command -v "$tool" >/dev/null || { echo "scripts/test.sh: $tool is required" >&2; exit 1; }
+done
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${WARDLE_TEST_DATABASE_URL:-}" ]; then
+  echo "scripts/test.sh: PostgreSQL server binaries (initdb, postgres) are required, or set WARDLE_TEST_DATABASE_URL" >&2
+  exit 1
+fi
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+# ring must be the only rustls crypto provider (see ../shared/reference/crates.md).
+if cargo tree --locked -i aws-lc-rs >/dev/null 2>&1; then
+  echo "scripts/test.sh: aws-lc-rs is in the dependency graph" >&2
+  exit 1
+fi
+cargo test --locked --all-targets "$@"

@@ -1,0 +1,170 @@
+//! Client-certificate checks shared by the x509 and requestheader authenticators: verifying a
+//! peer chain against one CA bundle (clientAuth, validity) and reading names from the leaf.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
+use sha2::{Digest, Sha256};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::UserInfo;
+
+/// `user.CredentialIDKey`: the extra key Go fills with the cert fingerprint.
+pub const CREDENTIAL_ID_KEY: &str = "authentication.kubernetes.io/credential-id";
+
+/// The subject attribute Kubernetes reads a user UID from (AllowParsingUserUIDFromCertAuth,
+/// beta and on by default since 1.34).
+const UID_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 57683, 2];
+
+/// One CA bundle, ready to verify client chains against (Go's `x509.VerifyOptions` with
+/// `KeyUsages: [ClientAuth]` and the peer's extra certs as intermediates).
+#[derive(Debug)]
+pub struct CaVerifier {
+    verifier: Arc<dyn ClientCertVerifier>,
+    /// The bundle as given, so the TLS layer can hint its subjects.
+    pem: Vec<u8>,
+}
+
+impl CaVerifier {
+    pub fn from_pem(pem: &[u8]) -> Result<Self> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("parsing CA bundle: {e:?}"))?;
+        if certs.is_empty() {
+            bail!("CA bundle holds no certificate");
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs {
+            roots.add(c).map_err(|e| anyhow!("CA bundle: {e}"))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            crate::tls::server::provider(),
+        )
+        .build()
+        .map_err(|e| anyhow!("CA bundle: {e}"))?;
+        Ok(CaVerifier {
+            verifier,
+            pem: pem.to_vec(),
+        })
+    }
+
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+
+    /// Verify `chain` (leaf first, as sent by the peer) against this bundle, now. The error
+    /// text is for logs only; clients just see 401.
+    pub fn verify(&self, chain: &[Vec<u8>]) -> Result<(), String> {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return Err("no client certificate".into());
+        };
+        let leaf = CertificateDer::from(leaf.as_slice());
+        let intermediates: Vec<CertificateDer<'_>> = rest
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        self.verifier
+            .verify_client_cert(&leaf, &intermediates, UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| format!("verifying certificate {} failed: {e}", describe(chain)))
+    }
+}
+
+/// `CN=…` of the leaf for log lines, or a placeholder when it does not parse.
+fn describe(chain: &[Vec<u8>]) -> String {
+    chain
+        .first()
+        .and_then(|der| X509Certificate::from_der(der).ok())
+        .map(|(_, c)| format!("subject {:?}", c.subject().to_string()))
+        .unwrap_or_else(|| "(unparsable)".into())
+}
+
+/// Go's `pkix.Name.CommonName`: the last CN attribute wins.
+pub fn common_name(leaf_der: &[u8]) -> Result<String, String> {
+    let (_, cert) = X509Certificate::from_der(leaf_der)
+        .map_err(|e| format!("parsing client certificate: {e}"))?;
+    Ok(cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|a| a.as_str().ok())
+        .last()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Go's `CommonNameUserConversion`: user = CN, groups = every O in order, uid from the UID
+/// attribute, extra credential-id = SHA-256 of the leaf. `Ok(None)` when the CN is empty.
+pub fn user_from_cert(leaf_der: &[u8]) -> Result<Option<UserInfo>, String> {
+    let (_, cert) = X509Certificate::from_der(leaf_der)
+        .map_err(|e| format!("parsing client certificate: {e}"))?;
+    let subject = cert.subject();
+    let name = subject
+        .iter_common_name()
+        .filter_map(|a| a.as_str().ok())
+        .last()
+        .unwrap_or_default();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let groups = subject
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok())
+        .map(str::to_string)
+        .collect();
+
+    let mut uids = Vec::new();
+    for attr in subject.iter_attributes() {
+        let is_uid = attr
+            .attr_type()
+            .iter()
+            .is_some_and(|arcs| arcs.eq(UID_OID.iter().copied()));
+        if is_uid {
+            uids.push(
+                attr.as_str()
+                    .map_err(|_| "unable to parse UID into a string".to_string())?
+                    .to_string(),
+            );
+        }
+    }
+    let uid = match uids.as_slice() {
+        [] => String::new(),
+        [one] if one.is_empty() => return Err("UID cannot be an empty string".into()),
+        [one] => one.clone(),
+        many => return Err(format!("expected 1 UID, but found multiple: {many:?}")),
+    };
+
+    let fingerprint = hex::encode(Sha256::digest(leaf_der));
+    let mut extra = BTreeMap::new();
+    extra.insert(
+        CREDENTIAL_ID_KEY.to_string(),
+        vec![format!("X509SHA256={fingerprint}")],
+    );
+    Ok(Some(UserInfo {
+        name: name.to_string(),
+        uid,
+        groups,
+        extra,
+    }))
+}
+
+/// The x509 authenticator (`--client-ca-file`): a chain that verifies becomes CN/O; one that
+/// does not is an error (the union turns errors into 401 unless another method succeeds).
+#[derive(Debug)]
+pub struct X509Authenticator {
+    pub(super) ca: CaVerifier,
+}
+
+impl X509Authenticator {
+    pub fn authenticate(&self, chain: &[Vec<u8>]) -> Result<Option<UserInfo>, String> {
+        let Some(leaf) = chain.first() else {
+            return Ok(None);
+        };
+        self.ca.verify(chain)?;
+        user_from_cert(leaf)
+    }
+}

@@ -1,0 +1,204 @@
+//! get, list and deletecollection: reads at a resourceVersion, selectors and pagination.
+
+use super::{Ctx, Deleted, Store};
+use crate::apimachinery::continue_token;
+use crate::apimachinery::options::{DeleteOptions, ListOptions, Rv, RvMatch};
+use crate::apimachinery::status::{ApiError, ApiResult};
+use crate::storage::types::StorageError;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A page of a list: storage JSON items, the list's resourceVersion and pagination state.
+#[derive(Debug, Clone)]
+pub struct ListResult {
+    pub items: Vec<Value>,
+    pub rv: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+/// Rows read per storage round trip when no limit bounds the page.
+const CHUNK: usize = 500;
+/// How long a read waits for a resourceVersion the server has not reached (Go's cacher: 3 s).
+const RV_WAIT: Duration = Duration::from_secs(3);
+
+impl Store {
+    /// GET of one object, always the latest committed state.
+    pub async fn get(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Value> {
+        match self.storage.get(&ctx.key(name)).await {
+            Ok(Some(s)) => Ok(s.object),
+            Ok(None) => Err(crate::apimachinery::status::ApiError::not_found(
+                &ctx.resource.group_resource(),
+                name,
+            )),
+            Err(e) => Err(ctx.storage_error(name, e)),
+        }
+    }
+
+    /// Wait until the committed horizon reaches `rv` (another replica may be ahead of us).
+    async fn wait_for_rv(&self, rv: i64) -> ApiResult<()> {
+        let deadline = tokio::time::Instant::now() + RV_WAIT;
+        loop {
+            let current = self
+                .storage
+                .current_rv()
+                .await
+                .map_err(|e| ApiError::service_unavailable(e.to_string()))?;
+            if current >= rv {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::too_large_resource_version(rv, current));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// LIST with label/field selectors, limit/continue and resourceVersion semantics.
+    pub async fn list(&self, ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<ListResult> {
+        let r = ctx.resource;
+        let all_namespaces = r.namespaced() && ctx.namespace.is_empty();
+        let ns_filter = (!ctx.namespace.is_empty()).then_some(ctx.namespace);
+        let mut after: Option<(String, String)> = None;
+        let mut at_rv: Option<i64> = None;
+        let from_continue = opts.continue_token.is_some();
+        if let Some(token) = &opts.continue_token {
+            let t = continue_token::decode(token, all_namespaces)?;
+            let ns = if all_namespaces {
+                t.namespace.clone()
+            } else {
+                ctx.namespace.to_string()
+            };
+            after = Some((ns, t.name.clone()));
+            at_rv = (t.rv > 0).then_some(t.rv);
+        } else {
+            match (opts.resource_version, opts.rv_match) {
+                (Rv::At(n), Some(RvMatch::Exact)) => at_rv = Some(n),
+                // Go: a resourceVersion with a limit and no match rule is an exact read.
+                (Rv::At(n), None) if opts.limit.is_some() => at_rv = Some(n),
+                (Rv::At(n), _) => self.wait_for_rv(n).await?,
+                _ => {}
+            }
+        }
+        if let Some(n) = at_rv {
+            if !from_continue {
+                self.wait_for_rv(n).await?;
+            }
+        }
+
+        let limit = opts.limit;
+        let chunk_size = limit.map(|l| (l + 1).max(32)).unwrap_or(CHUNK);
+        let mut items = Vec::new();
+        let mut list_rv = None;
+        let mut last_key: Option<(String, String)> = None;
+        let mut more_after_last = false;
+        'scan: loop {
+            let a = after.as_ref().map(|(n, m)| (n.as_str(), m.as_str()));
+            let chunk = match self
+                .storage
+                .list_chunk(r.plural(), ns_filter, at_rv, a, chunk_size)
+                .await
+            {
+                Ok(c) => c,
+                Err(StorageError::Compacted { .. }) if from_continue => {
+                    let (ns, name) = after.clone().unwrap_or_default();
+                    let mut e = ApiError::gone(EXPIRED_CONTINUE);
+                    e.continue_token =
+                        Some(continue_token::encode_fresh(all_namespaces, &ns, &name));
+                    return Err(e);
+                }
+                Err(e) => return Err(ctx.storage_error("", e)),
+            };
+            // Every later chunk is read at the first chunk's RV, so pages form one snapshot.
+            at_rv = Some(chunk.rv);
+            list_rv.get_or_insert(chunk.rv);
+            let n = chunk.items.len();
+            for s in chunk.items {
+                after = Some((s.key.namespace.clone(), s.key.name.clone()));
+                if let Some(l) = limit {
+                    if items.len() == l {
+                        // One more row exists past the page: that's what a continue token means.
+                        more_after_last = true;
+                        break 'scan;
+                    }
+                }
+                if opts.matches(&s.object) {
+                    last_key = Some((s.key.namespace.clone(), s.key.name.clone()));
+                    items.push(s.object);
+                }
+            }
+            if !chunk.more || n == 0 {
+                break;
+            }
+        }
+        let rv = list_rv.unwrap_or_default();
+        let (continue_token, remaining) = match (more_after_last, &last_key) {
+            (true, Some((ns, name))) => {
+                let token = continue_token::encode(rv, all_namespaces, ns, name);
+                let remaining = if opts.has_selectors() {
+                    None
+                } else {
+                    self.storage
+                        .count_after(r.plural(), ns_filter, rv, (ns.as_str(), name.as_str()))
+                        .await
+                        .map_err(|e| ctx.storage_error("", e))
+                        .map(Some)?
+                };
+                (Some(token), remaining)
+            }
+            _ => (None, None),
+        };
+        Ok(ListResult {
+            items,
+            rv,
+            continue_token,
+            remaining,
+        })
+    }
+
+    /// DELETE on a collection: every matching object goes through the normal delete path.
+    /// Returns the matched objects as they were before deletion.
+    pub async fn delete_collection(
+        &self,
+        ctx: &Ctx<'_>,
+        list: &ListOptions,
+        del: &DeleteOptions,
+    ) -> ApiResult<ListResult> {
+        let page = self
+            .list(
+                ctx,
+                &ListOptions {
+                    limit: None,
+                    continue_token: None,
+                    ..list.clone()
+                },
+            )
+            .await?;
+        let mut deleted = Vec::with_capacity(page.items.len());
+        for obj in page.items {
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let item_ctx = Ctx {
+                namespace: &ns,
+                ..*ctx
+            };
+            match self.delete(&item_ctx, &name, del).await {
+                Ok(Deleted::Gone(_)) | Ok(Deleted::Pending(_)) => deleted.push(obj),
+                // Someone else deleted it meanwhile: the collection delete still succeeded for it.
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ListResult {
+            items: deleted,
+            rv: page.rv,
+            continue_token: None,
+            remaining: None,
+        })
+    }
+}
+
+const EXPIRED_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";

@@ -1,0 +1,543 @@
+//! create, update (PUT), patch and delete: the write verbs of the generic Store.
+
+use super::{Ctx, Store, being_deleted, check_fields, finalizers, meta_str};
+use crate::apimachinery::decode::FieldValidation;
+use crate::apimachinery::managed_fields;
+use crate::apimachinery::meta;
+use crate::apimachinery::names;
+use crate::apimachinery::options::{DeleteOptions, Propagation, WriteOptions};
+use crate::apimachinery::patch::{self, PatchType};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
+use crate::storage::types::{Preconditions, StorageError, Stored, Write, WriteOp};
+use serde_json::{Value, json};
+
+/// How often a write that raced another writer is retried before giving up with a 409.
+const MAX_RETRIES: usize = 16;
+/// Go retries a generateName collision this many times.
+const NAME_ATTEMPTS: usize = 8;
+
+/// The outcome of DELETE.
+pub enum Deleted {
+    /// The object is gone; this was its last state.
+    Gone(Value),
+    /// Finalizers hold it; this is the object with deletionTimestamp set.
+    Pending(Value),
+}
+
+/// Fields the server owns: a client can't set them on create.
+const SYSTEM_FIELDS: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "generation",
+];
+
+fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
+}
+
+/// Compare two objects ignoring managedFields timestamps (Go does the same so that a no-op
+/// update by the same manager does not count as a change).
+fn same_ignoring_times(a: &Value, b: &Value) -> bool {
+    fn strip(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                for e in entries {
+                    if let Some(e) = e.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
+            }
+        }
+        v
+    }
+    strip(a) == strip(b)
+}
+
+fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
+    match obj["metadata"].get("resourceVersion") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid resource version: {other}"
+        ))),
+    }
+}
+
+impl Store {
+    fn manager(&self, ctx: &Ctx<'_>, opts: &WriteOptions) -> ApiResult<String> {
+        match &opts.field_manager {
+            Some(m) => {
+                managed_fields::validate_manager(m)?;
+                Ok(m.clone())
+            }
+            None => Ok(managed_fields::default_manager(ctx.user_agent)),
+        }
+    }
+
+    /// Submit one write (or pretend to, for dryRun).
+    async fn commit(&self, ctx: &Ctx<'_>, name: &str, op: WriteOp) -> Result<Stored, StorageError> {
+        let out = self
+            .storage
+            .write(Write {
+                key: ctx.key(name),
+                op,
+                actor: ctx.user.name.clone(),
+            })
+            .await?;
+        Ok(Stored {
+            key: ctx.key(name),
+            rv: out.rv,
+            object: out.object,
+        })
+    }
+
+    /// Check the body's apiVersion/kind against the URL (they may be omitted).
+    fn check_type_meta(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
+        let expected = ctx.api_version();
+        if let Some(av) = obj.get("apiVersion").and_then(Value::as_str) {
+            if !av.is_empty() && av != expected {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({expected})"
+                )));
+            }
+        }
+        if let Some(k) = obj.get("kind").and_then(Value::as_str) {
+            if !k.is_empty() && k != ctx.resource.kind() {
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    ctx.resource.kind()
+                )));
+            }
+        }
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The body's namespace must be empty or the URL's; cluster-scoped kinds have none.
+    fn settle_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
+        let body_ns = meta_str(obj, "namespace").to_string();
+        let m = meta_mut(obj);
+        if ctx.resource.namespaced() {
+            if !body_ns.is_empty() && body_ns != ctx.namespace {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            m.insert("namespace".into(), json!(ctx.namespace));
+        } else {
+            m.remove("namespace");
+        }
+        Ok(())
+    }
+
+    /// POST: returns the stored object (201).
+    pub async fn create(
+        &self,
+        ctx: &Ctx<'_>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let r = ctx.resource;
+        Self::check_type_meta(ctx, &obj)?;
+        Self::settle_namespace(ctx, &mut obj)?;
+        let m = meta_mut(&mut obj);
+        for f in SYSTEM_FIELDS {
+            m.remove(*f);
+        }
+        r.default(ctx.version, &mut obj);
+        let errs = r.validate_versioned(ctx.version, &obj);
+        let manager = self.manager(ctx, opts)?;
+        let now = meta::timestamp_now();
+        managed_fields::record_update(None, &mut obj, &manager, &ctx.api_version(), &now);
+
+        // Admission sees the name as sent: a generateName create has none yet (as in Go).
+        let requested_name = meta_str(&obj, "name").to_string();
+        self.admission
+            .admit_create(&self.storage, r, &requested_name)
+            .await?;
+
+        let generate = meta_str(&obj, "generateName").to_string();
+        let generated = requested_name.is_empty() && !generate.is_empty();
+        let m = meta_mut(&mut obj);
+        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), json!(now));
+
+        for attempt in 0..NAME_ATTEMPTS {
+            if generated {
+                meta_mut(&mut obj).insert("name".into(), json!(names::generate(&generate)));
+            }
+            let name = meta_str(&obj, "name").to_string();
+            let hub = r.to_hub(ctx.version, obj.clone());
+            let mut all = errs.clone();
+            all.extend(meta::validate_create(&hub["metadata"], r.namespaced()));
+            all.extend(r.validate(&hub));
+            if !all.is_empty() {
+                return Err(ctx.invalid(&name, &all));
+            }
+            let stored = r.hub_to_storage(hub);
+            if opts.dry_run {
+                // Nothing is written, but the answer must be the one a real create would give.
+                return match self.storage.get(&ctx.key(&name)).await {
+                    Ok(Some(existing)) => Err(self.exists_error(ctx, &name, &existing.object)),
+                    Ok(None) => Ok(stored),
+                    Err(e) => Err(ctx.storage_error(&name, e)),
+                };
+            }
+            match self
+                .commit(ctx, &name, WriteOp::Create { object: stored })
+                .await
+            {
+                Ok(s) => return Ok(s.object),
+                Err(StorageError::AlreadyExists) if generated && attempt + 1 < NAME_ATTEMPTS => {
+                    continue;
+                }
+                Err(StorageError::AlreadyExists) if generated => {
+                    let mut e = ApiError::already_exists(&r.group_resource(), &name);
+                    e.message.push_str(
+                        ", the server was not able to generate a unique name for the object",
+                    );
+                    if let Some(d) = e.details.as_mut() {
+                        d.retry_after_seconds = Some(1);
+                    }
+                    return Err(e);
+                }
+                Err(StorageError::AlreadyExists) => {
+                    let existing = self.storage.get(&ctx.key(&name)).await.ok().flatten();
+                    return Err(match existing {
+                        Some(s) => self.exists_error(ctx, &name, &s.object),
+                        None => ApiError::already_exists(&r.group_resource(), &name),
+                    });
+                }
+                Err(e) => return Err(ctx.storage_error(&name, e)),
+            }
+        }
+        Err(ApiError::internal("name generation did not converge"))
+    }
+
+    fn exists_error(&self, ctx: &Ctx<'_>, name: &str, existing: &Value) -> ApiError {
+        let mut e = ApiError::already_exists(&ctx.resource.group_resource(), name);
+        if being_deleted(existing) {
+            e.message = format!("object is being deleted: {}", e.message);
+        }
+        e
+    }
+
+    async fn current(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Stored> {
+        match self.storage.get(&ctx.key(name)).await {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(ApiError::not_found(&ctx.resource.group_resource(), name)),
+            Err(e) => Err(ctx.storage_error(name, e)),
+        }
+    }
+
+    /// PUT: the body must carry the resourceVersion it was based on.
+    pub async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        Self::check_type_meta(ctx, &obj)?;
+        let body_name = meta_str(&obj, "name");
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        Self::settle_namespace(ctx, &mut obj)?;
+        let Some(rv) = parse_rv_field(&obj)? else {
+            let gr = ctx.resource.group_resource();
+            return Err(ApiError::invalid(
+                &gr.to_string(),
+                ctx.resource.plural(),
+                crate::api::GROUP,
+                name,
+                &[FieldError::invalid(
+                    "metadata.resourceVersion",
+                    0,
+                    "must be specified for an update",
+                )],
+            ));
+        };
+        let old = self.current(ctx, name).await?;
+        if old.rv != rv {
+            return Err(ApiError::modified_conflict(
+                &ctx.resource.group_resource(),
+                name,
+            ));
+        }
+        let manager = self.manager(ctx, opts)?;
+        self.update_from(ctx, name, &old, obj, &manager, opts.dry_run)
+            .await
+            .map_err(|e| e.into_api(ctx, name))
+    }
+
+    /// The part of update shared by PUT and PATCH: `new` is versioned JSON based on `old`.
+    async fn update_from(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        old: &Stored,
+        mut new: Value,
+        manager: &str,
+        dry_run: bool,
+    ) -> Result<Value, UpdateError> {
+        let r = ctx.resource;
+        r.default(ctx.version, &mut new);
+        let mut errs = r.validate_versioned(ctx.version, &new);
+        // The server owns these; carry them over from the stored object.
+        {
+            let old_meta = &old.object["metadata"];
+            let m = meta_mut(&mut new);
+            m.remove("resourceVersion");
+            m.remove("selfLink");
+            for f in ["uid", "creationTimestamp"] {
+                let empty = m
+                    .get(f)
+                    .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+                if empty {
+                    if let Some(v) = old_meta.get(f) {
+                        m.insert(f.into(), v.clone());
+                    }
+                }
+            }
+            for f in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
+                match old_meta.get(f) {
+                    Some(v) => m.insert(f.into(), v.clone()),
+                    None => m.remove(f),
+                };
+            }
+        }
+        let old_versioned = r.storage_to_version(ctx.version, old.object.clone());
+        managed_fields::record_update(
+            Some(&old_versioned),
+            &mut new,
+            manager,
+            &ctx.api_version(),
+            &meta::timestamp_now(),
+        );
+        let hub = r.to_hub(ctx.version, new);
+        let old_hub = r.to_hub(r.storage_version(), old.object.clone());
+        errs.extend(meta::validate_update(
+            &hub["metadata"],
+            &old_hub["metadata"],
+            r.namespaced(),
+        ));
+        errs.extend(r.validate(&hub));
+        if !errs.is_empty() {
+            return Err(UpdateError::Api(ctx.invalid(name, &errs)));
+        }
+        let stored = r.hub_to_storage(hub);
+        if same_ignoring_times(&stored, &old.object) {
+            return Ok(old.object.clone());
+        }
+        let pre = Preconditions {
+            rv: Some(old.rv),
+            uid: None,
+        };
+        // Removing the last finalizer of an object being deleted completes the deletion.
+        if being_deleted(&stored) && finalizers(&stored).is_empty() {
+            if dry_run {
+                return Ok(stored);
+            }
+            return self
+                .commit(ctx, name, WriteOp::Delete { pre })
+                .await
+                .map(|s| s.object)
+                .map_err(UpdateError::Storage);
+        }
+        if dry_run {
+            let mut out = stored;
+            meta_mut(&mut out).insert("resourceVersion".into(), json!(old.rv.to_string()));
+            return Ok(out);
+        }
+        self.commit(
+            ctx,
+            name,
+            WriteOp::Update {
+                object: stored,
+                pre,
+            },
+        )
+        .await
+        .map(|s| s.object)
+        .map_err(UpdateError::Storage)
+    }
+
+    /// PATCH: applied to the latest object; retried when another writer got there first,
+    /// unless the patch itself names a resourceVersion.
+    pub async fn patch(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        patch_type: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+        validation: FieldValidation,
+    ) -> ApiResult<(Value, Vec<String>)> {
+        let manager = self.manager(ctx, opts)?;
+        let gr = ctx.resource.group_resource();
+        for _ in 0..MAX_RETRIES {
+            let old = self.current(ctx, name).await?;
+            let original = ctx
+                .resource
+                .storage_to_version(ctx.version, old.object.clone());
+            let patched = patch::apply_patch(patch_type, &original, body)?;
+            let warnings = check_fields(ctx, &patched, Vec::new(), validation, true)?;
+            Self::check_type_meta(ctx, &patched)?;
+            let patched_name = meta_str(&patched, "name");
+            if patched_name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({patched_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            let uid = meta_str(&patched, "uid");
+            let old_uid = meta_str(&old.object, "uid");
+            if !uid.is_empty() && uid != old_uid {
+                return Err(ApiError::conflict(
+                    &gr,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"
+                    ),
+                ));
+            }
+            let client_rv = parse_rv_field(&patched)?;
+            if client_rv.is_some_and(|rv| rv != old.rv) {
+                return Err(ApiError::modified_conflict(&gr, name));
+            }
+            let mut patched = patched;
+            Self::settle_namespace(ctx, &mut patched)?;
+            match self
+                .update_from(ctx, name, &old, patched, &manager, opts.dry_run)
+                .await
+            {
+                Ok(v) => return Ok((v, warnings)),
+                Err(UpdateError::Storage(StorageError::Conflict { .. })) if client_rv.is_none() => {
+                    continue;
+                }
+                Err(e) => return Err(e.into_api(ctx, name)),
+            }
+        }
+        Err(ApiError::modified_conflict(&gr, name))
+    }
+
+    /// DELETE: immediate, or graceful while finalizers remain.
+    pub async fn delete(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
+        for _ in 0..MAX_RETRIES {
+            let old = self.current(ctx, name).await?;
+            let uid = meta_str(&old.object, "uid").to_string();
+            if let Some(want) = &opts.precondition_uid {
+                if *want != uid {
+                    return Err(ctx.precondition_conflict(name, "UID", want, &uid));
+                }
+            }
+            if let Some(want) = &opts.precondition_rv {
+                if *want != old.rv.to_string() {
+                    return Err(ctx.precondition_conflict(
+                        name,
+                        "ResourceVersion",
+                        want,
+                        &old.rv.to_string(),
+                    ));
+                }
+            }
+            let mut obj = old.object.clone();
+            let mut fins = finalizers(&obj);
+            // With the garbage collector on, Orphan/Foreground are finalizers the GC acts on.
+            let extra = match opts.propagation {
+                Some(Propagation::Orphan) => Some("orphan"),
+                Some(Propagation::Foreground) => Some("foregroundDeletion"),
+                _ => None,
+            };
+            if let Some(f) = extra {
+                if !fins.iter().any(|x| x == f) {
+                    fins.push(f.to_string());
+                }
+            }
+            let pre = Preconditions {
+                rv: Some(old.rv),
+                uid: Some(uid),
+            };
+            let result = if fins.is_empty() {
+                if opts.dry_run {
+                    return Ok(Deleted::Gone(obj));
+                }
+                self.commit(ctx, name, WriteOp::Delete { pre })
+                    .await
+                    .map(|s| Deleted::Gone(s.object))
+            } else {
+                let unchanged = being_deleted(&obj) && fins == finalizers(&obj);
+                if unchanged {
+                    return Ok(Deleted::Pending(obj));
+                }
+                let m = meta_mut(&mut obj);
+                m.insert("finalizers".into(), json!(fins));
+                if !m.get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
+                    m.insert("deletionTimestamp".into(), json!(meta::timestamp_now()));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                }
+                m.remove("resourceVersion");
+                if opts.dry_run {
+                    return Ok(Deleted::Pending(obj));
+                }
+                self.commit(ctx, name, WriteOp::Update { object: obj, pre })
+                    .await
+                    .map(|s| Deleted::Pending(s.object))
+            };
+            match result {
+                Ok(d) => return Ok(d),
+                Err(StorageError::Conflict { .. }) if opts.precondition_rv.is_none() => continue,
+                Err(e) => return Err(ctx.storage_error(name, e)),
+            }
+        }
+        Err(ApiError::modified_conflict(
+            &ctx.resource.group_resource(),
+            name,
+        ))
+    }
+}
+
+/// An update failure that the patch loop may retry (a storage Conflict) or report.
+enum UpdateError {
+    Api(ApiError),
+    Storage(StorageError),
+}
+
+impl UpdateError {
+    fn into_api(self, ctx: &Ctx<'_>, name: &str) -> ApiError {
+        match self {
+            UpdateError::Api(e) => e,
+            UpdateError::Storage(e) => ctx.storage_error(name, e),
+        }
+    }
+}

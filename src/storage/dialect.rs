@@ -1,0 +1,284 @@
+//! What differs between Postgres and SQLite, and nothing else: the SQL text of each statement,
+//! how transactions begin, and a thin engine-neutral way to run a statement (`Db`, `Tx`) with
+//! engine-neutral parameters (`Param`) and rows (`Cell`). All storage logic sits above this and
+//! is written once.
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+/// The SQL of one engine. Parameter conventions are documented per statement and are the same on
+/// both engines, so the shared logic binds the same values whichever engine runs.
+#[derive(Debug)]
+pub(crate) struct SqlSet {
+    /// "postgres" | "sqlite".
+    pub engine: &'static str,
+    /// Opens a write transaction (READ COMMITTED on Postgres, BEGIN IMMEDIATE on SQLite).
+    pub begin_write: &'static str,
+    /// Opens a read transaction whose statements share one snapshot.
+    pub begin_read: &'static str,
+    /// Per-key locks, taken before anything else in a write transaction. `$1` = JSON array of
+    /// lock ids (i64), sorted, so two replicas' batches always lock in the same order.
+    /// `None` where the engine serialises writers anyway (SQLite).
+    pub lock_keys: Option<&'static str>,
+    /// Current rows of a batch's keys. `$1` = JSON array of `{resource, namespace, name}`.
+    /// Columns: resource, namespace, name, uid, rv, create_rv, object (text).
+    pub read_current: &'static str,
+    /// Applies a batch. Every statement gets `$1` = JSON array of rows (see `writer::BatchRow`)
+    /// and `$2` = k, the number of rows. The first statement increments the counter by k and
+    /// returns the new value (the last RV of the batch); row `ord` (1..=k) gets RV `top - k + ord`.
+    pub apply_batch: &'static [&'static str],
+    /// `$1` = resource, `$2` = namespace, `$3` = name. Columns: rv, object (text).
+    pub get: &'static str,
+    /// No parameters. Columns: rv (the counter), compacted_rv.
+    pub heads: &'static str,
+    /// The state at an RV, in key order. `$1` resource, `$2` namespace or NULL for all,
+    /// `$3`/`$4` the key to start after, `$5` the RV, `$6` the row limit.
+    /// Columns: namespace, name, rv, object (text).
+    pub list_at: &'static str,
+    /// How many keys `list_at` would return without a limit. `$1`..`$5` as `list_at`. Column: count.
+    pub count_at: &'static str,
+    /// Sent after COMMIT (best effort) so other processes wake up. `$1` = the last RV as text.
+    pub notify: Option<&'static str>,
+    /// Cheap liveness probe.
+    pub ping: &'static str,
+}
+
+/// A statement parameter. Only the kinds both engines encode identically.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Int(i64),
+    Text(String),
+    OptText(Option<String>),
+}
+
+/// One column value of a result row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Cell {
+    pub fn int(&self) -> Result<i64, sqlx::Error> {
+        match self {
+            Cell::Int(v) => Ok(*v),
+            other => Err(decode_error(format!(
+                "expected an integer column, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn text(&self) -> Result<&str, sqlx::Error> {
+        match self {
+            Cell::Text(v) => Ok(v),
+            other => Err(decode_error(format!(
+                "expected a text column, got {other:?}"
+            ))),
+        }
+    }
+}
+
+fn decode_error(msg: String) -> sqlx::Error {
+    sqlx::Error::Decode(msg.into())
+}
+
+/// Reads a row into cells. The schema only has bigint and text columns (JSON is selected as
+/// text), so "integer, else text" decodes every column without per-query type lists.
+fn decode_row<R>(row: &R) -> Result<Vec<Cell>, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    (0..row.len())
+        .map(|i| match row.try_get::<Option<i64>, _>(i) {
+            Ok(Some(v)) => Ok(Cell::Int(v)),
+            Ok(None) => Ok(Cell::Null),
+            Err(_) => row
+                .try_get::<Option<String>, _>(i)
+                .map(|v| v.map_or(Cell::Null, Cell::Text)),
+        })
+        .collect()
+}
+
+/// Binds engine-neutral parameters to a sqlx query of either engine.
+macro_rules! bind_params {
+    ($query:expr, $params:expr) => {{
+        let mut q = $query;
+        for p in $params {
+            q = match p {
+                Param::Int(v) => q.bind(*v),
+                Param::Text(s) => q.bind(s.clone()),
+                Param::OptText(s) => q.bind(s.clone()),
+            };
+        }
+        q
+    }};
+}
+
+/// Runs the same body on whichever engine `$self` holds; the body is engine-agnostic sqlx code.
+macro_rules! on_engine {
+    ($self:expr, $Pg:path, $Lite:path, |$x:ident| $body:expr) => {
+        match $self {
+            $Pg($x) => $body,
+            $Lite($x) => $body,
+        }
+    };
+}
+
+/// The connection pools of one engine.
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
+    Postgres(sqlx::PgPool),
+    /// SQLite: `writer` has exactly one connection (the writer task's); `reader` serves reads
+    /// (for `sqlite::memory:` it is the same single-connection pool, as memory DBs are per connection).
+    Sqlite {
+        writer: sqlx::SqlitePool,
+        reader: sqlx::SqlitePool,
+    },
+}
+
+/// An open transaction on either engine. Dropping it rolls back.
+pub(crate) enum Tx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+/// A single-statement executor on either engine (for reads outside a transaction).
+enum Pool<'a> {
+    Postgres(&'a sqlx::PgPool),
+    Sqlite(&'a sqlx::SqlitePool),
+}
+
+impl Db {
+    fn read_pool(&self) -> Pool<'_> {
+        match self {
+            Db::Postgres(p) => Pool::Postgres(p),
+            Db::Sqlite { reader, .. } => Pool::Sqlite(reader),
+        }
+    }
+
+    fn write_pool(&self) -> Pool<'_> {
+        match self {
+            Db::Postgres(p) => Pool::Postgres(p),
+            Db::Sqlite { writer, .. } => Pool::Sqlite(writer),
+        }
+    }
+
+    /// Begins a write transaction on the writer's connection.
+    pub async fn begin_write(&self, begin: &'static str) -> Result<Tx, sqlx::Error> {
+        Ok(match self.write_pool() {
+            Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
+        })
+    }
+
+    /// Begins a read transaction (one snapshot for all its statements).
+    pub async fn begin_read(&self, begin: &'static str) -> Result<Tx, sqlx::Error> {
+        Ok(match self.read_pool() {
+            Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
+        })
+    }
+
+    /// One read statement in autocommit mode.
+    pub async fn fetch(
+        &self,
+        sql: &'static str,
+        params: &[Param],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        on_engine!(self.read_pool(), Pool::Postgres, Pool::Sqlite, |p| {
+            let rows = bind_params!(sqlx::query(sql), params).fetch_all(p).await?;
+            rows.iter().map(decode_row).collect()
+        })
+    }
+
+    /// One statement on the writer side in autocommit mode, rows ignored (e.g. NOTIFY).
+    pub async fn execute(&self, sql: &'static str, params: &[Param]) -> Result<(), sqlx::Error> {
+        on_engine!(self.write_pool(), Pool::Postgres, Pool::Sqlite, |p| {
+            bind_params!(sqlx::query(sql), params)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(p) => p.close().await,
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+        }
+    }
+}
+
+impl Tx {
+    pub async fn fetch(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        on_engine!(self, Tx::Postgres, Tx::Sqlite, |tx| {
+            let rows = bind_params!(sqlx::query(sql), params)
+                .fetch_all(&mut **tx)
+                .await?;
+            rows.iter().map(decode_row).collect()
+        })
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        on_engine!(self, Tx::Postgres, Tx::Sqlite, |tx| tx.commit().await)
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        on_engine!(self, Tx::Postgres, Tx::Sqlite, |tx| tx.rollback().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_refuse_the_wrong_kind() {
+        assert_eq!(Cell::Int(7).int().ok(), Some(7));
+        assert!(Cell::Int(7).text().is_err());
+        assert_eq!(Cell::Text("x".into()).text().ok(), Some("x"));
+        assert!(Cell::Null.int().is_err());
+        assert!(Cell::Null.text().is_err());
+    }
+
+    #[tokio::test]
+    async fn sqlite_rows_decode_to_cells() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:")
+            .await
+            .expect("pool");
+        let db = Db::Sqlite {
+            writer: pool.clone(),
+            reader: pool,
+        };
+        let rows = db
+            .fetch(
+                "SELECT $1 + 1, $2, NULL, $3",
+                &[
+                    Param::Int(41),
+                    Param::Text("a".into()),
+                    Param::OptText(None),
+                ],
+            )
+            .await
+            .expect("query");
+        assert_eq!(
+            rows,
+            vec![vec![
+                Cell::Int(42),
+                Cell::Text("a".into()),
+                Cell::Null,
+                Cell::Null
+            ]]
+        );
+    }
+}

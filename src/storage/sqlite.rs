@@ -1,0 +1,224 @@
+//! The SQLite dialect: SQL text (TEXT JSON via json_each/json_extract) and connecting: WAL,
+//! synchronous=NORMAL, busy_timeout, one writer connection plus a read pool (one connection kept
+//! forever for `sqlite::memory:`, whose database lives and dies with its connection).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::dialect::{Db, SqlSet};
+use super::migrate::{MigrationConn, sqlite_runner};
+
+/// The key filter shared by `list_at` and `count_at` (same parameters as on Postgres).
+macro_rules! key_filter {
+    () => {
+        "resource = $1 AND ($2 IS NULL OR namespace = $2) AND (namespace, name) > ($3, $4)"
+    };
+}
+
+/// The state at RV `$5`: unchanged rows, plus each key's first event after `$5` carrying the state
+/// before it (absent if that event was its creation).
+macro_rules! state_at {
+    ($cols:literal, $ecols:literal) => {
+        concat!(
+            "SELECT ",
+            $cols,
+            " FROM objects WHERE ",
+            key_filter!(),
+            " AND rv <= $5 ",
+            "UNION ALL SELECT ",
+            $ecols,
+            " FROM events e JOIN (SELECT min(rv) AS rv FROM events WHERE ",
+            key_filter!(),
+            " AND rv > $5 GROUP BY namespace, name) f ON e.rv = f.rv ",
+            "WHERE e.prev_object IS NOT NULL"
+        )
+    };
+}
+
+/// One field of a batch row (`value` of json_each).
+macro_rules! field {
+    ($name:literal) => {
+        concat!("json_extract(value, '$.", $name, "')")
+    };
+}
+
+pub(crate) static SQL: SqlSet = SqlSet {
+    engine: "sqlite",
+    // IMMEDIATE takes the write lock before the snapshot: no SQLITE_BUSY_SNAPSHOT, and a second
+    // process waits on busy_timeout instead of failing.
+    begin_write: "BEGIN IMMEDIATE",
+    begin_read: "BEGIN",
+    lock_keys: None,
+    read_current: concat!(
+        "SELECT o.resource, o.namespace, o.name, o.uid, o.rv, o.create_rv, o.object FROM json_each($1) ",
+        "JOIN objects o ON o.resource = ",
+        field!("resource"),
+        " AND o.namespace = ",
+        field!("namespace"),
+        " AND o.name = ",
+        field!("name")
+    ),
+    // Later statements read the batch's top RV back from the counter row they just updated.
+    apply_batch: &[
+        "UPDATE rv_counter SET rv = rv + $2 RETURNING rv",
+        concat!(
+            "INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor) ",
+            "SELECT (SELECT rv FROM rv_counter) - $2 + ",
+            field!("ord"),
+            ", ",
+            field!("resource"),
+            ", ",
+            field!("namespace"),
+            ", ",
+            field!("name"),
+            ", ",
+            field!("uid"),
+            ", ",
+            field!("type"),
+            ", ",
+            field!("object"),
+            ", ",
+            field!("prev_rv"),
+            ", ",
+            field!("prev_object"),
+            ", ",
+            field!("actor"),
+            " FROM json_each($1) ORDER BY ",
+            field!("ord")
+        ),
+        concat!(
+            "INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) ",
+            "SELECT ",
+            field!("resource"),
+            ", ",
+            field!("namespace"),
+            ", ",
+            field!("name"),
+            ", ",
+            field!("uid"),
+            ", (SELECT rv FROM rv_counter) - $2 + ",
+            field!("ord"),
+            ", coalesce(",
+            field!("create_rv"),
+            ", (SELECT rv FROM rv_counter) - $2 + ",
+            field!("ord"),
+            "), ",
+            field!("object"),
+            " FROM json_each($1) WHERE ",
+            field!("type"),
+            " <> 'DELETED' ",
+            "ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, ",
+            "create_rv = excluded.create_rv, object = excluded.object"
+        ),
+        concat!(
+            "DELETE FROM objects WHERE (resource, namespace, name) IN (SELECT ",
+            field!("resource"),
+            ", ",
+            field!("namespace"),
+            ", ",
+            field!("name"),
+            " FROM json_each($1) WHERE ",
+            field!("type"),
+            " = 'DELETED')"
+        ),
+    ],
+    get: "SELECT rv, object FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
+    heads: "SELECT c.rv, m.compacted_rv FROM rv_counter c, storage_meta m",
+    list_at: concat!(
+        "SELECT namespace, name, rv, object FROM (",
+        state_at!(
+            "namespace, name, rv, object",
+            "e.namespace, e.name, e.prev_rv, e.prev_object"
+        ),
+        ") ORDER BY namespace, name LIMIT $6"
+    ),
+    count_at: concat!(
+        "SELECT count(*) FROM (",
+        state_at!("namespace, name", "e.namespace, e.name"),
+        ")"
+    ),
+    notify: None,
+    ping: "SELECT rv FROM rv_counter",
+};
+
+/// How often a migration run is tried before its error is returned.
+const MIGRATION_ATTEMPTS: u32 = 5;
+
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// Opens the pools and migrates on the writer connection.
+pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
+    let base = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(30));
+    let (writer, reader) = if is_memory(url) {
+        // Only one connection ever sees this database, so it must never be closed or recycled.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(base)
+            .await?;
+        (pool.clone(), pool)
+    } else {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                base.clone()
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+            )
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_lazy_with(base);
+        (writer, reader)
+    };
+    {
+        let mut conn = writer.acquire().await?;
+        // refinery reads the applied set outside the migration's transaction, so a process
+        // migrating the same file at the same moment can make our run fail on "already exists".
+        // Each migration commits atomically with its history row, so running again is safe and
+        // then skips what the other process applied; a real error fails every attempt.
+        let mut attempt = 1;
+        let report = loop {
+            match sqlite_runner()
+                .run_async(&mut MigrationConn(&mut *conn))
+                .await
+            {
+                Ok(report) => break report,
+                Err(e) if attempt < MIGRATION_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "sqlite migration failed, retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        for m in report.applied_migrations() {
+            tracing::info!(
+                version = m.version(),
+                name = m.name(),
+                "applied sqlite migration"
+            );
+        }
+    }
+    Ok(Db::Sqlite { writer, reader })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_urls_are_recognised() {
+        assert!(is_memory("sqlite::memory:"));
+        assert!(is_memory("sqlite://x?mode=memory"));
+        assert!(!is_memory("sqlite:///tmp/wardle.db?mode=rwc"));
+    }
+}

@@ -1,0 +1,232 @@
+//! The rustls `ServerConfig` of the apiserver: ring only, ALPN h2 + http/1.1, and a client-cert
+//! verifier that asks for a cert but accepts any, because (as in Go) the authenticators verify
+//! the presented chain per request and an unknown CA must not break the handshake.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use rustls::DistinguishedName;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, ServerConfig, SignatureScheme};
+
+/// Make ring the process-default provider. kube's client builds its TLS config from the process
+/// default, so this must run before any kube client exists; calling it again is harmless.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is what we want either way.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The ring provider, passed explicitly so our own configs never depend on the process default.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Serving config with no CA hints in the CertificateRequest (clients then offer any cert).
+pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<ServerConfig> {
+    server_config_with_ca_hints(cert_pem, key_pem, &[])
+}
+
+/// Serving config that names the subjects of the given CA bundles (client CA, requestheader CA)
+/// as acceptable issuers, like Go's `tls.Config.ClientCAs`. A cert from any other CA is still
+/// accepted at the handshake.
+pub fn server_config_with_ca_hints(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    ca_hint_pems: &[&[u8]],
+) -> Result<ServerConfig> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("parsing serving certificate PEM: {e:?}"))?;
+    if certs.is_empty() {
+        bail!("serving certificate PEM holds no certificate");
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| anyhow!("parsing serving key PEM: {e:?}"))?;
+
+    let mut hints = rustls::RootCertStore::empty();
+    for pem in ca_hint_pems {
+        let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("parsing CA bundle PEM: {e:?}"))?;
+        let (_, bad) = hints.add_parsable_certificates(cas);
+        if bad > 0 {
+            tracing::warn!(
+                count = bad,
+                "ignoring unparsable CA certificates in the client-CA hints"
+            );
+        }
+    }
+
+    let provider = provider();
+    let verifier = Arc::new(AcceptAnyClientCert {
+        provider: provider.clone(),
+        hints: hints.subjects(),
+    });
+    let mut cfg = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .context("serving certificate and key")?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Requests a client cert, never requires one, accepts whatever chain is sent. It still checks
+/// the handshake signature, so a peer cannot present a cert whose key it does not hold.
+#[derive(Debug)]
+struct AcceptAnyClientCert {
+    provider: Arc<CryptoProvider>,
+    hints: Vec<DistinguishedName>,
+}
+
+impl ClientCertVerifier for AcceptAnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Poll the serving cert/key files every `interval` and swap a rebuilt config into `config`
+/// when their contents change (contents, not mtimes, so Kubernetes secret symlink swaps and
+/// same-second rewrites are both seen). A half-written pair fails to build and is retried on
+/// the next tick; the old config keeps serving meanwhile. Runs until the task is dropped.
+pub async fn watch_serving_files(
+    config: axum_server::tls_rustls::RustlsConfig,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    ca_hint_pems: Vec<Vec<u8>>,
+    interval: Duration,
+) {
+    let read = |p: &PathBuf| std::fs::read(p).ok();
+    let mut loaded = (read(&cert_path), read(&key_path));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate
+    loop {
+        ticker.tick().await;
+        let current = (read(&cert_path), read(&key_path));
+        if current == loaded {
+            continue;
+        }
+        let (Some(cert), Some(key)) = (&current.0, &current.1) else {
+            continue;
+        };
+        let hints: Vec<&[u8]> = ca_hint_pems.iter().map(|v| v.as_slice()).collect();
+        match server_config_with_ca_hints(cert, key, &hints) {
+            Ok(cfg) => {
+                config.reload_from_config(Arc::new(cfg));
+                tracing::info!(cert = %cert_path.display(), "reloaded serving certificate");
+                loaded = current;
+            }
+            Err(e) => {
+                tracing::warn!(cert = %cert_path.display(), error = %e, "serving certificate not reloaded")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn watcher_swaps_config_when_files_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = crate::tls::pki::ensure_standalone(dir.path(), &[]).expect("pki");
+        let cfg = server_config(
+            pki.serving_cert_pem.as_bytes(),
+            pki.serving_key_pem.as_bytes(),
+        )
+        .expect("cfg");
+        let rcfg = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(cfg));
+        let first = rcfg.get_inner();
+        let task = tokio::spawn(watch_serving_files(
+            rcfg.clone(),
+            pki.serving_cert_path.clone(),
+            pki.serving_key_path.clone(),
+            Vec::new(),
+            Duration::from_millis(20),
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            Arc::ptr_eq(&first, &rcfg.get_inner()),
+            "unchanged files must not reload"
+        );
+
+        // A mismatched pair (new cert, old key) is refused; the old config keeps serving.
+        let other = tempfile::tempdir().expect("tempdir");
+        let fresh = crate::tls::pki::ensure_standalone(other.path(), &[]).expect("pki");
+        std::fs::write(&pki.serving_cert_path, &fresh.serving_cert_pem).expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(Arc::ptr_eq(&first, &rcfg.get_inner()));
+
+        std::fs::write(&pki.serving_key_path, &fresh.serving_key_pem).expect("write");
+        let mut reloaded = false;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !Arc::ptr_eq(&first, &rcfg.get_inner()) {
+                reloaded = true;
+                break;
+            }
+        }
+        task.abort();
+        assert!(reloaded, "new pair must be picked up");
+    }
+}

@@ -1,0 +1,4 @@
+//! Shared helpers for the integration tests (each `tests/*.rs` binary pulls in what it needs).
+
+pub mod postgres;
+pub mod server;

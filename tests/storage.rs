@@ -1,0 +1,928 @@
+//! Storage against real databases: every case runs on SQLite (a temp file) and on Postgres (a
+//! throwaway server, or WARDLE_TEST_DATABASE_URL): writes and preconditions, group commit with
+//! gapless RVs, reads at an RV, several instances on one database, migrations, reporting views.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+use wardle::storage::Storage;
+use wardle::storage::types::*;
+
+/// One database to test against; keeps a SQLite temp dir alive for the test's duration.
+struct Backend {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("wardle.db").display()
+        );
+        Backend {
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    fn postgres() -> Backend {
+        Backend {
+            url: common::postgres::fresh_database_url(),
+            _dir: None,
+        }
+    }
+
+    fn is_pg(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+
+    async fn open(&self) -> Storage {
+        Storage::open(&self.url).await.expect("open storage")
+    }
+
+    async fn raw(&self) -> Raw {
+        if self.is_pg() {
+            Raw::Pg(
+                sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("raw pg"),
+            )
+        } else {
+            Raw::Lite(
+                sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("raw sqlite"),
+            )
+        }
+    }
+}
+
+/// A direct connection for looking at tables and views (the SQL used is valid on both engines).
+enum Raw {
+    Pg(sqlx::PgConnection),
+    Lite(sqlx::SqliteConnection),
+}
+
+macro_rules! raw_rows {
+    ($raw:expr, $ty:ty, $sql:expr) => {
+        match &mut $raw {
+            Raw::Pg(c) => sqlx::query_as::<_, $ty>($sql)
+                .fetch_all(c)
+                .await
+                .expect($sql),
+            Raw::Lite(c) => sqlx::query_as::<_, $ty>($sql)
+                .fetch_all(c)
+                .await
+                .expect($sql),
+        }
+    };
+}
+
+impl Raw {
+    async fn exec(&mut self, sql: &'static str) {
+        match self {
+            Raw::Pg(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
+            Raw::Lite(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
+        }
+        .expect(sql);
+    }
+
+    /// Holds the write path at its serialisation point until `release`: the counter row on
+    /// Postgres, the database write lock on SQLite.
+    async fn block_writers(&mut self) {
+        match self {
+            Raw::Pg(_) => {
+                self.exec("BEGIN; SELECT rv FROM rv_counter FOR UPDATE")
+                    .await
+            }
+            Raw::Lite(_) => self.exec("BEGIN IMMEDIATE").await,
+        }
+    }
+
+    async fn release(&mut self) {
+        self.exec("COMMIT").await;
+    }
+
+    async fn events(&mut self) -> Vec<(i64, String, String, Option<i64>)> {
+        raw_rows!(
+            *self,
+            (i64, String, String, Option<i64>),
+            "SELECT rv, type, name, prev_rv FROM events ORDER BY rv"
+        )
+    }
+}
+
+/// Runs a case on both engines as `<case>::sqlite` and `<case>::postgres`.
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$case(&super::Backend::sqlite()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$case(&super::Backend::postgres()).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    crud_with_preconditions,
+    precondition_failures_stay_in_their_write,
+    concurrent_creates_are_gapless_and_batched,
+    lists_page_and_read_history,
+    too_large_and_compacted,
+    two_instances_share_one_counter,
+    reopen_keeps_data,
+    concurrent_opens_migrate_once,
+    reporting_views,
+);
+
+fn flunder(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
+           "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}"),
+                        "creationTimestamp": "2026-11-22T10:00:00Z", "labels": {"app": name}},
+           "spec": spec})
+}
+
+fn create(ns: &str, name: &str) -> Write {
+    Write {
+        key: Key::new("flunders", ns, name),
+        op: WriteOp::Create {
+            object: flunder(ns, name, json!({})),
+        },
+        actor: "alice".into(),
+    }
+}
+
+fn update(ns: &str, name: &str, spec: Value, pre: Preconditions) -> Write {
+    Write {
+        key: Key::new("flunders", ns, name),
+        op: WriteOp::Update {
+            object: flunder(ns, name, spec),
+            pre,
+        },
+        actor: "bob".into(),
+    }
+}
+
+fn delete(ns: &str, name: &str, pre: Preconditions) -> Write {
+    Write {
+        key: Key::new("flunders", ns, name),
+        op: WriteOp::Delete { pre },
+        actor: "carol".into(),
+    }
+}
+
+fn rv_pre(rv: i64) -> Preconditions {
+    Preconditions {
+        rv: Some(rv),
+        uid: None,
+    }
+}
+
+fn names(chunk: &Chunk) -> Vec<String> {
+    chunk
+        .items
+        .iter()
+        .map(|s| format!("{}/{}", s.key.namespace, s.key.name))
+        .collect()
+}
+
+async fn crud_with_preconditions(b: &Backend) {
+    let s = b.open().await;
+    assert_eq!(s.engine(), if b.is_pg() { "postgres" } else { "sqlite" });
+    s.ping().await.expect("ping");
+    assert_eq!(s.current_rv().await, Ok(0));
+
+    let mut commits = s.subscribe_commits();
+    let created = s.write(create("ns", "a")).await.expect("create");
+    assert_eq!(created.rv, 1);
+    assert_eq!(created.object["metadata"]["resourceVersion"], "1");
+    assert_eq!(*commits.borrow_and_update(), 1, "in-process commit signal");
+    assert_eq!(
+        s.write(create("ns", "a")).await,
+        Err(StorageError::AlreadyExists)
+    );
+
+    let got = s
+        .get(&Key::new("flunders", "ns", "a"))
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.rv, 1);
+    assert_eq!(got.object, created.object);
+    assert_eq!(
+        s.get(&Key::new("flunders", "ns", "missing")).await,
+        Ok(None)
+    );
+    assert_eq!(
+        s.get(&Key::new("flunders", "other", "a")).await,
+        Ok(None),
+        "namespace is part of the key"
+    );
+
+    let updated = s
+        .write(update("ns", "a", json!({"reference": "x"}), rv_pre(1)))
+        .await
+        .expect("update");
+    assert_eq!(updated.rv, 2);
+    assert_eq!(updated.object["spec"]["reference"], "x");
+    assert_eq!(
+        s.write(update("ns", "a", json!({}), rv_pre(1))).await,
+        Err(StorageError::Conflict { current: 2 })
+    );
+    let wrong_uid = Preconditions {
+        rv: None,
+        uid: Some("nope".into()),
+    };
+    assert_eq!(
+        s.write(update("ns", "a", json!({}), wrong_uid.clone()))
+            .await,
+        Err(StorageError::UidMismatch {
+            expected: "nope".into(),
+            actual: "uid-ns-a".into()
+        })
+    );
+    assert!(matches!(
+        s.write(delete("ns", "a", wrong_uid)).await,
+        Err(StorageError::UidMismatch { .. })
+    ));
+    assert_eq!(
+        s.write(update("ns", "missing", json!({}), Preconditions::default()))
+            .await,
+        Err(StorageError::NotFound)
+    );
+    assert_eq!(
+        s.write(delete("ns", "missing", Preconditions::default()))
+            .await,
+        Err(StorageError::NotFound)
+    );
+
+    let deleted = s
+        .write(delete(
+            "ns",
+            "a",
+            Preconditions {
+                rv: Some(2),
+                uid: Some("uid-ns-a".into()),
+            },
+        ))
+        .await
+        .expect("delete");
+    assert_eq!(deleted.rv, 3);
+    assert_eq!(
+        deleted.object["spec"]["reference"], "x",
+        "DELETED carries the last state"
+    );
+    assert_eq!(deleted.object["metadata"]["resourceVersion"], "3");
+    assert_eq!(s.get(&Key::new("flunders", "ns", "a")).await, Ok(None));
+    assert_eq!(s.current_rv().await, Ok(3));
+
+    let mut raw = b.raw().await;
+    assert_eq!(
+        raw.events().await,
+        vec![
+            (1, "ADDED".into(), "a".into(), None),
+            (2, "MODIFIED".into(), "a".into(), Some(1)),
+            (3, "DELETED".into(), "a".into(), Some(2)),
+        ]
+    );
+    let with_rv: Vec<(i64,)> = raw_rows!(
+        raw,
+        (i64,),
+        "SELECT count(*) FROM events WHERE CAST(object AS TEXT) LIKE '%resourceVersion%' \
+         OR CAST(prev_object AS TEXT) LIKE '%resourceVersion%'"
+    );
+    assert_eq!(
+        with_rv,
+        vec![(0,)],
+        "stored JSON never contains resourceVersion"
+    );
+    let actors: Vec<(String,)> = raw_rows!(raw, (String,), "SELECT actor FROM events ORDER BY rv");
+    assert_eq!(
+        actors,
+        vec![("alice".into(),), ("bob".into(),), ("carol".into(),)]
+    );
+
+    // Re-create after delete: a fresh object with its own create_rv.
+    assert_eq!(s.write(create("ns", "a")).await.map(|o| o.rv), Ok(4));
+    let create_rv: Vec<(i64, i64)> =
+        raw_rows!(raw, (i64, i64), "SELECT rv, create_rv FROM objects");
+    assert_eq!(create_rv, vec![(4, 4)]);
+    s.write(update("ns", "a", json!({}), Preconditions::default()))
+        .await
+        .expect("update");
+    let create_rv: Vec<(i64, i64)> =
+        raw_rows!(raw, (i64, i64), "SELECT rv, create_rv FROM objects");
+    assert_eq!(create_rv, vec![(5, 4)], "updates keep create_rv");
+    s.close().await;
+}
+
+async fn precondition_failures_stay_in_their_write(b: &Backend) {
+    let s = b.open().await;
+    s.write(create("ns", "exists")).await.expect("seed");
+    s.write(create("ns", "victim")).await.expect("seed");
+    let mut raw = b.raw().await;
+
+    // Hold the serialisation point so the writer is stuck in its first batch while the rest
+    // queue up; they then commit together as one batch.
+    raw.block_writers().await;
+    let first = tokio::spawn({
+        let s = s.clone();
+        async move { s.write(create("ns", "first")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writes = vec![
+        create("ns", "ok-1"),
+        create("ns", "exists"), // AlreadyExists
+        update("ns", "nobody", json!({}), Preconditions::default()), // NotFound
+        update("ns", "victim", json!({}), rv_pre(999)), // Conflict
+        delete(
+            "ns",
+            "exists",
+            Preconditions {
+                rv: None,
+                uid: Some("x".into()),
+            },
+        ), // UidMismatch (deferred: same key)
+        create("ns", "ok-2"),
+    ];
+    let mut handles = Vec::new();
+    for w in writes {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move { s.write(w).await }));
+        // Spawned tasks race each other; a pause keeps the queue in the listed order.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    raw.release().await;
+
+    assert_eq!(first.await.expect("join").map(|o| o.rv), Ok(3));
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.expect("join"));
+    }
+    let ok_rvs: Vec<i64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|o| o.rv))
+        .collect();
+    assert_eq!(
+        ok_rvs,
+        vec![4, 5],
+        "the successful writes get consecutive RVs in queue order"
+    );
+    assert_eq!(results[1], Err(StorageError::AlreadyExists));
+    assert_eq!(results[2], Err(StorageError::NotFound));
+    assert_eq!(results[3], Err(StorageError::Conflict { current: 2 }));
+    assert_eq!(
+        results[4],
+        Err(StorageError::UidMismatch {
+            expected: "x".into(),
+            actual: "uid-ns-exists".into()
+        })
+    );
+
+    let stats = s.stats();
+    assert_eq!(stats.failed_batches, 0);
+    assert!(
+        stats.max_batch >= 5,
+        "the queued writes shared a transaction: {stats:?}"
+    );
+    assert_eq!(stats.writes, 5);
+    let rvs: Vec<i64> = raw.events().await.into_iter().map(|e| e.0).collect();
+    assert_eq!(rvs, vec![1, 2, 3, 4, 5]);
+    s.close().await;
+}
+
+async fn concurrent_creates_are_gapless_and_batched(b: &Backend) {
+    const N: i64 = 240;
+    let s = b.open().await;
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.write(create(&format!("ns-{}", i % 7), &format!("f-{i:03}")))
+                    .await
+            })
+        })
+        .collect();
+    let mut rvs = Vec::new();
+    for h in handles {
+        rvs.push(h.await.expect("join").expect("create").rv);
+    }
+    rvs.sort_unstable();
+    assert_eq!(
+        rvs,
+        (1..=N).collect::<Vec<_>>(),
+        "RVs are 1..N without gaps or duplicates"
+    );
+    let stats = s.stats();
+    assert_eq!(stats.writes, N as u64);
+    assert!(
+        stats.batches < N as u64 && stats.max_batch > 1,
+        "creates shared transactions: {stats:?}"
+    );
+    assert_eq!(
+        stats.batch_sizes.iter().map(|(_, n)| n).sum::<u64>(),
+        stats.batches
+    );
+
+    let mut raw = b.raw().await;
+    let events = raw.events().await;
+    assert_eq!(
+        events.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=N).collect::<Vec<_>>()
+    );
+    assert!(events.iter().all(|e| e.1 == "ADDED"));
+    assert_eq!(s.current_rv().await, Ok(N));
+    s.close().await;
+}
+
+async fn lists_page_and_read_history(b: &Backend) {
+    let s = b.open().await;
+    // Names chosen so byte order differs from most locale collations.
+    for (ns, name) in [
+        ("b", "x"),
+        ("a", "a-1"),
+        ("a", "a.1"),
+        ("a", "A"),
+        ("a", "a_1"),
+        ("a", "B"),
+    ] {
+        s.write(create(ns, name)).await.expect("create");
+    }
+    let all = s
+        .list_chunk("flunders", None, None, None, 0)
+        .await
+        .expect("list");
+    assert_eq!(all.rv, 6);
+    assert!(!all.more);
+    assert_eq!(
+        names(&all),
+        ["a/A", "a/B", "a/a-1", "a/a.1", "a/a_1", "b/x"]
+    );
+    assert!(all.items.iter().all(|i| {
+        i.object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            == Some(i.rv)
+    }));
+
+    // Pagination at a fixed RV.
+    let p1 = s
+        .list_chunk("flunders", None, None, None, 2)
+        .await
+        .expect("page 1");
+    assert_eq!(
+        (names(&p1), p1.more),
+        (vec!["a/A".to_string(), "a/B".into()], true)
+    );
+    let last = p1.items.last().expect("item").key.clone();
+    let after = Some((last.namespace.as_str(), last.name.as_str()));
+    assert_eq!(
+        s.count_after("flunders", None, p1.rv, (&last.namespace, &last.name))
+            .await,
+        Ok(4)
+    );
+    let p2 = s
+        .list_chunk("flunders", None, Some(p1.rv), after, 4)
+        .await
+        .expect("page 2");
+    assert_eq!(
+        (names(&p2), p2.more, p2.rv),
+        (
+            vec!["a/a-1".into(), "a/a.1".into(), "a/a_1".into(), "b/x".into()],
+            false,
+            6
+        )
+    );
+    let ns_a = s
+        .list_chunk("flunders", Some("a"), None, None, 0)
+        .await
+        .expect("ns a");
+    assert_eq!(ns_a.items.len(), 5);
+    assert!(
+        s.list_chunk("fischers", None, None, None, 0)
+            .await
+            .expect("empty")
+            .items
+            .is_empty()
+    );
+
+    // Change things after X = 6 and read at X again.
+    let x = 6;
+    s.write(update(
+        "a",
+        "A",
+        json!({"reference": "new"}),
+        Preconditions::default(),
+    ))
+    .await
+    .expect("update");
+    s.write(delete("a", "B", Preconditions::default()))
+        .await
+        .expect("delete");
+    s.write(create("a", "C")).await.expect("create after x");
+    s.write(delete("b", "x", Preconditions::default()))
+        .await
+        .expect("delete");
+    s.write(create("b", "x")).await.expect("recreate");
+
+    let now = s
+        .list_chunk("flunders", None, None, None, 0)
+        .await
+        .expect("now");
+    assert_eq!(now.rv, 11);
+    assert_eq!(
+        names(&now),
+        ["a/A", "a/C", "a/a-1", "a/a.1", "a/a_1", "b/x"]
+    );
+    assert_eq!(now.items[0].object["spec"]["reference"], "new");
+
+    let then = s
+        .list_chunk("flunders", None, Some(x), None, 0)
+        .await
+        .expect("at x");
+    assert_eq!(then.rv, x);
+    assert_eq!(
+        names(&then),
+        ["a/A", "a/B", "a/a-1", "a/a.1", "a/a_1", "b/x"],
+        "state at X"
+    );
+    assert_eq!(then.items[0].object["spec"], json!({}), "old content of A");
+    assert_eq!(then.items[0].rv, 4);
+    assert_eq!(then.items[0].object["metadata"]["resourceVersion"], "4");
+    assert_eq!(then.items[5].rv, 1, "b/x as it was before delete+recreate");
+
+    // Paging through the past, including the deleted key as the cursor.
+    let p = s
+        .list_chunk("flunders", None, Some(x), Some(("a", "A")), 1)
+        .await
+        .expect("past page");
+    assert_eq!((names(&p), p.more), (vec!["a/B".to_string()], true));
+    assert_eq!(s.count_after("flunders", None, x, ("a", "B")).await, Ok(4));
+    assert_eq!(
+        s.count_after("flunders", Some("b"), x, ("", "")).await,
+        Ok(1)
+    );
+    assert_eq!(
+        s.count_after("flunders", None, 11, ("a", "a_1")).await,
+        Ok(1)
+    );
+    let mid = s
+        .list_chunk("flunders", Some("a"), Some(8), None, 0)
+        .await
+        .expect("at 8");
+    assert_eq!(
+        names(&mid),
+        ["a/A", "a/a-1", "a/a.1", "a/a_1"],
+        "after update+delete, before C"
+    );
+    s.close().await;
+}
+
+async fn too_large_and_compacted(b: &Backend) {
+    let s = b.open().await;
+    for i in 0..5 {
+        s.write(create("ns", &format!("n{i}")))
+            .await
+            .expect("create");
+    }
+    assert_eq!(
+        s.list_chunk("flunders", None, Some(9), None, 0).await,
+        Err(StorageError::TooLarge {
+            requested: 9,
+            current: 5
+        })
+    );
+    assert_eq!(
+        s.count_after("flunders", None, 6, ("", "")).await,
+        Err(StorageError::TooLarge {
+            requested: 6,
+            current: 5
+        })
+    );
+    let mut raw = b.raw().await;
+    raw.exec("UPDATE storage_meta SET compacted_rv = 3").await;
+    raw.exec("DELETE FROM events WHERE rv <= 3").await;
+    assert_eq!(s.compacted_rv().await, Ok(3));
+    assert_eq!(
+        s.list_chunk("flunders", None, Some(2), None, 0).await,
+        Err(StorageError::Compacted {
+            requested: 2,
+            compacted: 3
+        })
+    );
+    // At the horizon the state is still exact (only events after it are needed).
+    s.write(delete("ns", "n0", Preconditions::default()))
+        .await
+        .expect("delete");
+    let at3 = s
+        .list_chunk("flunders", None, Some(3), None, 0)
+        .await
+        .expect("at horizon");
+    assert_eq!(names(&at3), ["ns/n0", "ns/n1", "ns/n2"]);
+    s.close().await;
+}
+
+async fn two_instances_share_one_counter(b: &Backend) {
+    const EACH: usize = 60;
+    let s1 = b.open().await;
+    let s2 = b.open().await;
+    let mut handles = Vec::new();
+    for i in 0..EACH {
+        for (tag, s) in [("one", &s1), ("two", &s2)] {
+            let s = s.clone();
+            // Both instances also update a shared key, so their per-key locks meet.
+            handles.push(tokio::spawn(async move {
+                let own = s.write(create(tag, &format!("o-{i}"))).await.map(|o| o.rv);
+                let shared = if i == 0 && tag == "one" {
+                    s.write(create("shared", "k")).await.map(|o| o.rv)
+                } else {
+                    loop {
+                        match s
+                            .write(update(
+                                "shared",
+                                "k",
+                                json!({"i": i}),
+                                Preconditions::default(),
+                            ))
+                            .await
+                        {
+                            Err(StorageError::NotFound) => {
+                                tokio::time::sleep(Duration::from_millis(5)).await
+                            }
+                            other => break other.map(|o| o.rv),
+                        }
+                    }
+                };
+                (own, shared)
+            }));
+        }
+    }
+    let mut rvs = Vec::new();
+    for h in handles {
+        let (own, shared) = h.await.expect("join");
+        rvs.push(own.expect("own create"));
+        rvs.push(shared.expect("shared write"));
+    }
+    rvs.sort_unstable();
+    let n = (EACH * 4) as i64;
+    assert_eq!(
+        rvs,
+        (1..=n).collect::<Vec<_>>(),
+        "one gapless sequence across both instances"
+    );
+    assert_eq!(s1.stats().writes + s2.stats().writes, n as u64);
+
+    // Each sees the other's writes.
+    assert!(
+        s1.get(&Key::new("flunders", "two", "o-7"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        s2.get(&Key::new("flunders", "one", "o-7"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(s1.current_rv().await, Ok(n));
+    assert_eq!(
+        s2.list_chunk("flunders", None, None, None, 0)
+            .await
+            .expect("list")
+            .items
+            .len(),
+        EACH * 2 + 1
+    );
+    let events: Vec<i64> = b
+        .raw()
+        .await
+        .events()
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(events, (1..=n).collect::<Vec<_>>());
+    s1.close().await;
+    s2.close().await;
+}
+
+async fn reopen_keeps_data(b: &Backend) {
+    let s = b.open().await;
+    s.write(create("ns", "a")).await.expect("create");
+    s.write(create("ns", "b")).await.expect("create");
+    s.close().await;
+    assert!(matches!(
+        s.write(create("ns", "c")).await,
+        Err(StorageError::Unavailable(_))
+    ));
+
+    let s = b.open().await;
+    assert_eq!(s.current_rv().await, Ok(2));
+    assert_eq!(
+        *s.subscribe_commits().borrow(),
+        2,
+        "commit signal starts at the stored horizon"
+    );
+    assert!(
+        s.get(&Key::new("flunders", "ns", "a"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(s.write(create("ns", "c")).await.map(|o| o.rv), Ok(3));
+    s.close().await;
+}
+
+async fn concurrent_opens_migrate_once(b: &Backend) {
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = b.url.clone();
+            tokio::spawn(async move { Storage::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for o in opens {
+        stores.push(o.await.expect("join").expect("concurrent open"));
+    }
+    let mut raw = b.raw().await;
+    let history: Vec<(i64,)> =
+        raw_rows!(raw, (i64,), "SELECT count(*) FROM refinery_schema_history");
+    assert_eq!(history, vec![(1,)], "each migration applied exactly once");
+    let again = b.open().await;
+    again
+        .write(create("ns", "a"))
+        .await
+        .expect("write after re-open");
+    let counters: Vec<(i64,)> = raw_rows!(raw, (i64,), "SELECT count(*) FROM rv_counter");
+    assert_eq!(counters, vec![(1,)]);
+    for s in stores {
+        s.close().await;
+    }
+    again.close().await;
+}
+
+/// namespace, name, uid, resource_version, create_rv, created_at, reference, reference_type
+type FlunderRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn reporting_views(b: &Backend) {
+    let s = b.open().await;
+    let mut w = create("ns", "ref-flunder");
+    w.op = WriteOp::Create {
+        object: flunder("ns", "ref-flunder", json!({"reference": "target"})),
+    };
+    s.write(w).await.expect("create");
+    let mut w = create("ns", "ref-fischer");
+    w.op = WriteOp::Create {
+        object: flunder(
+            "ns",
+            "ref-fischer",
+            json!({"reference": "f1", "referenceType": "Fischer"}),
+        ),
+    };
+    s.write(w).await.expect("create");
+    s.write(create("ns", "plain")).await.expect("create");
+    s.write(Write {
+        key: Key::new("fischers", "", "f1"),
+        op: WriteOp::Create {
+            object: json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Fischer",
+                           "metadata": {"name": "f1", "uid": "uid-f1"}, "disallowedFlunders": ["bad", "worse"]}),
+        },
+        actor: "alice".into(),
+    })
+    .await
+    .expect("fischer");
+
+    let mut raw = b.raw().await;
+    let flunders: Vec<FlunderRow> = raw_rows!(
+        raw,
+        FlunderRow,
+        "SELECT namespace, name, uid, resource_version, create_rv, created_at, reference, reference_type \
+         FROM flunders ORDER BY namespace, name"
+    );
+    let ts = Some("2026-11-22T10:00:00Z".to_string());
+    assert_eq!(
+        flunders,
+        vec![
+            (
+                "ns".into(),
+                "plain".into(),
+                "uid-ns-plain".into(),
+                3,
+                3,
+                ts.clone(),
+                None,
+                None
+            ),
+            (
+                "ns".into(),
+                "ref-fischer".into(),
+                "uid-ns-ref-fischer".into(),
+                2,
+                2,
+                ts.clone(),
+                Some("f1".into()),
+                Some("Fischer".into())
+            ),
+            (
+                "ns".into(),
+                "ref-flunder".into(),
+                "uid-ns-ref-flunder".into(),
+                1,
+                1,
+                ts,
+                Some("target".into()),
+                Some("Flunder".into())
+            ),
+        ]
+    );
+    let labels: Vec<(String,)> = raw_rows!(
+        raw,
+        (String,),
+        "SELECT CAST(labels AS TEXT) FROM flunders WHERE name = 'plain'"
+    );
+    let labels: Value = serde_json::from_str(&labels[0].0).expect("labels json");
+    assert_eq!(labels, json!({"app": "plain"}));
+
+    let fischers: Vec<(String, String, i64, String, String)> = raw_rows!(
+        raw,
+        (String, String, i64, String, String),
+        "SELECT name, uid, resource_version, CAST(disallowed_flunders AS TEXT), CAST(object AS TEXT) FROM fischers"
+    );
+    assert_eq!(fischers.len(), 1);
+    let (name, uid, rv, disallowed, object) = &fischers[0];
+    assert_eq!((name.as_str(), uid.as_str(), *rv), ("f1", "uid-f1", 4));
+    assert_eq!(
+        serde_json::from_str::<Value>(disallowed).expect("json"),
+        json!(["bad", "worse"])
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(object).expect("json")["kind"],
+        "Fischer"
+    );
+    s.close().await;
+}
+
+/// Postgres only: connections refused and killed mid-life give `Unavailable`, and storage recovers
+/// once the database accepts connections again (without touching the shared test server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_outage_is_unavailable_then_recovers() {
+    let b = Backend::postgres();
+    let s = b.open().await;
+    s.write(create("ns", "before")).await.expect("create");
+    let db = b.url.rsplit('/').next().expect("db name").to_string();
+    let admin = common::postgres::admin_url();
+    common::postgres::run_sql(
+        &admin,
+        format!(
+            "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+        ),
+    );
+    assert!(matches!(
+        s.write(create("ns", "during")).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    assert!(matches!(
+        s.get(&Key::new("flunders", "ns", "before")).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    assert!(matches!(
+        s.list_chunk("flunders", None, None, None, 0).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    assert!(s.ping().await.is_err());
+    assert_eq!(s.stats().failed_batches, 1);
+
+    common::postgres::run_sql(
+        &admin,
+        format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
+    );
+    s.ping().await.expect("ping after recovery");
+    let after = s
+        .write(create("ns", "after"))
+        .await
+        .expect("write after recovery");
+    assert_eq!(after.rv, 2, "the failed batch left no gap");
+    s.close().await;
+}
