@@ -143,15 +143,46 @@ pub(crate) static SQL: SqlSet = SqlSet {
     ping: "SELECT rv FROM rv_counter",
 };
 
-/// How often a migration run is tried before its error is returned.
-const MIGRATION_ATTEMPTS: u32 = 5;
-
 fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// Opens the pools and migrates on the writer connection.
 pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
+    // Several processes opening a new file at once race on switching it to WAL and on the first
+    // migration; SQLite answers some of those with SQLITE_BUSY at once, ignoring busy_timeout.
+    // Opening is idempotent (each migration commits with its history row), so retry the whole
+    // open while the error is BUSY; any other error fails at once.
+    let mut attempt = 1;
+    loop {
+        match open_once(url).await {
+            Ok(db) => return Ok(db),
+            Err(e) if attempt < OPEN_ATTEMPTS && is_open_race(&e) => {
+                tracing::debug!(error = %e, attempt, "sqlite busy while opening, retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How often opening retries on SQLITE_BUSY (about 10 s in all).
+const OPEN_ATTEMPTS: usize = 30;
+
+fn is_open_race(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let msg = c.to_string();
+        // "already exists": another opener applied the migration after refinery read the
+        // history; the retry sees it as applied and skips it.
+        msg.contains("database is locked")
+            || msg.contains("(code: 5)")
+            || msg.contains("(code: 517)")
+            || msg.contains("already exists")
+    })
+}
+
+async fn open_once(url: &str) -> anyhow::Result<Db> {
     let base = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .busy_timeout(Duration::from_secs(30));
@@ -181,31 +212,9 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
     };
     {
         let mut conn = writer.acquire().await?;
-        // refinery reads the applied set outside the migration's transaction, so a process
-        // migrating the same file at the same moment can make our run fail on "already exists".
-        // Each migration commits atomically with its history row, so running again is safe and
-        // then skips what the other process applied; a real error fails every attempt.
-        let mut attempt = 1;
-        let report = loop {
-            match sqlite_runner()
-                .run_async(&mut MigrationConn(&mut *conn))
-                .await
-            {
-                Ok(report) => break report,
-                Err(e) if attempt < MIGRATION_ATTEMPTS => {
-                    tracing::debug!(error = %e, attempt, "sqlite migration failed, retrying");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let report = sqlite_runner().run_async(&mut MigrationConn(&mut *conn)).await?;
         for m in report.applied_migrations() {
-            tracing::info!(
-                version = m.version(),
-                name = m.name(),
-                "applied sqlite migration"
-            );
+            tracing::info!(version = m.version(), name = m.name(), "applied sqlite migration");
         }
     }
     Ok(Db::Sqlite { writer, reader })
