@@ -68,7 +68,7 @@ impl Resource for Fischer {
         obj
     }
 
-    fn from_hub(&self, version: &str, hub: Value) -> Value {
+    fn hub_to_version(&self, version: &str, hub: Value) -> Value {
         let mut out = Map::new();
         out.insert("kind".into(), json!("Fischer"));
         out.insert("apiVersion".into(), json!(format!("{GROUP}/{version}")));
@@ -133,7 +133,7 @@ mod tests {
     fn roundtrip_sets_type_meta() {
         let hub = Fischer.to_hub("v1alpha1", json!({"kind": "Fischer", "apiVersion": "x", "metadata": {}, "disallowedFlunders": ["a"]}));
         assert!(hub.get("kind").is_none());
-        let v = Fischer.from_hub("v1alpha1", hub);
+        let v = Fischer.hub_to_version("v1alpha1", hub);
         assert_eq!(v["apiVersion"], "wardle.example.com/v1alpha1");
         assert_eq!(v["disallowedFlunders"], json!(["a"]));
     }

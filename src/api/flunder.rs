@@ -115,16 +115,17 @@ impl Resource for Flunder {
 
     fn default(&self, version: &str, obj: &mut Value) {
         // v1alpha1: a reference without a type refers to a Flunder (SA v1alpha1/defaults.go).
-        if version == "v1alpha1" && !str_at(obj, &["spec", "reference"]).is_empty() {
-            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                let unset = spec
-                    .get("referenceType")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .is_empty();
-                if unset {
-                    spec.insert("referenceType".into(), json!(FLUNDER));
-                }
+        if version == "v1alpha1"
+            && !str_at(obj, &["spec", "reference"]).is_empty()
+            && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            let unset = spec
+                .get("referenceType")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty();
+            if unset {
+                spec.insert("referenceType".into(), json!(FLUNDER));
             }
         }
     }
@@ -172,7 +173,7 @@ impl Resource for Flunder {
         with_spec(obj, spec)
     }
 
-    fn from_hub(&self, version: &str, hub: Value) -> Value {
+    fn hub_to_version(&self, version: &str, hub: Value) -> Value {
         let mut spec = Map::new();
         let t = str_at(&hub, &["spec", "referenceType"]).to_string();
         if version == "v1alpha1" {
@@ -307,14 +308,14 @@ mod tests {
             hub["spec"],
             json!({"flunderReference": "a", "referenceType": "Flunder"})
         );
-        let beta = Flunder.from_hub("v1beta1", hub.clone());
+        let beta = Flunder.hub_to_version("v1beta1", hub.clone());
         assert_eq!(beta["apiVersion"], "wardle.example.com/v1beta1");
         assert_eq!(
             beta["spec"],
             json!({"flunderReference": "a", "referenceType": "Flunder"})
         );
         assert_eq!(beta["status"], json!({}));
-        let alpha = Flunder.from_hub("v1alpha1", Flunder.to_hub("v1beta1", beta));
+        let alpha = Flunder.hub_to_version("v1alpha1", Flunder.to_hub("v1beta1", beta));
         assert_eq!(
             alpha["spec"],
             json!({"reference": "a", "referenceType": "Flunder"})
@@ -325,12 +326,12 @@ mod tests {
     fn fischer_reference_converts_both_ways() {
         let b = json!({"metadata": {"name": "x"}, "spec": {"fischerReference": "f", "referenceType": "Fischer"}});
         let hub = Flunder.to_hub("v1beta1", b);
-        let a = Flunder.from_hub("v1alpha1", hub);
+        let a = Flunder.hub_to_version("v1alpha1", hub);
         assert_eq!(
             a["spec"],
             json!({"reference": "f", "referenceType": "Fischer"})
         );
-        let back = Flunder.from_hub("v1beta1", Flunder.to_hub("v1alpha1", a));
+        let back = Flunder.hub_to_version("v1beta1", Flunder.to_hub("v1alpha1", a));
         assert_eq!(
             back["spec"],
             json!({"fischerReference": "f", "referenceType": "Fischer"})

@@ -55,7 +55,7 @@ pub trait Resource: Send + Sync + 'static {
     /// Versioned → hub. Keeps `metadata` as is; drops `apiVersion`/`kind`.
     fn to_hub(&self, version: &str, obj: Value) -> Value;
     /// Hub → versioned, with `apiVersion` and `kind` set.
-    fn from_hub(&self, version: &str, hub: Value) -> Value;
+    fn hub_to_version(&self, version: &str, hub: Value) -> Value;
     /// Spec validation on the hub object; runs on create and on update.
     fn validate(&self, hub: &Value) -> Vec<FieldError>;
 
@@ -86,11 +86,11 @@ pub trait Resource: Send + Sync + 'static {
             return stored;
         }
         let hub = self.to_hub(self.storage_version(), stored);
-        self.from_hub(version, hub)
+        self.hub_to_version(version, hub)
     }
     /// Hub → storage JSON.
     fn hub_to_storage(&self, hub: Value) -> Value {
-        self.from_hub(self.storage_version(), hub)
+        self.hub_to_version(self.storage_version(), hub)
     }
 }
 

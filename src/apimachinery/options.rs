@@ -127,7 +127,7 @@ impl ListOptions {
             }
         };
         if let Some(m) = rv_match {
-            if !rv_given && !(watch && initial == Some(true)) {
+            if !(rv_given || (watch && initial == Some(true))) {
                 errs.push(FieldError::forbidden(
                     "resourceVersionMatch",
                     "resourceVersionMatch is forbidden unless resourceVersion is provided",
@@ -279,12 +279,12 @@ impl DeleteOptions {
                     "error decoding DeleteOptions: not a JSON object",
                 ));
             }
-            if let Some(k) = v.get("kind").and_then(Value::as_str) {
-                if k != "DeleteOptions" {
-                    return Err(ApiError::bad_request(format!(
-                        "expected DeleteOptions, got {k}"
-                    )));
-                }
+            if let Some(k) = v.get("kind").and_then(Value::as_str)
+                && k != "DeleteOptions"
+            {
+                return Err(ApiError::bad_request(format!(
+                    "expected DeleteOptions, got {k}"
+                )));
             }
             policy = v
                 .get("propagationPolicy")

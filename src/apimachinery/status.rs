@@ -133,11 +133,9 @@ impl FieldError {
             self.kind,
             FieldErrorType::Invalid | FieldErrorType::NotSupported | FieldErrorType::Duplicate
         );
-        if shows_value {
-            if let Some(v) = &self.value {
-                s.push_str(": ");
-                s.push_str(&render_value(v));
-            }
+        if shows_value && let Some(v) = &self.value {
+            s.push_str(": ");
+            s.push_str(&render_value(v));
         }
         if !self.detail.is_empty() {
             s.push_str(": ");

@@ -134,15 +134,16 @@ impl RequestInfo {
             _ => info.verb,
         };
         // list/watch by metadata.name is authorized as that name (Go does the same).
-        if matches!(info.verb.as_str(), "list" | "watch") && info.name.is_empty() {
-            if let Some(fs) = query_param(query, "fieldSelector") {
-                for req in fs.split(',') {
-                    if let Some(v) = req
-                        .strip_prefix("metadata.name=")
-                        .or_else(|| req.strip_prefix("metadata.name=="))
-                    {
-                        info.name = v.to_string();
-                    }
+        if matches!(info.verb.as_str(), "list" | "watch")
+            && info.name.is_empty()
+            && let Some(fs) = query_param(query, "fieldSelector")
+        {
+            for req in fs.split(',') {
+                if let Some(v) = req
+                    .strip_prefix("metadata.name=")
+                    .or_else(|| req.strip_prefix("metadata.name=="))
+                {
+                    info.name = v.to_string();
                 }
             }
         }

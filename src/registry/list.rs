@@ -80,10 +80,10 @@ impl Store {
                 _ => {}
             }
         }
-        if let Some(n) = at_rv {
-            if !from_continue {
-                self.wait_for_rv(n).await?;
-            }
+        if let Some(n) = at_rv
+            && !from_continue
+        {
+            self.wait_for_rv(n).await?;
         }
 
         let limit = opts.limit;
@@ -115,12 +115,12 @@ impl Store {
             let n = chunk.items.len();
             for s in chunk.items {
                 after = Some((s.key.namespace.clone(), s.key.name.clone()));
-                if let Some(l) = limit {
-                    if items.len() == l {
-                        // One more row exists past the page: that's what a continue token means.
-                        more_after_last = true;
-                        break 'scan;
-                    }
+                if let Some(l) = limit
+                    && items.len() == l
+                {
+                    // One more row exists past the page: that's what a continue token means.
+                    more_after_last = true;
+                    break 'scan;
                 }
                 if opts.matches(&s.object) {
                     last_key = Some((s.key.namespace.clone(), s.key.name.clone()));

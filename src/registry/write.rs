@@ -109,20 +109,22 @@ impl Store {
     /// Check the body's apiVersion/kind against the URL (they may be omitted).
     fn check_type_meta(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
         let expected = ctx.api_version();
-        if let Some(av) = obj.get("apiVersion").and_then(Value::as_str) {
-            if !av.is_empty() && av != expected {
-                return Err(ApiError::bad_request(format!(
-                    "the API version in the data ({av}) does not match the expected API version ({expected})"
-                )));
-            }
+        if let Some(av) = obj.get("apiVersion").and_then(Value::as_str)
+            && !av.is_empty()
+            && av != expected
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({expected})"
+            )));
         }
-        if let Some(k) = obj.get("kind").and_then(Value::as_str) {
-            if !k.is_empty() && k != ctx.resource.kind() {
-                return Err(ApiError::bad_request(format!(
-                    "the kind in the data ({k}) does not match the expected kind ({})",
-                    ctx.resource.kind()
-                )));
-            }
+        if let Some(k) = obj.get("kind").and_then(Value::as_str)
+            && !k.is_empty()
+            && k != ctx.resource.kind()
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                ctx.resource.kind()
+            )));
         }
         if !obj.is_object() {
             return Err(ApiError::bad_request(
@@ -315,10 +317,8 @@ impl Store {
                 let empty = m
                     .get(f)
                     .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
-                if empty {
-                    if let Some(v) = old_meta.get(f) {
-                        m.insert(f.into(), v.clone());
-                    }
+                if empty && let Some(v) = old_meta.get(f) {
+                    m.insert(f.into(), v.clone());
                 }
             }
             for f in [
@@ -456,20 +456,20 @@ impl Store {
         for _ in 0..MAX_RETRIES {
             let old = self.current(ctx, name).await?;
             let uid = meta_str(&old.object, "uid").to_string();
-            if let Some(want) = &opts.precondition_uid {
-                if *want != uid {
-                    return Err(ctx.precondition_conflict(name, "UID", want, &uid));
-                }
+            if let Some(want) = &opts.precondition_uid
+                && *want != uid
+            {
+                return Err(ctx.precondition_conflict(name, "UID", want, &uid));
             }
-            if let Some(want) = &opts.precondition_rv {
-                if *want != old.rv.to_string() {
-                    return Err(ctx.precondition_conflict(
-                        name,
-                        "ResourceVersion",
-                        want,
-                        &old.rv.to_string(),
-                    ));
-                }
+            if let Some(want) = &opts.precondition_rv
+                && *want != old.rv.to_string()
+            {
+                return Err(ctx.precondition_conflict(
+                    name,
+                    "ResourceVersion",
+                    want,
+                    &old.rv.to_string(),
+                ));
             }
             let mut obj = old.object.clone();
             let mut fins = finalizers(&obj);
@@ -479,10 +479,10 @@ impl Store {
                 Some(Propagation::Foreground) => Some("foregroundDeletion"),
                 _ => None,
             };
-            if let Some(f) = extra {
-                if !fins.iter().any(|x| x == f) {
-                    fins.push(f.to_string());
-                }
+            if let Some(f) = extra
+                && !fins.iter().any(|x| x == f)
+            {
+                fins.push(f.to_string());
             }
             let pre = Preconditions {
                 rv: Some(old.rv),
@@ -502,7 +502,7 @@ impl Store {
                 }
                 let m = meta_mut(&mut obj);
                 m.insert("finalizers".into(), json!(fins));
-                if !m.get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
+                if m.get("deletionTimestamp").is_none_or(|v| v.is_null()) {
                     m.insert("deletionTimestamp".into(), json!(meta::timestamp_now()));
                     m.insert("deletionGracePeriodSeconds".into(), json!(0));
                 }

@@ -212,9 +212,15 @@ async fn open_once(url: &str) -> anyhow::Result<Db> {
     };
     {
         let mut conn = writer.acquire().await?;
-        let report = sqlite_runner().run_async(&mut MigrationConn(&mut *conn)).await?;
+        let report = sqlite_runner()
+            .run_async(&mut MigrationConn(&mut *conn))
+            .await?;
         for m in report.applied_migrations() {
-            tracing::info!(version = m.version(), name = m.name(), "applied sqlite migration");
+            tracing::info!(
+                version = m.version(),
+                name = m.name(),
+                "applied sqlite migration"
+            );
         }
     }
     Ok(Db::Sqlite { writer, reader })

@@ -168,10 +168,10 @@ impl Wardle {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.try_request(Method::GET, "/readyz", &[], None).await {
-                if r.status == StatusCode::OK {
-                    return;
-                }
+            if let Ok(r) = self.try_request(Method::GET, "/readyz", &[], None).await
+                && r.status == StatusCode::OK
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
