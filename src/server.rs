@@ -25,24 +25,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let storage = Storage::open(&url)
         .await
         .with_context(|| format!("opening storage {}", redact(&url)))?;
-    tracing::info!(engine = storage.engine(), "storage ready");
 
     // Serving cert and client CAs: given by flags, or made here (standalone mode).
     let mut client_cas: Vec<u8> = Vec::new();
+    let public_url = format!(
+        "https://{}:{}",
+        url_host(&config.external_hostname),
+        config.secure_port
+    );
     let (cert_pem, key_pem, kubeconfig) = if config.standalone() {
         let pki = tls::pki::ensure_standalone(
             &config.cert_dir,
             std::slice::from_ref(&config.external_hostname),
         )?;
-        let server_url = format!(
-            "https://{}:{}",
-            url_host(&config.external_hostname),
-            config.secure_port
-        );
         let kubeconfig = config.cert_dir.join("admin.kubeconfig");
         tls::pki::write_kubeconfig(
             &kubeconfig,
-            &server_url,
+            &public_url,
             &pki.ca_pem,
             &pki.admin_cert_pem,
             &pki.admin_key_pem,
@@ -124,7 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::info!(%addr, "serving");
             if let Some(kc) = &kubeconfig {
                 eprintln!(
-                    "\nwardle is serving on https://{addr}\n  kubectl --kubeconfig {} get flunders -A\n",
+                    "\nwardle is serving on {public_url}; try:\n  kubectl --kubeconfig {} get flunders -A\n",
                     kc.display()
                 );
             }

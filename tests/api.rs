@@ -63,6 +63,15 @@ async fn create_and_read(engine: Engine) {
     assert!(meta.get("selfLink").is_none() && meta.get("generation").is_none());
     assert_eq!(meta["managedFields"][0]["operation"], "Update");
     assert_eq!(
+        meta["managedFields"][0]["apiVersion"],
+        "wardle.example.com/v1alpha1"
+    );
+    assert_eq!(
+        meta["managedFields"][0]["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {".": {}, "f:sample-label": {}}}, "f:spec": {"f:reference": {}, "f:referenceType": {}}}),
+        "Go's set for a create: defaulted fields included, no f:status, no \".\" on spec"
+    );
+    assert_eq!(
         o["spec"],
         json!({"reference": "a", "referenceType": "Flunder"})
     );

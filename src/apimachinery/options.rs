@@ -222,8 +222,14 @@ impl WriteOptions {
                         errs.push(FieldError::not_supported("dryRun", v.as_str(), &["All"]));
                     }
                 }
-                "fieldManager" => o.field_manager = Some(v),
-                "fieldValidation" => o.field_validation = Some(v),
+                "fieldManager" => {
+                    errs.extend(super::managed_fields::manager_errors(&v));
+                    o.field_manager = Some(v);
+                }
+                "fieldValidation" => {
+                    errs.extend(super::decode::field_validation_error(Some(&v)));
+                    o.field_validation = Some(v);
+                }
                 "force" => o.force = Some(parse_bool_param("force", &v)?),
                 _ => {}
             }

@@ -169,7 +169,9 @@ impl Store {
         let errs = r.validate_versioned(ctx.version, &obj);
         let manager = self.manager(ctx, opts)?;
         let now = meta::timestamp_now();
-        managed_fields::record_update(None, &mut obj, &manager, &ctx.api_version(), &now);
+        // Go diffs a create against the kind's empty object, so `spec: {}` itself isn't owned.
+        let empty = r.hub_to_version(ctx.version, json!({"metadata": {}}));
+        managed_fields::record_update(Some(&empty), &mut obj, &manager, &ctx.api_version(), &now);
 
         // Admission sees the name as sent: a generateName create has none yet (as in Go).
         let requested_name = meta_str(&obj, "name").to_string();
