@@ -311,6 +311,13 @@ async fn field_validation(engine: Engine) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     let r = w.post(NS, &json!({"metadata": {"name": 5}})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = w
+        .post(
+            NS,
+            &json!({"metadata": {"name": "nul", "annotations": {"a": "x\u{0}y"}}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     let r = w.post(NS, &json!([1, 2])).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     // YAML bodies.

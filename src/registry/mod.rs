@@ -117,6 +117,13 @@ pub fn check_fields(
             v = ctx.version
         )));
     }
+    if crate::storage::writer::contains_nul(obj) {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {v:?} cannot be handled as a {kind}: strings may not contain the NUL character (U+0000)",
+            kind = r.kind(),
+            v = ctx.version
+        )));
+    }
     let mut problems: Vec<String> = duplicates
         .into_iter()
         .map(|d| format!("duplicate field {d:?}"))

@@ -40,6 +40,17 @@ pub(crate) struct SqlSet {
     pub notify: Option<&'static str>,
     /// Cheap liveness probe.
     pub ping: &'static str,
+    /// The event log after an RV, in RV order (watch cache tailer, watch replay). `$1` = the RV to
+    /// start after, `$2` = row limit. Columns: rv, resource, namespace, name, type, object (text),
+    /// prev_rv, prev_object (text or NULL).
+    pub events_after: &'static str,
+    /// Every current object, in (resource, namespace, name) order, for loading the watch cache.
+    /// `$1`..`$3` = the key to start after, `$4` = row limit.
+    /// Columns: resource, namespace, name, rv, object (text).
+    pub all_objects: &'static str,
+    /// How often the watch cache polls the counter for commits of other processes, in ms; 0 =
+    /// never (the engine wakes other processes itself, e.g. Postgres LISTEN/NOTIFY).
+    pub commit_poll_ms: u64,
 }
 
 /// A statement parameter. Only the kinds both engines encode identically.

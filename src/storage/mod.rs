@@ -2,13 +2,14 @@
 //! `Storage` is the only entry point; all its logic is shared by both engines, whose differences
 //! live in `dialect` (+ `postgres`, `sqlite`).
 
+pub mod cache;
 pub mod types;
 
 mod dialect;
 mod migrate;
 mod postgres;
 mod sqlite;
-mod writer;
+pub mod writer;
 
 use std::sync::{Arc, Mutex};
 
@@ -91,6 +92,25 @@ fn cell_text(row: &[Cell], i: usize) -> StorageResult<&str> {
         .ok_or_else(|| StorageError::Unavailable(format!("missing column {i}")))?
         .text()
         .map_err(unavailable)
+}
+
+/// Decodes one `events_after` row.
+fn event_from_row(row: &[Cell]) -> StorageResult<Event> {
+    let rv = cell_int(row, 0)?;
+    let kind_text = cell_text(row, 4)?;
+    let kind = EventType::parse(kind_text)
+        .ok_or_else(|| StorageError::Unavailable(format!("unknown event type {kind_text:?}")))?;
+    let prev_object = match (row.get(6), row.get(7)) {
+        (Some(Cell::Int(prev_rv)), Some(Cell::Text(text))) => Some(parse_object(text, *prev_rv)?),
+        _ => None,
+    };
+    Ok(Event {
+        rv,
+        kind,
+        key: Key::new(cell_text(row, 1)?, cell_text(row, 2)?, cell_text(row, 3)?),
+        object: parse_object(cell_text(row, 5)?, rv)?,
+        prev_object,
+    })
 }
 
 impl Storage {
@@ -350,6 +370,106 @@ impl Storage {
     /// The last RV this process committed, updated right after each COMMIT (in-process wake-up).
     pub fn subscribe_commits(&self) -> watch::Receiver<i64> {
         self.inner.commits.subscribe()
+    }
+
+    /// Up to `limit` events with RV above `after`, in RV order, read in one snapshot with the
+    /// counter and the compaction horizon (see [`EventPage`]). Objects get their RVs injected.
+    pub async fn events_after(&self, after: i64, limit: usize) -> StorageResult<EventPage> {
+        let sql = self.inner.sql;
+        let mut tx = self
+            .inner
+            .db
+            .begin_read(sql.begin_read)
+            .await
+            .map_err(unavailable)?;
+        let heads = tx.fetch(sql.heads, &[]).await.map_err(unavailable)?;
+        let head = heads
+            .first()
+            .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
+        let (current, compacted) = (cell_int(head, 0)?, cell_int(head, 1)?);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = tx
+            .fetch(sql.events_after, &[Param::Int(after), Param::Int(limit)])
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        let events = rows
+            .iter()
+            .map(|row| event_from_row(row))
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok(EventPage {
+            current,
+            compacted,
+            events,
+        })
+    }
+
+    /// Every current object and the RV they are the state at, read in one snapshot (in pages of
+    /// `page` rows, all inside the same read transaction). Loads the watch cache.
+    pub async fn all_objects(&self, page: usize) -> StorageResult<(i64, Vec<Stored>)> {
+        let sql = self.inner.sql;
+        let mut tx = self
+            .inner
+            .db
+            .begin_read(sql.begin_read)
+            .await
+            .map_err(unavailable)?;
+        // The first statement fixes the snapshot (both engines), so the counter and every page
+        // below see the same committed state.
+        let rv = self.resolve_rv(&mut tx, None).await?;
+        let limit = i64::try_from(page.max(1)).unwrap_or(i64::MAX);
+        let mut items = Vec::new();
+        let mut after = (String::new(), String::new(), String::new());
+        loop {
+            let params = [
+                Param::Text(after.0.clone()),
+                Param::Text(after.1.clone()),
+                Param::Text(after.2.clone()),
+                Param::Int(limit),
+            ];
+            let rows = tx
+                .fetch(sql.all_objects, &params)
+                .await
+                .map_err(unavailable)?;
+            let n = rows.len();
+            for row in &rows {
+                let key = Key::new(cell_text(row, 0)?, cell_text(row, 1)?, cell_text(row, 2)?);
+                let obj_rv = cell_int(row, 3)?;
+                items.push(Stored {
+                    key,
+                    rv: obj_rv,
+                    object: parse_object(cell_text(row, 4)?, obj_rv)?,
+                });
+            }
+            match items.last() {
+                Some(last) if i64::try_from(n).unwrap_or(i64::MAX) >= limit => {
+                    after = (
+                        last.key.resource.clone(),
+                        last.key.namespace.clone(),
+                        last.key.name.clone(),
+                    );
+                }
+                _ => break,
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok((rv, items))
+    }
+
+    /// The pool to take a dedicated LISTEN connection from (Postgres only).
+    pub(crate) fn pg_pool(&self) -> Option<sqlx::PgPool> {
+        match &self.inner.db {
+            Db::Postgres(p) => Some(p.clone()),
+            Db::Sqlite { .. } => None,
+        }
+    }
+
+    /// How often to poll for other processes' commits (`None`: the engine notifies instead).
+    pub(crate) fn commit_poll_interval(&self) -> Option<std::time::Duration> {
+        match self.inner.sql.commit_poll_ms {
+            0 => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        }
     }
 
     /// Stops accepting writes, lets the writer finish what is queued, then closes the pools.

@@ -69,6 +69,13 @@ pub(crate) static SQL: SqlSet = SqlSet {
             WHERE e.prev_object IS NOT NULL) s",
     notify: Some("SELECT pg_notify('wardle', $1)"),
     ping: "SELECT rv FROM rv_counter",
+    events_after: "SELECT rv, resource, namespace, name, type, object::text, prev_rv, prev_object::text \
+         FROM events WHERE rv > $1 ORDER BY rv LIMIT $2",
+    all_objects: "SELECT resource, namespace, name, rv, object::text FROM objects \
+         WHERE (resource, namespace, name) > ($1::text, $2::text, $3::text) \
+         ORDER BY resource, namespace, name LIMIT $4",
+    // LISTEN wardle wakes other replicas; the watch cache's fallback timer covers lost NOTIFYs.
+    commit_poll_ms: 0,
 };
 
 /// Session advisory lock (two-int4 key space, so it cannot collide with the per-key bigint locks)

@@ -141,6 +141,13 @@ pub(crate) static SQL: SqlSet = SqlSet {
     ),
     notify: None,
     ping: "SELECT rv FROM rv_counter",
+    events_after: "SELECT rv, resource, namespace, name, type, object, prev_rv, prev_object \
+         FROM events WHERE rv > $1 ORDER BY rv LIMIT $2",
+    all_objects: "SELECT resource, namespace, name, rv, object FROM objects \
+         WHERE (resource, namespace, name) > ($1, $2, $3) ORDER BY resource, namespace, name LIMIT $4",
+    // SQLite has no NOTIFY: another process's commits are seen by reading the counter, a cheap
+    // one-row read on a local file.
+    commit_poll_ms: 100,
 };
 
 fn is_memory(url: &str) -> bool {

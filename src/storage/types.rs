@@ -149,3 +149,57 @@ impl WriterStats {
         }
     }
 }
+
+/// What a watch event did to its key (the `type` column of `events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    /// Parses the `events.type` column.
+    pub fn parse(s: &str) -> Option<EventType> {
+        match s {
+            "ADDED" => Some(EventType::Added),
+            "MODIFIED" => Some(EventType::Modified),
+            "DELETED" => Some(EventType::Deleted),
+            _ => None,
+        }
+    }
+
+    /// The Kubernetes watch event type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One row of the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub rv: i64,
+    pub kind: EventType,
+    pub key: Key,
+    /// The new state (for DELETED: the last state), `metadata.resourceVersion` = `rv`.
+    pub object: Value,
+    /// The state before this event, resourceVersion = its own RV; `None` for ADDED. The HTTP layer
+    /// needs it for selector transitions (matched before, not now: DELETED, and vice versa).
+    pub prev_object: Option<Value>,
+}
+
+/// A page of the event log read in one snapshot together with the counter and the compaction
+/// horizon, so a missing RV can be told apart: compacted (`<= compacted`) or a bug.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    /// The committed horizon in the same snapshot: every RV `<= current` is committed.
+    pub current: i64,
+    /// Events `<= compacted` may have been deleted.
+    pub compacted: i64,
+    /// Events with RV above the requested one, in RV order.
+    pub events: Vec<Event>,
+}

@@ -169,9 +169,10 @@ fn check_preconditions(pre: &Preconditions, cur: &Current) -> StorageResult<()> 
     Ok(())
 }
 
-/// Postgres jsonb cannot hold U+0000; refusing it on both engines keeps them identical and stops
-/// one bad object from failing everybody else's writes in its batch.
-fn contains_nul(v: &Value) -> bool {
+/// Postgres cannot turn U+0000 into text or jsonb (the labels column, the reporting views), so
+/// such objects are refused on both engines. The API refuses them with a 400 first; this guard
+/// keeps one bad object from failing everybody else's writes in its batch.
+pub fn contains_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
         Value::Array(a) => a.iter().any(contains_nul),
