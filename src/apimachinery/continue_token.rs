@@ -6,6 +6,7 @@
 //! trailing NUL makes the next page start strictly after that key. Keeping Go's byte format lets
 //! tokens pass through clients (and mixed deployments) unchanged.
 
+use super::gofmt::json_kind;
 use super::status::ApiError;
 use base64::Engine;
 use base64::alphabet::URL_SAFE;
@@ -170,17 +171,6 @@ fn base64_error(e: &base64::DecodeError) -> String {
         InvalidPadding => 0,
     };
     format!("illegal base64 data at input byte {at}")
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 fn type_error(v: &Value, field: &str, go_type: &str) -> String {

@@ -6,6 +6,7 @@
 //! recovered from the parse (duplicates) and from a walk against the OpenAPI schema (unknown
 //! fields, type mismatches). Messages follow `sigs.k8s.io/json` and `encoding/json`.
 
+use crate::apimachinery::gofmt::json_kind;
 use crate::apimachinery::status::{ApiError, FieldError};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -423,17 +424,6 @@ fn resolve<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> (&'a Value, O
         break;
     }
     (s, name)
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 fn capitalize(s: &str) -> String {

@@ -4,7 +4,7 @@
 //! sort the terms, split each at the first `!=`/`==`/`=`, unescape `\\`, `\,`, `\=` in values),
 //! then Go's default field-label conversion, which knows only the two metadata fields.
 
-use super::meta::go_quote;
+use super::gofmt::go_quote;
 use super::status::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

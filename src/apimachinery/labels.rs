@@ -4,7 +4,8 @@
 //! (`Parse`), because clients show these messages verbatim and tests compare them:
 //! `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, `k>5`, `k<5`, comma = AND.
 
-use super::meta::{go_quote, is_label_value, is_qualified_name};
+use super::gofmt::go_quote;
+use super::meta::{is_label_value, is_qualified_name};
 use super::status::ApiError;
 use serde_json::{Map, Value};
 

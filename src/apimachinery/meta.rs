@@ -5,6 +5,7 @@
 //! `ValidateObjectMetaAccessorUpdate`) and the string checks of
 //! `k8s.io/apimachinery/pkg/api/validate/content`, because clients and tests read these texts.
 
+use super::gofmt::{go_quote, is_go_printable};
 use super::status::FieldError;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -203,40 +204,6 @@ pub fn is_path_segment_prefix(s: &str) -> Vec<String> {
         .filter(|bad| s.contains(*bad))
         .map(|bad| format!("may not contain '{bad}'"))
         .collect()
-}
-
-/// Go's `unicode.IsPrint`, closely enough: no control characters, and no blank other than ' '.
-fn is_go_printable(c: char) -> bool {
-    c == ' '
-        || !(c.is_control()
-            || c.is_whitespace()
-            || c == '\u{FEFF}'
-            || ('\u{E000}'..='\u{F8FF}').contains(&c))
-}
-
-/// Go's `strconv.Quote` (`%q`), which differs from Rust's `{:?}` for control characters.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -954,7 +921,7 @@ mod tests {
             vec![
                 r#"metadata.managedFields[1].operation: Invalid value: "Patch": must be `Apply` or `Update`"#,
                 r#"metadata.managedFields[1].fieldsType: Invalid value: "FieldsV2": must be `FieldsV1`"#,
-                r#"metadata.managedFields[1].manager: Invalid value: "a\u{7}": invalid character U+0007 (at position 1)"#,
+                r#"metadata.managedFields[1].manager: Invalid value: "a\a": invalid character U+0007 (at position 1)"#,
                 "metadata.managedFields[1].subresource: Too long: must have at most 256 bytes",
             ]
         );

@@ -4,6 +4,7 @@
 pub mod continue_token;
 pub mod decode;
 pub mod fields;
+pub mod gofmt;
 pub mod labels;
 pub mod managed_fields;
 pub mod meta;

@@ -5,6 +5,7 @@
 //! rules from struct tags; wardle's own types carry none, so the only non-default rules are the
 //! ObjectMeta ones, declared in `list_strategy`.
 
+use crate::apimachinery::gofmt::json_kind;
 use crate::apimachinery::status::{ApiError, StatusCause, StatusDetails};
 use serde_json::{Map, Value};
 
@@ -91,18 +92,6 @@ fn unprocessable(detail: impl Into<String>) -> ApiError {
         ..Default::default()
     }));
     e
-}
-
-/// Go's `encoding/json` name of a JSON value's kind, for "cannot unmarshal X into ..." messages.
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ impl std::fmt::Display for FieldError {
 /// Go prints strings quoted (`%q`) and numbers/bools bare.
 fn render_value(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("{s:?}"),
+        Value::String(s) => super::gofmt::go_quote(s),
         Value::Null => "null".into(),
         other => other.to_string(),
     }
