@@ -57,7 +57,6 @@ pub fn encode_fresh(all_namespaces: bool, namespace: &str, name: &str) -> String
 
 /// Decodes a `continue` parameter, with Go's checks (`storage.DecodeContinue`) and its messages
 /// under `invalid continue token: ` as 400 BadRequest.
-// ApiError is the crate-wide error type; its size is a crate-level decision, not this API's.
 pub fn decode(token: &str, all_namespaces: bool) -> Result<ContinueToken, ApiError> {
     decode_inner(token, all_namespaces)
         .map_err(|e| ApiError::bad_request(format!("invalid continue token: {e}")))

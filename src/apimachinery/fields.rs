@@ -100,7 +100,6 @@ impl std::fmt::Display for FieldSelector {
 }
 
 /// Parses a `fieldSelector` parameter. Errors are 400 BadRequest with Go's message.
-// ApiError is the crate-wide error type; its size is a crate-level decision, not this API's.
 pub fn parse(s: &str) -> Result<FieldSelector, ApiError> {
     parse_selector(s).map_err(ApiError::bad_request)
 }

@@ -240,7 +240,6 @@ impl std::fmt::Display for Selector {
 }
 
 /// Parses a `labelSelector` parameter. Errors are 400 BadRequest carrying Go's message.
-// ApiError is the crate-wide error type; its size is a crate-level decision, not this API's.
 pub fn parse(s: &str) -> Result<Selector, ApiError> {
     parse_selector(s).map_err(ApiError::bad_request)
 }

@@ -443,7 +443,8 @@ fn same_instant(a: &str, b: &str) -> bool {
     }
 }
 
-fn string_list(v: Option<&Value>) -> Vec<String> {
+/// The strings of a JSON array (non-strings skipped; not an array → empty).
+pub fn string_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()

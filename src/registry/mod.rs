@@ -157,15 +157,7 @@ fn being_deleted(obj: &Value) -> bool {
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
-    obj["metadata"]["finalizers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::apimachinery::meta::string_list(obj["metadata"].get("finalizers"))
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
