@@ -705,6 +705,44 @@ async fn selectors_and_pages(engine: Engine) {
         .await
         .json();
     assert_eq!(names(&old), vec!["a", "b", "c"]);
+    // 35: once history before the token's RV is compacted, continuing is 410 with a fresh token.
+    let head: i64 = w.get(NS).await.json()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    w.sql(&format!("UPDATE storage_meta SET compacted_rv = {head}"))
+        .await;
+    let r = w.get(&format!("{NS}?limit=1&continue={token}")).await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text());
+    let s = r.json();
+    assert_eq!(s["reason"], "Expired");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The provided continue parameter is too old")
+    );
+    let fresh = s["metadata"]["continue"]
+        .as_str()
+        .expect("a fresh continue token")
+        .to_string();
+    let rest = w.get(&format!("{NS}?continue={fresh}")).await.json();
+    assert_eq!(
+        names(&rest),
+        vec!["bb", "c"],
+        "the fresh token continues after the last key, at the latest state"
+    );
+    let r = w
+        .get(&format!(
+            "{NS}?resourceVersion={rv}&resourceVersionMatch=Exact"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::GONE);
+    assert_eq!(
+        r.json()["message"],
+        "The resourceVersion for the provided list is too old."
+    );
 }
 
 fn percent(s: &str) -> String {
