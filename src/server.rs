@@ -8,6 +8,7 @@ use crate::http::health::{Check, Health};
 use crate::http::router::{AppState, router};
 use crate::registry::Store;
 use crate::storage::Storage;
+use crate::storage::cache::WatchCache;
 use crate::tls;
 use anyhow::Context;
 use futures::FutureExt;
@@ -82,6 +83,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .iter()
             .any(|p| p == "BanFlunder"),
     };
+    let cache = WatchCache::start(storage.clone())
+        .await
+        .context("starting the watch cache")?;
     let store = Store::new(storage.clone(), admission);
     let health_storage = storage.clone();
     let storage_check: Check = Arc::new(move || {
@@ -90,6 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let state = Arc::new(AppState {
         store,
+        cache: cache.clone(),
         health: Health::new(vec![("storage".to_string(), storage_check)]),
         authenticator: authenticator.clone(),
         authorizer: Arc::new(authorizer),
@@ -116,6 +121,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutting down");
         shutdown_state.shutting_down.store(true, Ordering::Relaxed);
+        // End watch streams now, so the graceful drain isn't held open by them.
+        shutdown_state.cache.shutdown();
         shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     tokio::spawn(async move {

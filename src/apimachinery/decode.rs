@@ -842,10 +842,11 @@ mod tests {
         let t = type_errors(&obj, &flunder_schema(), &defs());
         assert_eq!(
             t,
+            // Objects are key-sorted maps, so errors come in key order (metadata before spec).
             vec![
-                "json: cannot unmarshal string into Go struct field Flunder.spec of type v1alpha1.FlunderSpec",
-                "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string",
                 "json: cannot unmarshal number 1.5 into Go struct field ObjectMeta.metadata.generation of type int64",
+                "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string",
+                "json: cannot unmarshal string into Go struct field Flunder.spec of type v1alpha1.FlunderSpec",
             ]
         );
         let t = type_errors(&json!({"metadata": []}), &flunder_schema(), &defs());

@@ -126,43 +126,56 @@ impl ListOptions {
                 None
             }
         };
-        if let Some(m) = rv_match {
-            if !(rv_given || (watch && initial == Some(true))) {
-                errs.push(FieldError::forbidden(
-                    "resourceVersionMatch",
-                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
-                ));
-            }
-            if cont.is_some() {
-                errs.push(FieldError::forbidden(
-                    "resourceVersionMatch",
-                    "resourceVersionMatch is forbidden when continue is provided",
-                ));
-            }
-            if m == RvMatch::Exact && resource_version == Rv::Any {
-                errs.push(FieldError::forbidden(
-                    "resourceVersionMatch",
-                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
-                ));
-            }
-        }
-        if let Some(true) = initial {
-            if !watch {
-                errs.push(FieldError::forbidden(
-                    "sendInitialEvents",
-                    "sendInitialEvents is forbidden for list",
-                ));
-            } else if rv_match != Some(RvMatch::NotOlderThan) {
+        if watch {
+            // Go's validateWatchOptions: the match rule only goes with sendInitialEvents.
+            if initial.is_some() && rv_match != Some(RvMatch::NotOlderThan) {
                 errs.push(FieldError::forbidden(
                     "resourceVersionMatch",
                     "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
                 ));
             }
-        } else if initial == Some(false) && !watch {
-            errs.push(FieldError::forbidden(
-                "sendInitialEvents",
-                "sendInitialEvents is forbidden for list",
-            ));
+            if let Some(m) = rv_match {
+                if initial.is_none() {
+                    errs.push(FieldError::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                    ));
+                }
+                if m != RvMatch::NotOlderThan {
+                    errs.push(FieldError::not_supported(
+                        "resourceVersionMatch",
+                        "Exact",
+                        &["NotOlderThan"],
+                    ));
+                }
+            }
+        } else {
+            if let Some(m) = rv_match {
+                if !rv_given {
+                    errs.push(FieldError::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ));
+                }
+                if cont.is_some() {
+                    errs.push(FieldError::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
+                }
+                if m == RvMatch::Exact && resource_version == Rv::Any {
+                    errs.push(FieldError::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
+            }
+            if initial.is_some() {
+                errs.push(FieldError::forbidden(
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for list",
+                ));
+            }
         }
         if !errs.is_empty() {
             return Err(list_invalid(errs));

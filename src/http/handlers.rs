@@ -219,7 +219,9 @@ async fn handle(
     let store = &state.store;
     let accept = header_str(req.headers, header::ACCEPT);
     let pretty = negotiate::wants_pretty(query_param(query, "pretty").as_deref(), ctx.user_agent);
-    let is_list = matches!(info.verb.as_str(), "list" | "deletecollection" | "watch");
+    // Watch events carry single objects: PartialObjectMetadata (not ...List) is what a metadata
+    // informer asks for on a watch.
+    let is_list = matches!(info.verb.as_str(), "list" | "deletecollection");
     let neg = negotiate::negotiate(accept, is_list)?;
     let ok = |code: StatusCode, v: &Value, warnings: &[String]| {
         response::object(code, v, neg.format, pretty, warnings)

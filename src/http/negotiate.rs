@@ -610,7 +610,7 @@ mod tests {
         let v = json!({"b": "<a&b>", "a": [1, {"d": 1, "c": 2}]});
         assert_eq!(
             encode(&v, Format::Json, false).0,
-            b"{\"b\":\"\\u003ca\\u0026b\\u003e\",\"a\":[1,{\"d\":1,\"c\":2}]}\n".to_vec()
+            b"{\"a\":[1,{\"c\":2,\"d\":1}],\"b\":\"\\u003ca\\u0026b\\u003e\"}\n".to_vec()
         );
         let pretty = String::from_utf8(encode(&json!({"a": 1}), Format::Json, true).0).unwrap();
         assert_eq!(pretty, "{\n  \"a\": 1\n}");

@@ -9,6 +9,7 @@ use crate::apimachinery::status::ApiError;
 use crate::authn::{Authenticator, UserInfo};
 use crate::authz::{Attributes, Authorizer, Decision};
 use crate::registry::Store;
+use crate::storage::cache::WatchCache;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -22,6 +23,8 @@ use std::time::Instant;
 /// Shared state of the HTTP server.
 pub struct AppState {
     pub store: Store,
+    /// This process's watch cache: watches are served from it.
+    pub cache: WatchCache,
     pub health: Health,
     pub authenticator: Arc<Authenticator>,
     pub authorizer: Arc<Authorizer>,

@@ -336,6 +336,30 @@ impl Wardle {
         }
     }
 
+    /// Open a watch (or any streaming GET) and read it line by line.
+    pub async fn watch(&self, path: &str, accept: Option<&str>) -> WatchStream {
+        let mut b = Request::builder().method(Method::GET).uri(path);
+        if let Some(a) = accept {
+            b = b.header("accept", a);
+        }
+        let req = b
+            .body(kube::client::Body::from(Vec::new()))
+            .expect("request");
+        let resp = self.client.send(req).await.expect("watch request");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or("").to_string());
+        WatchStream {
+            status,
+            content_type,
+            body: resp.into_body(),
+            buf: Vec::new(),
+            ended: false,
+        }
+    }
+
     /// A request with no client certificate at all (anonymous).
     pub async fn anonymous(&self, method: Method, path: &str) -> Response {
         let mut kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
@@ -438,5 +462,52 @@ impl Drop for Wardle {
                 self.logs()
             );
         }
+    }
+}
+
+/// A streaming response read as newline-delimited JSON events.
+pub struct WatchStream {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    body: kube::client::Body,
+    buf: Vec<u8>,
+    pub ended: bool,
+}
+
+impl WatchStream {
+    /// The next event, or None if the stream ended or nothing came within `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Some(serde_json::from_slice(&line).expect("an event is one JSON line"));
+            }
+            if self.ended {
+                return None;
+            }
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Err(_) => return None,
+                Ok(None) => self.ended = true,
+                Ok(Some(Err(_))) => self.ended = true,
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Events until `n` have arrived (panics if they don't within 10 s).
+    pub async fn take(&mut self, n: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match self.next(Duration::from_secs(10)).await {
+                Some(e) => out.push(e),
+                None => panic!("expected {n} events, got {}: {out:#?}", out.len()),
+            }
+        }
+        out
     }
 }
