@@ -86,7 +86,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cache = WatchCache::start(storage.clone())
         .await
         .context("starting the watch cache")?;
-    let store = Store::new(storage.clone(), admission);
+    let store = Store::new(storage.clone(), cache.clone(), admission);
     let health_storage = storage.clone();
     let storage_check: Check = Arc::new(move || {
         let s = health_storage.clone();

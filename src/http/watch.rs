@@ -189,8 +189,8 @@ pub async fn serve(
                     },
                     _ = tick.tick() => {
                         if stream.opts.allow_watch_bookmarks {
-                            // Everything up to the watcher's position has been delivered.
-                            let rv = last_rv.max(w.last_rv());
+                            // Idle and fully delivered: the cache head is a valid bookmark.
+                            let rv = last_rv.max(w.bookmark_rv());
                             if tx.send(Ok(stream.bookmark(rv, false))).await.is_err() {
                                 return;
                             }
@@ -198,7 +198,7 @@ pub async fn serve(
                     }
                     _ = tokio::time::sleep_until(deadline) => {
                         if stream.opts.allow_watch_bookmarks {
-                            let rv = last_rv.max(w.last_rv());
+                            let rv = last_rv.max(w.bookmark_rv());
                             let _ = tx.send(Ok(stream.bookmark(rv, false))).await;
                         }
                         return;

@@ -4,7 +4,7 @@ use super::{Ctx, Deleted, Store};
 use crate::apimachinery::continue_token;
 use crate::apimachinery::options::{DeleteOptions, ListOptions, Rv, RvMatch};
 use crate::apimachinery::status::{ApiError, ApiResult};
-use crate::storage::types::StorageError;
+use crate::storage::types::{Chunk, StorageError};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -23,35 +23,49 @@ const CHUNK: usize = 500;
 const RV_WAIT: Duration = Duration::from_secs(3);
 
 impl Store {
-    /// GET of one object, always the latest committed state.
+    /// GET of one object, always the latest committed state: from the cache once it has caught
+    /// up with the committed horizon (read-your-writes across replicas).
     pub async fn get(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Value> {
-        match self.storage.get(&ctx.key(name)).await {
-            Ok(Some(s)) => Ok(s.object),
-            Ok(None) => Err(crate::apimachinery::status::ApiError::not_found(
-                &ctx.resource.group_resource(),
-                name,
-            )),
-            Err(e) => Err(ctx.storage_error(name, e)),
+        self.cache
+            .consistent_rv()
+            .await
+            .map_err(|e| ctx.storage_error(name, e))?;
+        match self.cache.get(&ctx.key(name)) {
+            Some(s) => Ok(s.object),
+            None => Err(ApiError::not_found(&ctx.resource.group_resource(), name)),
         }
     }
 
-    /// Wait until the committed horizon reaches `rv` (another replica may be ahead of us).
+    /// Wait (up to 3 s, like Go's cacher) until this process has seen `rv`: another replica may
+    /// be ahead of us, and a resourceVersion from the future is a 504.
     async fn wait_for_rv(&self, rv: i64) -> ApiResult<()> {
-        let deadline = tokio::time::Instant::now() + RV_WAIT;
-        loop {
-            let current = self
-                .storage
-                .current_rv()
-                .await
-                .map_err(|e| ApiError::service_unavailable(e.to_string()))?;
-            if current >= rv {
-                return Ok(());
+        self.cache.wait_for(rv, RV_WAIT).await.map_err(|e| match e {
+            StorageError::TooLarge { requested, current } => {
+                ApiError::too_large_resource_version(requested, current)
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::too_large_resource_version(rv, current));
+            other => ApiError::service_unavailable(other.to_string()),
+        })
+    }
+
+    /// One chunk of a list at `at_rv` (None: the cache's head). The cache answers when it is at
+    /// exactly that RV; older states come from storage, which keeps them exact.
+    async fn chunk(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+        at_rv: Option<i64>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Chunk, StorageError> {
+        if at_rv.is_none_or(|rv| rv == self.cache.head()) {
+            let c = self.cache.list(resource, ns, after, limit);
+            if at_rv.is_none_or(|rv| rv == c.rv) {
+                return Ok(c);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.storage
+            .list_chunk(resource, ns, at_rv, after, limit)
+            .await
     }
 
     /// LIST with label/field selectors, limit/continue and resourceVersion semantics.
@@ -77,7 +91,14 @@ impl Store {
                 // Go: a resourceVersion with a limit and no match rule is an exact read.
                 (Rv::At(n), None) if opts.limit.is_some() => at_rv = Some(n),
                 (Rv::At(n), _) => self.wait_for_rv(n).await?,
-                _ => {}
+                // A consistent read: the cache must have caught up with the committed horizon.
+                (Rv::Latest, _) => {
+                    self.cache
+                        .consistent_rv()
+                        .await
+                        .map_err(|e| ctx.storage_error("", e))?;
+                }
+                (Rv::Any, _) => {}
             }
         }
         if let Some(n) = at_rv
@@ -95,8 +116,7 @@ impl Store {
         'scan: loop {
             let a = after.as_ref().map(|(n, m)| (n.as_str(), m.as_str()));
             let chunk = match self
-                .storage
-                .list_chunk(r.plural(), ns_filter, at_rv, a, chunk_size)
+                .chunk(r.plural(), ns_filter, at_rv, a, chunk_size)
                 .await
             {
                 Ok(c) => c,

@@ -14,6 +14,7 @@ use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
 use crate::authn::UserInfo;
 use crate::storage::Storage;
+use crate::storage::cache::WatchCache;
 use crate::storage::types::{Key, StorageError};
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -136,16 +137,22 @@ pub fn check_fields(
     decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)
 }
 
-/// The Store serves every declared resource; cheap to clone.
+/// The Store serves every declared resource; cheap to clone. Writes go to storage; reads come
+/// from the watch cache (memory) whenever it holds the state asked for, else from storage.
 #[derive(Clone)]
 pub struct Store {
     pub storage: Storage,
+    pub cache: WatchCache,
     admission: Admission,
 }
 
 impl Store {
-    pub fn new(storage: Storage, admission: Admission) -> Store {
-        Store { storage, admission }
+    pub fn new(storage: Storage, cache: WatchCache, admission: Admission) -> Store {
+        Store {
+            storage,
+            cache,
+            admission,
+        }
     }
 }
 
