@@ -46,6 +46,11 @@ pub struct Config {
     #[arg(long, value_delimiter = ',', default_value = "/healthz,/readyz,/livez")]
     pub authorization_always_allow_paths: Vec<String>,
 
+    /// How often the event log is compacted to the resourceVersion seen one interval earlier
+    /// (like kube-apiserver's --etcd-compaction-interval); `0` turns compaction off.
+    #[arg(long, default_value = "5m", value_parser = crate::storage::compaction::parse_duration)]
+    pub compaction_interval: std::time::Duration,
+
     /// Admission plugins to turn off (only BanFlunder can be turned off).
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,

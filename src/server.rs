@@ -9,6 +9,7 @@ use crate::http::router::{AppState, router};
 use crate::registry::Store;
 use crate::storage::Storage;
 use crate::storage::cache::WatchCache;
+use crate::storage::compaction::{self, CompactionStats};
 use crate::tls;
 use anyhow::Context;
 use futures::FutureExt;
@@ -86,6 +87,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cache = WatchCache::start(storage.clone())
         .await
         .context("starting the watch cache")?;
+    let compaction_stats = Arc::new(CompactionStats::default());
+    if !config.compaction_interval.is_zero() {
+        compaction::spawn(
+            storage.clone(),
+            config.compaction_interval,
+            compaction_stats.clone(),
+        );
+    }
     let store = Store::new(storage.clone(), cache.clone(), admission);
     let health_storage = storage.clone();
     let storage_check: Check = Arc::new(move || {
@@ -95,6 +104,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         store,
         cache: cache.clone(),
+        compaction: compaction_stats,
         health: Health::new(vec![("storage".to_string(), storage_check)]),
         authenticator: authenticator.clone(),
         authorizer: Arc::new(authorizer),

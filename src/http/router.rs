@@ -25,6 +25,7 @@ pub struct AppState {
     pub store: Store,
     /// This process's watch cache: watches are served from it.
     pub cache: WatchCache,
+    pub compaction: Arc<crate::storage::compaction::CompactionStats>,
     pub health: Health,
     pub authenticator: Arc<Authenticator>,
     pub authorizer: Arc<Authorizer>,
@@ -177,23 +178,62 @@ async fn route(
     result.unwrap_or_else(|e| e.into_response())
 }
 
-/// Prometheus text for the storage writer (the full metrics set is a later issue).
+/// Prometheus text for storage, compaction and the watch cache (the full set is a later issue).
 fn metrics(state: &AppState) -> Response {
+    use std::fmt::Write;
     let s = state.store.storage.stats();
+    let c = &state.compaction;
+    let series: [(&str, &str, &str, u64); 7] = [
+        (
+            "wardle_storage_batches_total",
+            "counter",
+            "Write transactions committed by the group-commit writer.",
+            s.batches,
+        ),
+        (
+            "wardle_storage_writes_total",
+            "counter",
+            "Writes committed (each write is one event).",
+            s.writes,
+        ),
+        (
+            "wardle_storage_batch_size_max",
+            "gauge",
+            "The largest batch committed in one transaction.",
+            s.max_batch as u64,
+        ),
+        (
+            "wardle_watch_cache_head_rv",
+            "gauge",
+            "The resourceVersion the watch cache has applied.",
+            state.cache.head().max(0) as u64,
+        ),
+        (
+            "wardle_watch_cache_oldest_rv",
+            "gauge",
+            "The oldest resourceVersion a watch can resume from without the database.",
+            state.cache.oldest_rv().max(0) as u64,
+        ),
+        (
+            "wardle_compaction_runs_total",
+            "counter",
+            "Compaction runs of this process.",
+            c.runs.load(Ordering::Relaxed),
+        ),
+        (
+            "wardle_compaction_errors_total",
+            "counter",
+            "Compaction runs that failed (retried next interval).",
+            c.errors.load(Ordering::Relaxed),
+        ),
+    ];
     let mut out = String::new();
-    out.push_str("# HELP wardle_storage_batches_total Write transactions committed by the group-commit writer.\n");
-    out.push_str("# TYPE wardle_storage_batches_total counter\n");
-    out.push_str(&format!("wardle_storage_batches_total {}\n", s.batches));
-    out.push_str(
-        "# HELP wardle_storage_writes_total Writes committed (each write is one event).\n",
-    );
-    out.push_str("# TYPE wardle_storage_writes_total counter\n");
-    out.push_str(&format!("wardle_storage_writes_total {}\n", s.writes));
-    out.push_str(
-        "# HELP wardle_storage_batch_size_max The largest batch committed in one transaction.\n",
-    );
-    out.push_str("# TYPE wardle_storage_batch_size_max gauge\n");
-    out.push_str(&format!("wardle_storage_batch_size_max {}\n", s.max_batch));
+    for (name, kind, help, value) in series {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    }
     let mut resp = (StatusCode::OK, Body::from(out)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -3,6 +3,7 @@
 //! live in `dialect` (+ `postgres`, `sqlite`).
 
 pub mod cache;
+pub mod compaction;
 pub mod types;
 
 mod dialect;

@@ -1,0 +1,130 @@
+//! Compaction of the event log, as the Go apiserver does it with etcd: every interval, compact
+//! to the resourceVersion seen at the previous run, so at least one interval of history stays.
+//! The horizon is announced first (readers check it in the same snapshot as the events they
+//! read), then old events are deleted in small ranges, each its own short transaction.
+
+use super::Storage;
+use super::dialect::Param;
+use super::types::{StorageError, StorageResult};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Raise the announced horizon; never lowers it (two replicas may compact at once).
+const ANNOUNCE: &str = "UPDATE storage_meta SET compacted_rv = $1 WHERE compacted_rv < $1";
+/// Delete one range of the log: `$1` < rv <= `$2`.
+const DELETE_RANGE: &str = "DELETE FROM events WHERE rv > $1 AND rv <= $2";
+/// Rows per delete statement, so no transaction holds locks for long.
+const RANGE: i64 = 1000;
+
+/// What compaction has done in this process (for /metrics).
+#[derive(Debug, Default)]
+pub struct CompactionStats {
+    pub runs: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl Storage {
+    /// Compact the event log up to `target` (events with rv <= target may disappear).
+    /// Returns the horizon now in force.
+    pub async fn compact(&self, target: i64) -> StorageResult<i64> {
+        let (head, before) = self.heads().await?;
+        let target = target.min(head);
+        if target <= before {
+            return Ok(before);
+        }
+        let db = &self.inner.db;
+        let unavailable = |e: sqlx::Error| StorageError::Unavailable(e.to_string());
+        db.execute(ANNOUNCE, &[Param::Int(target)])
+            .await
+            .map_err(unavailable)?;
+        let mut lo = before;
+        while lo < target {
+            let hi = (lo + RANGE).min(target);
+            db.execute(DELETE_RANGE, &[Param::Int(lo), Param::Int(hi)])
+                .await
+                .map_err(unavailable)?;
+            lo = hi;
+        }
+        tracing::debug!(from = before, to = target, "compacted the event log");
+        Ok(target)
+    }
+}
+
+/// Run compaction every `interval` until the process ends; errors are retried next time.
+pub fn spawn(storage: Storage, interval: Duration, stats: std::sync::Arc<CompactionStats>) {
+    tokio::spawn(async move {
+        let mut previous: Option<i64> = None;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Some(target) = previous {
+                stats.runs.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = storage.compact(target).await {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "compaction failed; retrying next interval");
+                    continue;
+                }
+            }
+            match storage.current_rv().await {
+                Ok(rv) => previous = Some(rv),
+                Err(e) => tracing::warn!(error = %e, "compaction could not read the head"),
+            }
+        }
+    });
+}
+
+/// Parse a Go-style duration such as `5m`, `30s`, `1m30s`, `500ms` or `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("invalid duration {s:?}"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            other => return Err(format!("invalid unit {other:?} in duration {s:?}")),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}
