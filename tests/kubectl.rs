@@ -178,3 +178,66 @@ async fn seed_flow(engine: Engine) {
 }
 
 engine_tests!(seed_flow);
+
+/// `kubectl get -w` against replica B shows what is written through replica A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_shows_changes_from_another_replica() {
+    use std::io::Read;
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let url = Engine::Postgres.fresh_url(dir_a.path());
+    let a = Wardle::start_with(dir_a.path(), &url, &[]).await;
+    let b = Wardle::start_with(dir_b.path(), &url, &[]).await;
+    a.kubectl_ok(&["create", "-f", &artifact("flunders/01-flunder.yaml")]);
+    let mut watch = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&b.kubeconfig)
+        .args(["get", "flunders", "-w", "--output-watch-events"])
+        .env("KUBECACHEDIR", b.dir.join("kubecache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let second =
+        "apiVersion: wardle.example.com/v1beta1\nkind: Flunder\nmetadata:\n  name: second\n";
+    assert!(
+        a.kubectl_stdin(&["create", "-f", "-"], Some(second))
+            .status
+            .success()
+    );
+    a.kubectl_ok(&["label", "flunder", "my-first-flunder", "color=blue"]);
+    a.kubectl_ok(&["delete", "flunder", "second"]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let _ = watch.kill();
+    let mut out = String::new();
+    watch
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = watch.wait();
+    let rows: Vec<(String, String)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].to_string())
+        })
+        .collect();
+    let expected = [
+        ("ADDED", "my-first-flunder"),
+        ("ADDED", "second"),
+        ("MODIFIED", "my-first-flunder"),
+        ("DELETED", "second"),
+    ];
+    assert_eq!(
+        rows,
+        expected
+            .iter()
+            .map(|(t, n)| (t.to_string(), n.to_string()))
+            .collect::<Vec<_>>(),
+        "kubectl get -w output:\n{out}"
+    );
+}
