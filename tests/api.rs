@@ -1037,7 +1037,9 @@ async fn concurrent_creates_share_transactions(engine: Engine) {
     let metrics = w.get("/metrics").await.text();
     let batches: u64 = metric(&metrics, "wardle_storage_batches_total");
     let max: u64 = metric(&metrics, "wardle_storage_batch_size_max");
-    eprintln!("64 concurrent creates committed in {batches} transactions (largest batch {max})");
+    eprintln!(
+        "{engine:?}: 64 concurrent creates committed in {batches} transactions (largest batch {max})"
+    );
     assert!(
         batches < 64 && max > 1,
         "concurrent creates should share transactions:\n{metrics}"
