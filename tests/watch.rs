@@ -339,6 +339,18 @@ async fn compaction_runs(engine: Engine) {
         metrics.contains("wardle_compaction_errors_total 0\n"),
         "{metrics}"
     );
+    let gauge = |name: &str| -> i64 {
+        let line = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")));
+        line.unwrap_or_else(|| panic!("{name} missing"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(gauge("wardle_storage_head_rv"), 5);
+    assert!(gauge("wardle_storage_compacted_rv") > 3);
+    assert_eq!(gauge("wardle_watch_cache_lag"), 0);
     // Lists, gets and watches from the cache are unaffected.
     assert_eq!(w.get(NS).await.json()["items"].as_array().unwrap().len(), 5);
     let mut s = w

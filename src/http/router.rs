@@ -151,7 +151,7 @@ async fn route(
         )),
         "/version" => Ok(version::version()),
         "/apis" => discovery::apis(headers, &state.external_address),
-        "/metrics" => Ok(metrics(state)),
+        "/metrics" => Ok(metrics(state).await),
         _ if path.starts_with("/healthz")
             || path.starts_with("/livez")
             || path.starts_with("/readyz") =>
@@ -179,11 +179,38 @@ async fn route(
 }
 
 /// Prometheus text for storage, compaction and the watch cache (the full set is a later issue).
-fn metrics(state: &AppState) -> Response {
+async fn metrics(state: &AppState) -> Response {
     use std::fmt::Write;
     let s = state.store.storage.stats();
     let c = &state.compaction;
-    let series: [(&str, &str, &str, u64); 7] = [
+    let cache_head = state.cache.head().max(0) as u64;
+    // The committed counter and horizon come from the database; if it is down, report what
+    // the cache knows and let /readyz tell the story.
+    let (head, compacted) = state
+        .store
+        .storage
+        .heads()
+        .await
+        .unwrap_or((state.cache.head(), 0));
+    let series: [(&str, &str, &str, u64); 10] = [
+        (
+            "wardle_storage_head_rv",
+            "gauge",
+            "The committed resourceVersion (the database's counter).",
+            head.max(0) as u64,
+        ),
+        (
+            "wardle_storage_compacted_rv",
+            "gauge",
+            "Events at or below this resourceVersion may have been compacted away.",
+            compacted.max(0) as u64,
+        ),
+        (
+            "wardle_watch_cache_lag",
+            "gauge",
+            "Committed resourceVersions the watch cache has not applied yet.",
+            (head.max(0) as u64).saturating_sub(cache_head),
+        ),
         (
             "wardle_storage_batches_total",
             "counter",

@@ -326,7 +326,8 @@ impl Storage {
             .map(|n| n.unwrap_or(0))
     }
 
-    async fn heads(&self) -> StorageResult<(i64, i64)> {
+    /// The committed counter and the compaction horizon, read in one snapshot.
+    pub async fn heads(&self) -> StorageResult<(i64, i64)> {
         let rows = self
             .inner
             .db
