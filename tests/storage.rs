@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::backend::Backend;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,40 +13,7 @@ use sqlx::Connection;
 use wardle::storage::Storage;
 use wardle::storage::types::*;
 
-/// One database to test against; keeps a SQLite temp dir alive for the test's duration.
-struct Backend {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
 impl Backend {
-    fn sqlite() -> Backend {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("wardle.db").display()
-        );
-        Backend {
-            url,
-            _dir: Some(dir),
-        }
-    }
-
-    fn postgres() -> Backend {
-        Backend {
-            url: common::postgres::fresh_database_url(),
-            _dir: None,
-        }
-    }
-
-    fn is_pg(&self) -> bool {
-        self.url.starts_with("postgres")
-    }
-
-    async fn open(&self) -> Storage {
-        Storage::open(&self.url).await.expect("open storage")
-    }
-
     async fn raw(&self) -> Raw {
         if self.is_pg() {
             Raw::Pg(
@@ -115,22 +84,6 @@ impl Raw {
             "SELECT rv, type, name, prev_rv FROM events ORDER BY rv"
         )
     }
-}
-
-/// Runs a case on both engines as `<case>::sqlite` and `<case>::postgres`.
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$case(&super::Backend::sqlite()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$case(&super::Backend::postgres()).await;
-            }
-        }
-    )*};
 }
 
 on_both!(

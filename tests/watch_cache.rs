@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::backend::Backend;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,63 +16,6 @@ use sqlx::Connection;
 use wardle::storage::Storage;
 use wardle::storage::cache::{Event, EventType, WatchCache, WatchEnd, Watcher};
 use wardle::storage::types::*;
-
-/// One database; keeps a SQLite temp dir alive for the test's duration.
-struct Backend {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Backend {
-    fn sqlite() -> Backend {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
-        Backend {
-            url,
-            _dir: Some(dir),
-        }
-    }
-
-    fn postgres() -> Backend {
-        Backend {
-            url: common::postgres::fresh_database_url(),
-            _dir: None,
-        }
-    }
-
-    async fn open(&self) -> Storage {
-        Storage::open(&self.url).await.expect("open storage")
-    }
-
-    /// Runs SQL on a connection of its own (both engines accept the statements used here).
-    async fn exec(&self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        if self.url.starts_with("postgres") {
-            let mut c = sqlx::PgConnection::connect(&self.url).await.expect("pg");
-            sqlx::raw_sql(sql).execute(&mut c).await.expect("exec");
-        } else {
-            let mut c = sqlx::SqliteConnection::connect(&self.url)
-                .await
-                .expect("sqlite");
-            sqlx::raw_sql(sql).execute(&mut c).await.expect("exec");
-        }
-    }
-}
-
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$case(&super::Backend::sqlite()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$case(&super::Backend::postgres()).await;
-            }
-        }
-    )*};
-}
 
 on_both!(
     list_and_get_equal_storage,

@@ -1,4 +1,5 @@
 //! Shared helpers for the integration tests (each `tests/*.rs` binary pulls in what it needs).
 
+pub mod backend;
 pub mod postgres;
 pub mod server;

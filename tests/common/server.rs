@@ -321,19 +321,7 @@ impl Wardle {
     /// Run one SQL statement against this server's database (to stage states the API can't,
     /// such as a compaction horizon).
     pub async fn sql(&self, statement: &str) {
-        use sqlx::Connection;
-        let q = sqlx::AssertSqlSafe(statement.to_string());
-        if self.db_url.starts_with("sqlite") {
-            let mut c = sqlx::SqliteConnection::connect(&self.db_url)
-                .await
-                .expect("sqlite connect");
-            sqlx::raw_sql(q).execute(&mut c).await.expect("sql");
-        } else {
-            let mut c = sqlx::PgConnection::connect(&self.db_url)
-                .await
-                .expect("pg connect");
-            sqlx::raw_sql(q).execute(&mut c).await.expect("sql");
-        }
+        super::backend::exec_sql(&self.db_url, statement).await
     }
 
     /// Open a watch (or any streaming GET) and read it line by line.
