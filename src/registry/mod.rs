@@ -118,7 +118,7 @@ pub fn check_fields(
             v = ctx.version
         )));
     }
-    if crate::storage::writer::contains_nul(obj) {
+    if crate::storage::contains_nul(obj) {
         return Err(ApiError::bad_request(format!(
             "{kind} in version {v:?} cannot be handled as a {kind}: strings may not contain the NUL character (U+0000)",
             kind = r.kind(),

@@ -10,7 +10,9 @@ mod dialect;
 mod migrate;
 mod postgres;
 mod sqlite;
-pub mod writer;
+mod writer;
+
+pub use writer::contains_nul;
 
 use std::sync::{Arc, Mutex};
 
