@@ -149,7 +149,12 @@ async fn seed_flow(engine: Engine) {
     assert_eq!(out.trim(), "flunder.wardle.example.com/applied");
 
     // Fischers, BanFlunder through kubectl, explain.
-    w.kubectl_stdin(&["apply", "-f", "-"], Some("apiVersion: wardle.example.com/v1alpha1\nkind: Fischer\nmetadata:\n  name: strict\ndisallowedFlunders: [forbidden-name]\n"));
+    let out = w.kubectl_stdin(&["apply", "-f", "-"], Some("apiVersion: wardle.example.com/v1alpha1\nkind: Fischer\nmetadata:\n  name: strict\ndisallowedFlunders: [forbidden-name]\n"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("fischer.wardle.example.com/strict created"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = w.kubectl_stdin(&["create", "-f", "-"], Some("apiVersion: wardle.example.com/v1beta1\nkind: Flunder\nmetadata:\n  name: forbidden-name\n"));
     assert!(!out.status.success());
     assert!(
