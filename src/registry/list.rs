@@ -158,11 +158,18 @@ impl Store {
                 let remaining = if opts.has_selectors() {
                     None
                 } else {
-                    self.storage
+                    // The count is a second read: compaction may pass `rv` between the page and
+                    // the count. The page is still a valid snapshot, and remainingItemCount is
+                    // optional, so it is left out rather than failing the page.
+                    match self
+                        .storage
                         .count_after(r.plural(), ns_filter, rv, (ns.as_str(), name.as_str()))
                         .await
-                        .map_err(|e| ctx.storage_error("", e))
-                        .map(Some)?
+                    {
+                        Ok(n) => Some(n),
+                        Err(StorageError::Compacted { .. }) => None,
+                        Err(e) => return Err(ctx.storage_error("", e)),
+                    }
                 };
                 (Some(token), remaining)
             }
