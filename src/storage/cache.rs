@@ -807,6 +807,7 @@ async fn listen(pool: sqlx::PgPool, shared: Arc<Shared>, mut stop: watch::Receiv
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::types::Obj;
     use serde_json::json;
 
     fn ev(rv: i64, kind: EventType, ns: &str, name: &str) -> Event {
@@ -814,7 +815,9 @@ mod tests {
             rv,
             kind,
             key: Key::new("flunders", ns, name),
-            object: json!({"metadata": {"name": name, "resourceVersion": rv.to_string()}}),
+            object: Obj::from_value(
+                &json!({"metadata": {"name": name, "resourceVersion": rv.to_string()}}),
+            ),
             prev_object: None,
         }
     }

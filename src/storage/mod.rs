@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod compaction;
+pub mod object;
 pub mod types;
 
 mod dialect;
@@ -76,11 +77,11 @@ pub(crate) fn inject_rv(object: &mut Value, rv: i64) {
     }
 }
 
-fn parse_object(text: &str, rv: i64) -> StorageResult<Value> {
+fn parse_object(text: &str, rv: i64) -> StorageResult<Obj> {
     let mut object: Value = serde_json::from_str(text)
         .map_err(|e| StorageError::Unavailable(format!("stored object is not valid JSON: {e}")))?;
     inject_rv(&mut object, rv);
-    Ok(object)
+    Ok(Obj::from_value(&object))
 }
 
 fn cell_int(row: &[Cell], i: usize) -> StorageResult<i64> {
@@ -541,7 +542,7 @@ mod tests {
             .expect("create");
         assert_eq!(out.rv, 1);
         let got = s.get(&key).await.expect("get").expect("present");
-        assert_eq!(got.object["metadata"]["resourceVersion"], "1");
+        assert_eq!(got.object.value()["metadata"]["resourceVersion"], "1");
         assert_eq!(s.current_rv().await, Ok(1));
         s.close().await;
         assert!(matches!(
