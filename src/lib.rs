@@ -9,6 +9,7 @@ pub mod authz;
 pub mod config;
 pub mod http;
 pub mod registry;
+pub mod report;
 pub mod server;
 pub mod storage;
 pub mod tls;
