@@ -1,5 +1,6 @@
-//! /metrics after some traffic: kube-apiserver's request, storage and watch series plus wardle's
-//! own, on both engines; /metrics needs authorization like Go's; JSON request logs.
+//! Operating wardle, on both engines: /metrics after some traffic (kube-apiserver's request,
+//! storage and watch series plus wardle's own; authorized like Go's), JSON request logs, and
+//! graceful shutdown (open batch committed, watches ended).
 
 mod common;
 
@@ -23,7 +24,7 @@ fn value(metrics: &str, series: &str) -> f64 {
 
 const GROUP: &str = "group=\"wardle.example.com\"";
 
-engine_tests!(series_after_traffic);
+engine_tests!(series_after_traffic, graceful_shutdown);
 
 async fn series_after_traffic(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
@@ -148,4 +149,62 @@ async fn series_after_traffic(engine: Engine) {
     assert_eq!(line["user"], "wardle-admin");
     assert_eq!(line["code"], 201);
     assert!(line["latency_ms"].as_f64().is_some());
+}
+
+/// SIGTERM while writes are in flight: every write that was answered 201 is stored, open watches
+/// end (rather than being cut off by the drain timeout), and the process exits cleanly.
+async fn graceful_shutdown(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = engine.fresh_url(dir.path());
+    let mut w = Wardle::start_with(dir.path(), &url, &[]).await;
+    let mut watch = w.watch(&format!("{NS}?watch=true"), None).await;
+    let client = w.client();
+    let writes: Vec<_> = (0..40)
+        .map(|i| {
+            let c = client.clone();
+            tokio::spawn(async move {
+                let body = json!({"metadata": {"name": format!("f{i}")}, "spec": {}});
+                let req = http::Request::builder()
+                    .method(Method::POST)
+                    .uri(NS)
+                    .header("content-type", "application/json")
+                    .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap();
+                let ok = matches!(c.send(req).await, Ok(r) if r.status() == StatusCode::CREATED);
+                (format!("f{i}"), ok)
+            })
+        })
+        .collect();
+    let status = tokio::task::block_in_place(|| w.stop());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}:\n{}",
+        w.logs()
+    );
+    while watch.next(Duration::from_secs(10)).await.is_some() {}
+    assert!(
+        watch.ended,
+        "the watch stream was not ended by the shutdown"
+    );
+    let mut created = Vec::new();
+    for t in writes {
+        let (name, ok) = t.await.unwrap();
+        if ok {
+            created.push(name);
+        }
+    }
+    let w = Wardle::start_with(dir.path(), &url, &[]).await;
+    let list = w.get(NS).await.json();
+    let stored: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    for name in &created {
+        assert!(
+            stored.contains(&name.as_str()),
+            "{name} was acknowledged but not stored"
+        );
+    }
 }
