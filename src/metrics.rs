@@ -195,11 +195,15 @@ impl RequestLabels {
             m @ ("POST" | "PUT" | "PATCH" | "DELETE" | "CONNECT") => m,
             _ => "other",
         };
-        let dry_run = query_param(query, "dryRun").unwrap_or_default();
+        // Only the one valid value becomes a label value (any other is refused with a 400 and
+        // must not create a series of its own).
+        let dry_run = match query_param(query, "dryRun").as_deref() {
+            Some("All") => "All",
+            _ => "",
+        };
         RequestLabels {
             base: format!(
-                "verb=\"{verb}\",dry_run=\"{}\",group=\"{group}\",version=\"{version}\",resource=\"{resource}\",subresource=\"{subresource}\",scope=\"{scope}\",component=\"apiserver\"",
-                esc(&dry_run)
+                "verb=\"{verb}\",dry_run=\"{dry_run}\",group=\"{group}\",version=\"{version}\",resource=\"{resource}\",subresource=\"{subresource}\",scope=\"{scope}\",component=\"apiserver\""
             ),
         }
     }
