@@ -548,3 +548,46 @@ async fn history_retention(b: &Backend) {
 }
 
 on_both!(history_retention);
+
+/// The README's read-only Postgres role runs the reports and cannot write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_postgres_role() {
+    let b = Backend::postgres();
+    let s = b.open().await;
+    s.write(Write {
+        key: Key::new("flunders", "ns", "x"),
+        op: WriteOp::Create {
+            object: json!({"metadata": {"name": "x", "namespace": "ns", "uid": "u"}, "spec": {}}),
+        },
+        actor: "t".into(),
+    })
+    .await
+    .unwrap();
+    s.close().await;
+    let (base, db) = b
+        .url
+        .split_once('?')
+        .map_or(b.url.as_str(), |(u, _)| u)
+        .rsplit_once('/')
+        .unwrap();
+    let role = format!("reader_{}", uuid::Uuid::new_v4().simple());
+    b.exec(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'change-me';
+         GRANT CONNECT ON DATABASE {db} TO {role};
+         GRANT USAGE ON SCHEMA public TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role};
+         ALTER ROLE {role} SET default_transaction_read_only = on;"
+    ))
+    .await;
+    // Same server and database, the reader's credentials.
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let url = format!("{scheme}://{role}:change-me@{host}/{db}");
+    assert_eq!(
+        report_json(&url, "flunders-per-namespace"),
+        json!([{"namespace": "ns", "flunders": 1, "last_change_rv": 1}])
+    );
+    let denied = wardle::report::query(&url, "DELETE FROM objects").await;
+    assert!(denied.is_err(), "the reader could write");
+}
