@@ -292,6 +292,8 @@ pub struct Gauges {
     /// (resource plural, count) of current objects.
     pub objects: Vec<(String, i64)>,
     pub writer_queue_depth: usize,
+    /// History rows pruned by --history-retention since start.
+    pub history_pruned: u64,
 }
 
 /// The series this module owns, in Prometheus text format.
@@ -385,6 +387,13 @@ pub fn render(out: &mut String, gauges: &Gauges) {
         "wardle_storage_writer_queue_depth {}",
         gauges.writer_queue_depth
     );
+    header(
+        out,
+        "wardle_history_pruned_total",
+        "counter",
+        "Change-history rows deleted by --history-retention.",
+    );
+    let _ = writeln!(out, "wardle_history_pruned_total {}", gauges.history_pruned);
     header(
         out,
         "wardle_listen_reconnects_total",

@@ -285,6 +285,7 @@ async fn metrics(state: &AppState) -> Response {
             .await
             .unwrap_or_default(),
         writer_queue_depth: state.store.storage.queue_depth(),
+        history_pruned: c.history_pruned.load(Ordering::Relaxed),
     };
     crate::metrics::render(&mut out, &gauges);
     let mut resp = (StatusCode::OK, Body::from(out)).into_response();
