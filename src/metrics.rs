@@ -67,14 +67,14 @@ impl Histogram {
     }
 }
 
-/// Series of one metric, keyed by their rendered label set.
-struct Family<T> {
-    series: ArcSwap<HashMap<String, Arc<T>>>,
+/// Series of one metric, keyed by their label values (a rendered label set, or static names).
+struct Family<K, T> {
+    series: ArcSwap<HashMap<K, Arc<T>>>,
     grow: Mutex<()>,
 }
 
-impl<T> Family<T> {
-    fn new() -> Family<T> {
+impl<K: std::hash::Hash + Eq + Clone + Ord, T> Family<K, T> {
+    fn new() -> Family<K, T> {
         Family {
             series: ArcSwap::from_pointee(HashMap::new()),
             grow: Mutex::new(()),
@@ -82,7 +82,11 @@ impl<T> Family<T> {
     }
 
     /// Runs `f` on the series for `labels`, creating it with `make` the first time.
-    fn with(&self, labels: &str, make: impl FnOnce() -> T, f: impl FnOnce(&T)) {
+    fn with<Q>(&self, labels: &Q, make: impl FnOnce() -> T, f: impl FnOnce(&T))
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         if let Some(s) = self.series.load().get(labels) {
             return f(s);
         }
@@ -93,7 +97,7 @@ impl<T> Family<T> {
             None => {
                 let s = Arc::new(make());
                 let mut next = HashMap::clone(&current);
-                next.insert(labels.to_string(), s.clone());
+                next.insert(labels.to_owned(), s.clone());
                 self.series.store(Arc::new(next));
                 s
             }
@@ -102,7 +106,7 @@ impl<T> Family<T> {
     }
 
     /// Every series, sorted by labels so scrapes are stable.
-    fn sorted(&self) -> Vec<(String, Arc<T>)> {
+    fn sorted(&self) -> Vec<(K, Arc<T>)> {
         let mut v: Vec<_> = self
             .series
             .load()
@@ -116,10 +120,11 @@ impl<T> Family<T> {
 
 /// Everything this process records (gauges read from elsewhere are added at scrape time).
 pub struct Metrics {
-    requests: Family<AtomicU64>,
-    durations: Family<Histogram>,
-    watch_events: Family<AtomicU64>,
-    watchers: Family<AtomicI64>,
+    requests: Family<String, AtomicU64>,
+    durations: Family<String, Histogram>,
+    /// Keyed by (resource, version): static names, so recording an event allocates nothing.
+    watch_events: Family<(&'static str, &'static str), AtomicU64>,
+    watchers: Family<(&'static str, &'static str), AtomicI64>,
     batch_size: Histogram,
     listen_reconnects: AtomicU64,
 }
@@ -227,7 +232,7 @@ impl RequestLabels {
     }
 }
 
-fn gvr(resource: &str, version: &str) -> String {
+fn gvr((resource, version): (&str, &str)) -> String {
     format!(
         "group=\"{}\",version=\"{}\",resource=\"{}\"",
         crate::api::GROUP,
@@ -237,9 +242,9 @@ fn gvr(resource: &str, version: &str) -> String {
 }
 
 /// One event (of any type, bookmarks included, as upstream) sent to a watch client.
-pub fn watch_event(resource: &str, version: &str) {
+pub fn watch_event(resource: &'static str, version: &'static str) {
     METRICS.watch_events.with(
-        &gvr(resource, version),
+        &(resource, version),
         || AtomicU64::new(0),
         |c| {
             c.fetch_add(1, Ordering::Relaxed);
@@ -248,8 +253,8 @@ pub fn watch_event(resource: &str, version: &str) {
 }
 
 /// Counts a watcher as registered until the returned guard is dropped.
-pub fn register_watcher(resource: &str, version: &str) -> WatcherGuard {
-    let labels = gvr(resource, version);
+pub fn register_watcher(resource: &'static str, version: &'static str) -> WatcherGuard {
+    let labels = (resource, version);
     METRICS.watchers.with(
         &labels,
         || AtomicI64::new(0),
@@ -261,7 +266,7 @@ pub fn register_watcher(resource: &str, version: &str) -> WatcherGuard {
 }
 
 pub struct WatcherGuard {
-    labels: String,
+    labels: (&'static str, &'static str),
 }
 
 impl Drop for WatcherGuard {
@@ -349,10 +354,11 @@ pub fn render(out: &mut String, gauges: &Gauges) {
         "counter",
         "Number of events sent in watch clients",
     );
-    for (labels, c) in m.watch_events.sorted() {
+    for (key, c) in m.watch_events.sorted() {
         let _ = writeln!(
             out,
-            "apiserver_watch_events_total{{{labels}}} {}",
+            "apiserver_watch_events_total{{{}}} {}",
+            gvr(key),
             c.load(Ordering::Relaxed)
         );
     }
@@ -362,10 +368,11 @@ pub fn render(out: &mut String, gauges: &Gauges) {
         "gauge",
         "Number of currently registered watchers for a given resources",
     );
-    for (labels, g) in m.watchers.sorted() {
+    for (key, g) in m.watchers.sorted() {
         let _ = writeln!(
             out,
-            "apiserver_registered_watchers{{{labels}}} {}",
+            "apiserver_registered_watchers{{{}}} {}",
+            gvr(key),
             g.load(Ordering::Relaxed)
         );
     }
