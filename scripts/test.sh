@@ -19,4 +19,12 @@ if cargo tree --locked -i aws-lc-rs >/dev/null 2>&1; then
   echo "scripts/test.sh: aws-lc-rs is in the dependency graph" >&2
   exit 1
 fi
+# docker-compose.yml (both profiles) must stay valid; checking it needs no Docker engine.
+if docker compose version >/dev/null 2>&1; then
+  docker compose -f docker-compose.yml --profile k8s config -q
+elif command -v docker-compose >/dev/null; then
+  docker-compose -f docker-compose.yml --profile k8s config -q
+else
+  echo "scripts/test.sh: NOTICE: no docker compose client installed; docker-compose.yml not validated" >&2
+fi
 cargo test --locked --all-targets "$@"

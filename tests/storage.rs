@@ -719,7 +719,11 @@ async fn concurrent_opens_migrate_once(b: &Backend) {
     let mut raw = b.raw().await;
     let history: Vec<(i64,)> =
         raw_rows!(raw, (i64,), "SELECT count(*) FROM refinery_schema_history");
-    assert_eq!(history, vec![(1,)], "each migration applied exactly once");
+    assert_eq!(
+        history,
+        vec![(2,)],
+        "each migration (V1, V2) applied exactly once"
+    );
     let again = b.open().await;
     again
         .write(create("ns", "a"))

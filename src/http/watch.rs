@@ -147,7 +147,9 @@ pub async fn serve(
     };
 
     if let Some(mut w) = watcher.take() {
+        let registered = crate::metrics::register_watcher(r.plural(), ctx.version);
         tokio::spawn(async move {
+            let _registered = registered;
             let deadline = tokio::time::Instant::now() + timeout;
             let mut last_rv = from_rv;
             for obj in initial {
@@ -229,6 +231,7 @@ impl Stream {
 
     /// One framed event: a JSON line (or a YAML document).
     fn frame(&self, kind: &str, object: Value) -> Bytes {
+        crate::metrics::watch_event(self.resource.plural(), self.version);
         let ev = json!({"type": kind, "object": object});
         match self.neg.format {
             Format::Json => {

@@ -787,6 +787,7 @@ async fn listen(pool: sqlx::PgPool, shared: Arc<Shared>, mut stop: watch::Receiv
                 Ok(None) => {
                     // Reconnected (LISTEN re-issued) before returning: catch up now.
                     tracing::warn!("LISTEN connection was lost and re-established; resyncing");
+                    crate::metrics::listen_reconnect();
                     shared.wake.notify_one();
                 }
                 Err(sqlx::Error::PoolClosed) => return,
@@ -794,6 +795,7 @@ async fn listen(pool: sqlx::PgPool, shared: Arc<Shared>, mut stop: watch::Receiv
                     // The listener may reconnect silently on the next call; start over with a
                     // fresh one so that LISTEN happens before the catch-up read.
                     tracing::warn!(error = %e, "LISTEN connection failed; reconnecting and resyncing");
+                    crate::metrics::listen_reconnect();
                     shared.wake.notify_one();
                     break;
                 }

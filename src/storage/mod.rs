@@ -363,6 +363,30 @@ impl Storage {
             .map_err(unavailable)
     }
 
+    /// How many current objects each resource has (for apiserver_storage_objects).
+    pub async fn object_counts(&self) -> StorageResult<Vec<(String, i64)>> {
+        const COUNTS: &str = "SELECT resource, count(*) FROM objects GROUP BY resource";
+        let rows = self
+            .inner
+            .db
+            .fetch(COUNTS, &[])
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| Ok((cell_text(r, 0)?.to_string(), cell_int(r, 1)?)))
+            .collect()
+    }
+
+    /// Writes queued for the writer task and not yet taken into a batch.
+    pub fn queue_depth(&self) -> usize {
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |q| q.max_capacity() - q.capacity())
+    }
+
     /// The group-commit counters of this process.
     pub fn stats(&self) -> WriterStats {
         self.inner
