@@ -448,7 +448,10 @@ mod tests {
                 let tree = render_list(&Flunder, version, &neg, None, page.clone()).unwrap();
                 let (want, _) = negotiate::encode(&tree, negotiate::Format::Json, false);
                 let got = list_json(&Flunder, version, page);
-                assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want).unwrap()
+                );
             }
             let one = flunder("c", 5);
             let tree = render_item(&Flunder, version, &neg, None, one.value()).unwrap();
