@@ -17,6 +17,8 @@ set -euo pipefail
 
 KUBE_VERSION="${WARDLE_KUBE_VERSION:-1.35.4}"
 KINE_VERSION="${WARDLE_KINE_VERSION:-v0.17.5}"
+# go needs a home for its caches; CI environments may not set one.
+export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 CACHE="${WARDLE_CACHE_DIR:-$HOME/.cache/wardle}"
 OUT="$CACHE/kube-$KUBE_VERSION"
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in cargo kubectl; do
+for tool in cargo kubectl go; do
   command -v "$tool" >/dev/null || { echo "scripts/test.sh: $tool is required" >&2; exit 1; }
 done
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${WARDLE_TEST_DATABASE_URL:-}" ]; then
@@ -19,4 +19,8 @@ if cargo tree --locked -i aws-lc-rs >/dev/null 2>&1; then
   echo "scripts/test.sh: aws-lc-rs is in the dependency graph" >&2
   exit 1
 fi
+# The real kube-apiserver, kube-controller-manager and kine for tests/aggregated.rs: built once
+# from the Go module proxy (~20-25 min cold on 2 cores), then cached outside the repository.
+WARDLE_KUBE_BINS="$(scripts/kube-bins.sh | tail -n 1)"
+export WARDLE_KUBE_BINS
 cargo test --locked --all-targets "$@"
