@@ -14,11 +14,14 @@ use super::UserInfo;
 /// Go's cache holds at most this many entries; beyond that the oldest answers are dropped.
 const MAX_CACHED: usize = 4096;
 
+/// sha256(token) → (when cached, the answer).
+type Answers = HashMap<[u8; 32], (Instant, Option<UserInfo>)>;
+
 pub struct TokenReviewAuthenticator {
     api: Api<TokenReview>,
     ttl: Duration,
     /// sha256(token) → (when cached, the answer). Hashed so the process never keeps tokens.
-    cache: Mutex<HashMap<[u8; 32], (Instant, Option<UserInfo>)>>,
+    cache: Mutex<Answers>,
 }
 
 impl std::fmt::Debug for TokenReviewAuthenticator {
