@@ -68,17 +68,26 @@ GO
     go mod tidy
 fi
 
+# What hack/lib/version.sh stamps into release builds; without it the binaries call themselves
+# v0.0.0-master and clients warn about version skew.
+LDFLAGS="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    LDFLAGS+=" -X $pkg.gitVersion=v$KUBE_VERSION -X $pkg.gitMajor=${KUBE_VERSION%%.*}"
+    minor="${KUBE_VERSION#*.}"
+    LDFLAGS+=" -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
+done
+
 if [[ ! -x "$OUT/kube-apiserver" ]]; then
     echo "kube-bins.sh: building kube-apiserver v$KUBE_VERSION" >&2
     cd "$WORK"
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
     mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
 fi
 
 if [[ ! -x "$OUT/kube-controller-manager" ]]; then
     echo "kube-bins.sh: building kube-controller-manager v$KUBE_VERSION" >&2
     cd "$WORK"
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT/kube-controller-manager.tmp" k8s.io/kubernetes/cmd/kube-controller-manager
+    CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o "$OUT/kube-controller-manager.tmp" k8s.io/kubernetes/cmd/kube-controller-manager
     mv "$OUT/kube-controller-manager.tmp" "$OUT/kube-controller-manager"
 fi
 
