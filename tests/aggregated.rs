@@ -100,7 +100,11 @@ impl Procs {
             s.push_str(&format!(
                 "---- {name} ({}) ----\n{}\n",
                 exited.map_or("running".to_string(), |e| format!("exited: {e}")),
-                lines[lines.len().saturating_sub(25)..].join("\n")
+                lines[lines.len().saturating_sub(25)..]
+                    .iter()
+                    .map(|l| l.chars().take(400).collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ));
         }
         s
@@ -234,7 +238,7 @@ fn start() -> Cluster {
             "{ADMIN_TOKEN},admin,admin-uid,\"system:masters\"\n\
              {ALICE_TOKEN},alice,alice-uid\n\
              {WARDLE_TOKEN},system:serviceaccount:wardle:apiserver,wardle-uid,\"system:serviceaccounts,system:serviceaccounts:wardle\"\n\
-             {KCM_TOKEN},system:kube-controller-manager,kcm-uid\n"
+             {KCM_TOKEN},system:kube-controller-manager,kcm-uid,\"system:masters\"\n"
         ),
     )
     .expect("tokens");
