@@ -131,6 +131,8 @@ impl Drop for Procs {
 
 struct Cluster {
     dir: PathBuf,
+    /// wardle's own port, for requests that bypass the aggregator.
+    wardle_port: u16,
     admin: PathBuf,
     procs: Procs,
 }
@@ -291,8 +293,11 @@ fn start() -> Cluster {
     let ca_pem = cluster_ca.cert_pem.clone();
     let admin = dir.join("admin.kubeconfig");
     kubeconfig(&admin, &server, &ca_pem, None, Some(ADMIN_TOKEN));
+    let wardle_port = free_port();
+    wardle_ca.write(dir, "wardle-ca.crt");
     let mut cluster = Cluster {
         dir: dir.to_path_buf(),
+        wardle_port,
         admin,
         procs,
     };
@@ -326,7 +331,6 @@ fn start() -> Cluster {
         cluster.kubectl_ok(&["apply", "-f", &artifact(&format!("example/{f}"))]);
     }
 
-    let wardle_port = free_port();
     let wardle_kc = dir.join("wardle.kubeconfig");
     kubeconfig(&wardle_kc, &server, &ca_pem, None, Some(WARDLE_TOKEN));
     std::fs::create_dir_all(dir.join("wardle")).expect("wardle dir");
@@ -498,15 +502,7 @@ fn wardle_behind_a_real_kube_apiserver() {
     let mut watch = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&c.admin)
-        .args([
-            "get",
-            "flunders",
-            "-n",
-            "default",
-            "-w",
-            "-o",
-            "name",
-        ])
+        .args(["get", "flunders", "-n", "default", "-w", "-o", "name"])
         .env("KUBECACHEDIR", c.dir.join("kubecache"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -613,6 +609,33 @@ fn wardle_behind_a_real_kube_apiserver() {
         "{}",
         text(&o)
     );
+
+    // Straight to wardle with alice's bearer token: wardle asks the cluster (TokenReview) who
+    // that is, then SubjectAccessReview whether she may list; a token nobody knows is a 401.
+    let wardle_ca = std::fs::read_to_string(c.dir.join("wardle-ca.crt")).expect("wardle ca");
+    let direct = format!("https://127.0.0.1:{}", c.wardle_port);
+    let alice_direct = c.dir.join("alice-direct.kubeconfig");
+    kubeconfig(&alice_direct, &direct, &wardle_ca, None, Some(ALICE_TOKEN));
+    let path = "/apis/wardle.example.com/v1beta1/namespaces/default/flunders";
+    let o = c.kubectl_as(&alice_direct, &["get", "--raw", path]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("my-first-flunder"), "{}", text(&o));
+    let o = c.kubectl_as(
+        &alice_direct,
+        &["get", "--raw", "/apis/wardle.example.com/v1alpha1/fischers"],
+    );
+    assert!(
+        text(&o).contains(
+            r#"fischers.wardle.example.com is forbidden: User "alice" cannot list resource "fischers" in API group "wardle.example.com" at the cluster scope"#
+        ),
+        "{}",
+        text(&o)
+    );
+    let nobody = c.dir.join("nobody-direct.kubeconfig");
+    kubeconfig(&nobody, &direct, &wardle_ca, None, Some("no-such-token"));
+    let o = c.kubectl_as(&nobody, &["get", "--raw", path]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("Unauthorized"), "{}", text(&o));
 
     // Impersonation: admin acting as alice gets alice's rights; as bob, none.
     let out = c.kubectl_ok(&[
