@@ -19,8 +19,16 @@ if cargo tree --locked -i aws-lc-rs >/dev/null 2>&1; then
   echo "scripts/test.sh: aws-lc-rs is in the dependency graph" >&2
   exit 1
 fi
+# docker-compose.yml (both profiles) must stay valid; checking it needs no Docker engine.
+if docker compose version >/dev/null 2>&1; then
+  docker compose -f docker-compose.yml --profile k8s config -q
+elif command -v docker-compose >/dev/null; then
+  docker-compose -f docker-compose.yml --profile k8s config -q
+else
+  echo "scripts/test.sh: NOTICE: no docker compose client installed; docker-compose.yml not validated" >&2
+fi
 # The real kube-apiserver, kube-controller-manager and kine for tests/aggregated.rs: built once
-# from the Go module proxy (~20-25 min cold on 2 cores), then cached outside the repository.
+# from the Go module proxy (~30 min cold on 2 cores), then cached outside the repository.
 WARDLE_KUBE_BINS="$(scripts/kube-bins.sh | tail -n 1)"
 export WARDLE_KUBE_BINS
 cargo test --locked --all-targets "$@"

@@ -51,9 +51,18 @@ pub struct Config {
     #[arg(long, default_value = "5m", value_parser = crate::storage::compaction::parse_duration)]
     pub compaction_interval: std::time::Duration,
 
+    /// How long the change history (the `change_history` view) keeps changes that compaction has
+    /// moved out of the watch window; `0` keeps them forever. Pruned at each compaction run.
+    #[arg(long, default_value = "168h", value_parser = crate::storage::compaction::parse_duration)]
+    pub history_retention: std::time::Duration,
+
     /// Admission plugins to turn off (BanFlunder, NamespaceLifecycle).
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
+
+    /// Log line format on stderr: `text` (human) or `json` (one JSON object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     // --- Delegated authentication / authorization and the core cluster (as Go's flags) ---
     /// CA bundle of the front proxy (kube-aggregator) client certificate. Without it the
@@ -119,6 +128,22 @@ pub struct Config {
     /// How often certificate files and the authentication ConfigMap are re-read.
     #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration, hide = true)]
     pub config_reload_interval: std::time::Duration,
+
+    /// Without a subcommand, wardle-apiserver serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Run a named SQL report (reports/*.sql) against a wardle database, read-only.
+    Report(crate::report::ReportArgs),
 }
 
 impl Config {

@@ -158,6 +158,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         compaction::spawn(
             storage.clone(),
             config.compaction_interval,
+            config.history_retention,
             compaction_stats.clone(),
         );
     }

@@ -171,7 +171,7 @@ async fn crud_with_preconditions(b: &Backend) {
         .expect("get")
         .expect("exists");
     assert_eq!(got.rv, 1);
-    assert_eq!(got.object, created.object);
+    assert_eq!(got.object.value(), created.object);
     assert_eq!(
         s.get(&Key::new("flunders", "ns", "missing")).await,
         Ok(None)
@@ -423,7 +423,7 @@ async fn lists_page_and_read_history(b: &Backend) {
         ["a/A", "a/B", "a/a-1", "a/a.1", "a/a_1", "b/x"]
     );
     assert!(all.items.iter().all(|i| {
-        i.object["metadata"]["resourceVersion"]
+        i.object.value()["metadata"]["resourceVersion"]
             .as_str()
             .and_then(|v| v.parse().ok())
             == Some(i.rv)
@@ -498,7 +498,7 @@ async fn lists_page_and_read_history(b: &Backend) {
         names(&now),
         ["a/A", "a/C", "a/a-1", "a/a.1", "a/a_1", "b/x"]
     );
-    assert_eq!(now.items[0].object["spec"]["reference"], "new");
+    assert_eq!(now.items[0].object.value()["spec"]["reference"], "new");
 
     let then = s
         .list_chunk("flunders", None, Some(x), None, 0)
@@ -510,9 +510,16 @@ async fn lists_page_and_read_history(b: &Backend) {
         ["a/A", "a/B", "a/a-1", "a/a.1", "a/a_1", "b/x"],
         "state at X"
     );
-    assert_eq!(then.items[0].object["spec"], json!({}), "old content of A");
+    assert_eq!(
+        then.items[0].object.value()["spec"],
+        json!({}),
+        "old content of A"
+    );
     assert_eq!(then.items[0].rv, 4);
-    assert_eq!(then.items[0].object["metadata"]["resourceVersion"], "4");
+    assert_eq!(
+        then.items[0].object.value()["metadata"]["resourceVersion"],
+        "4"
+    );
     assert_eq!(then.items[5].rv, 1, "b/x as it was before delete+recreate");
 
     // Paging through the past, including the deleted key as the cursor.
@@ -712,7 +719,11 @@ async fn concurrent_opens_migrate_once(b: &Backend) {
     let mut raw = b.raw().await;
     let history: Vec<(i64,)> =
         raw_rows!(raw, (i64,), "SELECT count(*) FROM refinery_schema_history");
-    assert_eq!(history, vec![(1,)], "each migration applied exactly once");
+    assert_eq!(
+        history,
+        vec![(2,)],
+        "each migration (V1, V2) applied exactly once"
+    );
     let again = b.open().await;
     again
         .write(create("ns", "a"))

@@ -219,12 +219,15 @@ async fn watch_from_rv_is_exact_under_concurrent_writers(b: &Backend) {
     assert_eq!(rvs(&got_a), want_a);
     // Objects carry their RVs; updates carry the previous state with its RV.
     for e in &got {
-        assert_eq!(e.object["metadata"]["resourceVersion"], e.rv.to_string());
+        assert_eq!(
+            e.object.value()["metadata"]["resourceVersion"],
+            e.rv.to_string()
+        );
         match e.kind {
             EventType::Added => assert!(e.prev_object.is_none()),
             EventType::Modified | EventType::Deleted => {
                 let prev = e.prev_object.as_ref().expect("prev_object");
-                let prev_rv: i64 = prev["metadata"]["resourceVersion"]
+                let prev_rv: i64 = prev.value()["metadata"]["resourceVersion"]
                     .as_str()
                     .and_then(|v| v.parse().ok())
                     .expect("prev rv");

@@ -68,7 +68,7 @@ async fn ban_flunder(storage: &Storage, flunders: &dyn Resource, name: &str) -> 
             })?;
         at_rv = Some(chunk.rv);
         for f in &chunk.items {
-            if fischer::disallowed(&f.object).contains(&name) {
+            if fischer::disallowed(&f.object.value()).contains(&name) {
                 return Err(ApiError::forbidden(
                     &flunders.group_resource(),
                     name,

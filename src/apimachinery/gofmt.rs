@@ -49,6 +49,27 @@ pub fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// Go's encoding/json escapes `<`, `>`, `&`, U+2028 and U+2029. These can only occur inside
+/// JSON strings, so a textual pass over serialized output is exact.
+pub fn go_json_escape(s: String) -> String {
+    // Most bodies need no escaping: hand the buffer back instead of copying it.
+    if !s.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,11 +136,12 @@ impl Requirement {
 
     /// Go's `Requirement.Matches`: `!=` and `notin` also match objects *without* the key.
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
-        // A label that is present but not a string cannot come out of a decoded object; treat
-        // its value as "" rather than panicking.
-        let got: Option<&str> = labels
-            .and_then(|m| m.get(&self.key))
-            .map(|v| v.as_str().unwrap_or(""));
+        self.matches_with(|key| label_in(labels, key))
+    }
+
+    /// The same, reading labels through `label` (the cache keeps them outside a JSON tree).
+    pub fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        let got = label(&self.key);
         match self.operator {
             Operator::In | Operator::Equals | Operator::DoubleEquals => {
                 got.is_some_and(|v| self.has_value(v))
@@ -182,6 +183,14 @@ impl std::fmt::Display for Requirement {
     }
 }
 
+/// Label `key` of a `metadata.labels` map. A label that is present but not a string cannot come
+/// out of a decoded object; its value reads as "" rather than panicking.
+fn label_in<'a>(labels: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
+    labels
+        .and_then(|m| m.get(key))
+        .map(|v| v.as_str().unwrap_or(""))
+}
+
 /// A parsed label selector: the AND of its requirements, sorted by key (as Go does).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
@@ -203,7 +212,12 @@ impl Selector {
     }
 
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
-        self.requirements.iter().all(|r| r.matches(labels))
+        self.matches_with(|key| label_in(labels, key))
+    }
+
+    /// The same, reading labels through `label`.
+    pub fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str> + Copy) -> bool {
+        self.requirements.iter().all(|r| r.matches_with(label))
     }
 
     /// Matches against `metadata.labels` of a whole object.

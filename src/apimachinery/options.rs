@@ -210,6 +210,16 @@ impl ListOptions {
         let name = meta["name"].as_str().unwrap_or("");
         self.field_selector.matches(ns, name) && self.label_selector.matches_object(obj)
     }
+
+    /// The same for an object known by its key and a label lookup (a cached `Obj`).
+    pub fn matches_parts<'a>(
+        &self,
+        namespace: &str,
+        name: &str,
+        label: impl Fn(&str) -> Option<&'a str> + Copy,
+    ) -> bool {
+        self.field_selector.matches(namespace, name) && self.label_selector.matches_with(label)
+    }
 }
 
 /// dryRun, fieldManager, fieldValidation and force of create/update/patch.

@@ -12,6 +12,7 @@ use crate::apimachinery::patch::{self, PatchType};
 use crate::apimachinery::status::{ApiError, ApiResult};
 use crate::authn::UserInfo;
 use crate::registry::{Ctx, Deleted, ListResult, check_fields};
+use crate::storage::types::Obj;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
@@ -120,6 +121,76 @@ fn render_item(
     })
 }
 
+/// Plain JSON, as the objects are cached: lists and objects can be written out from their
+/// stored text without rebuilding trees.
+fn is_plain_json(neg: &Negotiated, pretty: bool) -> bool {
+    neg.target == Target::Object && neg.format == negotiate::Format::Json && !pretty
+}
+
+fn values(items: &[Obj]) -> Vec<Value> {
+    items.iter().map(Obj::value).collect()
+}
+
+/// A list's `metadata`: resourceVersion, continue token and remainingItemCount.
+fn list_meta(page: &ListResult) -> Value {
+    let mut meta = serde_json::Map::new();
+    meta.insert("resourceVersion".into(), json!(page.rv.to_string()));
+    if let Some(c) = &page.continue_token {
+        meta.insert("continue".into(), json!(c));
+    }
+    if let Some(n) = page.remaining {
+        meta.insert("remainingItemCount".into(), json!(n));
+    }
+    Value::Object(meta)
+}
+
+/// One cached object as a plain JSON body in `version`.
+fn object_json(r: &dyn Resource, version: &'static str, obj: &Obj) -> Vec<u8> {
+    let text = obj.json_in(version, r.storage_version(), |v| {
+        r.storage_to_version(version, v)
+    });
+    let mut body = Vec::with_capacity(text.len() + 1);
+    body.extend_from_slice(text.as_bytes());
+    body.push(b'\n');
+    body
+}
+
+/// A list as a plain JSON body, the items spliced in from their cached text. Byte for byte what
+/// serializing the list as a tree gives (keys sorted, Go's escaping).
+fn list_json(r: &dyn Resource, version: &'static str, page: &ListResult) -> Vec<u8> {
+    let texts: Vec<_> = page
+        .items
+        .iter()
+        .map(|o| {
+            o.json_in(version, r.storage_version(), |v| {
+                r.storage_to_version(version, v)
+            })
+        })
+        .collect();
+    let size = texts.iter().map(|t| t.len() + 1).sum::<usize>() + 256;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(b"{\"apiVersion\":");
+    body.extend_from_slice(
+        json!(format!("{}/{}", api::GROUP, version))
+            .to_string()
+            .as_bytes(),
+    );
+    body.extend_from_slice(b",\"items\":[");
+    for (i, t) in texts.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(t.as_bytes());
+    }
+    body.extend_from_slice(b"],\"kind\":");
+    body.extend_from_slice(json!(r.list_kind()).to_string().as_bytes());
+    body.extend_from_slice(b",\"metadata\":");
+    let meta = crate::apimachinery::gofmt::go_json_escape(list_meta(page).to_string());
+    body.extend_from_slice(meta.as_bytes());
+    body.extend_from_slice(b"}\n");
+    body
+}
+
 fn render_list(
     r: &dyn Resource,
     version: &str,
@@ -130,23 +201,15 @@ fn render_list(
     let rv = page.rv.to_string();
     Ok(match neg.target {
         Target::Object => {
-            let mut meta = serde_json::Map::new();
-            meta.insert("resourceVersion".into(), json!(rv));
-            if let Some(c) = &page.continue_token {
-                meta.insert("continue".into(), json!(c));
-            }
-            if let Some(n) = page.remaining {
-                meta.insert("remainingItemCount".into(), json!(n));
-            }
             let items: Vec<Value> = page
                 .items
-                .into_iter()
-                .map(|o| r.storage_to_version(version, o))
+                .iter()
+                .map(|o| r.storage_to_version(version, o.value()))
                 .collect();
             json!({
                 "kind": r.list_kind(),
                 "apiVersion": format!("{}/{}", api::GROUP, version),
-                "metadata": meta,
+                "metadata": list_meta(&page),
                 "items": items,
             })
         }
@@ -157,14 +220,14 @@ fn render_list(
                 r,
                 version,
                 neg.target_version,
-                &page.items,
+                &values(&page.items),
                 Some((rv, page.continue_token, page.remaining)),
                 include,
                 true,
             )
         }
         Target::PartialObjectMetadataList => table::partial_object_metadata_list(
-            &page.items,
+            &values(&page.items),
             (rv, page.continue_token, page.remaining),
             neg.target_version,
         ),
@@ -230,15 +293,23 @@ async fn handle(
     match info.verb.as_str() {
         "get" => {
             let obj = store.get(&ctx, &info.name).await?;
+            if is_plain_json(&neg, pretty) {
+                let body = object_json(resource, version, &obj);
+                return Ok(response::raw_json(StatusCode::OK, body));
+            }
             Ok(ok(
                 StatusCode::OK,
-                &render_item(resource, version, &neg, query, obj)?,
+                &render_item(resource, version, &neg, query, obj.value())?,
                 &[],
             ))
         }
         "list" => {
             let opts = ListOptions::parse(query, false)?;
             let page = store.list(&ctx, &opts).await?;
+            if is_plain_json(&neg, pretty) {
+                let body = list_json(resource, version, &page);
+                return Ok(response::raw_json(StatusCode::OK, body));
+            }
             Ok(ok(
                 StatusCode::OK,
                 &render_list(resource, version, &neg, query, page)?,
@@ -335,5 +406,57 @@ async fn handle(
             ))
         }
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::flunder::Flunder;
+
+    fn flunder(name: &str, rv: i64) -> Obj {
+        Obj::from_value(&json!({
+            "apiVersion": "wardle.example.com/v1alpha1",
+            "kind": "Flunder",
+            "metadata": {"name": name, "namespace": "ns", "resourceVersion": rv.to_string(),
+                         "labels": {"a": "<&>"}},
+            "spec": {"reference": "x", "referenceType": "Flunder"},
+        }))
+    }
+
+    /// The spliced list body must be exactly what encoding the list tree gives, in every version
+    /// and with or without pagination metadata.
+    #[test]
+    fn spliced_lists_equal_encoded_trees() {
+        let neg = negotiate::negotiate(Some("application/json"), true).unwrap();
+        let pages = [
+            ListResult {
+                items: vec![],
+                rv: 3,
+                continue_token: None,
+                remaining: None,
+            },
+            ListResult {
+                items: vec![flunder("a", 1), flunder("b\u{2028}", 2)],
+                rv: 7,
+                continue_token: Some("eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ".into()),
+                remaining: Some(4),
+            },
+        ];
+        for version in ["v1alpha1", "v1beta1"] {
+            for page in &pages {
+                let tree = render_list(&Flunder, version, &neg, None, page.clone()).unwrap();
+                let (want, _) = negotiate::encode(&tree, negotiate::Format::Json, false);
+                let got = list_json(&Flunder, version, page);
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want).unwrap()
+                );
+            }
+            let one = flunder("c", 5);
+            let tree = render_item(&Flunder, version, &neg, None, one.value()).unwrap();
+            let (want, _) = negotiate::encode(&tree, negotiate::Format::Json, false);
+            assert_eq!(object_json(&Flunder, version, &one), want);
+        }
     }
 }

@@ -48,6 +48,16 @@ pub fn object(
     resp
 }
 
+/// A JSON body that is already encoded (objects served from their cached text).
+pub fn raw_json(code: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (code, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(Format::Json.content_type()),
+    );
+    resp
+}
+
 pub fn add_warnings(resp: &mut Response, warnings: &[String]) {
     for w in warnings {
         if let Some(v) = warning_value(w) {

@@ -59,6 +59,8 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let info = RequestInfo::new(&method, &path, req.uri().query());
+    let labels =
+        crate::metrics::RequestLabels::new(&info, &method, req.headers(), req.uri().query());
 
     let peer_chain: Vec<Vec<u8>> = req
         .extensions()
@@ -71,7 +73,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         .await
     {
         Ok(u) => u,
-        Err(e) => return finish(e.into_response(), &method, &path, "", started),
+        Err(e) => return finish(e.into_response(), &info, &labels, "", started),
     };
     let attrs = attributes(&user, &info);
     let mut resp = match state.authorizer.authorize(&attrs).await {
@@ -92,7 +94,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
             HeaderValue::from_static("no-cache, private"),
         );
     }
-    finish(resp, &method, &path, &user.name, started)
+    finish(resp, &info, &labels, &user.name, started)
 }
 
 /// What the authorizer is asked about: the user and the RequestInfo's verb and target.
@@ -111,13 +113,27 @@ fn attributes(user: &UserInfo, info: &RequestInfo) -> Attributes {
     }
 }
 
-fn finish(resp: Response, method: &Method, path: &str, user: &str, started: Instant) -> Response {
+/// The one log line and the metrics of every request (a watch: when its stream starts).
+fn finish(
+    resp: Response,
+    info: &RequestInfo,
+    labels: &crate::metrics::RequestLabels,
+    user: &str,
+    started: Instant,
+) -> Response {
+    let elapsed = started.elapsed();
+    let code = resp.status().as_u16();
+    labels.record(code, elapsed);
     tracing::info!(
-        verb = %method,
-        path,
+        verb = %info.verb,
+        resource = %info.resource,
+        subresource = %info.subresource,
+        namespace = %info.namespace,
+        name = %info.name,
+        path = %info.path,
         user,
-        code = resp.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        code,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
     resp
@@ -263,6 +279,17 @@ async fn metrics(state: &AppState) -> Response {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         );
     }
+    let gauges = crate::metrics::Gauges {
+        objects: state
+            .store
+            .storage
+            .object_counts()
+            .await
+            .unwrap_or_default(),
+        writer_queue_depth: state.store.storage.queue_depth(),
+        history_pruned: c.history_pruned.load(Ordering::Relaxed),
+    };
+    crate::metrics::render(&mut out, &gauges);
     let mut resp = (StatusCode::OK, Body::from(out)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

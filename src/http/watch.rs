@@ -8,8 +8,9 @@ use crate::api::{GROUP, Resource};
 use crate::apimachinery::fields;
 use crate::apimachinery::options::{ListOptions, Rv};
 use crate::apimachinery::status::{ApiError, ApiResult};
-use crate::registry::Ctx;
+use crate::registry::{self, Ctx};
 use crate::storage::cache::{Event, EventType, WatchCache, WatchEnd};
+use crate::storage::types::Obj;
 use crate::storage::types::StorageError;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -107,7 +108,7 @@ pub async fn serve(
         initial = chunk
             .items
             .into_iter()
-            .filter(|s| opts.matches(&s.object))
+            .filter(|s| registry::selected(&opts, &s.key, &s.object))
             .map(|s| s.object)
             .collect();
     }
@@ -146,12 +147,14 @@ pub async fn serve(
     };
 
     if let Some(mut w) = watcher.take() {
+        let registered = crate::metrics::register_watcher(r.plural(), ctx.version);
         tokio::spawn(async move {
+            let _registered = registered;
             let deadline = tokio::time::Instant::now() + timeout;
             let mut last_rv = from_rv;
             for obj in initial {
                 if tx
-                    .send(Ok(stream.frame_object("ADDED", obj)))
+                    .send(Ok(stream.frame_stored("ADDED", &obj)))
                     .await
                     .is_err()
                 {
@@ -228,11 +231,12 @@ impl Stream {
 
     /// One framed event: a JSON line (or a YAML document).
     fn frame(&self, kind: &str, object: Value) -> Bytes {
+        crate::metrics::watch_event(self.resource.plural(), self.version);
         let ev = json!({"type": kind, "object": object});
         match self.neg.format {
             Format::Json => {
-                let mut b = serde_json::to_vec(&ev).unwrap_or_default();
-                b.push(b'\n');
+                let mut b = crate::apimachinery::gofmt::go_json_escape(ev.to_string());
+                b.push('\n');
                 Bytes::from(b)
             }
             Format::Yaml => {
@@ -269,25 +273,48 @@ impl Stream {
         self.frame(kind, out)
     }
 
+    /// A cached object's event: as plain JSON it is spliced in from the object's stored text.
+    fn frame_stored(&mut self, kind: &str, obj: &Obj) -> Bytes {
+        if self.neg.target != Target::Object || self.neg.format != Format::Json {
+            return self.frame_object(kind, obj.value());
+        }
+        let (r, version) = (self.resource, self.version);
+        let text = obj.json_in(version, r.storage_version(), |v| {
+            r.storage_to_version(version, v)
+        });
+        // Keys in sorted order, as serializing {"type", "object"} gives.
+        let mut b = Vec::with_capacity(text.len() + kind.len() + 24);
+        b.extend_from_slice(b"{\"object\":");
+        b.extend_from_slice(text.as_bytes());
+        b.extend_from_slice(b",\"type\":\"");
+        b.extend_from_slice(kind.as_bytes());
+        b.extend_from_slice(b"\"}\n");
+        Bytes::from(b)
+    }
+
     /// A cache event through the selectors: an object leaving them is DELETED (with its last
     /// matching content and the event's RV), one entering them ADDED.
     fn event(&mut self, ev: &Event) -> Option<Bytes> {
-        let now = ev.kind != EventType::Deleted && self.opts.matches(&ev.object);
+        let now =
+            ev.kind != EventType::Deleted && registry::selected(&self.opts, &ev.key, &ev.object);
         let before = ev
             .prev_object
             .as_ref()
-            .is_some_and(|p| self.opts.matches(p));
-        let (kind, obj) = match (before, now) {
-            (false, true) => ("ADDED", ev.object.clone()),
-            (true, true) => ("MODIFIED", ev.object.clone()),
-            (true, false) => {
-                let mut last = ev.prev_object.clone().unwrap_or_else(|| ev.object.clone());
-                last["metadata"]["resourceVersion"] = json!(ev.rv.to_string());
-                ("DELETED", last)
+            .is_some_and(|p| registry::selected(&self.opts, &ev.key, p));
+        match (before, now) {
+            (false, true) => Some(self.frame_stored("ADDED", &ev.object)),
+            (true, true) => Some(self.frame_stored("MODIFIED", &ev.object)),
+            // A deletion's object is already the last state at the event's RV.
+            (true, false) if ev.kind == EventType::Deleted => {
+                Some(self.frame_stored("DELETED", &ev.object))
             }
-            (false, false) => return None,
-        };
-        Some(self.frame_object(kind, obj))
+            (true, false) => {
+                let mut last = ev.prev_object.as_ref().unwrap_or(&ev.object).value();
+                last["metadata"]["resourceVersion"] = json!(ev.rv.to_string());
+                Some(self.frame_object("DELETED", last))
+            }
+            (false, false) => None,
+        }
     }
 
     /// A BOOKMARK: an empty object of the kind carrying only the resourceVersion.

@@ -4,14 +4,13 @@ use super::{Ctx, Deleted, Store};
 use crate::apimachinery::continue_token;
 use crate::apimachinery::options::{DeleteOptions, ListOptions, Rv, RvMatch};
 use crate::apimachinery::status::{ApiError, ApiResult};
-use crate::storage::types::{Chunk, StorageError};
-use serde_json::Value;
+use crate::storage::types::{Chunk, Obj, StorageError};
 use std::time::Duration;
 
 /// A page of a list: storage JSON items, the list's resourceVersion and pagination state.
 #[derive(Debug, Clone)]
 pub struct ListResult {
-    pub items: Vec<Value>,
+    pub items: Vec<Obj>,
     pub rv: i64,
     pub continue_token: Option<String>,
     pub remaining: Option<i64>,
@@ -25,7 +24,7 @@ const RV_WAIT: Duration = Duration::from_secs(3);
 impl Store {
     /// GET of one object, always the latest committed state: from the cache once it has caught
     /// up with the committed horizon (read-your-writes across replicas).
-    pub async fn get(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Value> {
+    pub async fn get(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Obj> {
         self.cache
             .consistent_rv()
             .await
@@ -142,7 +141,7 @@ impl Store {
                     more_after_last = true;
                     break 'scan;
                 }
-                if opts.matches(&s.object) {
+                if super::selected(opts, &s.key, &s.object) {
                     last_key = Some((s.key.namespace.clone(), s.key.name.clone()));
                     items.push(s.object);
                 }
@@ -203,11 +202,9 @@ impl Store {
             .await?;
         let mut deleted = Vec::with_capacity(page.items.len());
         for obj in page.items {
-            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let ns = obj["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
+            let meta = &obj.value()["metadata"];
+            let name = meta["name"].as_str().unwrap_or("").to_string();
+            let ns = meta["namespace"].as_str().unwrap_or("").to_string();
             let item_ctx = Ctx {
                 namespace: &ns,
                 ..*ctx

@@ -11,11 +11,12 @@ pub use write::Deleted;
 use crate::admission::Admission;
 use crate::api::{Resource, meta_schema};
 use crate::apimachinery::decode::{self, FieldValidation};
+use crate::apimachinery::options::ListOptions;
 use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
 use crate::authn::UserInfo;
 use crate::storage::Storage;
 use crate::storage::cache::WatchCache;
-use crate::storage::types::{Key, StorageError};
+use crate::storage::types::{Key, Obj, StorageError};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -169,4 +170,9 @@ fn finalizers(obj: &Value) -> Vec<String> {
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     obj["metadata"][field].as_str().unwrap_or("")
+}
+
+/// Whether the object at `key` passes the request's label and field selectors.
+pub fn selected(opts: &ListOptions, key: &Key, obj: &Obj) -> bool {
+    opts.matches_parts(&key.namespace, &key.name, |k| obj.label(k))
 }

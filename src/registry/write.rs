@@ -8,7 +8,7 @@ use crate::apimachinery::names;
 use crate::apimachinery::options::{DeleteOptions, Propagation, WriteOptions};
 use crate::apimachinery::patch::{self, PatchType};
 use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
-use crate::storage::types::{Preconditions, StorageError, Stored, Write, WriteOp};
+use crate::storage::types::{Preconditions, StorageError, Write, WriteOp};
 use serde_json::{Value, json};
 
 /// How often a write that raced another writer is retried before giving up with a 409.
@@ -78,6 +78,12 @@ fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
     }
 }
 
+/// The stored version a write starts from, parsed: writes edit and compare trees.
+struct Current {
+    rv: i64,
+    object: Value,
+}
+
 impl Store {
     fn manager(&self, ctx: &Ctx<'_>, opts: &WriteOptions) -> ApiResult<String> {
         match &opts.field_manager {
@@ -90,7 +96,7 @@ impl Store {
     }
 
     /// Submit one write (or pretend to, for dryRun).
-    async fn commit(&self, ctx: &Ctx<'_>, name: &str, op: WriteOp) -> Result<Stored, StorageError> {
+    async fn commit(&self, ctx: &Ctx<'_>, name: &str, op: WriteOp) -> Result<Value, StorageError> {
         let out = self
             .storage
             .write(Write {
@@ -99,11 +105,7 @@ impl Store {
                 actor: ctx.user.name.clone(),
             })
             .await?;
-        Ok(Stored {
-            key: ctx.key(name),
-            rv: out.rv,
-            object: out.object,
-        })
+        Ok(out.object)
     }
 
     /// Check the body's apiVersion/kind against the URL (they may be omitted).
@@ -201,7 +203,9 @@ impl Store {
             if opts.dry_run {
                 // Nothing is written, but the answer must be the one a real create would give.
                 return match self.storage.get(&ctx.key(&name)).await {
-                    Ok(Some(existing)) => Err(self.exists_error(ctx, &name, &existing.object)),
+                    Ok(Some(existing)) => {
+                        Err(self.exists_error(ctx, &name, &existing.object.value()))
+                    }
                     Ok(None) => Ok(stored),
                     Err(e) => Err(ctx.storage_error(&name, e)),
                 };
@@ -210,7 +214,7 @@ impl Store {
                 .commit(ctx, &name, WriteOp::Create { object: stored })
                 .await
             {
-                Ok(s) => return Ok(s.object),
+                Ok(object) => return Ok(object),
                 Err(StorageError::AlreadyExists) if generated && attempt + 1 < NAME_ATTEMPTS => {
                     continue;
                 }
@@ -227,7 +231,7 @@ impl Store {
                 Err(StorageError::AlreadyExists) => {
                     let existing = self.storage.get(&ctx.key(&name)).await.ok().flatten();
                     return Err(match existing {
-                        Some(s) => self.exists_error(ctx, &name, &s.object),
+                        Some(s) => self.exists_error(ctx, &name, &s.object.value()),
                         None => ApiError::already_exists(&r.group_resource(), &name),
                     });
                 }
@@ -245,9 +249,12 @@ impl Store {
         e
     }
 
-    async fn current(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Stored> {
+    async fn current(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Current> {
         match self.storage.get(&ctx.key(name)).await {
-            Ok(Some(s)) => Ok(s),
+            Ok(Some(s)) => Ok(Current {
+                rv: s.rv,
+                object: s.object.value(),
+            }),
             Ok(None) => Err(ApiError::not_found(&ctx.resource.group_resource(), name)),
             Err(e) => Err(ctx.storage_error(name, e)),
         }
@@ -301,7 +308,7 @@ impl Store {
         &self,
         ctx: &Ctx<'_>,
         name: &str,
-        old: &Stored,
+        old: &Current,
         mut new: Value,
         manager: &str,
         dry_run: bool,
@@ -369,7 +376,6 @@ impl Store {
             return self
                 .commit(ctx, name, WriteOp::Delete { pre })
                 .await
-                .map(|s| s.object)
                 .map_err(UpdateError::Storage);
         }
         if dry_run {
@@ -386,7 +392,6 @@ impl Store {
             },
         )
         .await
-        .map(|s| s.object)
         .map_err(UpdateError::Storage)
     }
 
@@ -496,7 +501,7 @@ impl Store {
                 }
                 self.commit(ctx, name, WriteOp::Delete { pre })
                     .await
-                    .map(|s| Deleted::Gone(s.object))
+                    .map(Deleted::Gone)
             } else {
                 let unchanged = being_deleted(&obj) && fins == finalizers(&obj);
                 if unchanged {
@@ -514,7 +519,7 @@ impl Store {
                 }
                 self.commit(ctx, name, WriteOp::Update { object: obj, pre })
                     .await
-                    .map(|s| Deleted::Pending(s.object))
+                    .map(Deleted::Pending)
             };
             match result {
                 Ok(d) => return Ok(d),

@@ -787,6 +787,7 @@ async fn listen(pool: sqlx::PgPool, shared: Arc<Shared>, mut stop: watch::Receiv
                 Ok(None) => {
                     // Reconnected (LISTEN re-issued) before returning: catch up now.
                     tracing::warn!("LISTEN connection was lost and re-established; resyncing");
+                    crate::metrics::listen_reconnect();
                     shared.wake.notify_one();
                 }
                 Err(sqlx::Error::PoolClosed) => return,
@@ -794,6 +795,7 @@ async fn listen(pool: sqlx::PgPool, shared: Arc<Shared>, mut stop: watch::Receiv
                     // The listener may reconnect silently on the next call; start over with a
                     // fresh one so that LISTEN happens before the catch-up read.
                     tracing::warn!(error = %e, "LISTEN connection failed; reconnecting and resyncing");
+                    crate::metrics::listen_reconnect();
                     shared.wake.notify_one();
                     break;
                 }
@@ -807,6 +809,7 @@ async fn listen(pool: sqlx::PgPool, shared: Arc<Shared>, mut stop: watch::Receiv
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::types::Obj;
     use serde_json::json;
 
     fn ev(rv: i64, kind: EventType, ns: &str, name: &str) -> Event {
@@ -814,7 +817,9 @@ mod tests {
             rv,
             kind,
             key: Key::new("flunders", ns, name),
-            object: json!({"metadata": {"name": name, "resourceVersion": rv.to_string()}}),
+            object: Obj::from_value(
+                &json!({"metadata": {"name": name, "resourceVersion": rv.to_string()}}),
+            ),
             prev_object: None,
         }
     }

@@ -1,7 +1,9 @@
 //! Compaction of the event log, as the Go apiserver does it with etcd: every interval, compact
 //! to the resourceVersion seen at the previous run, so at least one interval of history stays.
 //! The horizon is announced first (readers check it in the same snapshot as the events they
-//! read), then old events are deleted in small ranges, each its own short transaction.
+//! read), then old events are moved to `history` in small ranges, each its own short transaction:
+//! watches never read `history`, so the watch window (and its 410s) is unchanged, while the
+//! reporting view `change_history` keeps every change until `--history-retention` prunes it.
 
 use super::Storage;
 use super::dialect::Param;
@@ -11,8 +13,6 @@ use std::time::Duration;
 
 /// Raise the announced horizon; never lowers it (two replicas may compact at once).
 const ANNOUNCE: &str = "UPDATE storage_meta SET compacted_rv = $1 WHERE compacted_rv < $1";
-/// Delete one range of the log: `$1` < rv <= `$2`.
-const DELETE_RANGE: &str = "DELETE FROM events WHERE rv > $1 AND rv <= $2";
 /// Rows per delete statement, so no transaction holds locks for long.
 const RANGE: i64 = 1000;
 
@@ -21,6 +21,8 @@ const RANGE: i64 = 1000;
 pub struct CompactionStats {
     pub runs: AtomicU64,
     pub errors: AtomicU64,
+    /// History rows pruned by --history-retention.
+    pub history_pruned: AtomicU64,
 }
 
 impl Storage {
@@ -40,18 +42,52 @@ impl Storage {
         let mut lo = before;
         while lo < target {
             let hi = (lo + RANGE).min(target);
-            db.execute(DELETE_RANGE, &[Param::Int(lo), Param::Int(hi)])
+            // Moving a range is one transaction, so a row is always in exactly one of `events`
+            // and `history` (change_history reads both in one statement).
+            let mut tx = db
+                .begin_write(self.inner.sql.begin_write)
                 .await
                 .map_err(unavailable)?;
+            for sql in self.inner.sql.compact_range {
+                tx.fetch(sql, &[Param::Int(lo), Param::Int(hi)])
+                    .await
+                    .map_err(unavailable)?;
+            }
+            tx.commit().await.map_err(unavailable)?;
             lo = hi;
         }
         tracing::debug!(from = before, to = target, "compacted the event log");
         Ok(target)
     }
+
+    /// Deletes change history committed longer than `retention` ago; returns the rows deleted.
+    pub async fn prune_history(&self, retention: Duration) -> StorageResult<u64> {
+        let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+        let mut tx = self
+            .inner
+            .db
+            .begin_write(self.inner.sql.begin_write)
+            .await
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        let deleted = tx
+            .execute_count(self.inner.sql.prune_history, &[Param::Int(secs)])
+            .await
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        tx.commit()
+            .await
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        Ok(deleted)
+    }
 }
 
 /// Run compaction every `interval` until the process ends; errors are retried next time.
-pub fn spawn(storage: Storage, interval: Duration, stats: std::sync::Arc<CompactionStats>) {
+/// After each compaction, history older than `history_retention` is pruned (zero: kept forever).
+pub fn spawn(
+    storage: Storage,
+    interval: Duration,
+    history_retention: Duration,
+    stats: std::sync::Arc<CompactionStats>,
+) {
     tokio::spawn(async move {
         let mut previous: Option<i64> = None;
         let mut tick = tokio::time::interval(interval);
@@ -64,6 +100,17 @@ pub fn spawn(storage: Storage, interval: Duration, stats: std::sync::Arc<Compact
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "compaction failed; retrying next interval");
                     continue;
+                }
+                if !history_retention.is_zero() {
+                    match storage.prune_history(history_retention).await {
+                        Ok(n) => {
+                            stats.history_pruned.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            stats.errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(error = %e, "pruning history failed; retrying next interval");
+                        }
+                    }
                 }
             }
             match storage.current_rv().await {

@@ -51,6 +51,11 @@ pub(crate) struct SqlSet {
     /// How often the watch cache polls the counter for commits of other processes, in ms; 0 =
     /// never (the engine wakes other processes itself, e.g. Postgres LISTEN/NOTIFY).
     pub commit_poll_ms: u64,
+    /// Compaction of one range, run in one write transaction: moves events with `$1` < rv <= `$2`
+    /// into `history` (the reporting log that outlives the watch window) and deletes them.
+    pub compact_range: &'static [&'static str],
+    /// Deletes history rows committed more than `$1` seconds ago.
+    pub prune_history: &'static str,
 }
 
 /// A statement parameter. Only the kinds both engines encode identically.
@@ -237,6 +242,20 @@ impl Tx {
                 .fetch_all(&mut **tx)
                 .await?;
             rows.iter().map(decode_row).collect()
+        })
+    }
+
+    /// One statement; returns the number of rows it changed.
+    pub async fn execute_count(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+    ) -> Result<u64, sqlx::Error> {
+        on_engine!(self, Tx::Postgres, Tx::Sqlite, |tx| {
+            bind_params!(sqlx::query(sql), params)
+                .execute(&mut **tx)
+                .await
+                .map(|r| r.rows_affected())
         })
     }
 

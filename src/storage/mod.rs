@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod compaction;
+pub mod object;
 pub mod types;
 
 mod dialect;
@@ -76,11 +77,11 @@ pub(crate) fn inject_rv(object: &mut Value, rv: i64) {
     }
 }
 
-fn parse_object(text: &str, rv: i64) -> StorageResult<Value> {
+fn parse_object(text: &str, rv: i64) -> StorageResult<Obj> {
     let mut object: Value = serde_json::from_str(text)
         .map_err(|e| StorageError::Unavailable(format!("stored object is not valid JSON: {e}")))?;
     inject_rv(&mut object, rv);
-    Ok(object)
+    Ok(Obj::from_value(&object))
 }
 
 fn cell_int(row: &[Cell], i: usize) -> StorageResult<i64> {
@@ -362,6 +363,30 @@ impl Storage {
             .map_err(unavailable)
     }
 
+    /// How many current objects each resource has (for apiserver_storage_objects).
+    pub async fn object_counts(&self) -> StorageResult<Vec<(String, i64)>> {
+        const COUNTS: &str = "SELECT resource, count(*) FROM objects GROUP BY resource";
+        let rows = self
+            .inner
+            .db
+            .fetch(COUNTS, &[])
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| Ok((cell_text(r, 0)?.to_string(), cell_int(r, 1)?)))
+            .collect()
+    }
+
+    /// Writes queued for the writer task and not yet taken into a batch.
+    pub fn queue_depth(&self) -> usize {
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |q| q.max_capacity() - q.capacity())
+    }
+
     /// The group-commit counters of this process.
     pub fn stats(&self) -> WriterStats {
         self.inner
@@ -541,7 +566,7 @@ mod tests {
             .expect("create");
         assert_eq!(out.rv, 1);
         let got = s.get(&key).await.expect("get").expect("present");
-        assert_eq!(got.object["metadata"]["resourceVersion"], "1");
+        assert_eq!(got.object.value()["metadata"]["resourceVersion"], "1");
         assert_eq!(s.current_rv().await, Ok(1));
         s.close().await;
         assert!(matches!(

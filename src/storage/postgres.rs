@@ -76,6 +76,15 @@ pub(crate) static SQL: SqlSet = SqlSet {
          ORDER BY resource, namespace, name LIMIT $4",
     // LISTEN wardle wakes other replicas; the watch cache's fallback timer covers lost NOTIFYs.
     commit_poll_ms: 0,
+    // One statement: the rows leave `events` and enter `history` atomically.
+    compact_range: &[
+        "WITH moved AS (DELETE FROM events WHERE rv > $1 AND rv <= $2 \
+           RETURNING rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor) \
+         INSERT INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor) \
+         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor FROM moved \
+         ON CONFLICT (rv) DO NOTHING",
+    ],
+    prune_history: "DELETE FROM history WHERE committed_at < now() - $1::bigint * interval '1 second'",
 };
 
 /// Session advisory lock (two-int4 key space, so it cannot collide with the per-key bigint locks)

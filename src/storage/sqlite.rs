@@ -148,6 +148,15 @@ pub(crate) static SQL: SqlSet = SqlSet {
     // SQLite has no NOTIFY: another process's commits are seen by reading the counter, a cheap
     // one-row read on a local file.
     commit_poll_ms: 100,
+    // Two statements in one transaction (SQLite's RETURNING cannot feed an INSERT).
+    compact_range: &[
+        "INSERT OR IGNORE INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor) \
+         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor \
+         FROM events WHERE rv > $1 AND rv <= $2",
+        "DELETE FROM events WHERE rv > $1 AND rv <= $2",
+    ],
+    prune_history: "DELETE FROM history \
+         WHERE committed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $1 || ' seconds')",
 };
 
 fn is_memory(url: &str) -> bool {

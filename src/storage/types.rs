@@ -1,6 +1,7 @@
 //! The storage contract: keys, stored objects, writes, list chunks and storage errors.
 //! The registry talks to storage only through these types, whichever engine is underneath.
 
+pub use super::object::Obj;
 use serde_json::Value;
 
 /// Where an object lives: `(resource, namespace, name)`; namespace is "" for cluster-scoped kinds.
@@ -26,7 +27,7 @@ impl Key {
 pub struct Stored {
     pub key: Key,
     pub rv: i64,
-    pub object: Value,
+    pub object: Obj,
 }
 
 /// Preconditions checked inside the write transaction, against the row as committed.
@@ -186,10 +187,10 @@ pub struct Event {
     pub kind: EventType,
     pub key: Key,
     /// The new state (for DELETED: the last state), `metadata.resourceVersion` = `rv`.
-    pub object: Value,
+    pub object: Obj,
     /// The state before this event, resourceVersion = its own RV; `None` for ADDED. The HTTP layer
     /// needs it for selector transitions (matched before, not now: DELETED, and vice versa).
-    pub prev_object: Option<Value>,
+    pub prev_object: Option<Obj>,
 }
 
 /// A page of the event log read in one snapshot together with the counter and the compaction

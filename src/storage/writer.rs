@@ -46,6 +46,7 @@ impl Writer {
 
     async fn commit(&self, batch: Vec<Request>) {
         let size = batch.len();
+        crate::metrics::batch(size);
         let (writes, replies): (Vec<Write>, Vec<_>) =
             batch.into_iter().map(|r| (r.write, r.reply)).unzip();
         match apply_batch(&self.db, self.sql, &writes).await {

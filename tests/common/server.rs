@@ -202,22 +202,24 @@ impl Wardle {
         }
     }
 
-    /// Stop gracefully (SIGTERM) and wait for the exit.
-    pub fn stop(&mut self) {
+    /// Stop gracefully (SIGTERM) and wait for the exit; its status, or None if it had to be
+    /// killed after 15 s.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
-                if c.try_wait().ok().flatten().is_some() {
-                    return;
+                if let Some(status) = c.try_wait().ok().flatten() {
+                    return Some(status);
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
             let _ = c.kill();
             let _ = c.wait();
         }
+        None
     }
 
     /// Keep the temp dir alive beyond this server (for restart tests).

@@ -1,0 +1,479 @@
+//! Process-wide Prometheus metrics: kube-apiserver's series where the meaning matches (so the
+//! dashboards people have for kube-apiserver work) and wardle's own storage series. Recording is
+//! atomics only: each series family is a copy-on-write map behind `ArcSwap`, so the hot path
+//! reads a snapshot without locking, and only the first request with a new label set takes the
+//! (cold) mutex to add its series.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{HeaderMap, Method};
+
+use crate::http::request_info::{RequestInfo, query_param};
+
+/// apiserver_request_duration_seconds buckets, as kube-apiserver's.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0,
+    10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+];
+/// Writes per group-commit transaction (the writer's limit is 64).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
+/// A histogram with fixed buckets; `sum` is kept in microseconds so it can be an integer atomic.
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative), plus one for +Inf.
+    counts: Box<[AtomicU64]>,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        let i = self.bounds.partition_point(|b| *b < v);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((v * 1e6).max(0.0) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            cumulative += c.load(Ordering::Relaxed);
+            let le = self
+                .bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// Series of one metric, keyed by their label values (a rendered label set, or static names).
+struct Family<K, T> {
+    series: ArcSwap<HashMap<K, Arc<T>>>,
+    grow: Mutex<()>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone + Ord, T> Family<K, T> {
+    fn new() -> Family<K, T> {
+        Family {
+            series: ArcSwap::from_pointee(HashMap::new()),
+            grow: Mutex::new(()),
+        }
+    }
+
+    /// Runs `f` on the series for `labels`, creating it with `make` the first time.
+    fn with<Q>(&self, labels: &Q, make: impl FnOnce() -> T, f: impl FnOnce(&T))
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(s) = self.series.load().get(labels) {
+            return f(s);
+        }
+        let _guard = self.grow.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.series.load_full();
+        let s = match current.get(labels) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(make());
+                let mut next = HashMap::clone(&current);
+                next.insert(labels.to_owned(), s.clone());
+                self.series.store(Arc::new(next));
+                s
+            }
+        };
+        f(&s)
+    }
+
+    /// Every series, sorted by labels so scrapes are stable.
+    fn sorted(&self) -> Vec<(K, Arc<T>)> {
+        let mut v: Vec<_> = self
+            .series
+            .load()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// Everything this process records (gauges read from elsewhere are added at scrape time).
+pub struct Metrics {
+    requests: Family<String, AtomicU64>,
+    durations: Family<String, Histogram>,
+    /// Keyed by (resource, version): static names, so recording an event allocates nothing.
+    watch_events: Family<(&'static str, &'static str), AtomicU64>,
+    watchers: Family<(&'static str, &'static str), AtomicI64>,
+    batch_size: Histogram,
+    listen_reconnects: AtomicU64,
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    requests: Family::new(),
+    durations: Family::new(),
+    watch_events: Family::new(),
+    watchers: Family::new(),
+    batch_size: Histogram::new(BATCH_BUCKETS),
+    listen_reconnects: AtomicU64::new(0),
+});
+
+/// Prometheus label value escaping.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// What a request is reported as: kube-apiserver's labels, fixed before the handler runs (the
+/// APPLY verb needs the request's content type).
+#[derive(Debug, Clone)]
+pub struct RequestLabels {
+    /// verb, dry_run, group, version, resource, subresource, scope, component (rendered).
+    base: String,
+}
+
+impl RequestLabels {
+    pub fn new(
+        info: &RequestInfo,
+        method: &Method,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> RequestLabels {
+        // Only resources this server has become label values: an unknown path must not create a
+        // new series per request (unbounded memory).
+        let known = info.is_resource_request
+            && info.api_group == crate::api::GROUP
+            && crate::api::GROUP_VERSIONS.contains(&info.api_version.as_str())
+            && crate::api::resource(&info.resource).is_some()
+            && matches!(info.subresource.as_str(), "" | "status");
+        let (group, version, resource, subresource) = if known {
+            (
+                info.api_group.as_str(),
+                info.api_version.as_str(),
+                info.resource.as_str(),
+                info.subresource.as_str(),
+            )
+        } else {
+            ("", "", "", "")
+        };
+        // Go's CleanScope.
+        let scope = if !info.is_resource_request {
+            ""
+        } else if !info.name.is_empty() || info.verb == "create" {
+            "resource"
+        } else if !info.namespace.is_empty() {
+            "namespace"
+        } else {
+            "cluster"
+        };
+        // Go's CanonicalVerb + cleanVerb.
+        let apply = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/apply-patch"));
+        let verb = match method.as_str() {
+            _ if info.verb == "watch" || info.verb == "watchList" => "WATCH",
+            "GET" | "HEAD" if scope != "resource" && !scope.is_empty() => "LIST",
+            "GET" | "HEAD" => "GET",
+            "PATCH" if apply => "APPLY",
+            m @ ("POST" | "PUT" | "PATCH" | "DELETE" | "CONNECT") => m,
+            _ => "other",
+        };
+        // Only the one valid value becomes a label value (any other is refused with a 400 and
+        // must not create a series of its own).
+        let dry_run = match query_param(query, "dryRun").as_deref() {
+            Some("All") => "All",
+            _ => "",
+        };
+        RequestLabels {
+            base: format!(
+                "verb=\"{verb}\",dry_run=\"{dry_run}\",group=\"{group}\",version=\"{version}\",resource=\"{resource}\",subresource=\"{subresource}\",scope=\"{scope}\",component=\"apiserver\""
+            ),
+        }
+    }
+
+    /// Counts the request and observes its latency.
+    pub fn record(&self, code: u16, elapsed: Duration) {
+        let m = &*METRICS;
+        let with_code = format!("{},code=\"{code}\"", self.base);
+        m.requests.with(
+            &with_code,
+            || AtomicU64::new(0),
+            |c| {
+                c.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        m.durations.with(
+            &self.base,
+            || Histogram::new(REQUEST_BUCKETS),
+            |h| h.observe(elapsed.as_secs_f64()),
+        );
+    }
+}
+
+fn gvr((resource, version): (&str, &str)) -> String {
+    format!(
+        "group=\"{}\",version=\"{}\",resource=\"{}\"",
+        crate::api::GROUP,
+        esc(version),
+        esc(resource)
+    )
+}
+
+/// One event (of any type, bookmarks included, as upstream) sent to a watch client.
+pub fn watch_event(resource: &'static str, version: &'static str) {
+    METRICS.watch_events.with(
+        &(resource, version),
+        || AtomicU64::new(0),
+        |c| {
+            c.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+}
+
+/// Counts a watcher as registered until the returned guard is dropped.
+pub fn register_watcher(resource: &'static str, version: &'static str) -> WatcherGuard {
+    let labels = (resource, version);
+    METRICS.watchers.with(
+        &labels,
+        || AtomicI64::new(0),
+        |g| {
+            g.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    WatcherGuard { labels }
+}
+
+pub struct WatcherGuard {
+    labels: (&'static str, &'static str),
+}
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        METRICS.watchers.with(
+            &self.labels,
+            || AtomicI64::new(0),
+            |g| {
+                g.fetch_sub(1, Ordering::Relaxed);
+            },
+        );
+    }
+}
+
+/// One group-commit transaction of `n` writes.
+pub fn batch(n: usize) {
+    METRICS.batch_size.observe(n as f64);
+}
+
+/// The Postgres LISTEN connection was lost and set up again.
+pub fn listen_reconnect() {
+    METRICS.listen_reconnects.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Values read at scrape time from storage and the watch cache.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// (resource plural, count) of current objects.
+    pub objects: Vec<(String, i64)>,
+    pub writer_queue_depth: usize,
+    /// History rows pruned by --history-retention since start.
+    pub history_pruned: u64,
+}
+
+/// The series this module owns, in Prometheus text format.
+pub fn render(out: &mut String, gauges: &Gauges) {
+    let m = &*METRICS;
+    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    header(
+        out,
+        "apiserver_request_total",
+        "counter",
+        "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.",
+    );
+    for (labels, c) in m.requests.sorted() {
+        let _ = writeln!(
+            out,
+            "apiserver_request_total{{{labels}}} {}",
+            c.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        out,
+        "apiserver_request_duration_seconds",
+        "histogram",
+        "Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component.",
+    );
+    for (labels, h) in m.durations.sorted() {
+        h.render(out, "apiserver_request_duration_seconds", &labels);
+    }
+    header(
+        out,
+        "apiserver_storage_objects",
+        "gauge",
+        "Number of stored objects at the time of last check split by kind.",
+    );
+    for r in crate::api::resources() {
+        let n = gauges
+            .objects
+            .iter()
+            .find(|(p, _)| p == r.plural())
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            out,
+            "apiserver_storage_objects{{resource=\"{}.{}\"}} {n}",
+            r.plural(),
+            crate::api::GROUP
+        );
+    }
+    header(
+        out,
+        "apiserver_watch_events_total",
+        "counter",
+        "Number of events sent in watch clients",
+    );
+    for (key, c) in m.watch_events.sorted() {
+        let _ = writeln!(
+            out,
+            "apiserver_watch_events_total{{{}}} {}",
+            gvr(key),
+            c.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        out,
+        "apiserver_registered_watchers",
+        "gauge",
+        "Number of currently registered watchers for a given resources",
+    );
+    for (key, g) in m.watchers.sorted() {
+        let _ = writeln!(
+            out,
+            "apiserver_registered_watchers{{{}}} {}",
+            gvr(key),
+            g.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        out,
+        "wardle_storage_batch_size",
+        "histogram",
+        "Writes per group-commit transaction.",
+    );
+    m.batch_size.render(out, "wardle_storage_batch_size", "");
+    header(
+        out,
+        "wardle_storage_writer_queue_depth",
+        "gauge",
+        "Writes queued for the group-commit writer.",
+    );
+    let _ = writeln!(
+        out,
+        "wardle_storage_writer_queue_depth {}",
+        gauges.writer_queue_depth
+    );
+    header(
+        out,
+        "wardle_history_pruned_total",
+        "counter",
+        "Change-history rows deleted by --history-retention.",
+    );
+    let _ = writeln!(out, "wardle_history_pruned_total {}", gauges.history_pruned);
+    header(
+        out,
+        "wardle_listen_reconnects_total",
+        "counter",
+        "Times the Postgres LISTEN connection was lost and re-established.",
+    );
+    let _ = writeln!(
+        out,
+        "wardle_listen_reconnects_total {}",
+        m.listen_reconnects.load(Ordering::Relaxed)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::new(&[1.0, 2.0]);
+        for v in [0.5, 1.0, 1.5, 3.0] {
+            h.observe(v);
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x", "a=\"b\"");
+        assert_eq!(
+            out,
+            "x_bucket{a=\"b\",le=\"1\"} 2\nx_bucket{a=\"b\",le=\"2\"} 3\nx_bucket{a=\"b\",le=\"+Inf\"} 4\n\
+             x_sum{a=\"b\"} 6\nx_count{a=\"b\"} 4\n"
+        );
+    }
+
+    #[test]
+    fn request_labels_follow_go() {
+        let labels = |method: Method, path: &str, query: Option<&str>, ct: Option<&str>| {
+            let info = RequestInfo::new(&method, path, query);
+            let mut h = HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            RequestLabels::new(&info, &method, &h, query).base
+        };
+        let ns = "/apis/wardle.example.com/v1alpha1/namespaces/ns/flunders";
+        assert!(labels(Method::GET, ns, None, None).starts_with("verb=\"LIST\",dry_run=\"\",group=\"wardle.example.com\",version=\"v1alpha1\",resource=\"flunders\",subresource=\"\",scope=\"namespace\""));
+        assert!(labels(Method::GET, ns, Some("watch=true"), None).starts_with("verb=\"WATCH\""));
+        assert!(labels(Method::GET, &format!("{ns}/a"), None, None).contains("verb=\"GET\""));
+        let create = labels(Method::POST, ns, Some("dryRun=All"), None);
+        assert!(create.contains("verb=\"POST\",dry_run=\"All\""), "{create}");
+        assert!(create.contains("scope=\"resource\""), "{create}");
+        let apply = labels(
+            Method::PATCH,
+            &format!("{ns}/a"),
+            None,
+            Some("application/apply-patch+yaml"),
+        );
+        assert!(apply.starts_with("verb=\"APPLY\""));
+        let cluster = labels(
+            Method::GET,
+            "/apis/wardle.example.com/v1alpha1/fischers",
+            None,
+            None,
+        );
+        assert!(cluster.contains("scope=\"cluster\""));
+        // Unknown resources and non-resource paths get no resource labels.
+        let unknown = labels(
+            Method::GET,
+            "/apis/wardle.example.com/v1alpha1/nope\"x",
+            None,
+            None,
+        );
+        assert!(unknown.contains("resource=\"\""), "{unknown}");
+        let metrics = labels(Method::GET, "/metrics", None, None);
+        assert!(metrics.starts_with("verb=\"GET\",dry_run=\"\",group=\"\""));
+        assert!(metrics.contains("scope=\"\""));
+    }
+}
