@@ -34,9 +34,22 @@ fn free_port() -> u16 {
 
 /// The directory scripts/kube-bins.sh prints (building the binaries if they are missing).
 fn kube_bins() -> PathBuf {
-    if let Some(d) = std::env::var_os("WARDLE_KUBE_BINS") {
-        return PathBuf::from(d);
+    let dir = match std::env::var_os("WARDLE_KUBE_BINS") {
+        Some(d) => PathBuf::from(d),
+        None => run_kube_bins(),
+    };
+    for b in ["kube-apiserver", "kube-controller-manager", "kine"] {
+        assert!(
+            dir.join(b).is_file(),
+            "{b} missing in {} (WARDLE_KUBE_BINS or scripts/kube-bins.sh): this test needs the \
+             real binaries; run scripts/kube-bins.sh",
+            dir.display()
+        );
     }
+    dir
+}
+
+fn run_kube_bins() -> PathBuf {
     let script = format!("{}/scripts/kube-bins.sh", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
         .arg(&script)
@@ -50,15 +63,7 @@ fn kube_bins() -> PathBuf {
         out.status
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let dir = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
-    for b in ["kube-apiserver", "kube-controller-manager", "kine"] {
-        assert!(
-            dir.join(b).is_file(),
-            "{b} missing in {} (from scripts/kube-bins.sh)",
-            dir.display()
-        );
-    }
-    dir
+    PathBuf::from(stdout.lines().last().unwrap_or("").trim())
 }
 
 /// Child processes killed when the test ends, with their logs for failure messages.
