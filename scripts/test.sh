@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in cargo kubectl; do
+for tool in cargo kubectl go; do
   command -v "$tool" >/dev/null || { echo "scripts/test.sh: $tool is required" >&2; exit 1; }
 done
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${WARDLE_TEST_DATABASE_URL:-}" ]; then
@@ -27,4 +27,8 @@ elif command -v docker-compose >/dev/null; then
 else
   echo "scripts/test.sh: NOTICE: no docker compose client installed; docker-compose.yml not validated" >&2
 fi
+# The real kube-apiserver, kube-controller-manager and kine for tests/aggregated.rs: built once
+# from the Go module proxy (~30 min cold on 2 cores), then cached outside the repository.
+WARDLE_KUBE_BINS="$(scripts/kube-bins.sh | tail -n 1)"
+export WARDLE_KUBE_BINS
 cargo test --locked --all-targets "$@"

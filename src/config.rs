@@ -56,13 +56,78 @@ pub struct Config {
     #[arg(long, default_value = "168h", value_parser = crate::storage::compaction::parse_duration)]
     pub history_retention: std::time::Duration,
 
-    /// Admission plugins to turn off (only BanFlunder can be turned off).
+    /// Admission plugins to turn off (BanFlunder, NamespaceLifecycle).
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
 
     /// Log line format on stderr: `text` (human) or `json` (one JSON object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    // --- Delegated authentication / authorization and the core cluster (as Go's flags) ---
+    /// CA bundle of the front proxy (kube-aggregator) client certificate. Without it the
+    /// requestheader settings come from kube-system/extension-apiserver-authentication.
+    #[arg(long)]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+
+    /// CNs the front proxy certificate may have; empty allows any that --requestheader-client-ca-file signed.
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_allowed_names: Vec<String>,
+
+    /// Headers holding the user name.
+    #[arg(long, value_delimiter = ',', default_value = "x-remote-user")]
+    pub requestheader_username_headers: Vec<String>,
+
+    /// Headers holding the groups.
+    #[arg(long, value_delimiter = ',', default_value = "x-remote-group")]
+    pub requestheader_group_headers: Vec<String>,
+
+    /// Header prefixes of the user's extra attributes.
+    #[arg(long, value_delimiter = ',', default_value = "x-remote-extra-")]
+    pub requestheader_extra_headers_prefix: Vec<String>,
+
+    /// Headers holding the user's UID (none by default).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_uid_headers: Vec<String>,
+
+    /// kubeconfig of the cluster that reviews bearer tokens (TokenReview) and holds
+    /// extension-apiserver-authentication; in a pod the in-cluster config is used without it.
+    #[arg(long)]
+    pub authentication_kubeconfig: Option<PathBuf>,
+
+    /// How long TokenReview answers are cached.
+    #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration)]
+    pub authentication_token_webhook_cache_ttl: std::time::Duration,
+
+    /// Don't read kube-system/extension-apiserver-authentication for missing settings.
+    #[arg(long)]
+    pub authentication_skip_lookup: bool,
+
+    /// Start even if extension-apiserver-authentication cannot be read.
+    #[arg(long)]
+    pub authentication_tolerate_lookup_failure: bool,
+
+    /// kubeconfig of the cluster that answers SubjectAccessReviews; in a pod the in-cluster
+    /// config is used without it. With neither, only system:masters and the always-allow paths pass.
+    #[arg(long)]
+    pub authorization_kubeconfig: Option<PathBuf>,
+
+    /// How long allowed SubjectAccessReview answers are cached.
+    #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration)]
+    pub authorization_webhook_cache_authorized_ttl: std::time::Duration,
+
+    /// How long denied SubjectAccessReview answers are cached.
+    #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration)]
+    pub authorization_webhook_cache_unauthorized_ttl: std::time::Duration,
+
+    /// kubeconfig of the core cluster (namespaces for NamespaceLifecycle); in a pod the
+    /// in-cluster config is used without it.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// How often certificate files and the authentication ConfigMap are re-read.
+    #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration, hide = true)]
+    pub config_reload_interval: std::time::Duration,
 
     /// Without a subcommand, wardle-apiserver serves.
     #[command(subcommand)]

@@ -8,6 +8,7 @@ pub mod authn;
 pub mod authz;
 pub mod config;
 pub mod http;
+pub mod kubeclient;
 pub mod metrics;
 pub mod registry;
 pub mod report;

@@ -1,11 +1,15 @@
 //! Wiring: build storage, registry, auth and the router from the config and serve until stopped.
 
 use crate::admission::Admission;
-use crate::authn::Authenticator;
+use crate::admission::namespace::NamespaceLifecycle;
+use crate::authn::source::{AuthnSources, RequestHeaderFlags};
+use crate::authn::{Authenticator, TokenReviewAuthenticator};
 use crate::authz::Authorizer;
+use crate::authz::webhook::SubjectAccessReviewer;
 use crate::config::Config;
 use crate::http::health::{Check, Health};
 use crate::http::router::{AppState, router};
+use crate::kubeclient;
 use crate::registry::Store;
 use crate::storage::Storage;
 use crate::storage::cache::WatchCache;
@@ -35,7 +39,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         url_host(&config.external_hostname),
         config.secure_port
     );
-    let (cert_pem, key_pem, kubeconfig) = if config.standalone() {
+    let (cert_pem, key_pem, cert_paths, kubeconfig) = if config.standalone() {
         let pki = tls::pki::ensure_standalone(
             &config.cert_dir,
             std::slice::from_ref(&config.external_hostname),
@@ -53,6 +57,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         (
             pki.serving_cert_pem.into_bytes(),
             pki.serving_key_pem.into_bytes(),
+            (pki.serving_cert_path, pki.serving_key_path),
             Some(kubeconfig),
         )
     } else {
@@ -61,28 +66,89 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .tls_private_key_file
             .as_ref()
             .context("--tls-private-key-file is required")?;
-        (std::fs::read(cert)?, std::fs::read(key)?, None)
+        (
+            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
+            std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+            (cert.clone(), key.clone()),
+            None,
+        )
     };
-    if let Some(f) = &config.client_ca_file {
-        client_cas.extend_from_slice(
-            &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
-        );
+
+    // Clients of the core cluster (delegated authn/authz, namespaces); None when standalone.
+    let authn_client = kubeclient::client_for(
+        config.authentication_kubeconfig.as_deref(),
+        "--authentication-kubeconfig",
+    )
+    .await?;
+    let authz_client = kubeclient::client_for(
+        config.authorization_kubeconfig.as_deref(),
+        "--authorization-kubeconfig",
+    )
+    .await?;
+    let core_client = kubeclient::client_for(config.kubeconfig.as_deref(), "--kubeconfig").await?;
+
+    let sources = AuthnSources {
+        client_ca_file: config.client_ca_file.clone(),
+        extra_client_ca_pem: (!client_cas.is_empty()).then_some(client_cas),
+        request_header: RequestHeaderFlags {
+            client_ca_file: config.requestheader_client_ca_file.clone(),
+            allowed_names: config.requestheader_allowed_names.clone(),
+            username_headers: config.requestheader_username_headers.clone(),
+            uid_headers: config.requestheader_uid_headers.clone(),
+            group_headers: config.requestheader_group_headers.clone(),
+            extra_headers_prefixes: config.requestheader_extra_headers_prefix.clone(),
+        },
+        cluster: if config.authentication_skip_lookup {
+            None
+        } else {
+            authn_client.clone()
+        },
+        anonymous: true,
+    };
+    let authn_config = match sources.load().await {
+        Ok(c) => c,
+        Err(e) if config.authentication_tolerate_lookup_failure => {
+            tracing::warn!(error = %format!("{e:#}"), "authentication lookup failed; going on without it");
+            AuthnSources {
+                cluster: None,
+                ..sources.clone()
+            }
+            .load()
+            .await?
+        }
+        Err(e) => return Err(e.context("loading the authentication configuration")),
+    };
+    let mut authenticator = Authenticator::with_config(&authn_config)?;
+    if let Some(c) = &authn_client {
+        authenticator = authenticator.with_token_reviews(TokenReviewAuthenticator::new(
+            c.clone(),
+            config.authentication_token_webhook_cache_ttl,
+        ));
     }
-    let authenticator = Arc::new(Authenticator::new(if client_cas.is_empty() {
-        None
-    } else {
-        Some(&client_cas[..])
-    })?);
-    let authorizer = Authorizer::with_groups(
+    let authenticator = Arc::new(authenticator);
+    tokio::spawn(sources.keep_fresh(
+        authenticator.clone(),
+        authn_config,
+        config.config_reload_interval,
+    ));
+    let mut authorizer = Authorizer::with_groups(
         &["system:masters".to_string()],
         &config.authorization_always_allow_paths,
     )?;
+    if let Some(c) = authz_client {
+        authorizer = authorizer.with_webhook(SubjectAccessReviewer::new(
+            c,
+            config.authorization_webhook_cache_authorized_ttl,
+            config.authorization_webhook_cache_unauthorized_ttl,
+        ));
+    }
 
+    let disabled = |name: &str| config.disable_admission_plugins.iter().any(|p| p == name);
     let admission = Admission {
-        ban_flunder: !config
-            .disable_admission_plugins
-            .iter()
-            .any(|p| p == "BanFlunder"),
+        ban_flunder: !disabled("BanFlunder"),
+        namespace_lifecycle: core_client
+            .filter(|_| !disabled("NamespaceLifecycle"))
+            .map(NamespaceLifecycle::start),
     };
     let cache = WatchCache::start(storage.clone())
         .await
@@ -117,6 +183,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let hint_refs: Vec<&[u8]> = hints.iter().map(Vec::as_slice).collect();
     let tls_config = tls::server::server_config_with_ca_hints(&cert_pem, &key_pem, &hint_refs)?;
     let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config));
+    let hints_of = authenticator.clone();
+    tokio::spawn(tls::server::watch_serving_files(
+        rustls.clone(),
+        cert_paths.0,
+        cert_paths.1,
+        Arc::new(move || hints_of.ca_bundles()),
+        config.config_reload_interval,
+    ));
     let addr: SocketAddr = format!("{}:{}", url_host(&config.bind_address), config.secure_port)
         .parse()
         .with_context(|| format!("bad --bind-address {}", config.bind_address))?;

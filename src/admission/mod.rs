@@ -1,4 +1,8 @@
-//! Admission plugins run on writes: BanFlunder (and NamespaceLifecycle once a cluster is attached).
+//! Admission plugins run on writes: NamespaceLifecycle (when a cluster is attached) and BanFlunder.
+
+pub mod namespace;
+
+use std::sync::Arc;
 
 use crate::api::{Resource, fischer};
 use crate::apimachinery::status::{ApiError, ApiResult};
@@ -8,11 +12,16 @@ use crate::storage::Storage;
 #[derive(Clone, Debug)]
 pub struct Admission {
     pub ban_flunder: bool,
+    /// Set when a cluster kubeconfig is given (`--kubeconfig` or in-cluster).
+    pub namespace_lifecycle: Option<Arc<namespace::NamespaceLifecycle>>,
 }
 
 impl Default for Admission {
     fn default() -> Self {
-        Admission { ban_flunder: true }
+        Admission {
+            ban_flunder: true,
+            namespace_lifecycle: None,
+        }
     }
 }
 
@@ -23,8 +32,17 @@ impl Admission {
         &self,
         storage: &Storage,
         resource: &dyn Resource,
+        namespace: &str,
         name: &str,
     ) -> ApiResult<()> {
+        // Go's order: NamespaceLifecycle first.
+        if let Some(nl) = &self.namespace_lifecycle
+            && resource.namespaced()
+            && !namespace.is_empty()
+        {
+            nl.admit_create(&resource.group_resource(), namespace, name)
+                .await?;
+        }
         if self.ban_flunder && resource.plural() == "flunders" && !name.is_empty() {
             ban_flunder(storage, resource, name).await?;
         }

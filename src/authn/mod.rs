@@ -1,4 +1,4 @@
-//! Authentication: who is making the request (client certs; front proxy and tokens later).
+//! Authentication: who is making the request (front proxy, client certs, delegated tokens).
 //!
 //! Mirrors Go's delegating authenticator: a union of methods tried in order (requestheader,
 //! x509 client cert; TokenReview slots in after them), `system:authenticated` added to whoever
@@ -6,6 +6,8 @@
 //! `ArcSwap`, so CA bundles and header names can be reloaded without restarting.
 
 pub mod requestheader;
+pub mod source;
+pub mod token;
 pub mod x509;
 
 #[cfg(test)]
@@ -20,6 +22,7 @@ use http::HeaderMap;
 
 use crate::apimachinery::status::ApiError;
 pub use requestheader::{RequestHeaderAuthenticator, RequestHeaderConfig};
+pub use token::TokenReviewAuthenticator;
 pub use x509::X509Authenticator;
 
 pub const ANONYMOUS_USER: &str = "system:anonymous";
@@ -127,6 +130,8 @@ impl Chain {
 #[derive(Debug)]
 pub struct Authenticator {
     chain: ArcSwap<Chain>,
+    /// Bearer tokens via TokenReview (`--authentication-kubeconfig`); tried after the certs.
+    token: Option<TokenReviewAuthenticator>,
 }
 
 impl Authenticator {
@@ -141,7 +146,14 @@ impl Authenticator {
     pub fn with_config(cfg: &AuthnConfig) -> Result<Self> {
         Ok(Authenticator {
             chain: ArcSwap::from_pointee(Chain::build(cfg)?),
+            token: None,
         })
+    }
+
+    /// Add the TokenReview member (last in the union, as in Go).
+    pub fn with_token_reviews(mut self, token: TokenReviewAuthenticator) -> Self {
+        self.token = Some(token);
+        self
     }
 
     /// Replace the configuration; on error the old chain stays in place.
@@ -165,33 +177,70 @@ impl Authenticator {
     }
 
     /// Authenticate a request from its TLS peer chain (DER, leaf first; empty without a client
-    /// cert) and headers. Headers used for authentication (X-Remote-*, Authorization) are removed.
-    /// Any method failing with nobody succeeding is 401; nobody failing is anonymous (if enabled).
+    /// cert) and headers, with the certificate methods only (no TokenReview). Headers used for
+    /// authentication (X-Remote-*, Authorization) are removed. Any method failing with nobody
+    /// succeeding is 401; nobody failing is anonymous (if enabled).
     pub fn authenticate(
         &self,
         peer_chain: &[Vec<u8>],
         headers: &mut HeaderMap,
     ) -> Result<UserInfo, ApiError> {
+        let (found, errors) = self.by_certs(peer_chain, headers);
+        self.conclude(found, errors, headers)
+    }
+
+    /// [`Authenticator::authenticate`] plus, when no certificate method succeeded, a bearer
+    /// token checked by TokenReview: the whole union of Go's delegating authenticator.
+    pub async fn authenticate_request(
+        &self,
+        peer_chain: &[Vec<u8>],
+        headers: &mut HeaderMap,
+    ) -> Result<UserInfo, ApiError> {
+        let (mut found, mut errors) = self.by_certs(peer_chain, headers);
+        if found.is_none()
+            && let Some(tokens) = &self.token
+            && let Some(token) = token::bearer_token(headers)
+        {
+            match tokens.review(&token).await {
+                Ok(Some(user)) => found = Some(with_authenticated_group(user)),
+                // Go: a token nobody accepts is an error (401), not anonymous.
+                Ok(None) => errors.push("invalid bearer token".into()),
+                Err(e) => errors.push(e),
+            }
+        }
+        self.conclude(found, errors, headers)
+    }
+
+    fn by_certs(
+        &self,
+        peer_chain: &[Vec<u8>],
+        headers: &mut HeaderMap,
+    ) -> (Option<UserInfo>, Vec<String>) {
         let chain = self.chain.load();
         let mut errors = Vec::new();
-        let mut found = None;
         for m in &chain.methods {
             match m.authenticate(peer_chain, headers) {
-                Ok(Some(user)) => {
-                    found = Some(with_authenticated_group(user));
-                    break;
-                }
+                Ok(Some(user)) => return (Some(with_authenticated_group(user)), errors),
                 Ok(None) => {}
                 Err(e) => errors.push(e),
             }
         }
+        (None, errors)
+    }
+
+    fn conclude(
+        &self,
+        found: Option<UserInfo>,
+        errors: Vec<String>,
+        headers: &mut HeaderMap,
+    ) -> Result<UserInfo, ApiError> {
         let user = match found {
             Some(u) => u,
             None if !errors.is_empty() => {
                 tracing::debug!(errors = ?errors, "authentication failed");
                 return Err(ApiError::unauthorized());
             }
-            None if chain.anonymous => UserInfo::anonymous(),
+            None if self.chain.load().anonymous => UserInfo::anonymous(),
             None => return Err(ApiError::unauthorized()),
         };
         // Go drops the credential once it has been used, so it never reaches handlers or logs.

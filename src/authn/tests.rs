@@ -380,6 +380,67 @@ fn reload_swaps_the_client_ca() {
     );
 }
 
+/// The flag files are re-read by `keep_fresh`: replacing --client-ca-file and
+/// --requestheader-client-ca-file on disk changes who is accepted, with no restart.
+#[tokio::test]
+async fn ca_files_are_reloaded_from_disk() {
+    use super::source::{AuthnSources, RequestHeaderFlags};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca1, ca2, fp1, fp2) = (
+        test_ca("client-1"),
+        test_ca("client-2"),
+        test_ca("fp-1"),
+        test_ca("fp-2"),
+    );
+    let client_file = dir.path().join("client-ca.crt");
+    let rh_file = dir.path().join("front-proxy-ca.crt");
+    std::fs::write(&client_file, &ca1.pem).expect("write");
+    std::fs::write(&rh_file, &fp1.pem).expect("write");
+    let sources = AuthnSources {
+        client_ca_file: Some(client_file.clone()),
+        request_header: RequestHeaderFlags {
+            client_ca_file: Some(rh_file.clone()),
+            allowed_names: vec!["front-proxy-client".into()],
+            username_headers: vec!["X-Remote-User".into()],
+            group_headers: vec!["X-Remote-Group".into()],
+            ..Default::default()
+        },
+        anonymous: true,
+        ..Default::default()
+    };
+    let cfg = sources.load().await.expect("load");
+    let auth = std::sync::Arc::new(Authenticator::with_config(&cfg).expect("auth"));
+    let task =
+        tokio::spawn(sources.keep_fresh(auth.clone(), cfg, std::time::Duration::from_millis(20)));
+    let proxied = |ca: &TestCa| {
+        let cert = client_leaf(ca, "front-proxy-client", &[]);
+        let mut h = headers(&[("X-Remote-User", "mallory")]);
+        auth.authenticate(&[cert], &mut h).map(|u| u.name)
+    };
+    let direct = |ca: &TestCa| {
+        let cert = client_leaf(ca, "bob", &[]);
+        auth.authenticate(&[cert], &mut HeaderMap::new())
+            .map(|u| u.name)
+    };
+    assert_eq!(proxied(&fp1).as_deref(), Ok("mallory"));
+    assert_eq!(direct(&ca1).as_deref(), Ok("bob"));
+    assert!(proxied(&fp2).is_err() && direct(&ca2).is_err());
+
+    std::fs::write(&client_file, &ca2.pem).expect("write");
+    std::fs::write(&rh_file, &fp2.pem).expect("write");
+    let mut swapped = false;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if proxied(&fp2).is_ok() && direct(&ca2).is_ok() {
+            swapped = true;
+            break;
+        }
+    }
+    task.abort();
+    assert!(swapped, "new CA files were not picked up");
+    assert!(proxied(&fp1).is_err() && direct(&ca1).is_err());
+}
+
 mod handshake {
     //! A real TLS server (axum-server + our ServerConfig) and a blocking rustls client.
 

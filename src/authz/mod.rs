@@ -1,11 +1,14 @@
-//! Authorization: system:masters and always-allowed paths; delegated SubjectAccessReview later.
+//! Authorization: system:masters, always-allowed paths, then delegated SubjectAccessReview.
 //!
 //! Mirrors Go's union authorizer: members are asked in order, the first Allow or Deny wins,
 //! and if every member has no opinion the request is forbidden. `forbidden` renders the 403
 //! exactly like `responsewriters.Forbidden`.
 
+pub mod webhook;
+
 use crate::apimachinery::gofmt::go_quote;
 use anyhow::{Result, bail};
+use std::sync::Arc;
 
 use crate::apimachinery::status::ApiError;
 use crate::authn::{SYSTEM_MASTERS, UserInfo};
@@ -36,11 +39,16 @@ pub enum Decision {
     /// Denied, with the reason appended to the 403 message (may be empty).
     Deny(String),
     NoOpinion,
+    /// The decision could not be made (the SubjectAccessReview failed): Go answers 500.
+    Error(String),
 }
 
-/// A member of the union. The SubjectAccessReview webhook becomes a third variant.
+/// A member of the union.
 #[derive(Debug, Clone)]
 enum Rule {
+    /// SubjectAccessReview to the core cluster (`--authorization-kubeconfig`); async, so
+    /// [`Authorizer::authorize`] asks it directly.
+    Webhook(Arc<webhook::SubjectAccessReviewer>),
     /// Users in any of these groups may do anything.
     PrivilegedGroups(Vec<String>),
     /// Non-resource paths anyone may request: exact (without the leading `/`) or prefixes
@@ -55,6 +63,7 @@ impl Rule {
     /// The decision and, for NoOpinion, a reason to show if the request ends up forbidden.
     fn decide(&self, attrs: &Attributes) -> (Decision, String) {
         match self {
+            Rule::Webhook(_) => (Decision::NoOpinion, String::new()),
             Rule::PrivilegedGroups(groups) => {
                 if attrs.user.groups.iter().any(|g| groups.contains(g)) {
                     (Decision::Allow, String::new())
@@ -144,13 +153,29 @@ impl Authorizer {
         Ok(Authorizer { rules })
     }
 
+    /// Append the SubjectAccessReview member (asked last, as in Go).
+    pub fn with_webhook(mut self, reviewer: webhook::SubjectAccessReviewer) -> Self {
+        self.rules.push(Rule::Webhook(Arc::new(reviewer)));
+        self
+    }
+
     /// Ask each member in order; the first Allow/Deny wins. If none has an opinion the request
     /// is denied; reasons the members gave are joined with newlines (Go's union) and, when
     /// present, come back as `Deny(reasons)`, otherwise as `NoOpinion`. Both mean 403.
     pub async fn authorize(&self, attrs: &Attributes) -> Decision {
         let mut reasons = Vec::new();
         for rule in &self.rules {
-            match rule.decide(attrs) {
+            let answer = match rule {
+                Rule::Webhook(w) => match w.decide(attrs).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "authorization webhook failed");
+                        return Decision::Error(e);
+                    }
+                },
+                _ => rule.decide(attrs),
+            };
+            match answer {
                 (Decision::NoOpinion, reason) => {
                     if !reason.is_empty() {
                         reasons.push(reason);

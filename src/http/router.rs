@@ -69,7 +69,8 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         .unwrap_or_default();
     let user = match state
         .authenticator
-        .authenticate(&peer_chain, req.headers_mut())
+        .authenticate_request(&peer_chain, req.headers_mut())
+        .await
     {
         Ok(u) => u,
         Err(e) => return finish(e.into_response(), &info, &labels, "", started),
@@ -79,6 +80,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         Decision::Allow => route(&state, &info, &user, req).await,
         Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),
         Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),
+        Decision::Error(e) => ApiError::internal(e).into_response(),
     };
     // Every Go apiserver response carries these.
     let h = resp.headers_mut();

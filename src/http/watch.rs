@@ -279,6 +279,7 @@ impl Stream {
             return self.frame_object(kind, obj.value());
         }
         let (r, version) = (self.resource, self.version);
+        // This path bypasses frame(), which counts the others.
         crate::metrics::watch_event(r.plural(), version);
         let text = obj.json_in(version, r.storage_version(), |v| {
             r.storage_to_version(version, v)

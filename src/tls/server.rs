@@ -143,32 +143,37 @@ impl ClientCertVerifier for AcceptAnyClientCert {
     }
 }
 
-/// Poll the serving cert/key files every `interval` and swap a rebuilt config into `config`
-/// when their contents change (contents, not mtimes, so Kubernetes secret symlink swaps and
-/// same-second rewrites are both seen). A half-written pair fails to build and is retried on
-/// the next tick; the old config keeps serving meanwhile. Runs until the task is dropped.
+/// The current client-CA bundles to name in the CertificateRequest. Go clients only send a
+/// certificate whose issuer is among them, so they must follow authenticator reloads.
+pub type CaHints = Arc<dyn Fn() -> Vec<Vec<u8>> + Send + Sync>;
+
+/// Poll the serving cert/key files (and the CA hints) every `interval` and swap a rebuilt
+/// config into `config` when their contents change (contents, not mtimes, so Kubernetes secret
+/// symlink swaps and same-second rewrites are both seen). A half-written pair fails to build
+/// and is retried on the next tick; the old config keeps serving meanwhile. Runs until the
+/// task is dropped.
 pub async fn watch_serving_files(
     config: axum_server::tls_rustls::RustlsConfig,
     cert_path: PathBuf,
     key_path: PathBuf,
-    ca_hint_pems: Vec<Vec<u8>>,
+    ca_hints: CaHints,
     interval: Duration,
 ) {
     let read = |p: &PathBuf| std::fs::read(p).ok();
-    let mut loaded = (read(&cert_path), read(&key_path));
+    let mut loaded = (read(&cert_path), read(&key_path), ca_hints());
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate
     loop {
         ticker.tick().await;
-        let current = (read(&cert_path), read(&key_path));
+        let current = (read(&cert_path), read(&key_path), ca_hints());
         if current == loaded {
             continue;
         }
         let (Some(cert), Some(key)) = (&current.0, &current.1) else {
             continue;
         };
-        let hints: Vec<&[u8]> = ca_hint_pems.iter().map(|v| v.as_slice()).collect();
+        let hints: Vec<&[u8]> = current.2.iter().map(|v| v.as_slice()).collect();
         match server_config_with_ca_hints(cert, key, &hints) {
             Ok(cfg) => {
                 config.reload_from_config(Arc::new(cfg));
@@ -201,7 +206,7 @@ mod tests {
             rcfg.clone(),
             pki.serving_cert_path.clone(),
             pki.serving_key_path.clone(),
-            Vec::new(),
+            Arc::new(Vec::new),
             Duration::from_millis(20),
         ));
         tokio::time::sleep(Duration::from_millis(100)).await;

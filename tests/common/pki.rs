@@ -1,0 +1,139 @@
+//! Test PKI: CAs and certificates made with rcgen, written as PEM files for the servers and
+//! kubeconfigs under test (front-proxy CA and client, serving CA and cert, rogue CAs).
+
+#![allow(dead_code)]
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use std::path::{Path, PathBuf};
+
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pub cert_pem: String,
+}
+
+/// A PEM certificate and its key.
+pub struct Pair {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Pair {
+    /// Write `<stem>.crt` and `<stem>.key` into `dir`; returns both paths.
+    pub fn write(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+        let c = dir.join(format!("{stem}.crt"));
+        let k = dir.join(format!("{stem}.key"));
+        std::fs::write(&c, &self.cert_pem).expect("write cert");
+        std::fs::write(&k, &self.key_pem).expect("write key");
+        (c, k)
+    }
+}
+
+impl Ca {
+    pub fn new(cn: &str) -> Ca {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::CrlSign,
+        ];
+        let cert = p.self_signed(&key).expect("self-signed CA");
+        Ca {
+            issuer: Issuer::new(p, key),
+            cert_pem: cert.pem(),
+        }
+    }
+
+    pub fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, &self.cert_pem).expect("write CA");
+        p
+    }
+
+    /// A client certificate: CN is the user, up to two O values the groups.
+    pub fn client(&self, cn: &str, groups: &[&str]) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        if let Some(g) = groups.first() {
+            p.distinguished_name.push(DnType::OrganizationName, *g);
+        }
+        if let Some(g) = groups.get(1) {
+            // rcgen keeps one value per DnType; a second O goes in under O's raw OID.
+            p.distinguished_name
+                .push(DnType::CustomDnType(vec![2, 5, 4, 10]), *g);
+        }
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = p.signed_by(&key, &self.issuer).expect("sign client");
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// A serving certificate for DNS names and IP addresses.
+    pub fn serving(&self, hosts: &[&str]) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(
+            DnType::CommonName,
+            hosts.first().copied().unwrap_or("server"),
+        );
+        p.subject_alt_names = hosts
+            .iter()
+            .map(|h| match h.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*h).try_into().expect("dns name")),
+            })
+            .collect();
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = p.signed_by(&key, &self.issuer).expect("sign serving");
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// A kubeconfig for `server`, trusting `ca_pem`, with either a client cert or a bearer token.
+pub fn kubeconfig(
+    path: &Path,
+    server: &str,
+    ca_pem: &str,
+    cert: Option<&Pair>,
+    token: Option<&str>,
+) {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut user = serde_json::Map::new();
+    if let Some(c) = cert {
+        user.insert("client-certificate-data".into(), b64(&c.cert_pem).into());
+        user.insert("client-key-data".into(), b64(&c.key_pem).into());
+    }
+    if let Some(t) = token {
+        user.insert("token".into(), t.into());
+    }
+    let kc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    });
+    // JSON is YAML: kubectl and kube read it as a kubeconfig.
+    std::fs::write(path, serde_json::to_vec_pretty(&kc).expect("json")).expect("write kubeconfig");
+}
