@@ -28,7 +28,7 @@ else
   echo "scripts/test.sh: NOTICE: no docker compose client installed; docker-compose.yml not validated" >&2
 fi
 # The real kube-apiserver, kube-controller-manager and kine for tests/aggregated.rs: built once
-# from the Go module proxy (~30 min cold on 2 cores), then cached outside the repository.
+# from the Go module proxy (22-28 min cold on 2 cores), then cached outside the repository.
 WARDLE_KUBE_BINS="$(scripts/kube-bins.sh | tail -n 1)"
 export WARDLE_KUBE_BINS
 cargo test --locked --all-targets "$@"
