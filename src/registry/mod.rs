@@ -2,8 +2,11 @@
 //! Objects enter as versioned JSON of the request's version and leave as storage JSON (with
 //! `metadata.resourceVersion`); the HTTP layer converts them to the version and format asked for.
 
+mod apply;
 mod list;
 mod write;
+
+pub use apply::Applied;
 
 pub use list::ListResult;
 pub use write::Deleted;
