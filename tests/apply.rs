@@ -262,6 +262,38 @@ async fn raw_apply_answers(engine: Engine) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["spec"]["flunderReference"], "y");
 
+    // A v1alpha1 merge patch of spec.reference takes the field from the v1beta1 applier (its
+    // paths are judged in v1beta1), and b's next apply conflicts with that Update manager.
+    let r = w
+        .patch(
+            &format!("{ALPHA}/raw?fieldManager=p"),
+            "application/merge-patch+json",
+            r#"{"spec":{"reference":"z"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let mf = r.json()["metadata"]["managedFields"].clone();
+    let b_entry = mf
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "b")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        b_entry["fieldsV1"],
+        json!({"f:spec": {"f:referenceType": {}}}),
+        "{mf}"
+    );
+    let r = w
+        .patch(&format!("{BETA}/raw?fieldManager=b"), APPLY, beta)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        r#"Apply failed with 1 conflict: conflict with "p" using wardle.example.com/v1alpha1: .spec.reference"#
+    );
+
     // Bad requests.
     let wrong = body.replace("v1alpha1", "v1beta1");
     let r = w
@@ -272,14 +304,20 @@ async fn raw_apply_answers(engine: Engine) {
         r.json()["message"],
         "Incorrect version specified in apply patch. Specified patch version: wardle.example.com/v1beta1, expected: wardle.example.com/v1alpha1"
     );
-    let r = w
-        .patch(
-            &format!("{ALPHA}/raw?fieldManager=m&fieldValidation=Strict"),
-            APPLY,
-            &format!("{body}  bogus: 1\n"),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    for validation in ["Strict", "Ignore"] {
+        let r = w
+            .patch(
+                &format!("{ALPHA}/raw?fieldManager=m&fieldValidation={validation}"),
+                APPLY,
+                &format!("{body}  bogus: 1\n"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert_eq!(
+            r.json()["message"],
+            "failed to create typed patch object (wardle.example.com/v1alpha1, Kind=Flunder; default/raw): .spec.bogus: field not declared in schema"
+        );
+    }
     let r = w
         .patch(
             &format!("{ALPHA}/raw?fieldManager=m"),

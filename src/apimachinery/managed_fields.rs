@@ -718,6 +718,21 @@ pub fn record_update(
     api_version: &str,
     now: &str,
 ) {
+    record_update_with(old, new, manager, api_version, now, None);
+}
+
+/// `record_update` where entries of other apiVersions are judged on the objects converted to
+/// their version (Go's way), so a v1beta1 owner of `spec.flunderReference` loses it when a
+/// v1alpha1 update changes `spec.reference`. `convert` None compares everything in
+/// `api_version`.
+pub fn record_update_with(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    api_version: &str,
+    now: &str,
+    convert: Option<crate::apimachinery::apply::Convert<'_>>,
+) {
     let Some(new_obj) = new.as_object_mut() else {
         return;
     };
@@ -746,8 +761,33 @@ pub fn record_update(
     );
 
     let changed = cmp.added.union(&cmp.modified);
+    let mut other_versions: BTreeMap<String, Option<FieldSet>> = BTreeMap::new();
     for e in entries.iter_mut() {
-        e.set = e.set.difference(&changed).difference(&cmp.removed);
+        let lost = match convert {
+            Some(convert) if e.api_version != api_version => other_versions
+                .entry(e.api_version.clone())
+                .or_insert_with(|| {
+                    let o = convert(&base, &e.api_version)?;
+                    let n = convert(&*new, &e.api_version)?;
+                    let mut c = Comparison::default();
+                    compare(
+                        &mut Vec::new(),
+                        &mut Vec::new(),
+                        Some(&o),
+                        Some(&n),
+                        &list_strategy,
+                        &mut c,
+                        0,
+                    );
+                    Some(c.added.union(&c.modified).union(&c.removed))
+                })
+                .clone(),
+            _ => None,
+        };
+        e.set = match lost {
+            Some(lost) => e.set.difference(&lost),
+            None => e.set.difference(&changed).difference(&cmp.removed),
+        };
     }
     entries.retain(|e| !e.set.is_empty());
 

@@ -3,7 +3,6 @@
 
 use super::write::{MAX_RETRIES, UpdateError};
 use super::{Ctx, Store, check_fields, meta_str};
-use crate::api::GROUP;
 use crate::apimachinery::apply::{self, Apply};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::meta;
@@ -50,24 +49,23 @@ impl Store {
         )?;
         let config = decode_config(ctx, body)?;
         let (config, dupes) = config;
+        // Apply is always strict about unknown fields (SMD's typed conversion refuses them),
+        // whatever fieldValidation says; duplicates follow fieldValidation.
+        let schema = ctx.resource.schema(ctx.version);
+        if let Some(u) = decode::unknown_fields(&config, &schema, super::definitions()).first() {
+            return Err(ApiError::bad_request(format!(
+                "failed to create typed patch object ({api_version}, Kind={kind}; {ns}/{n}): .{u}: field not declared in schema",
+                api_version = ctx.api_version(),
+                kind = ctx.resource.kind(),
+                ns = ctx.namespace,
+                n = meta_str(&config, "name"),
+            )));
+        }
         let warnings = check_fields(ctx, &config, dupes, validation, true)?;
 
         let r = ctx.resource;
         let api_version = ctx.api_version();
-        let convert = |obj: &Value, to: &str| -> Option<Value> {
-            let to = to.strip_prefix(GROUP)?.strip_prefix('/')?;
-            let to = r.version(to)?.name;
-            let from = obj
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .and_then(|a| a.strip_prefix(GROUP)?.strip_prefix('/'))
-                .and_then(|v| r.version(v))
-                .map_or(ctx.version, |d| d.name);
-            if !obj.is_object() {
-                return None;
-            }
-            Some(r.hub_to_version(to, r.to_hub(from, obj.clone())))
-        };
+        let convert = |obj: &Value, to: &str| ctx.convert(obj, to);
         let now = meta::timestamp_now();
         let req = Apply {
             manager: &manager,

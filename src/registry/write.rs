@@ -358,12 +358,14 @@ impl Store {
         }
         if let Some(manager) = manager {
             let old_versioned = r.storage_to_version(ctx.version, old.object.clone());
-            managed_fields::record_update(
+            let convert = |obj: &Value, to: &str| ctx.convert(obj, to);
+            managed_fields::record_update_with(
                 Some(&old_versioned),
                 &mut new,
                 manager,
                 &ctx.api_version(),
                 &meta::timestamp_now(),
+                Some(&convert),
             );
         }
         let hub = r.to_hub(ctx.version, new);
