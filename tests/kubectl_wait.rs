@@ -109,4 +109,41 @@ async fn wait_for_delete(engine: Engine) {
     assert!(!out.status.success());
 }
 
-engine_tests!(wait_for_delete);
+async fn get_wide(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let flunder = "apiVersion: wardle.example.com/v1beta1\nkind: Flunder\nmetadata:\n  name: wide\nspec:\n  flunderReference: other\n  referenceType: Flunder\n";
+    let out = w.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(flunder));
+    assert!(out.status.success());
+    w.kubectl_ok(&["label", "flunder", "wide", "x=y"]);
+    let fischer = "apiVersion: wardle.example.com/v1alpha1\nkind: Fischer\nmetadata:\n  name: f\ndisallowedFlunders: [a, b]\n";
+    let out = w.kubectl_stdin(&["create", "-f", "-"], Some(fischer));
+    assert!(out.status.success());
+
+    let words = |s: &str| -> Vec<Vec<String>> {
+        s.lines()
+            .map(|l| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .collect()
+    };
+    let narrow = words(&w.kubectl_ok(&["get", "flunders"]));
+    assert_eq!(narrow[0], ["NAME", "REFERENCE TYPE", "REFERENCE", "AGE"]);
+    let wide = words(&w.kubectl_ok(&["get", "flunders", "-o", "wide"]));
+    assert_eq!(
+        wide[0],
+        ["NAME", "REFERENCE TYPE", "REFERENCE", "AGE", "MANAGERS"]
+    );
+    assert_eq!(wide[1][..3], ["wide", "Flunder", "other"]);
+    assert_eq!(wide[1][4], "kubectl,kubectl-label");
+
+    let wide = words(&w.kubectl_ok(&["get", "fischers", "-o", "wide"]));
+    assert_eq!(wide[0], ["NAME", "DISALLOWED", "AGE", "COUNT", "MANAGERS"]);
+    assert_eq!(wide[1][..2], ["f", "a,b"]);
+    assert_eq!(wide[1][3..], ["2", "kubectl-create"]);
+}
+
+engine_tests!(wait_for_delete, get_wide);
