@@ -294,6 +294,21 @@ async fn raw_apply_answers(engine: Engine) {
         r#"Apply failed with 1 conflict: conflict with "p" using wardle.example.com/v1alpha1: .spec.reference"#
     );
 
+    // A stale resourceVersion in the configuration is a precondition failure.
+    let stale = body.replace("  name: raw\n", "  name: raw\n  resourceVersion: \"1\"\n");
+    let r = w
+        .patch(
+            &format!("{ALPHA}/raw?fieldManager=m&force=true"),
+            APPLY,
+            &stale,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "Operation cannot be fulfilled on flunders.wardle.example.com \"raw\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+
     // Bad requests.
     let wrong = body.replace("v1alpha1", "v1beta1");
     let r = w

@@ -75,6 +75,8 @@ impl Store {
             convert: &convert,
         };
 
+        // A resourceVersion in the configuration is a precondition, as in any patch.
+        let client_rv = super::write::parse_rv_field(&config)?;
         for _ in 0..MAX_RETRIES {
             let existing = match self.storage.get(&ctx.key(name)).await {
                 Ok(e) => e,
@@ -98,6 +100,9 @@ impl Store {
                     Err(e) => return Err(e),
                 }
             };
+            if client_rv.is_some_and(|rv| rv != stored.rv) {
+                return Err(ApiError::modified_conflict(&r.group_resource(), name));
+            }
             let old = super::write::Current {
                 rv: stored.rv,
                 object: stored.object.value(),
@@ -117,7 +122,9 @@ impl Store {
                         created: false,
                     });
                 }
-                Err(UpdateError::Storage(StorageError::Conflict { .. })) => continue,
+                Err(UpdateError::Storage(StorageError::Conflict { .. })) if client_rv.is_none() => {
+                    continue;
+                }
                 Err(e) => return Err(e.into_api(ctx, name)),
             }
         }

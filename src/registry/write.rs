@@ -64,7 +64,7 @@ fn same_ignoring_times(a: &Value, b: &Value) -> bool {
     strip(a) == strip(b)
 }
 
-fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
+pub(super) fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
     match obj["metadata"].get("resourceVersion") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
