@@ -184,6 +184,24 @@ async fn kubectl_server_side_apply(engine: Engine) {
     }
     assert_eq!(get_json(&w, &["flunder", "ssa"]), before);
 
+    // An object made by client-side apply moves to server-side apply without conflicts
+    // (kubectl hands the client-side manager's fields to its Apply entry first).
+    let csa = manifest("", "one").replace("name: ssa", "name: csa");
+    let out = w.kubectl_stdin(&["apply", "-f", "-"], Some(&csa));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&csa.replace("flunderReference: one", "flunderReference: three")),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let moved = get_json(&w, &["flunder", "csa"]);
+    assert_eq!(moved["spec"]["flunderReference"], "three");
+    assert!(
+        managers(&moved).contains(&("kubectl".into(), "Apply".into())),
+        "{:?}",
+        managers(&moved)
+    );
+
     // Through the other version, managedFields keep the apiVersion each manager used.
     let alpha = get_json(&w, &["flunders.v1alpha1.wardle.example.com", "ssa"]);
     assert_eq!(alpha["spec"]["reference"], "two");
@@ -308,6 +326,47 @@ async fn raw_apply_answers(engine: Engine) {
         r.json()["message"],
         "Operation cannot be fulfilled on flunders.wardle.example.com \"raw\": the object has been modified; please apply your changes to the latest version and try again"
     );
+
+    // Fischer's disallowedFlunders is an atomic list: one owner for the whole list.
+    const FISCHERS: &str = "/apis/wardle.example.com/v1alpha1/fischers";
+    let fischer = |names: &str| {
+        format!(
+            "apiVersion: wardle.example.com/v1alpha1\nkind: Fischer\nmetadata:\n  name: fi\ndisallowedFlunders: [{names}]\n"
+        )
+    };
+    let r = w
+        .patch(
+            &format!("{FISCHERS}/fi?fieldManager=one"),
+            APPLY,
+            &fischer("a, b"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        r.json()["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:disallowedFlunders": {}})
+    );
+    let r = w
+        .patch(
+            &format!("{FISCHERS}/fi?fieldManager=two"),
+            APPLY,
+            &fischer("c"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        r#"Apply failed with 1 conflict: conflict with "one": .disallowedFlunders"#
+    );
+    let r = w
+        .patch(
+            &format!("{FISCHERS}/fi?fieldManager=two&force=true"),
+            APPLY,
+            &fischer("c"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["disallowedFlunders"], json!(["c"]));
 
     // Bad requests.
     let wrong = body.replace("v1alpha1", "v1beta1");

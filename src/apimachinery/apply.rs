@@ -385,6 +385,43 @@ fn prune(
     }
 }
 
+/// The annotation client-side `kubectl apply` keeps its configuration in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Fields the last-applied-configuration annotation sets to the value they still have.
+fn allowed_from_last_applied(live: &Value, req: &Apply<'_>) -> FieldSet {
+    let Some(text) = live["metadata"]["annotations"][LAST_APPLIED].as_str() else {
+        return FieldSet::new();
+    };
+    let Ok(last) = serde_json::from_str::<Value>(text) else {
+        return FieldSet::new();
+    };
+    if !last.is_object() {
+        return FieldSet::new();
+    }
+    let last = if last.get("apiVersion").and_then(Value::as_str) == Some(req.api_version) {
+        last
+    } else {
+        match (req.convert)(&last, req.api_version) {
+            Some(l) => l,
+            None => return FieldSet::new(),
+        }
+    };
+    let mut cmp = Comparison::default();
+    compare(
+        &mut Vec::new(),
+        &mut Vec::new(),
+        Some(&last),
+        Some(live),
+        &strategy,
+        &mut cmp,
+        0,
+    );
+    applied_set(&last)
+        .difference(&cmp.modified)
+        .difference(&cmp.removed)
+}
+
 /// Applies `config` to `live` (both in the request's version; `live` with its managedFields,
 /// `{}`-like for a create). Returns the merged object with managedFields set, or the 409 of
 /// Go when other managers own fields the configuration changes and `force` is off.
@@ -418,7 +455,7 @@ pub fn apply(live: &Value, config: &Value, req: &Apply<'_>) -> Result<Value, Api
     let mut old_cache = BTreeMap::new();
     let mut new_cache = BTreeMap::new();
     let mut comparisons: BTreeMap<String, Option<Comparison>> = BTreeMap::new();
-    let mut conflicts: Vec<(String, String)> = Vec::new();
+    let mut conflicts: Vec<(String, Vec<PathElement>)> = Vec::new();
     let mut taken: Vec<(usize, FieldSet)> = Vec::new();
     let mut drop_entries = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -445,13 +482,25 @@ pub fn apply(live: &Value, config: &Value, req: &Apply<'_>) -> Result<Value, Api
         let changed = cmp.modified.union(&cmp.added);
         let conflict = e.set.intersection(&changed);
         for p in conflict.paths() {
-            conflicts.push((print_manager(e), path_string(&p)));
+            conflicts.push((print_manager(e), p));
         }
         taken.push((i, conflict.union(&cmp.removed)));
     }
     if !conflicts.is_empty() && !req.force {
-        conflicts.sort();
-        return Err(conflict_error(&conflicts));
+        // kubectl's first server-side apply of an object it managed client-side may take the
+        // fields its last-applied-configuration still describes (AS `lastAppliedManager`).
+        if req.manager == "kubectl" {
+            let allowed = allowed_from_last_applied(&live_clean, req);
+            conflicts.retain(|(_, p)| !allowed.contains(p));
+        }
+        if !conflicts.is_empty() {
+            let mut named: Vec<(String, String)> = conflicts
+                .iter()
+                .map(|(m, p)| (m.clone(), path_string(p)))
+                .collect();
+            named.sort();
+            return Err(conflict_error(&named));
+        }
     }
     for (i, set) in taken {
         entries[i].set = entries[i].set.difference(&set);
@@ -708,6 +757,36 @@ mod tests {
                 .iter()
                 .all(|e| e["manager"] != "m"),
             "{o3}"
+        );
+    }
+
+    #[test]
+    fn kubectl_takes_over_client_side_apply_fields() {
+        let mut o = live();
+        o["spec"]["reference"] = json!("r");
+        o["metadata"]["annotations"] = json!({LAST_APPLIED: serde_json::to_string(
+            &json!({"apiVersion": A1, "kind": "Flunder", "metadata": {"name": "f"}, "spec": {"reference": "r"}})).unwrap()});
+        o["metadata"]["managedFields"] = json!([{"manager": "kubectl-client-side-apply", "operation": "Update",
+            "apiVersion": A1, "time": "2024-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}}},
+                         "f:spec": {"f:reference": {}}}}]);
+        let c = cfg(A1, json!({}), json!({"reference": "s"}));
+        // Another manager name gets the conflict; kubectl takes the field.
+        assert_eq!(
+            apply(&o, &c, &req("other", A1, false, "t"))
+                .unwrap_err()
+                .code,
+            409
+        );
+        let out = apply(&o, &c, &req("kubectl", A1, false, "t")).unwrap();
+        assert_eq!(out["spec"]["reference"], "s");
+        // Not when the field changed since the last client-side apply.
+        o["spec"]["reference"] = json!("edited");
+        assert_eq!(
+            apply(&o, &c, &req("kubectl", A1, false, "t"))
+                .unwrap_err()
+                .code,
+            409
         );
     }
 
