@@ -7,7 +7,7 @@
 
 use crate::apimachinery::gofmt::go_quote;
 use crate::apimachinery::managed_fields::{
-    Comparison, Entry, FieldSet, PathElement, cap_update_managers, children, compare,
+    Comparison, Entry, FieldSet, PathElement, atomic_item, cap_update_managers, children, compare,
     decode_entries, path_string, strip_meta, write_entries,
 };
 use crate::apimachinery::patch::{ListStrategy, list_strategy};
@@ -61,7 +61,7 @@ fn walk_applied(
     }
     let kids = children(v, fpath, &strategy);
     let container = match v {
-        Value::Object(m) => !m.is_empty(),
+        Value::Object(m) => !m.is_empty() && !atomic_item(fpath, &strategy),
         Value::Array(a) => strategy(fpath) != ListStrategy::Atomic && !a.is_empty(),
         _ => false,
     };
@@ -207,7 +207,7 @@ fn merge_at(live: &Value, config: &Value, fpath: &mut Vec<String>, depth: usize)
         return config.clone();
     }
     match (live, config) {
-        (Value::Object(l), Value::Object(c)) => {
+        (Value::Object(l), Value::Object(c)) if !atomic_item(fpath, &strategy) => {
             let mut out = l.clone();
             for (k, cv) in c {
                 if cv.is_null() {
@@ -623,9 +623,10 @@ mod tests {
         let m = merge(&l, &c);
         assert_eq!(m["metadata"]["labels"], json!({"a": "1", "b": "2"}));
         assert_eq!(m["metadata"]["finalizers"], json!(["x", "z", "y"]));
+        // OwnerReferences are atomic items: replaced whole, matched by uid.
         assert_eq!(
             m["metadata"]["ownerReferences"],
-            json!([{"uid": "1", "name": "n", "kind": "K"}])
+            json!([{"uid": "1", "kind": "K"}])
         );
         assert_eq!(m["spec"], json!({"referenceType": "Flunder"}));
         assert_eq!(m["list"], json!([3]), "atomic lists are replaced");

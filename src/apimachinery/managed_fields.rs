@@ -371,6 +371,9 @@ pub(crate) fn children<'v>(
     strategy: &dyn Fn(&[String]) -> ListStrategy,
 ) -> Vec<(PathElement, Option<String>, &'v Value)> {
     match v {
+        // An object where a keyed list is: one of its items, which are atomic (OwnerReference
+        // is `x-kubernetes-map-type: atomic`, the only keyed list here).
+        Value::Object(_) if atomic_item(fpath, strategy) => Vec::new(),
         Value::Object(m) => m
             .iter()
             .map(|(k, c)| (PathElement::Field(k.clone()), Some(k.clone()), c))
@@ -402,9 +405,15 @@ pub(crate) fn children<'v>(
     }
 }
 
+/// List items add no segment to `fpath`, so an object at a keyed list's path is one of its
+/// items; those are atomic (owned and replaced whole).
+pub(crate) fn atomic_item(fpath: &[String], strategy: &dyn Fn(&[String]) -> ListStrategy) -> bool {
+    matches!(strategy(fpath), ListStrategy::Map(_))
+}
+
 fn is_container(v: &Value, fpath: &[String], strategy: &dyn Fn(&[String]) -> ListStrategy) -> bool {
     match v {
-        Value::Object(_) => true,
+        Value::Object(_) => !atomic_item(fpath, strategy),
         Value::Array(_) => strategy(fpath) != ListStrategy::Atomic,
         _ => false,
     }
@@ -949,7 +958,7 @@ mod tests {
                 "f:metadata": {
                     "f:finalizers": {".": {}, "v:\"x\"": {}},
                     "f:labels": {".": {}, "f:a": {}},
-                    "f:ownerReferences": {".": {}, "k:{\"uid\":\"1\"}": {".": {}, "f:name": {}, "f:uid": {}}}
+                    "f:ownerReferences": {".": {}, "k:{\"uid\":\"1\"}": {}}
                 },
                 "f:spec": {".": {}, "f:reference": {}},
                 "f:status": {}
