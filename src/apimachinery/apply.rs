@@ -362,14 +362,9 @@ fn prune(
         if w == v {
             continue;
         }
-        let (Some(m_w), Some(p_w)) = (
-            if *w == at {
-                Some(merged_v.clone())
-            } else {
-                (req.convert)(&merged_v, w)
-            },
-            (req.convert)(&pruned, w),
-        ) else {
+        // Both carry their apiVersion; the converter reads it.
+        let (Some(m_w), Some(p_w)) = ((req.convert)(&merged_v, w), (req.convert)(&pruned, w))
+        else {
             continue;
         };
         let drop = full_set(&m_w)

@@ -40,15 +40,8 @@ impl Store {
                 )],
             ));
         };
-        let manager = self.manager(
-            ctx,
-            &WriteOptions {
-                field_manager: Some(manager),
-                ..opts.clone()
-            },
-        )?;
-        let config = decode_config(ctx, body)?;
-        let (config, dupes) = config;
+        // WriteOptions::parse has already refused an invalid fieldManager.
+        let (config, dupes) = decode_config(ctx, body)?;
         // Apply is always strict about unknown fields (SMD's typed conversion refuses them),
         // whatever fieldValidation says; duplicates follow fieldValidation.
         let schema = ctx.resource.schema(ctx.version);
