@@ -787,6 +787,25 @@ mod tests {
     }
 
     #[test]
+    fn pruning_across_versions() {
+        let c1 = cfg(A1, json!({"a": "1"}), json!({"reference": "r"}));
+        let o1 = apply(&live(), &c1, &req("m", A1, false, "t1")).unwrap();
+        // m now applies through v1beta1 and no longer sets the reference: it goes, the label
+        // it still applies stays, and its entry moves to v1beta1.
+        let o1_b1 = convert(&o1, B1).unwrap();
+        let c2 = cfg(B1, json!({"a": "1"}), json!({}));
+        let o2 = apply(&o1_b1, &c2, &req("m", B1, false, "t2")).unwrap();
+        assert_eq!(o2["metadata"]["labels"], json!({"a": "1"}));
+        assert!(o2["spec"].get("flunderReference").is_none(), "{o2}");
+        let e = entry(&o2, "m");
+        assert_eq!(e["apiVersion"], B1);
+        assert_eq!(
+            e["fieldsV1"],
+            json!({"f:metadata": {"f:labels": {"f:a": {}}}})
+        );
+    }
+
+    #[test]
     fn multiple_conflicts_message() {
         let err = conflict_error(&[
             ("\"a\"".into(), ".spec.x".into()),
