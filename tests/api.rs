@@ -775,7 +775,10 @@ async fn negotiation_and_tables(engine: Engine) {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(cols, vec!["Name", "Reference Type", "Reference", "Age"]);
+    assert_eq!(
+        cols,
+        vec!["Name", "Reference Type", "Reference", "Age", "Managers"]
+    );
     assert_eq!(t["rows"][0]["cells"][0], "t");
     assert_eq!(t["rows"][0]["cells"][1], "Flunder");
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");

@@ -94,19 +94,32 @@ impl Resource for Fischer {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column {
-            name: "Disallowed",
-            type_: "string",
-            format: "",
-            description: "The Flunder names this Fischer bans.",
-            priority: 0,
-        }]
+        vec![
+            Column {
+                name: "Disallowed",
+                type_: "string",
+                format: "",
+                description: "The Flunder names this Fischer bans.",
+                priority: 0,
+            },
+            Column {
+                name: "Count",
+                type_: "integer",
+                format: "",
+                description: "How many Flunder names this Fischer bans.",
+                priority: 1,
+            },
+            super::managers_column(),
+        ]
     }
 
     fn cells(&self, hub: &Value) -> Vec<Value> {
         let names = disallowed(hub);
+        let wide = [json!(names.len()), super::managers_cell(hub)];
         if names.is_empty() {
-            return vec![json!("<none>")];
+            let mut out = vec![json!("<none>")];
+            out.extend(wide);
+            return out;
         }
         // Like kubectl's own list columns: the first few names, then a count of the rest.
         let shown: Vec<&str> = names.iter().take(3).copied().collect();
@@ -114,7 +127,9 @@ impl Resource for Fischer {
         if names.len() > 3 {
             cell.push_str(&format!(" + {} more...", names.len() - 3));
         }
-        vec![json!(cell)]
+        let mut out = vec![json!(cell)];
+        out.extend(wide);
+        out
     }
 }
 
@@ -125,8 +140,14 @@ mod tests {
     #[test]
     fn cells_summarise_long_lists() {
         let o = json!({"disallowedFlunders": ["a", "b", "c", "d", "e"]});
-        assert_eq!(Fischer.cells(&o), vec![json!("a,b,c + 2 more...")]);
-        assert_eq!(Fischer.cells(&json!({})), vec![json!("<none>")]);
+        assert_eq!(
+            Fischer.cells(&o),
+            vec![json!("a,b,c + 2 more..."), json!(5), json!("<none>")]
+        );
+        assert_eq!(
+            Fischer.cells(&json!({})),
+            vec![json!("<none>"), json!(0), json!("<none>")]
+        );
     }
 
     #[test]

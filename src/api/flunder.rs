@@ -270,6 +270,7 @@ impl Resource for Flunder {
                 description: "The name of the referenced Flunder (same namespace) or Fischer.",
                 priority: 0,
             },
+            super::managers_column(),
         ]
     }
 
@@ -286,7 +287,7 @@ impl Resource for Flunder {
                 json!(s)
             }
         };
-        vec![show(t), show(r)]
+        vec![show(t), show(r), super::managers_cell(hub)]
     }
 }
 

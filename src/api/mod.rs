@@ -94,6 +94,38 @@ pub trait Resource: Send + Sync + 'static {
     }
 }
 
+/// The `-o wide` Managers cell: the distinct field managers of an object, in managedFields order.
+pub fn managers_cell(obj: &Value) -> Value {
+    let mut names: Vec<&str> = Vec::new();
+    for e in obj["metadata"]["managedFields"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        if let Some(m) = e["manager"].as_str()
+            && !names.contains(&m)
+        {
+            names.push(m);
+        }
+    }
+    if names.is_empty() {
+        Value::from("<none>")
+    } else {
+        Value::from(names.join(","))
+    }
+}
+
+/// The `-o wide` Managers column.
+pub fn managers_column() -> Column {
+    Column {
+        name: "Managers",
+        type_: "string",
+        format: "",
+        description: "The field managers that own fields of the object (metadata.managedFields).",
+        priority: 1,
+    }
+}
+
 /// The resources this server serves, in discovery order (sorted by plural name).
 pub fn resources() -> &'static [&'static dyn Resource] {
     static ALL: [&dyn Resource; 2] = [&fischer::Fischer, &flunder::Flunder];

@@ -185,6 +185,16 @@ impl FieldSet {
         }
     }
 
+    /// The paths below `pe` (relative to it), if any.
+    pub fn child(&self, pe: &PathElement) -> Option<&FieldSet> {
+        self.nodes.get(pe).map(|n| &n.children)
+    }
+
+    /// Whether `pe` itself is a member.
+    pub fn has(&self, pe: &PathElement) -> bool {
+        self.nodes.get(pe).is_some_and(|n| n.member)
+    }
+
     pub fn contains(&self, path: &[PathElement]) -> bool {
         let Some((first, rest)) = path.split_first() else {
             return false;
@@ -348,19 +358,22 @@ impl FieldSet {
 
 /// What changed between two objects (SMD `typed.Comparison`): nodes and all their descendants.
 #[derive(Debug, Default)]
-struct Comparison {
-    added: FieldSet,
-    removed: FieldSet,
-    modified: FieldSet,
+pub(crate) struct Comparison {
+    pub(crate) added: FieldSet,
+    pub(crate) removed: FieldSet,
+    pub(crate) modified: FieldSet,
 }
 
 /// Children of a value for comparison: object fields, and items of set/keyed lists.
-fn children<'v>(
+pub(crate) fn children<'v>(
     v: &'v Value,
     fpath: &[String],
     strategy: &dyn Fn(&[String]) -> ListStrategy,
 ) -> Vec<(PathElement, Option<String>, &'v Value)> {
     match v {
+        // An object where a keyed list is: one of its items, which are atomic (OwnerReference
+        // is `x-kubernetes-map-type: atomic`, the only keyed list here).
+        Value::Object(_) if atomic_item(fpath, strategy) => Vec::new(),
         Value::Object(m) => m
             .iter()
             .map(|(k, c)| (PathElement::Field(k.clone()), Some(k.clone()), c))
@@ -392,9 +405,15 @@ fn children<'v>(
     }
 }
 
+/// List items add no segment to `fpath`, so an object at a keyed list's path is one of its
+/// items; those are atomic (owned and replaced whole).
+pub(crate) fn atomic_item(fpath: &[String], strategy: &dyn Fn(&[String]) -> ListStrategy) -> bool {
+    matches!(strategy(fpath), ListStrategy::Map(_))
+}
+
 fn is_container(v: &Value, fpath: &[String], strategy: &dyn Fn(&[String]) -> ListStrategy) -> bool {
     match v {
-        Value::Object(_) => true,
+        Value::Object(_) => !atomic_item(fpath, strategy),
         Value::Array(_) => strategy(fpath) != ListStrategy::Atomic,
         _ => false,
     }
@@ -403,7 +422,7 @@ fn is_container(v: &Value, fpath: &[String], strategy: &dyn Fn(&[String]) -> Lis
 /// Bounds recursion on hostile input (bodies are already depth-limited by the JSON parser).
 const MAX_DEPTH: usize = 200;
 
-fn compare(
+pub(crate) fn compare(
     path: &mut Vec<PathElement>,
     fpath: &mut Vec<String>,
     old: Option<&Value>,
@@ -494,7 +513,7 @@ fn step(
 }
 
 /// Go's stripMeta set: paths no Update ever owns.
-fn strip_meta(mut set: FieldSet) -> FieldSet {
+pub(crate) fn strip_meta(mut set: FieldSet) -> FieldSet {
     let f = |s: &str| PathElement::Field(s.to_string());
     set.remove(&[f("apiVersion")]);
     set.remove(&[f("kind")]);
@@ -517,17 +536,17 @@ fn strip_meta(mut set: FieldSet) -> FieldSet {
 
 /// One decoded managedFields entry.
 #[derive(Debug, Clone)]
-struct Entry {
-    manager: String,
-    operation: String,
-    api_version: String,
-    time: Option<String>,
-    subresource: String,
-    set: FieldSet,
+pub(crate) struct Entry {
+    pub(crate) manager: String,
+    pub(crate) operation: String,
+    pub(crate) api_version: String,
+    pub(crate) time: Option<String>,
+    pub(crate) subresource: String,
+    pub(crate) set: FieldSet,
 }
 
 impl Entry {
-    fn same_identity(&self, other: &Entry) -> bool {
+    pub(crate) fn same_identity(&self, other: &Entry) -> bool {
         // Apply entries are identified without their apiVersion (Go BuildManagerIdentifier).
         self.manager == other.manager
             && self.operation == other.operation
@@ -535,7 +554,7 @@ impl Entry {
             && (self.operation == "Apply" || self.api_version == other.api_version)
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("manager".into(), json!(self.manager));
         m.insert("operation".into(), json!(self.operation));
@@ -564,7 +583,7 @@ impl Entry {
 }
 
 /// Go's DecodeManagedFields: every entry must be well formed, or the whole list is refused.
-fn decode_entries(v: Option<&Value>) -> Result<Vec<Entry>, String> {
+pub(crate) fn decode_entries(v: Option<&Value>) -> Result<Vec<Entry>, String> {
     let Some(v) = v else { return Ok(Vec::new()) };
     let Value::Array(items) = v else {
         return Err("managedFields must be a list".into());
@@ -633,7 +652,7 @@ fn starting_entries(live: Option<&Value>, requested: Option<&Value>) -> Vec<Entr
 /// Go keeps at most this many Update entries; older ones fold into `ancient-changes`.
 const MAX_UPDATE_MANAGERS: usize = 10;
 
-fn cap_update_managers(entries: &mut Vec<Entry>) {
+pub(crate) fn cap_update_managers(entries: &mut Vec<Entry>) {
     let is_update = |e: &Entry| e.operation == "Update";
     let mut updaters: Vec<Entry> = entries.iter().filter(|e| is_update(e)).cloned().collect();
     if updaters.len() <= MAX_UPDATE_MANAGERS {
@@ -708,6 +727,21 @@ pub fn record_update(
     api_version: &str,
     now: &str,
 ) {
+    record_update_with(old, new, manager, api_version, now, None);
+}
+
+/// `record_update` where entries of other apiVersions are judged on the objects converted to
+/// their version (Go's way), so a v1beta1 owner of `spec.flunderReference` loses it when a
+/// v1alpha1 update changes `spec.reference`. `convert` None compares everything in
+/// `api_version`.
+pub fn record_update_with(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    api_version: &str,
+    now: &str,
+    convert: Option<crate::apimachinery::apply::Convert<'_>>,
+) {
     let Some(new_obj) = new.as_object_mut() else {
         return;
     };
@@ -736,8 +770,33 @@ pub fn record_update(
     );
 
     let changed = cmp.added.union(&cmp.modified);
+    let mut other_versions: BTreeMap<String, Option<FieldSet>> = BTreeMap::new();
     for e in entries.iter_mut() {
-        e.set = e.set.difference(&changed).difference(&cmp.removed);
+        let lost = match convert {
+            Some(convert) if e.api_version != api_version => other_versions
+                .entry(e.api_version.clone())
+                .or_insert_with(|| {
+                    let o = convert(&base, &e.api_version)?;
+                    let n = convert(&*new, &e.api_version)?;
+                    let mut c = Comparison::default();
+                    compare(
+                        &mut Vec::new(),
+                        &mut Vec::new(),
+                        Some(&o),
+                        Some(&n),
+                        &list_strategy,
+                        &mut c,
+                        0,
+                    );
+                    Some(c.added.union(&c.modified).union(&c.removed))
+                })
+                .clone(),
+            _ => None,
+        };
+        e.set = match lost {
+            Some(lost) => e.set.difference(&lost),
+            None => e.set.difference(&changed).difference(&cmp.removed),
+        };
     }
     entries.retain(|e| !e.set.is_empty());
 
@@ -760,7 +819,12 @@ pub fn record_update(
         }
     }
     cap_update_managers(&mut entries);
+    write_entries(new, entries);
+}
 
+/// Go's order of managedFields (Apply before Update, then by time, manager, apiVersion), written
+/// into `obj.metadata.managedFields` (removed when there are none).
+pub(crate) fn write_entries(obj: &mut Value, mut entries: Vec<Entry>) {
     entries.sort_by(|a, b| {
         a.operation
             .cmp(&b.operation)
@@ -769,8 +833,7 @@ pub fn record_update(
             .then_with(|| a.api_version.cmp(&b.api_version))
             .then_with(|| a.subresource.cmp(&b.subresource))
     });
-
-    let Some(meta) = new
+    let Some(meta) = obj
         .as_object_mut()
         .and_then(|o| o.get_mut("metadata"))
         .and_then(Value::as_object_mut)
@@ -895,7 +958,7 @@ mod tests {
                 "f:metadata": {
                     "f:finalizers": {".": {}, "v:\"x\"": {}},
                     "f:labels": {".": {}, "f:a": {}},
-                    "f:ownerReferences": {".": {}, "k:{\"uid\":\"1\"}": {".": {}, "f:name": {}, "f:uid": {}}}
+                    "f:ownerReferences": {".": {}, "k:{\"uid\":\"1\"}": {}}
                 },
                 "f:spec": {".": {}, "f:reference": {}},
                 "f:status": {}

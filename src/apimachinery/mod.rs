@@ -1,6 +1,7 @@
 //! Generic Kubernetes machinery, independent of wardle's types: Status errors, ObjectMeta rules,
 //! selectors, continue tokens, patches, managed fields, strict decoding.
 
+pub mod apply;
 pub mod continue_token;
 pub mod decode;
 pub mod fields;

@@ -56,8 +56,9 @@ pub fn apply_patch(
         PatchType::Json => json_patch_apply(original, body),
         PatchType::Merge => merge_patch_apply(original, body),
         PatchType::StrategicMerge => strategic_merge_patch(original, body),
-        PatchType::Apply => Err(ApiError::unsupported_media_type(
-            "server-side apply (application/apply-patch+yaml) is not supported yet; use application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json",
+        // Apply needs field ownership: the Store routes it to `apimachinery::apply` instead.
+        PatchType::Apply => Err(ApiError::bad_request(
+            "server-side apply patches are merged with field ownership, not as plain patches",
         )),
     }
 }
@@ -964,7 +965,7 @@ mod tests {
             );
         }
         let e = apply_patch(PatchType::Apply, &flunder(), b"{}").unwrap_err();
-        assert_eq!(e.code, 415);
+        assert_eq!(e.code, 400);
     }
 
     #[test]

@@ -359,6 +359,19 @@ async fn handle(
             }
             let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
             let body = read_body(req.body).await?;
+            if patch_type == PatchType::Apply {
+                let applied = store.apply(&ctx, &info.name, &body, &opts, mode).await?;
+                let code = if applied.created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                return Ok(ok(
+                    code,
+                    &render_item(resource, version, &neg, query, applied.object)?,
+                    &applied.warnings,
+                ));
+            }
             let (patched, warnings) = store
                 .patch(&ctx, &info.name, patch_type, &body, &opts, mode)
                 .await?;

@@ -67,14 +67,14 @@ fn column(name: &str, type_: &str, format: &str, description: &str, priority: i3
 /// The column definitions of a kind's Table.
 pub fn column_definitions(resource: &dyn Resource) -> Vec<Value> {
     let mut cols = vec![column("Name", "string", "name", NAME_DESCRIPTION, 0)];
-    cols.extend(
-        resource
-            .columns()
-            .iter()
-            .map(|c| column(c.name, c.type_, c.format, c.description, c.priority)),
-    );
+    let defined = resource.columns();
+    let as_column =
+        |c: &crate::api::Column| column(c.name, c.type_, c.format, c.description, c.priority);
+    cols.extend(defined.iter().filter(|c| c.priority == 0).map(as_column));
     // "date" like Go's built-in printers' Age column; the cell is already a human duration.
     cols.push(column("Age", "date", "", CREATION_DESCRIPTION, 0));
+    // `-o wide` columns follow Age, as on built-in kinds (pods: ... AGE IP NODE).
+    cols.extend(defined.iter().filter(|c| c.priority != 0).map(as_column));
     cols
 }
 
@@ -151,11 +151,18 @@ fn row(
         .unwrap_or("");
     let hub = resource.to_hub(resource.storage_version(), obj.clone());
     let mut cells = vec![json!(name)];
-    cells.extend(resource.cells(&hub));
+    let defined = resource.columns();
+    let (narrow, wide): (Vec<_>, Vec<_>) = resource
+        .cells(&hub)
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| defined.get(*i).is_none_or(|c| c.priority == 0));
+    cells.extend(narrow.into_iter().map(|(_, c)| c));
     let created = obj
         .pointer("/metadata/creationTimestamp")
         .and_then(Value::as_str);
     cells.push(json!(age(created, now)));
+    cells.extend(wide.into_iter().map(|(_, c)| c));
     let object = match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Metadata => partial_object_metadata(obj, target_version),
@@ -348,20 +355,17 @@ mod tests {
         assert_eq!(cols[0]["name"], "Name");
         assert_eq!(cols[0]["format"], "name");
         assert_eq!(cols[0]["description"], NAME_DESCRIPTION);
-        assert_eq!(cols.last().unwrap()["name"], "Age");
         let rows = t["rows"].as_array().unwrap();
         let cells = rows[0]["cells"].as_array().unwrap();
         assert_eq!(cells.len(), cols.len());
         assert_eq!(cells[0], "a");
-        assert_eq!(
-            cells[1..cells.len() - 1],
-            Flunder.cells(&Flunder.to_hub("v1alpha1", objs[0].clone()))[..]
-        );
-        assert_eq!(cells.last().unwrap(), "5m");
-        assert_eq!(
-            rows[1]["cells"].as_array().unwrap().last().unwrap(),
-            "<unknown>"
-        );
+        let narrow = Flunder.columns().iter().filter(|c| c.priority == 0).count();
+        let all = Flunder.cells(&Flunder.to_hub("v1alpha1", objs[0].clone()));
+        assert_eq!(cells[1..=narrow], all[..narrow]);
+        assert_eq!(cells[narrow + 1], "5m");
+        assert_eq!(cells[narrow + 2..], all[narrow..]);
+        assert_eq!(cols[narrow + 1]["name"], "Age");
+        assert_eq!(rows[1]["cells"][narrow + 1], "<unknown>");
         assert_eq!(rows[0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(rows[0]["object"]["apiVersion"], "meta.k8s.io/v1");
         assert_eq!(rows[0]["object"]["metadata"], objs[0]["metadata"]);
@@ -386,10 +390,8 @@ mod tests {
         let o = &t["rows"][0]["object"];
         assert_eq!(o["apiVersion"], "wardle.example.com/v1beta1");
         assert_eq!(o["spec"]["flunderReference"], "other");
-        assert_eq!(
-            t["rows"][0]["cells"].as_array().unwrap().last().unwrap(),
-            "45s"
-        );
+        // Age comes after the default columns; the -o wide ones follow it.
+        assert_eq!(t["rows"][0]["cells"][3], "45s");
         let t = table_at(
             &Flunder,
             "v1alpha1",

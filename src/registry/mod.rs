@@ -2,8 +2,11 @@
 //! Objects enter as versioned JSON of the request's version and leave as storage JSON (with
 //! `metadata.resourceVersion`); the HTTP layer converts them to the version and format asked for.
 
+mod apply;
 mod list;
 mod write;
+
+pub use apply::Applied;
 
 pub use list::ListResult;
 pub use write::Deleted;
@@ -37,6 +40,24 @@ impl Ctx<'_> {
 
     fn api_version(&self) -> String {
         format!("{}/{}", crate::api::GROUP, self.version)
+    }
+
+    /// Converts a full object (carrying its apiVersion; the request's version if it has none)
+    /// to the served apiVersion `to` (`wardle.example.com/v1beta1`): managedFields entries are
+    /// judged in the version they were recorded in.
+    fn convert(&self, obj: &Value, to: &str) -> Option<Value> {
+        let r = self.resource;
+        let to = r.version(to.strip_prefix(crate::api::GROUP)?.strip_prefix('/')?)?;
+        let from = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .and_then(|a| a.strip_prefix(crate::api::GROUP)?.strip_prefix('/'))
+            .and_then(|v| r.version(v))
+            .map_or(self.version, |d| d.name);
+        if !obj.is_object() {
+            return None;
+        }
+        Some(r.hub_to_version(to.name, r.to_hub(from, obj.clone())))
     }
 
     fn invalid(&self, name: &str, errs: &[FieldError]) -> ApiError {

@@ -12,7 +12,7 @@ use crate::storage::types::{Preconditions, StorageError, Write, WriteOp};
 use serde_json::{Value, json};
 
 /// How often a write that raced another writer is retried before giving up with a 409.
-const MAX_RETRIES: usize = 16;
+pub(super) const MAX_RETRIES: usize = 16;
 /// Go retries a generateName collision this many times.
 const NAME_ATTEMPTS: usize = 8;
 
@@ -35,7 +35,7 @@ const SYSTEM_FIELDS: &[&str] = &[
     "generation",
 ];
 
-fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+pub(super) fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !obj["metadata"].is_object() {
         obj["metadata"] = json!({});
     }
@@ -64,7 +64,7 @@ fn same_ignoring_times(a: &Value, b: &Value) -> bool {
     strip(a) == strip(b)
 }
 
-fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
+pub(super) fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
     match obj["metadata"].get("resourceVersion") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -79,13 +79,13 @@ fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
 }
 
 /// The stored version a write starts from, parsed: writes edit and compare trees.
-struct Current {
-    rv: i64,
-    object: Value,
+pub(super) struct Current {
+    pub(super) rv: i64,
+    pub(super) object: Value,
 }
 
 impl Store {
-    fn manager(&self, ctx: &Ctx<'_>, opts: &WriteOptions) -> ApiResult<String> {
+    pub(super) fn manager(&self, ctx: &Ctx<'_>, opts: &WriteOptions) -> ApiResult<String> {
         match &opts.field_manager {
             Some(m) => {
                 managed_fields::validate_manager(m)?;
@@ -109,7 +109,7 @@ impl Store {
     }
 
     /// Check the body's apiVersion/kind against the URL (they may be omitted).
-    fn check_type_meta(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
+    pub(super) fn check_type_meta(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
         let expected = ctx.api_version();
         if let Some(av) = obj.get("apiVersion").and_then(Value::as_str)
             && !av.is_empty()
@@ -137,7 +137,7 @@ impl Store {
     }
 
     /// The body's namespace must be empty or the URL's; cluster-scoped kinds have none.
-    fn settle_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
+    pub(super) fn settle_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
         let body_ns = meta_str(obj, "namespace").to_string();
         let m = meta_mut(obj);
         if ctx.resource.namespaced() {
@@ -154,11 +154,17 @@ impl Store {
     }
 
     /// POST: returns the stored object (201).
-    pub async fn create(
+    pub async fn create(&self, ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        self.create_inner(ctx, obj, opts, true).await
+    }
+
+    /// create; `record` is false when managedFields were already computed (server-side apply).
+    pub(super) async fn create_inner(
         &self,
         ctx: &Ctx<'_>,
         mut obj: Value,
         opts: &WriteOptions,
+        record: bool,
     ) -> ApiResult<Value> {
         let r = ctx.resource;
         Self::check_type_meta(ctx, &obj)?;
@@ -171,9 +177,17 @@ impl Store {
         let errs = r.validate_versioned(ctx.version, &obj);
         let manager = self.manager(ctx, opts)?;
         let now = meta::timestamp_now();
-        // Go diffs a create against the kind's empty object, so `spec: {}` itself isn't owned.
-        let empty = r.hub_to_version(ctx.version, json!({"metadata": {}}));
-        managed_fields::record_update(Some(&empty), &mut obj, &manager, &ctx.api_version(), &now);
+        if record {
+            // Go diffs a create against the kind's empty object, so `spec: {}` itself isn't owned.
+            let empty = r.hub_to_version(ctx.version, json!({"metadata": {}}));
+            managed_fields::record_update(
+                Some(&empty),
+                &mut obj,
+                &manager,
+                &ctx.api_version(),
+                &now,
+            );
+        }
 
         // Admission sees the name as sent: a generateName create has none yet (as in Go).
         let requested_name = meta_str(&obj, "name").to_string();
@@ -249,7 +263,7 @@ impl Store {
         e
     }
 
-    async fn current(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Current> {
+    pub(super) async fn current(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Current> {
         match self.storage.get(&ctx.key(name)).await {
             Ok(Some(s)) => Ok(Current {
                 rv: s.rv,
@@ -298,19 +312,20 @@ impl Store {
             ));
         }
         let manager = self.manager(ctx, opts)?;
-        self.update_from(ctx, name, &old, obj, &manager, opts.dry_run)
+        self.update_from(ctx, name, &old, obj, Some(&manager), opts.dry_run)
             .await
             .map_err(|e| e.into_api(ctx, name))
     }
 
     /// The part of update shared by PUT and PATCH: `new` is versioned JSON based on `old`.
-    async fn update_from(
+    /// `manager` None: managedFields were already computed (server-side apply).
+    pub(super) async fn update_from(
         &self,
         ctx: &Ctx<'_>,
         name: &str,
         old: &Current,
         mut new: Value,
-        manager: &str,
+        manager: Option<&str>,
         dry_run: bool,
     ) -> Result<Value, UpdateError> {
         let r = ctx.resource;
@@ -341,14 +356,18 @@ impl Store {
                 };
             }
         }
-        let old_versioned = r.storage_to_version(ctx.version, old.object.clone());
-        managed_fields::record_update(
-            Some(&old_versioned),
-            &mut new,
-            manager,
-            &ctx.api_version(),
-            &meta::timestamp_now(),
-        );
+        if let Some(manager) = manager {
+            let old_versioned = r.storage_to_version(ctx.version, old.object.clone());
+            let convert = |obj: &Value, to: &str| ctx.convert(obj, to);
+            managed_fields::record_update_with(
+                Some(&old_versioned),
+                &mut new,
+                manager,
+                &ctx.api_version(),
+                &meta::timestamp_now(),
+                Some(&convert),
+            );
+        }
         let hub = r.to_hub(ctx.version, new);
         let old_hub = r.to_hub(r.storage_version(), old.object.clone());
         errs.extend(meta::validate_update(
@@ -440,7 +459,7 @@ impl Store {
             let mut patched = patched;
             Self::settle_namespace(ctx, &mut patched)?;
             match self
-                .update_from(ctx, name, &old, patched, &manager, opts.dry_run)
+                .update_from(ctx, name, &old, patched, Some(&manager), opts.dry_run)
                 .await
             {
                 Ok(v) => return Ok((v, warnings)),
@@ -535,13 +554,13 @@ impl Store {
 }
 
 /// An update failure that the patch loop may retry (a storage Conflict) or report.
-enum UpdateError {
+pub(super) enum UpdateError {
     Api(ApiError),
     Storage(StorageError),
 }
 
 impl UpdateError {
-    fn into_api(self, ctx: &Ctx<'_>, name: &str) -> ApiError {
+    pub(super) fn into_api(self, ctx: &Ctx<'_>, name: &str) -> ApiError {
         match self {
             UpdateError::Api(e) => e,
             UpdateError::Storage(e) => ctx.storage_error(name, e),

@@ -1,0 +1,176 @@
+//! PATCH with `application/apply-patch+yaml`: server-side apply on the generic Store (AS
+//! `handlers/patch.go` applyPatcher): create when absent, else merge with field ownership.
+
+use super::write::{MAX_RETRIES, UpdateError};
+use super::{Ctx, Store, check_fields, meta_str};
+use crate::apimachinery::apply::{self, Apply};
+use crate::apimachinery::decode::{self, FieldValidation};
+use crate::apimachinery::meta;
+use crate::apimachinery::options::WriteOptions;
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
+use crate::storage::types::StorageError;
+use serde_json::{Value, json};
+
+/// What an apply did: the object, strict-decoding warnings, and whether it was created (201).
+pub struct Applied {
+    pub object: Value,
+    pub warnings: Vec<String>,
+    pub created: bool,
+}
+
+impl Store {
+    /// Server-side apply of `body` (YAML or JSON) to the object `name`.
+    pub async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        body: &[u8],
+        opts: &WriteOptions,
+        validation: FieldValidation,
+    ) -> ApiResult<Applied> {
+        let Some(manager) = opts.field_manager.clone() else {
+            return Err(ApiError::invalid(
+                "PatchOptions.meta.k8s.io",
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                &[FieldError::required(
+                    "fieldManager",
+                    "is required for apply patch",
+                )],
+            ));
+        };
+        // WriteOptions::parse has already refused an invalid fieldManager.
+        let (config, dupes) = decode_config(ctx, body)?;
+        // Apply is always strict about unknown fields (SMD's typed conversion refuses them),
+        // whatever fieldValidation says; duplicates follow fieldValidation.
+        let schema = ctx.resource.schema(ctx.version);
+        if let Some(u) = decode::unknown_fields(&config, &schema, super::definitions()).first() {
+            return Err(ApiError::bad_request(format!(
+                "failed to create typed patch object ({api_version}, Kind={kind}; {ns}/{n}): .{u}: field not declared in schema",
+                api_version = ctx.api_version(),
+                kind = ctx.resource.kind(),
+                ns = ctx.namespace,
+                n = meta_str(&config, "name"),
+            )));
+        }
+        let warnings = check_fields(ctx, &config, dupes, validation, true)?;
+
+        let r = ctx.resource;
+        let api_version = ctx.api_version();
+        let convert = |obj: &Value, to: &str| ctx.convert(obj, to);
+        let now = meta::timestamp_now();
+        let req = Apply {
+            manager: &manager,
+            api_version: &api_version,
+            force: opts.force.unwrap_or(false),
+            now: &now,
+            convert: &convert,
+        };
+
+        // A resourceVersion in the configuration is a precondition, as in any patch.
+        let client_rv = super::write::parse_rv_field(&config)?;
+        for _ in 0..MAX_RETRIES {
+            let existing = match self.storage.get(&ctx.key(name)).await {
+                Ok(e) => e,
+                Err(e) => return Err(ctx.storage_error(name, e)),
+            };
+            let Some(stored) = existing else {
+                // Create-on-apply: the configuration applied to the kind's empty object.
+                let empty = r.hub_to_version(ctx.version, json!({"metadata": {}}));
+                let merged = apply::apply(&empty, &config, &req)?;
+                check_name(&merged, name)?;
+                match self.create_inner(ctx, merged, opts, false).await {
+                    Ok(object) => {
+                        return Ok(Applied {
+                            object,
+                            warnings,
+                            created: true,
+                        });
+                    }
+                    // Someone created it meanwhile: apply to theirs.
+                    Err(e) if e.reason == "AlreadyExists" && !opts.dry_run => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if client_rv.is_some_and(|rv| rv != stored.rv) {
+                return Err(ApiError::modified_conflict(&r.group_resource(), name));
+            }
+            let old = super::write::Current {
+                rv: stored.rv,
+                object: stored.object.value(),
+            };
+            let original = r.storage_to_version(ctx.version, old.object.clone());
+            let mut merged = apply::apply(&original, &config, &req)?;
+            check_name(&merged, name)?;
+            Self::settle_namespace(ctx, &mut merged)?;
+            match self
+                .update_from(ctx, name, &old, merged, None, opts.dry_run)
+                .await
+            {
+                Ok(object) => {
+                    return Ok(Applied {
+                        object,
+                        warnings,
+                        created: false,
+                    });
+                }
+                Err(UpdateError::Storage(StorageError::Conflict { .. })) if client_rv.is_none() => {
+                    continue;
+                }
+                Err(e) => return Err(e.into_api(ctx, name)),
+            }
+        }
+        Err(ApiError::modified_conflict(&r.group_resource(), name))
+    }
+}
+
+/// The applied configuration: YAML or JSON, a full object of the URL's version and kind, with
+/// no managedFields (AS `structuredMergeManager.Apply`).
+fn decode_config(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<(Value, Vec<String>)> {
+    let is_json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let parsed = if is_json {
+        decode::parse_json(body)
+    } else {
+        decode::parse_yaml(body)
+    };
+    let (config, dupes) =
+        parsed.map_err(|e| ApiError::bad_request(format!("error decoding YAML: {}", e.message)))?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "error decoding YAML: the applied configuration must be an object",
+        ));
+    }
+    let got = config
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let expected = ctx.api_version();
+    if got != expected {
+        return Err(ApiError::bad_request(format!(
+            "Incorrect version specified in apply patch. Specified patch version: {got}, expected: {expected}"
+        )));
+    }
+    Store::check_type_meta(ctx, &config)?;
+    if config
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    Ok((config, dupes))
+}
+
+fn check_name(merged: &Value, name: &str) -> ApiResult<()> {
+    let got = meta_str(merged, "name");
+    if got != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({got}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
