@@ -63,7 +63,7 @@ impl NamespaceLifecycle {
         let cached = self
             .phases
             .read()
-            .expect("namespace cache poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .get(namespace)
             .copied();
         let is_terminating = match cached {
@@ -105,7 +105,7 @@ async fn list_and_watch(api: &Api<Namespace>, phases: &RwLock<Phases>) -> anyhow
     let list = api.list(&ListParams::default()).await?;
     let rv = list.metadata.resource_version.clone().unwrap_or_default();
     {
-        let mut p = phases.write().expect("namespace cache poisoned");
+        let mut p = phases.write().unwrap_or_else(|p| p.into_inner());
         p.clear();
         for ns in &list.items {
             if let Some(n) = &ns.metadata.name {
@@ -123,14 +123,14 @@ async fn list_and_watch(api: &Api<Namespace>, phases: &RwLock<Phases>) -> anyhow
                     if let Some(n) = &ns.metadata.name {
                         phases
                             .write()
-                            .expect("namespace cache poisoned")
+                            .unwrap_or_else(|p| p.into_inner())
                             .insert(n.clone(), terminating(&ns));
                     }
                     rv = ns.metadata.resource_version.clone().unwrap_or(rv);
                 }
                 WatchEvent::Deleted(ns) => {
                     if let Some(n) = &ns.metadata.name {
-                        phases.write().expect("namespace cache poisoned").remove(n);
+                        phases.write().unwrap_or_else(|p| p.into_inner()).remove(n);
                     }
                     rv = ns.metadata.resource_version.clone().unwrap_or(rv);
                 }
