@@ -203,15 +203,8 @@ impl ListOptions {
         !self.label_selector.is_empty() || !self.field_selector.is_empty()
     }
 
-    /// Does an object (storage JSON) pass both selectors?
-    pub fn matches(&self, obj: &Value) -> bool {
-        let meta = &obj["metadata"];
-        let ns = meta["namespace"].as_str().unwrap_or("");
-        let name = meta["name"].as_str().unwrap_or("");
-        self.field_selector.matches(ns, name) && self.label_selector.matches_object(obj)
-    }
-
-    /// The same for an object known by its key and a label lookup (a cached `Obj`).
+    /// Does the object at `namespace`/`name` pass both selectors? Labels are read through `label`
+    /// (the cache keeps them beside the object's text, not in a JSON tree).
     pub fn matches_parts<'a>(
         &self,
         namespace: &str,

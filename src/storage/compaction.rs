@@ -5,9 +5,9 @@
 //! watches never read `history`, so the watch window (and its 410s) is unchanged, while the
 //! reporting view `change_history` keeps every change until `--history-retention` prunes it.
 
-use super::Storage;
 use super::dialect::Param;
-use super::types::{StorageError, StorageResult};
+use super::types::StorageResult;
+use super::{Storage, unavailable};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,7 +35,6 @@ impl Storage {
             return Ok(before);
         }
         let db = &self.inner.db;
-        let unavailable = |e: sqlx::Error| StorageError::Unavailable(e.to_string());
         db.execute(ANNOUNCE, &[Param::Int(target)])
             .await
             .map_err(unavailable)?;
@@ -68,14 +67,12 @@ impl Storage {
             .db
             .begin_write(self.inner.sql.begin_write)
             .await
-            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
         let deleted = tx
             .execute_count(self.inner.sql.prune_history, &[Param::Int(secs)])
             .await
-            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        tx.commit()
-            .await
-            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
         Ok(deleted)
     }
 }
