@@ -527,7 +527,7 @@ fn wardle_behind_a_real_kube_apiserver() {
         .recv_timeout(Duration::from_secs(60))
         .expect("watch lists the existing flunder");
     assert!(first.contains("my-first-flunder"), "{first}");
-    let o = create_from_str(&mut c, None, "default", &flunder("watched"), &[]);
+    let o = create_from_str(&c, None, "default", &flunder("watched"), &[]);
     assert!(o.status.success(), "{}", text(&o));
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -607,7 +607,7 @@ fn wardle_behind_a_real_kube_apiserver() {
         "{out}"
     );
     // Reading is all the role grants: wardle's SubjectAccessReview says no to a create.
-    let o = create_from_str(&mut c, Some(&alice), "default", &flunder("by-alice"), &[]);
+    let o = create_from_str(&c, Some(&alice), "default", &flunder("by-alice"), &[]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains(r#"User "alice" cannot create resource "flunders""#),
@@ -688,7 +688,7 @@ fn wardle_behind_a_real_kube_apiserver() {
     assert!(out.contains("FIELDS") || out.contains("FIELD"), "{out}");
 
     // NamespaceLifecycle in wardle: a create in a missing namespace is 404.
-    let o = create_from_str(&mut c, None, "nope", &flunder("x"), &[]);
+    let o = create_from_str(&c, None, "nope", &flunder("x"), &[]);
     assert!(!o.status.success());
     assert!(
         text(&o).contains(r#"namespaces "nope" not found"#),
@@ -701,11 +701,11 @@ fn wardle_behind_a_real_kube_apiserver() {
     // creates refused there.
     c.kubectl_ok(&["create", "namespace", "doomed"]);
     for n in ["f1", "f2"] {
-        let o = create_from_str(&mut c, None, "doomed", &flunder(n), &[]);
+        let o = create_from_str(&c, None, "doomed", &flunder(n), &[]);
         assert!(o.status.success(), "{}", text(&o));
     }
     let hold = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"hold","finalizers":["example.com/hold"]}}"#;
-    let o = create_from_str(&mut c, None, "doomed", hold, &[]);
+    let o = create_from_str(&c, None, "doomed", hold, &[]);
     assert!(o.status.success(), "{}", text(&o));
     c.kubectl_ok(&["delete", "namespace", "doomed", "--wait=false"]);
     let msg = c.eventually("create refused in a terminating namespace", 60, |c| {

@@ -57,13 +57,15 @@ pub fn compile(source: &str) -> Result<Expression, String> {
     })
 }
 
+/// A compiled expression, or why it does not compile; shared.
+pub type Compiled = Arc<Result<Expression, String>>;
+
 /// Compiled expressions by source, shared by all requests: configurations change rarely and
 /// are compiled once. Reset when it grows past a bound, so changing configurations cannot grow
 /// it forever.
-pub fn compile_cached(source: &str) -> Arc<Result<Expression, String>> {
+pub fn compile_cached(source: &str) -> Compiled {
     const MAX: usize = 4096;
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Result<Expression, String>>>>> =
-        OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<String, Compiled>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(e) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(source) {
         return e.clone();
@@ -136,10 +138,7 @@ impl Activation {
 /// `spec.variables`, evaluated in order into the `variables` map, each seeing the ones before.
 /// A variable whose evaluation fails is left out: an expression that uses it fails with "no such
 /// key", one that does not is unaffected (Go evaluates variables lazily, to the same effect).
-pub fn bind_variables(
-    act: &mut Activation,
-    variables: &[(String, Arc<Result<Expression, String>>)],
-) {
+pub fn bind_variables(act: &mut Activation, variables: &[(String, Compiled)]) {
     let mut map: HashMap<Key, cel::Value> = HashMap::new();
     for (name, e) in variables {
         act.set(

@@ -17,7 +17,7 @@ impl Admission {
         &self,
         storage: &Storage,
         a: &Attributes<'_>,
-        mut obj: Option<&mut Value>,
+        obj: Option<&mut Value>,
     ) -> ApiResult<()> {
         let create = a.operation == Operation::Create;
         if let Some(nl) = &self.namespace_lifecycle
@@ -29,7 +29,7 @@ impl Admission {
                 .await?;
         }
         if let Some(w) = &self.webhooks {
-            w.mutate(a, obj.as_deref_mut()).await?;
+            w.mutate(a, obj).await?;
         }
         // BanFlunder sees the name as sent: a generateName create has none yet (as in Go).
         if self.ban_flunder && create && a.resource.plural() == "flunders" && !a.name.is_empty() {

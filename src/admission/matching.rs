@@ -70,8 +70,7 @@ impl Rule<'_> {
             let (res, sub) = r.split_once('/').unwrap_or((r, ""));
             (res == "*" || res == a.resource.plural()) && (sub == "*" || sub.is_empty())
         });
-        let name_ok =
-            self.resource_names.is_empty() || self.resource_names.iter().any(|n| *n == a.name);
+        let name_ok = self.resource_names.is_empty() || self.resource_names.contains(&a.name);
         scope_ok
             && resource_ok
             && name_ok

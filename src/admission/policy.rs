@@ -343,7 +343,7 @@ fn evaluate(
             Err(e) => return vec![on_error(e)],
         }
     }
-    let vars: Vec<(String, Arc<Result<cel::Expression, String>>)> = spec
+    let vars: Vec<(String, cel::Compiled)> = spec
         .variables
         .iter()
         .flatten()
