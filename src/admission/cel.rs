@@ -122,6 +122,14 @@ impl Activation {
         e.program.execute(&ctx).map_err(|err| err.to_string())
     }
 
+    /// Evaluate a cached compilation as a condition (a compile error is the error).
+    pub fn eval_compiled_bool(&self, c: &Compiled) -> Result<bool, String> {
+        c.as_ref()
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|e| self.eval_bool(e))
+    }
+
     /// Evaluate a condition: it must give a bool (Go checks the type at compile time).
     pub fn eval_bool(&self, e: &Expression) -> Result<bool, String> {
         match self.eval(e)? {

@@ -332,11 +332,7 @@ fn evaluate(
     let compiled = |src: &str| cel::compile_cached(src);
     for mc in spec.match_conditions.iter().flatten() {
         let c = compiled(&mc.expression);
-        let r = c
-            .as_ref()
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|e| act.eval_bool(e));
+        let r = act.eval_compiled_bool(&c);
         match r {
             Ok(true) => {}
             Ok(false) => return Vec::new(),
@@ -353,11 +349,7 @@ fn evaluate(
     let mut out = Vec::new();
     for v in spec.validations.iter().flatten() {
         let c = compiled(&v.expression);
-        let r = c
-            .as_ref()
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|e| act.eval_bool(e));
+        let r = act.eval_compiled_bool(&c);
         match r {
             Err(e) => out.push(on_error(e)),
             Ok(true) => out.push(Decision::Admit),

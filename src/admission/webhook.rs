@@ -269,11 +269,7 @@ impl Webhooks {
         let mut act = cel::Activation::default();
         bind_request(&mut act, a, version, obj);
         for mc in &h.match_conditions {
-            let result = cel::compile_cached(&mc.expression)
-                .as_ref()
-                .as_ref()
-                .map_err(Clone::clone)
-                .and_then(|e| act.eval_bool(e));
+            let result = act.eval_compiled_bool(&cel::compile_cached(&mc.expression));
             match result {
                 Ok(true) => {}
                 Ok(false) => return Ok(None),
