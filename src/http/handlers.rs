@@ -176,11 +176,33 @@ fn list_json(r: &dyn Resource, version: &'static str, page: &ListResult) -> Vec<
             .as_bytes(),
     );
     body.extend_from_slice(b",\"items\":[");
+    // Items carry no apiVersion/kind, as Go encodes a typed list's items (the list says them
+    // once). Keys are sorted, so both lead the cached text of an object.
+    let type_meta = format!(
+        "{{\"apiVersion\":{},\"kind\":{},",
+        json!(format!("{}/{}", api::GROUP, version)),
+        json!(r.kind())
+    );
     for (i, t) in texts.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(t.as_bytes());
+        match t.strip_prefix(type_meta.as_str()) {
+            Some(rest) => {
+                body.push(b'{');
+                body.extend_from_slice(rest.as_bytes());
+            }
+            None => {
+                // A kind with fields sorting before `kind` (a Fischer's disallowedFlunders).
+                let mut item: Value = serde_json::from_str(t).unwrap_or_default();
+                if let Some(m) = item.as_object_mut() {
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                }
+                let text = crate::apimachinery::gofmt::go_json_escape(item.to_string());
+                body.extend_from_slice(text.as_bytes());
+            }
+        }
     }
     body.extend_from_slice(b"],\"kind\":");
     body.extend_from_slice(json!(r.list_kind()).to_string().as_bytes());
@@ -204,7 +226,14 @@ fn render_list(
             let items: Vec<Value> = page
                 .items
                 .iter()
-                .map(|o| r.storage_to_version(version, o.value()))
+                .map(|o| {
+                    let mut item = r.storage_to_version(version, o.value());
+                    if let Some(m) = item.as_object_mut() {
+                        m.remove("apiVersion");
+                        m.remove("kind");
+                    }
+                    item
+                })
                 .collect();
             json!({
                 "kind": r.list_kind(),
@@ -425,6 +454,7 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::fischer::Fischer;
     use crate::api::flunder::Flunder;
 
     fn flunder(name: &str, rv: i64) -> Obj {
@@ -466,6 +496,25 @@ mod tests {
                     String::from_utf8(want).unwrap()
                 );
             }
+            let fischers = ListResult {
+                items: vec![Obj::from_value(&json!({
+                    "apiVersion": "wardle.example.com/v1alpha1",
+                    "kind": "Fischer",
+                    "metadata": {"name": "f", "resourceVersion": "3"},
+                    "disallowedFlunders": ["a"],
+                }))],
+                rv: 3,
+                continue_token: None,
+                remaining: None,
+            };
+            let tree = render_list(&Fischer, "v1alpha1", &neg, None, fischers.clone()).unwrap();
+            let (want, _) = negotiate::encode(&tree, negotiate::Format::Json, false);
+            let got = list_json(&Fischer, "v1alpha1", &fischers);
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+            assert!(!String::from_utf8_lossy(&want).contains("\"kind\":\"Fischer\""));
             let one = flunder("c", 5);
             let tree = render_item(&Flunder, version, &neg, None, one.value()).unwrap();
             let (want, _) = negotiate::encode(&tree, negotiate::Format::Json, false);
