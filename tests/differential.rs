@@ -611,6 +611,8 @@ impl Normaliser {
             "ResourceVersion in object meta: ",
             "Too large resource version: ",
             ", current: ",
+            "the ResourceVersion in the precondition (",
+            "the ResourceVersion in record (",
             "?hash=",
         ] {
             let mut done = String::new();

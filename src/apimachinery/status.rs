@@ -318,8 +318,9 @@ impl ApiError {
         ApiError::new(410, "Expired", message)
     }
 
+    /// 504 Timeout; the message reads `Timeout: <message>` (AM `errors.NewTimeoutError`).
     pub fn timeout(message: impl Into<String>, retry_after: u32) -> Self {
-        ApiError::new(504, "Timeout", message).with_details(StatusDetails {
+        ApiError::new(504, "Timeout", format!("Timeout: {}", message.into())).with_details(StatusDetails {
             retry_after_seconds: Some(retry_after),
             ..Default::default()
         })
