@@ -96,9 +96,9 @@ struct AllowList {
 #[serde(deny_unknown_fields)]
 struct Allow {
     id: String,
-    /// For `pending`: the issue-10 kind number.
+    /// For `pending`: the issue-10 kind number, or `new` for a fault that list lacks.
     #[serde(default)]
-    kind: Option<u32>,
+    kind: Option<Value>,
     reason: String,
     /// Request ids (`*` matches any run of characters).
     requests: Vec<String>,
@@ -635,6 +635,17 @@ impl Normaliser {
     }
 
     fn value(&self, key: Option<&str>, v: &Value) -> Value {
+        // managedFields are ordered by their (masked) times: compare them in a time-free order.
+        if key == Some("managedFields")
+            && let Value::Array(entries) = v
+        {
+            let mut entries: Vec<Value> = entries.iter().map(|e| self.value(None, e)).collect();
+            entries.sort_by_key(|e| {
+                ["operation", "manager", "apiVersion", "subresource"]
+                    .map(|k| e.get(k).and_then(Value::as_str).unwrap_or("").to_string())
+            });
+            return Value::Array(entries);
+        }
         match v {
             Value::Object(m) => Value::Object(
                 m.iter()

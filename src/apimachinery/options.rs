@@ -313,8 +313,8 @@ impl DeleteOptions {
         let mut policy: Option<String> = None;
         let mut dry_run: Vec<String> = Vec::new();
         if !body.iter().all(u8::is_ascii_whitespace) {
-            let v: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+            // Syntax errors read as Go's decoder words them (`couldn't get version/kind; ...`).
+            let (v, _) = super::decode::parse_json(body)?;
             if !v.is_object() {
                 return Err(ApiError::bad_request(
                     "error decoding DeleteOptions: not a JSON object",
