@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -210,7 +211,9 @@ fn go_peers() -> Option<PathBuf> {
          scripts/go-peers.sh to build them",
         dir.display()
     );
-    eprintln!(
+    // Straight to stderr, not through eprintln!: the test harness would capture (hide) it.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n{bar}\n!! SKIPPED: differential test against the Go sample-apiserver NOT RUN.\n!! The Go \
          peers (sample-apiserver, etcd) are missing in {}.\n!! Run scripts/go-peers.sh (or set \
          WARDLE_GO_PEERS) to run it.\n{bar}\n",
@@ -297,7 +300,9 @@ fn start_go(bins: &Path, dir: &Path, client_ca: &Path, serving_ca: &Ca) -> GoPee
             .arg("--log-level=warn"),
         dir,
     );
-    let (crt, key) = serving_ca.serving(&["127.0.0.1", "localhost"]).write(dir, "go-serving");
+    let (crt, key) = serving_ca
+        .serving(&["127.0.0.1", "localhost"])
+        .write(dir, "go-serving");
     // The core cluster the Go server would ask: a closed port (see the file's first comment).
     let nowhere = dir.join("nowhere.kubeconfig");
     kubeconfig(
@@ -619,7 +624,10 @@ impl Normaliser {
             let mut rest = out.as_str();
             while let Some(i) = rest.find(marker) {
                 let after = &rest[i + marker.len()..];
-                let n = after.len() - after.trim_start_matches(|c: char| c.is_ascii_alphanumeric()).len();
+                let n = after.len()
+                    - after
+                        .trim_start_matches(|c: char| c.is_ascii_alphanumeric())
+                        .len();
                 done.push_str(&rest[..i + marker.len()]);
                 if marker == "?hash=" {
                     done.push_str("<hash>");
@@ -775,12 +783,7 @@ async fn answers_like_the_go_sample_apiserver() {
     let serving_ca = Ca::new("differential-serving-ca");
     let wardle_dir = dir.join("wardle");
     std::fs::create_dir_all(&wardle_dir).expect("wardle dir");
-    let wardle = Wardle::start_with(
-        &wardle_dir,
-        &Engine::Sqlite.fresh_url(&wardle_dir),
-        &[],
-    )
-    .await;
+    let wardle = Wardle::start_with(&wardle_dir, &Engine::Sqlite.fresh_url(&wardle_dir), &[]).await;
     // Go trusts wardle's CA for client certificates: both see the same admin user.
     let mut go = start_go(&bins, dir, &wardle_dir.join("ca.crt"), &serving_ca);
     let admin = common::pki::Pair {
@@ -828,7 +831,11 @@ async fn answers_like_the_go_sample_apiserver() {
 
     let mut prefixes = Vec::new();
     for step in &steps {
-        if let Some(Value::String(g)) = step.json.as_ref().and_then(|j| j.pointer("/metadata/generateName")) {
+        if let Some(Value::String(g)) = step
+            .json
+            .as_ref()
+            .and_then(|j| j.pointer("/metadata/generateName"))
+        {
             prefixes.push(g.clone());
         }
     }
@@ -874,10 +881,7 @@ async fn answers_like_the_go_sample_apiserver() {
             identical += 1;
             continue;
         }
-        let mut text = format!(
-            "--- [{i}] {}: {} {}\n",
-            step.id, step.method, step.path
-        );
+        let mut text = format!("--- [{i}] {}: {} {}\n", step.id, step.method, step.path);
         let mut unexplained = String::new();
         for d in &diffs {
             let by = allow
@@ -927,8 +931,16 @@ async fn answers_like_the_go_sample_apiserver() {
     );
     let report_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("differential-report.txt");
     let _ = std::fs::write(&report_path, format!("{summary}\n\n{report}"));
-    let _ = std::fs::write(report_path.with_file_name("differential-answers.txt"), answers);
-    eprintln!("{summary}\n(every difference, allowed ones too: {}; every answer: differential-answers.txt beside it)", report_path.display());
+    let _ = std::fs::write(
+        report_path.with_file_name("differential-answers.txt"),
+        answers,
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "{summary}\n(every difference, allowed ones too: {}; every answer: \
+         differential-answers.txt beside it)",
+        report_path.display()
+    );
     drop(wardle);
     assert!(
         failures.is_empty(),

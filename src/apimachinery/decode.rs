@@ -254,7 +254,9 @@ pub fn parse_json(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
             serde_json::error::Category::Eof => "unexpected end of JSON input".to_string(),
             _ => e.to_string(),
         };
-        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {why}"))
+        ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: {why}"
+        ))
     })?;
     Ok((value, dupes))
 }

@@ -124,10 +124,7 @@ impl ListOptions {
                 "allowWatchBookmarks" => bookmarks = parse_bool_param("allowWatchBookmarks", &v)?,
                 "sendInitialEvents" => initial = Some(parse_bool_param("sendInitialEvents", &v)?),
                 "timeoutSeconds" => {
-                    timeout = Some(
-                        v.parse::<u64>()
-                            .map_err(|_| bad_int_param(&v))?,
-                    )
+                    timeout = Some(v.parse::<u64>().map_err(|_| bad_int_param(&v))?)
                 }
                 _ => {}
             }
@@ -350,8 +347,7 @@ impl DeleteOptions {
                 "propagationPolicy" => policy = Some(v),
                 "orphanDependents" => orphan = Some(parse_bool_param("orphanDependents", &v)?),
                 "gracePeriodSeconds" => {
-                    o.grace_period_seconds =
-                        Some(v.parse().map_err(|_| bad_int_param(&v))?)
+                    o.grace_period_seconds = Some(v.parse().map_err(|_| bad_int_param(&v))?)
                 }
                 _ => {}
             }

@@ -320,10 +320,12 @@ impl ApiError {
 
     /// 504 Timeout; the message reads `Timeout: <message>` (AM `errors.NewTimeoutError`).
     pub fn timeout(message: impl Into<String>, retry_after: u32) -> Self {
-        ApiError::new(504, "Timeout", format!("Timeout: {}", message.into())).with_details(StatusDetails {
-            retry_after_seconds: Some(retry_after),
-            ..Default::default()
-        })
+        ApiError::new(504, "Timeout", format!("Timeout: {}", message.into())).with_details(
+            StatusDetails {
+                retry_after_seconds: Some(retry_after),
+                ..Default::default()
+            },
+        )
     }
 
     pub fn too_large_resource_version(requested: i64, current: i64) -> Self {
