@@ -19,6 +19,7 @@
 mod common;
 
 use common::pki::{Ca, kubeconfig};
+use common::procs::{Procs, free_port};
 use common::server::{Engine, Wardle, install_crypto};
 use http::{Method, Request};
 use http_body_util::BodyExt;
@@ -28,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SAMPLE_VERSION: &str = "v0.35.4";
@@ -140,9 +141,19 @@ fn load_allow_list() -> AllowList {
     serde_saphyr::from_str(&text).expect("allow.yaml parses")
 }
 
-fn load_steps() -> Vec<Step> {
-    let text = std::fs::read_to_string(data("requests.yaml")).expect("read requests.yaml");
-    let steps: Vec<Step> = serde_saphyr::from_str(&text).expect("requests.yaml parses");
+/// The sequence: tests/differential/requests.yaml, or the file WARDLE_DIFF_REQUESTS names (to run
+/// another sequence against the same allow-list).
+fn sequence_path() -> PathBuf {
+    std::env::var_os("WARDLE_DIFF_REQUESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data("requests.yaml"))
+}
+
+fn load_steps(path: &Path) -> Vec<Step> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let steps: Vec<Step> = serde_saphyr::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
     let mut seen = BTreeSet::new();
     for s in &steps {
         assert!(seen.insert(s.id.clone()), "duplicate request id {}", s.id);
@@ -162,7 +173,10 @@ fn allow_list_matches_readme() {
     let section = &readme[start..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let allow = load_allow_list();
-    let steps: BTreeSet<String> = load_steps().into_iter().map(|s| s.id).collect();
+    let steps: BTreeSet<String> = load_steps(&data("requests.yaml"))
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     for a in allow.deliberate.iter().chain(&allow.pending) {
         assert!(!a.reason.trim().is_empty(), "{} has no reason", a.id);
         for r in &a.requests {
@@ -223,58 +237,10 @@ fn go_peers() -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// etcd and the Go sample-apiserver, killed when dropped.
+/// etcd and the Go sample-apiserver, and the port the latter serves on.
 struct GoPeers {
-    children: Vec<(String, Child, PathBuf)>,
+    procs: Procs,
     port: u16,
-}
-
-impl GoPeers {
-    fn spawn(&mut self, name: &str, cmd: &mut Command, dir: &Path) {
-        let log = dir.join(format!("{name}.log"));
-        let f = std::fs::File::create(&log).expect("log file");
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(f)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        self.children.push((name.into(), child, log));
-    }
-
-    fn logs(&mut self) -> String {
-        let mut s = String::new();
-        for (name, child, log) in &mut self.children {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let state = match child.try_wait().ok().flatten() {
-                Some(e) => format!("exited: {e}"),
-                None => "running".into(),
-            };
-            let _ = writeln!(
-                s,
-                "---- {name} ({state}) ----\n{}",
-                lines[lines.len().saturating_sub(30)..].join("\n")
-            );
-        }
-        s
-    }
-}
-
-impl Drop for GoPeers {
-    fn drop(&mut self) {
-        for (_, child, _) in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Start etcd and the sample-apiserver in `dir`, trusting `client_ca` for client certificates.
@@ -283,12 +249,12 @@ fn start_go(bins: &Path, dir: &Path, client_ca: &Path, serving_ca: &Ca) -> GoPee
     let peer_port = free_port();
     let port = free_port();
     let mut peers = GoPeers {
-        children: Vec::new(),
+        procs: Procs::default(),
         port,
     };
     let etcd_url = format!("http://127.0.0.1:{etcd_port}");
     let peer_url = format!("http://127.0.0.1:{peer_port}");
-    peers.spawn(
+    peers.procs.spawn(
         "etcd",
         Command::new(bins.join("etcd"))
             .arg(format!("--data-dir={}", dir.join("etcd").display()))
@@ -313,7 +279,7 @@ fn start_go(bins: &Path, dir: &Path, client_ca: &Path, serving_ca: &Ca) -> GoPee
         None,
     );
     let p = |p: &Path| p.display().to_string();
-    peers.spawn(
+    peers.procs.spawn(
         "sample-apiserver",
         Command::new(bins.join("sample-apiserver")).args([
             format!("--etcd-servers={etcd_url}"),
@@ -775,7 +741,7 @@ fn diff_answers(go: &Answer, wardle: &Answer) -> Vec<Diff> {
 async fn answers_like_the_go_sample_apiserver() {
     let Some(bins) = go_peers() else { return };
     install_crypto();
-    let steps = load_steps();
+    let steps = load_steps(&sequence_path());
     let allow = load_allow_list();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
@@ -812,8 +778,12 @@ async fn answers_like_the_go_sample_apiserver() {
         {
             break;
         }
+        go.procs.check_alive();
         if Instant::now() > deadline {
-            panic!("the Go sample-apiserver never became ready\n{}", go.logs());
+            panic!(
+                "the Go sample-apiserver never became ready\n{}",
+                go.procs.report()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
