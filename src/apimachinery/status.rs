@@ -365,6 +365,12 @@ impl ApiError {
         ApiError::new(406, "NotAcceptable", message)
     }
 
+    /// 406 from Go's router (go-restful) rather than its handlers: empty details, as Go's
+    /// container error handler builds it (a generic server response).
+    pub fn route_not_acceptable(message: impl Into<String>) -> Self {
+        Self::not_acceptable(message).with_details(StatusDetails::default())
+    }
+
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         ApiError::new(415, "UnsupportedMediaType", message)
     }

@@ -83,6 +83,14 @@ pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
+    // Go's router refuses an Accept no route produces before any handler (or warning) runs.
+    let collection_get =
+        req.info.name.is_empty() && matches!(req.info.verb.as_str(), "list" | "watch");
+    if let Err(e) =
+        negotiate::route_accepts(header_str(req.headers, header::ACCEPT), collection_get)
+    {
+        return e.into_response();
+    }
     let mut resp = match handle(state, resource, version, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
