@@ -9,9 +9,10 @@
 mod common;
 
 use common::pki::{Ca, kubeconfig};
+use common::procs::{Procs, free_port};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -22,14 +23,6 @@ const KCM_TOKEN: &str = "kcm-token-e2e";
 
 fn artifact(path: &str) -> String {
     format!("{}/artifacts/{path}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// The directory scripts/kube-bins.sh prints (building the binaries if they are missing).
@@ -64,74 +57,6 @@ fn run_kube_bins() -> PathBuf {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     PathBuf::from(stdout.lines().last().unwrap_or("").trim())
-}
-
-/// Child processes killed when the test ends, with their logs for failure messages.
-struct Procs {
-    children: Vec<(String, Child, PathBuf)>,
-}
-
-impl Procs {
-    fn spawn(&mut self, name: &str, cmd: &mut Command, dir: &Path) {
-        let log = dir.join(format!("{name}.log"));
-        let f = std::fs::File::create(&log).expect("log file");
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(f)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        self.children.push((name.to_string(), child, log));
-    }
-
-    /// Panic (with the logs) if a process has exited: no point waiting for it.
-    fn check_alive(&mut self) {
-        let dead: Vec<String> = self
-            .children
-            .iter_mut()
-            .filter_map(|(n, c, _)| c.try_wait().ok().flatten().map(|_| n.clone()))
-            .collect();
-        if !dead.is_empty() {
-            panic!("{dead:?} exited\n{}", self.report());
-        }
-    }
-
-    /// The last lines of every log, and which processes have died.
-    fn report(&mut self) -> String {
-        let mut s = String::new();
-        for (name, child, log) in &mut self.children {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let exited = child.try_wait().ok().flatten();
-            s.push_str(&format!(
-                "---- {name} ({}) ----\n{}\n",
-                exited.map_or("running".to_string(), |e| format!("exited: {e}")),
-                lines[lines.len().saturating_sub(25)..]
-                    .iter()
-                    .map(|l| l.chars().take(400).collect::<String>())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ));
-        }
-        s
-    }
-
-    fn log_of(&self, name: &str) -> String {
-        self.children
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, _, l)| std::fs::read_to_string(l).unwrap_or_default())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        // Reverse order: wardle and the controller manager before the apiserver before kine.
-        for (_, child, _) in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 struct Cluster {
@@ -213,9 +138,7 @@ fn start() -> Cluster {
         .expect("tempdir")
         .keep();
     let dir = tmp.as_path();
-    let mut procs = Procs {
-        children: Vec::new(),
-    };
+    let mut procs = Procs::default();
 
     // PKI: the cluster CA (serving + kubectl client certs), the front proxy's CA and client
     // cert, wardle's own serving CA, and the service-account signing key.
