@@ -127,6 +127,12 @@ pub struct Metrics {
     watchers: Family<(&'static str, &'static str), AtomicI64>,
     batch_size: Histogram,
     listen_reconnects: AtomicU64,
+    audit_events: AtomicU64,
+    /// Keyed by plugin (log, webhook, buffered).
+    audit_errors: Family<&'static str, AtomicU64>,
+    /// Keyed by policy level.
+    audit_levels: Family<&'static str, AtomicU64>,
+    audit_rejected: AtomicU64,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -136,6 +142,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     watchers: Family::new(),
     batch_size: Histogram::new(BATCH_BUCKETS),
     listen_reconnects: AtomicU64::new(0),
+    audit_events: AtomicU64::new(0),
+    audit_errors: Family::new(),
+    audit_levels: Family::new(),
+    audit_rejected: AtomicU64::new(0),
 });
 
 /// Prometheus label value escaping.
@@ -291,6 +301,38 @@ pub fn listen_reconnect() {
     METRICS.listen_reconnects.fetch_add(1, Ordering::Relaxed);
 }
 
+/// One audit event (one stage of a request) handed to the audit backends.
+pub fn audit_event() {
+    METRICS.audit_events.fetch_add(1, Ordering::Relaxed);
+}
+
+/// `n` audit events a backend failed to record (or the batch buffer dropped: plugin `buffered`).
+pub fn audit_error(plugin: &'static str, n: u64) {
+    METRICS.audit_errors.with(
+        &plugin,
+        || AtomicU64::new(0),
+        |c| {
+            c.fetch_add(n, Ordering::Relaxed);
+        },
+    );
+}
+
+/// The audit policy's level for one request.
+pub fn audit_level(level: &'static str) {
+    METRICS.audit_levels.with(
+        &level,
+        || AtomicU64::new(0),
+        |c| {
+            c.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+}
+
+/// A request refused because a blocking-strict audit backend failed.
+pub fn audit_request_rejected() {
+    METRICS.audit_rejected.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Values read at scrape time from storage and the watch cache.
 #[derive(Debug, Default)]
 pub struct Gauges {
@@ -376,6 +418,54 @@ pub fn render(out: &mut String, gauges: &Gauges) {
             g.load(Ordering::Relaxed)
         );
     }
+    header(
+        out,
+        "apiserver_audit_event_total",
+        "counter",
+        "Counter of audit events generated and sent to the audit backend.",
+    );
+    let _ = writeln!(
+        out,
+        "apiserver_audit_event_total {}",
+        m.audit_events.load(Ordering::Relaxed)
+    );
+    header(
+        out,
+        "apiserver_audit_error_total",
+        "counter",
+        "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
+    );
+    for (plugin, c) in m.audit_errors.sorted() {
+        let _ = writeln!(
+            out,
+            "apiserver_audit_error_total{{plugin=\"{plugin}\"}} {}",
+            c.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        out,
+        "apiserver_audit_level_total",
+        "counter",
+        "Counter of policy levels for audit events (1 per request).",
+    );
+    for (level, c) in m.audit_levels.sorted() {
+        let _ = writeln!(
+            out,
+            "apiserver_audit_level_total{{level=\"{level}\"}} {}",
+            c.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        out,
+        "apiserver_audit_requests_rejected_total",
+        "counter",
+        "Counter of apiserver requests rejected due to an error in audit logging backend.",
+    );
+    let _ = writeln!(
+        out,
+        "apiserver_audit_requests_rejected_total {}",
+        m.audit_rejected.load(Ordering::Relaxed)
+    );
     header(
         out,
         "wardle_storage_batch_size",

@@ -162,6 +162,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             compaction_stats.clone(),
         );
     }
+    let auditor = crate::audit::Auditor::from_options(&config.audit)
+        .await
+        .context("setting up auditing")?;
     let store = Store::new(storage.clone(), cache.clone(), admission);
     let health_storage = storage.clone();
     let storage_check: Check = Arc::new(move || {
@@ -175,6 +178,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         health: Health::new(vec![("storage".to_string(), storage_check)]),
         authenticator: authenticator.clone(),
         authorizer: Arc::new(authorizer),
+        auditor: auditor.clone(),
         external_address: format!("{}:{}", config.external_hostname, config.secure_port),
         shutting_down: AtomicBool::new(false),
     });
@@ -199,7 +203,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = router(state.clone());
     let server = axum_server::bind_rustls(addr, rustls)
         .handle(handle.clone())
-        .serve(app.into_make_service());
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let shutdown_state = state.clone();
     let shutdown_handle = handle.clone();
     tokio::spawn(async move {
@@ -222,6 +226,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     server.await.context("serving")?;
+    if let Some(a) = &auditor {
+        // Buffered audit events are sent before exit (Go's backend Shutdown).
+        a.shutdown(Duration::from_secs(10)).await;
+    }
     storage.close().await;
     Ok(())
 }

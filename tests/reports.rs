@@ -478,6 +478,7 @@ async fn report_cli_formats() {
                                "spec": {"reference": "q\"uote"}}),
             },
             actor: "t".into(),
+            audit_id: String::new(),
         })
         .await
         .unwrap();
@@ -520,6 +521,7 @@ async fn history_retention(b: &Backend) {
                 object: json!({"metadata": {"name": name, "uid": name}}),
             },
             actor: "t".into(),
+            audit_id: String::new(),
         })
         .await
         .unwrap();
@@ -560,6 +562,7 @@ async fn read_only_postgres_role() {
             object: json!({"metadata": {"name": "x", "namespace": "ns", "uid": "u"}, "spec": {}}),
         },
         actor: "t".into(),
+        audit_id: String::new(),
     })
     .await
     .unwrap();

@@ -112,6 +112,7 @@ fn create(ns: &str, name: &str) -> Write {
             object: flunder(ns, name, json!({})),
         },
         actor: "alice".into(),
+        audit_id: String::new(),
     }
 }
 
@@ -123,6 +124,7 @@ fn update(ns: &str, name: &str, spec: Value, pre: Preconditions) -> Write {
             pre,
         },
         actor: "bob".into(),
+        audit_id: String::new(),
     }
 }
 
@@ -131,6 +133,7 @@ fn delete(ns: &str, name: &str, pre: Preconditions) -> Write {
         key: Key::new("flunders", ns, name),
         op: WriteOp::Delete { pre },
         actor: "carol".into(),
+        audit_id: String::new(),
     }
 }
 
@@ -773,6 +776,7 @@ async fn reporting_views(b: &Backend) {
                            "metadata": {"name": "f1", "uid": "uid-f1"}, "disallowedFlunders": ["bad", "worse"]}),
         },
         actor: "alice".into(),
+        audit_id: String::new(),
     })
     .await
     .expect("fischer");

@@ -1,0 +1,169 @@
+//! The `--audit-*` flags, with the names and defaults of Go's
+//! `k8s.io/apiserver/pkg/server/options/audit.go` (the truncate flags are not offered).
+
+use clap::{ArgAction, Args};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::backend::{LogFormat, Mode};
+use crate::storage::compaction::parse_duration;
+
+/// The batch-mode settings of one backend (Go's `BatchConfig`).
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Events buffered before new ones are dropped (and counted).
+    pub buffer_size: usize,
+    /// Most events per batch.
+    pub max_size: usize,
+    /// How long a batch waits for more events after its first.
+    pub max_wait: Duration,
+    pub throttle_enable: bool,
+    /// Batches per second.
+    pub throttle_qps: f32,
+    /// Batches sent at once when the rate was not used before.
+    pub throttle_burst: u32,
+}
+
+/// All audit flags (flattened into the server's `Config`).
+#[derive(Args, Debug, Clone)]
+pub struct AuditOptions {
+    /// Path to the file that defines the audit policy configuration. Without it nothing is audited.
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
+
+    /// If set, all requests coming to the apiserver will be logged to this file. '-' means standard out.
+    #[arg(long)]
+    pub audit_log_path: Option<String>,
+    /// The maximum number of days to retain old audit log files based on the timestamp encoded in their filename.
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxage: u32,
+    /// The maximum number of old audit log files to retain. 0 means no restriction.
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxbackup: u32,
+    /// The maximum size in megabytes of the audit log file before it gets rotated (0: 100).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxsize: u32,
+    /// Format of saved audits: "legacy" (1-line text) or "json" (structured).
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    pub audit_log_format: LogFormat,
+    /// If set, the rotated log files will be compressed using gzip.
+    #[arg(long, action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub audit_log_compress: bool,
+    /// API group and version used for serializing audit events written to log.
+    #[arg(long, default_value = "audit.k8s.io/v1", value_parser = ["audit.k8s.io/v1"])]
+    pub audit_log_version: String,
+    /// Strategy for sending audit events to the log: blocking, blocking-strict or batch.
+    #[arg(long, value_enum, default_value_t = Mode::Blocking)]
+    pub audit_log_mode: Mode,
+    /// The size of the buffer to store events before batching and writing. Only used in batch mode.
+    #[arg(long, default_value_t = 10000)]
+    pub audit_log_batch_buffer_size: usize,
+    /// The maximum size of a batch. Only used in batch mode.
+    #[arg(long, default_value_t = 1)]
+    pub audit_log_batch_max_size: usize,
+    /// The amount of time to wait before force writing the batch that hadn't reached the max size.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub audit_log_batch_max_wait: Duration,
+    /// Whether batching throttling is enabled. Only used in batch mode.
+    #[arg(long, action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub audit_log_batch_throttle_enable: bool,
+    /// Maximum average number of batches per second. Only used in batch mode.
+    #[arg(long, default_value_t = 0.0)]
+    pub audit_log_batch_throttle_qps: f32,
+    /// Maximum number of requests sent at the same moment if ThrottleQPS was not utilized before.
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_batch_throttle_burst: u32,
+
+    /// Path to a kubeconfig formatted file that defines the audit webhook configuration.
+    #[arg(long)]
+    pub audit_webhook_config_file: Option<PathBuf>,
+    /// The amount of time to wait before retrying the first failed request.
+    #[arg(long, alias = "audit-webhook-batch-initial-backoff", default_value = "10s", value_parser = parse_duration)]
+    pub audit_webhook_initial_backoff: Duration,
+    /// API group and version used for serializing audit events written to webhook.
+    #[arg(long, default_value = "audit.k8s.io/v1", value_parser = ["audit.k8s.io/v1"])]
+    pub audit_webhook_version: String,
+    /// Strategy for sending audit events to the webhook: blocking, blocking-strict or batch.
+    #[arg(long, value_enum, default_value_t = Mode::Batch)]
+    pub audit_webhook_mode: Mode,
+    /// The size of the buffer to store events before batching and writing. Only used in batch mode.
+    #[arg(long, default_value_t = 10000)]
+    pub audit_webhook_batch_buffer_size: usize,
+    /// The maximum size of a batch. Only used in batch mode.
+    #[arg(long, default_value_t = 400)]
+    pub audit_webhook_batch_max_size: usize,
+    /// The amount of time to wait before force writing the batch that hadn't reached the max size.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub audit_webhook_batch_max_wait: Duration,
+    /// Whether batching throttling is enabled. Only used in batch mode.
+    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    pub audit_webhook_batch_throttle_enable: bool,
+    /// Maximum average number of batches per second. Only used in batch mode.
+    #[arg(long, default_value_t = 10.0)]
+    pub audit_webhook_batch_throttle_qps: f32,
+    /// Maximum number of requests sent at the same moment if ThrottleQPS was not utilized before.
+    #[arg(long, default_value_t = 15)]
+    pub audit_webhook_batch_throttle_burst: u32,
+}
+
+impl AuditOptions {
+    pub(super) fn log_batch(&self) -> BatchOptions {
+        BatchOptions {
+            buffer_size: self.audit_log_batch_buffer_size,
+            max_size: self.audit_log_batch_max_size,
+            max_wait: self.audit_log_batch_max_wait,
+            throttle_enable: self.audit_log_batch_throttle_enable,
+            throttle_qps: self.audit_log_batch_throttle_qps,
+            throttle_burst: self.audit_log_batch_throttle_burst,
+        }
+    }
+
+    pub(super) fn webhook_batch(&self) -> BatchOptions {
+        BatchOptions {
+            buffer_size: self.audit_webhook_batch_buffer_size,
+            max_size: self.audit_webhook_batch_max_size,
+            max_wait: self.audit_webhook_batch_max_wait,
+            throttle_enable: self.audit_webhook_batch_throttle_enable,
+            throttle_qps: self.audit_webhook_batch_throttle_qps,
+            throttle_burst: self.audit_webhook_batch_throttle_burst,
+        }
+    }
+
+    /// Go's `validateBackendBatchOptions` for the backends in batch mode.
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        let check = |plugin: &str, mode: Mode, b: &BatchOptions| -> anyhow::Result<()> {
+            if mode != Mode::Batch {
+                return Ok(());
+            }
+            if b.buffer_size == 0 {
+                anyhow::bail!(
+                    "invalid audit batch {plugin} buffer size 0, must be a positive number"
+                );
+            }
+            if b.max_size == 0 {
+                anyhow::bail!(
+                    "invalid audit batch {plugin} max batch size 0, must be a positive number"
+                );
+            }
+            if b.throttle_enable && !(b.throttle_qps > 0.0) {
+                anyhow::bail!(
+                    "invalid audit batch {plugin} throttle QPS {}, must be a positive number",
+                    b.throttle_qps
+                );
+            }
+            if b.throttle_enable && b.throttle_burst == 0 {
+                anyhow::bail!(
+                    "invalid audit batch {plugin} throttle burst 0, must be a positive number"
+                );
+            }
+            Ok(())
+        };
+        if self.audit_log_path.is_some() {
+            check("log", self.audit_log_mode, &self.log_batch())?;
+        }
+        if self.audit_webhook_config_file.is_some() {
+            check("webhook", self.audit_webhook_mode, &self.webhook_batch())?;
+        }
+        Ok(())
+    }
+}
