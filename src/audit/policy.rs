@@ -343,8 +343,11 @@ rules:
         );
         let prod = format!("{w}/namespaces/prod/flunders");
         assert_eq!(level(attrs("b", &["devs"], "create", &prod)), Level::Request);
-        assert_eq!(level(attrs("b", &["ops"], "create", &prod)), Level::None);
-        assert_eq!(level(attrs("b", &["devs"], "list", &prod)), Level::None);
+        // Not devs, or not a write: on to `flunders/*`, which (as in Go) also matches flunders.
+        assert_eq!(level(attrs("b", &["ops"], "create", &prod)), Level::Metadata);
+        assert_eq!(level(attrs("b", &["devs"], "list", &prod)), Level::Metadata);
+        let fischers = format!("{w}/fischers");
+        assert_eq!(level(attrs("b", &["devs"], "list", &fischers)), Level::None);
         let status = format!("{w}/namespaces/dev/flunders/x/status");
         assert_eq!(level(attrs("b", &[], "update", &status)), Level::Metadata);
         let sub = attrs("b", &[], "get", &format!("{w}/namespaces/dev/flunders/x/scale"));
