@@ -3,7 +3,8 @@
 
 ALTER TABLE events ADD COLUMN audit_id TEXT;
 ALTER TABLE history ADD COLUMN audit_id TEXT;
-CREATE INDEX events_audit_id ON events (audit_id);
+-- Only history is indexed: events holds the compaction window (small, scanned cheaply), and an
+-- index there would cost every write; history is written by compaction, off the write path.
 CREATE INDEX history_audit_id ON history (audit_id);
 
 DROP VIEW change_history;

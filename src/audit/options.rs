@@ -145,7 +145,7 @@ impl AuditOptions {
                     "invalid audit batch {plugin} max batch size 0, must be a positive number"
                 );
             }
-            if b.throttle_enable && !(b.throttle_qps > 0.0) {
+            if b.throttle_enable && (b.throttle_qps.is_nan() || b.throttle_qps <= 0.0) {
                 anyhow::bail!(
                     "invalid audit batch {plugin} throttle QPS {}, must be a positive number",
                     b.throttle_qps

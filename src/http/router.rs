@@ -105,7 +105,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
                     .await;
             }
             common_headers(&mut resp, &audit_id);
-            return finish(resp, &info, &labels, "", started);
+            return finish(resp, &info, &labels, "", &audit_id, started);
         }
     };
     let attrs = attributes(&user, &info);
@@ -119,7 +119,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         // blocking-strict: a request that cannot be audited is not served.
         let mut resp = ApiError::internal("failed to store audit event").into_response();
         common_headers(&mut resp, &audit_id);
-        return finish(resp, &info, &labels, &user.name, started);
+        return finish(resp, &info, &labels, &user.name, &audit_id, started);
     }
     let (decision, reason) = state.authorizer.decide(&attrs).await;
     if let Some(a) = audit.as_mut() {
@@ -138,7 +138,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         None => handler.await,
     };
     common_headers(&mut resp, &audit_id);
-    finish(resp, &info, &labels, &user.name, started)
+    finish(resp, &info, &labels, &user.name, &audit_id, started)
 }
 
 /// Every Go apiserver response carries these: the audit ID and (unless set) Cache-Control.
@@ -175,6 +175,7 @@ fn finish(
     info: &RequestInfo,
     labels: &crate::metrics::RequestLabels,
     user: &str,
+    audit_id: &str,
     started: Instant,
 ) -> Response {
     let elapsed = started.elapsed();
@@ -188,6 +189,7 @@ fn finish(
         name = %info.name,
         path = %info.path,
         user,
+        audit_id,
         code,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
