@@ -306,10 +306,10 @@ pub fn audit_event() {
     METRICS.audit_events.fetch_add(1, Ordering::Relaxed);
 }
 
-/// `n` audit events a backend failed to record (or the batch buffer dropped: plugin `buffered`).
-pub fn audit_error(plugin: &'static str, n: u64) {
-    METRICS.audit_errors.with(
-        &plugin,
+/// Adds `n` to the counter of `family` labelled `key`.
+fn count(family: &Family<&'static str, AtomicU64>, key: &'static str, n: u64) {
+    family.with(
+        &key,
         || AtomicU64::new(0),
         |c| {
             c.fetch_add(n, Ordering::Relaxed);
@@ -317,15 +317,14 @@ pub fn audit_error(plugin: &'static str, n: u64) {
     );
 }
 
+/// `n` audit events a backend failed to record (or the batch buffer dropped: plugin `buffered`).
+pub fn audit_error(plugin: &'static str, n: u64) {
+    count(&METRICS.audit_errors, plugin, n);
+}
+
 /// The audit policy's level for one request.
 pub fn audit_level(level: &'static str) {
-    METRICS.audit_levels.with(
-        &level,
-        || AtomicU64::new(0),
-        |c| {
-            c.fetch_add(1, Ordering::Relaxed);
-        },
-    );
+    count(&METRICS.audit_levels, level, 1);
 }
 
 /// A request refused because a blocking-strict audit backend failed.
@@ -429,31 +428,28 @@ pub fn render(out: &mut String, gauges: &Gauges) {
         "apiserver_audit_event_total {}",
         m.audit_events.load(Ordering::Relaxed)
     );
-    header(
-        out,
-        "apiserver_audit_error_total",
-        "counter",
-        "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
-    );
-    for (plugin, c) in m.audit_errors.sorted() {
-        let _ = writeln!(
-            out,
-            "apiserver_audit_error_total{{plugin=\"{plugin}\"}} {}",
-            c.load(Ordering::Relaxed)
-        );
-    }
-    header(
-        out,
-        "apiserver_audit_level_total",
-        "counter",
-        "Counter of policy levels for audit events (1 per request).",
-    );
-    for (level, c) in m.audit_levels.sorted() {
-        let _ = writeln!(
-            out,
-            "apiserver_audit_level_total{{level=\"{level}\"}} {}",
-            c.load(Ordering::Relaxed)
-        );
+    for (name, label, help, family) in [
+        (
+            "apiserver_audit_error_total",
+            "plugin",
+            "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
+            &m.audit_errors,
+        ),
+        (
+            "apiserver_audit_level_total",
+            "level",
+            "Counter of policy levels for audit events (1 per request).",
+            &m.audit_levels,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (key, c) in family.sorted() {
+            let _ = writeln!(
+                out,
+                "{name}{{{label}=\"{key}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
     }
     header(
         out,

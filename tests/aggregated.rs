@@ -764,12 +764,11 @@ fn wardle_behind_a_real_kube_apiserver() {
 
     // The audit log names the real users (from the front proxy headers), not the aggregator's
     // identity, and the stored change leads to its audit event.
-    let audit: Vec<serde_json::Value> =
-        std::fs::read_to_string(c.dir.join("wardle/audit.log"))
-            .expect("wardle wrote an audit log")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("an audit event per line"))
-            .collect();
+    let audit: Vec<serde_json::Value> = std::fs::read_to_string(c.dir.join("wardle/audit.log"))
+        .expect("wardle wrote an audit log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an audit event per line"))
+        .collect();
     let created = audit
         .iter()
         .find(|e| {

@@ -33,10 +33,29 @@ rules:
 
 const NS: &str = "/apis/wardle.example.com/v1alpha1/namespaces/default/flunders";
 
-fn write_policy(dir: &Path, text: &str) -> String {
-    let p = dir.join("policy.yaml");
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
+/// A policy of one catch-all rule at `level`.
+fn everything_at(level: &str) -> String {
+    format!("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: {level}\n")
+}
+
+/// wardle on a fresh database of `engine` with the audit `policy` and the flags `args`.
+async fn start_audited(dir: &Path, engine: Engine, policy: &str, args: &[&str]) -> Wardle {
+    let policy_file = dir.join("policy.yaml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let policy_file = policy_file.display().to_string();
+    let mut all = vec!["--audit-policy-file", policy_file.as_str()];
+    all.extend_from_slice(args);
+    Wardle::start_with(dir, &engine.fresh_url(dir), &all).await
+}
+
+/// A v1alpha1 Flunder named `name`, with `extra` merged into its metadata.
+fn flunder(name: &str, extra: Value) -> Value {
+    let mut f = json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
+                       "metadata": {"name": name}, "spec": {"reference": "x"}});
+    if let (Some(m), Value::Object(e)) = (f["metadata"].as_object_mut(), extra) {
+        m.extend(e);
+    }
+    f
 }
 
 /// Every JSON event in the log file so far.
@@ -58,7 +77,10 @@ fn of(events: &[Value], audit_id: &str) -> Vec<Value> {
 }
 
 fn stages(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["stage"].as_str().unwrap()).collect()
+    events
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap())
+        .collect()
 }
 
 /// Polls `f` until it returns Some (events written after the response, e.g. a watch's end).
@@ -91,28 +113,16 @@ async fn audit_id_of_rows(w: &Wardle, name: &str) -> Vec<Option<String>> {
 async fn levels_stages_and_the_sql_link(engine: Engine) {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("audit").join("audit.log");
-    let policy = write_policy(tmp.path(), POLICY);
-    let url = engine.fresh_url(tmp.path());
-    let w = Wardle::start_with(
+    let w = start_audited(
         tmp.path(),
-        &url,
-        &[
-            "--audit-policy-file",
-            &policy,
-            "--audit-log-path",
-            log.to_str().unwrap(),
-        ],
+        engine,
+        POLICY,
+        &["--audit-log-path", log.to_str().unwrap()],
     )
     .await;
 
     // Request level: the body is recorded, the response is not; objectRef names the object.
-    let created = w
-        .post(
-            NS,
-            &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
-                    "metadata": {"name": "f1"}, "spec": {"reference": "x"}}),
-        )
-        .await;
+    let created = w.post(NS, &flunder("f1", json!({}))).await;
     assert_eq!(created.status, 201, "{}", created.text());
     let id = created.header("audit-id").expect("Audit-Id header");
     let events = of(&log_events(&log), &id);
@@ -164,10 +174,16 @@ async fn levels_stages_and_the_sql_link(engine: Engine) {
         )
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text());
-    assert_eq!(patched.header("audit-id").as_deref(), Some("my-own-audit-id"));
+    assert_eq!(
+        patched.header("audit-id").as_deref(),
+        Some("my-own-audit-id")
+    );
     let events = of(&log_events(&log), "my-own-audit-id");
     assert_eq!(events[1]["verb"], "patch");
-    assert_eq!(events[1]["requestObject"], json!({"spec": {"reference": "y"}}));
+    assert_eq!(
+        events[1]["requestObject"],
+        json!({"spec": {"reference": "y"}})
+    );
     assert_eq!(
         audit_id_of_rows(&w, "f1").await,
         vec![Some(id.clone()), Some("my-own-audit-id".into())],
@@ -193,7 +209,10 @@ async fn levels_stages_and_the_sql_link(engine: Engine) {
     assert_eq!(fischer.status, 201, "{}", fischer.text());
     let events = of(&log_events(&log), &fischer.header("audit-id").unwrap());
     assert_eq!(events[1]["level"], "RequestResponse");
-    assert_eq!(events[1]["requestObject"]["disallowedFlunders"], json!(["bad"]));
+    assert_eq!(
+        events[1]["requestObject"]["disallowedFlunders"],
+        json!(["bad"])
+    );
     let uid = &fischer.json()["metadata"]["uid"];
     assert_eq!(&events[1]["responseObject"]["metadata"]["uid"], uid);
     assert!(
@@ -214,7 +233,10 @@ async fn levels_stages_and_the_sql_link(engine: Engine) {
     let events = of(&log_events(&log), &denied.header("audit-id").unwrap());
     let done = events.last().unwrap();
     assert_eq!(done["user"]["username"], "system:anonymous");
-    assert_eq!(done["annotations"]["authorization.k8s.io/decision"], "forbid");
+    assert_eq!(
+        done["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
     assert_eq!(done["annotations"]["authorization.k8s.io/reason"], "");
     assert_eq!(done["responseStatus"]["code"], 403);
     assert_eq!(done["responseStatus"]["reason"], "Forbidden");
@@ -232,7 +254,10 @@ async fn levels_stages_and_the_sql_link(engine: Engine) {
         .await;
     assert_eq!(watch.status, 200);
     while watch.next(Duration::from_secs(10)).await.is_some() {}
-    assert!(watch.ended, "the server ends the watch after timeoutSeconds");
+    assert!(
+        watch.ended,
+        "the server ends the watch after timeoutSeconds"
+    );
     let watches = eventually("the watch's ResponseComplete", || {
         let all = log_events(&log);
         let id = all
@@ -268,17 +293,11 @@ engine_tests!(levels_stages_and_the_sql_link);
 async fn log_rotation() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("audit.log");
-    let policy = write_policy(
+    let w = start_audited(
         tmp.path(),
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n",
-    );
-    let url = Engine::Sqlite.fresh_url(tmp.path());
-    let w = Wardle::start_with(
-        tmp.path(),
-        &url,
+        Engine::Sqlite,
+        &everything_at("RequestResponse"),
         &[
-            "--audit-policy-file",
-            &policy,
             "--audit-log-path",
             log.to_str().unwrap(),
             "--audit-log-maxsize",
@@ -295,8 +314,7 @@ async fn log_rotation() {
         let r = w
             .post(
                 NS,
-                &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
-                        "metadata": {"name": format!("big{i}"), "annotations": {"a": big}}}),
+                &flunder(&format!("big{i}"), json!({"annotations": {"a": big}})),
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.text());
@@ -371,14 +389,11 @@ async fn receiver(
 async fn webhook_receives_batches() {
     let tmp = tempfile::tempdir().unwrap();
     let (kubeconfig, mut rx) = receiver(tmp.path()).await;
-    let policy = write_policy(tmp.path(), POLICY);
-    let url = Engine::Sqlite.fresh_url(tmp.path());
-    let w = Wardle::start_with(
+    let w = start_audited(
         tmp.path(),
-        &url,
+        Engine::Sqlite,
+        POLICY,
         &[
-            "--audit-policy-file",
-            &policy,
             "--audit-webhook-config-file",
             &kubeconfig,
             "--audit-webhook-batch-max-size",
@@ -390,19 +405,16 @@ async fn webhook_receives_batches() {
     .await;
     let mut ids = Vec::new();
     for i in 0..6 {
-        let r = w
-            .post(
-                NS,
-                &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
-                        "metadata": {"name": format!("w{i}")}}),
-            )
-            .await;
+        let r = w.post(NS, &flunder(&format!("w{i}"), json!({}))).await;
         assert_eq!(r.status, 201);
         ids.push(r.header("audit-id").unwrap());
     }
     let mut seen = Vec::new();
     let mut batches = Vec::new();
-    while ids.iter().any(|id| seen.iter().filter(|s| *s == id).count() < 2) {
+    while ids
+        .iter()
+        .any(|id| seen.iter().filter(|s| *s == id).count() < 2)
+    {
         let (path, list) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
             .await
             .expect("the receiver got every event")
@@ -448,17 +460,11 @@ async fn dead_webhook_does_not_hold_requests() {
         None,
     );
     let log = tmp.path().join("audit.log");
-    let policy = write_policy(
+    let w = start_audited(
         tmp.path(),
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
-    );
-    let url = Engine::Sqlite.fresh_url(tmp.path());
-    let w = Wardle::start_with(
-        tmp.path(),
-        &url,
+        Engine::Sqlite,
+        &everything_at("Metadata"),
         &[
-            "--audit-policy-file",
-            &policy,
             "--audit-log-path",
             log.to_str().unwrap(),
             "--audit-log-format",

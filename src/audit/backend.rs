@@ -104,7 +104,12 @@ impl Delegate {
 fn plugin_error(plugin: &'static str, error: &str, events: &[Event]) {
     crate::metrics::audit_error(plugin, events.len() as u64);
     let lines: String = events.iter().map(Event::legacy_line).collect();
-    tracing::error!(plugin, error, events = events.len(), "audit backend failed; impacted events:\n{lines}");
+    tracing::error!(
+        plugin,
+        error,
+        events = events.len(),
+        "audit backend failed; impacted events:\n{lines}"
+    );
 }
 
 /// POST one EventList, retrying any failure with exponential backoff (Go retries every error).
@@ -175,7 +180,8 @@ impl Throttle {
 
     /// Take a token at `now`: how long to wait for it (zero if one is available).
     fn take(&mut self, now: Instant) -> Duration {
-        self.tokens = (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * self.qps)
+        self.tokens = (self.tokens
+            + now.saturating_duration_since(self.last).as_secs_f64() * self.qps)
             .min(self.burst);
         self.last = now;
         self.tokens -= 1.0;
@@ -310,11 +316,7 @@ impl Backend {
     /// Send what is buffered, waiting up to `grace` (Go's buffered backend `Shutdown`).
     pub async fn shutdown(&self, grace: Duration) {
         let _ = self.stop.send(true);
-        let worker = self
-            .worker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(w) = worker
             && tokio::time::timeout(grace, w).await.is_err()
         {

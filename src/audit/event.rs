@@ -304,9 +304,7 @@ pub fn source_ips(
 /// An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d; Go reports it as a.b.c.d.
 fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(ip, std::net::IpAddr::V4),
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
         v4 => v4,
     }
 }
@@ -382,10 +380,7 @@ mod tests {
             source_ips(Some("1.2.3.4, junk, 5.6.7.8"), Some("1.2.3.4"), Some(peer)),
             ["1.2.3.4", "5.6.7.8", "10.0.0.9"]
         );
-        assert_eq!(
-            source_ips(Some("10.0.0.9"), None, Some(peer)),
-            ["10.0.0.9"]
-        );
+        assert_eq!(source_ips(Some("10.0.0.9"), None, Some(peer)), ["10.0.0.9"]);
         let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert_eq!(source_ips(None, None, Some(mapped)), ["127.0.0.1"]);
         let many = vec!["9.9.9.9"; 100].join(",");

@@ -220,7 +220,11 @@ fn auth_methods(h: &HeaderMap, client_cert: bool) -> String {
         methods.push("basic");
     }
     let mut parts = auth.split(' ');
-    if parts.next().is_some_and(|p| p.eq_ignore_ascii_case("bearer")) && parts.next().is_some() {
+    if parts
+        .next()
+        .is_some_and(|p| p.eq_ignore_ascii_case("bearer"))
+        && parts.next().is_some()
+    {
         methods.push("bearer");
     }
     if client_cert {
@@ -310,7 +314,10 @@ impl RequestAudit {
     {
         let slot = Arc::new(Mutex::new(None));
         let outcome = REQUEST_BODY
-            .scope(slot.clone(), std::panic::AssertUnwindSafe(handler).catch_unwind())
+            .scope(
+                slot.clone(),
+                std::panic::AssertUnwindSafe(handler).catch_unwind(),
+            )
             .await;
         let body = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(body) = body {

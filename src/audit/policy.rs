@@ -342,16 +342,31 @@ rules:
             Level::None
         );
         let prod = format!("{w}/namespaces/prod/flunders");
-        assert_eq!(level(attrs("b", &["devs"], "create", &prod)), Level::Request);
+        assert_eq!(
+            level(attrs("b", &["devs"], "create", &prod)),
+            Level::Request
+        );
         // Not devs, or not a write: on to `flunders/*`, which (as in Go) also matches flunders.
-        assert_eq!(level(attrs("b", &["ops"], "create", &prod)), Level::Metadata);
+        assert_eq!(
+            level(attrs("b", &["ops"], "create", &prod)),
+            Level::Metadata
+        );
         assert_eq!(level(attrs("b", &["devs"], "list", &prod)), Level::Metadata);
         let fischers = format!("{w}/fischers");
         assert_eq!(level(attrs("b", &["devs"], "list", &fischers)), Level::None);
         let status = format!("{w}/namespaces/dev/flunders/x/status");
         assert_eq!(level(attrs("b", &[], "update", &status)), Level::Metadata);
-        let sub = attrs("b", &[], "get", &format!("{w}/namespaces/dev/flunders/x/scale"));
-        assert_eq!(level(sub), Level::Metadata, "flunders/* matches any subresource");
+        let sub = attrs(
+            "b",
+            &[],
+            "get",
+            &format!("{w}/namespaces/dev/flunders/x/scale"),
+        );
+        assert_eq!(
+            level(sub),
+            Level::Metadata,
+            "flunders/* matches any subresource"
+        );
     }
 
     #[test]
@@ -370,7 +385,10 @@ rules:
         );
         assert!(status.omit_managed_fields, "the policy default applies");
         let special = p.evaluate(&attrs("a", &[], "get", &format!("{w}/fischers/special")));
-        assert!(!special.omit_managed_fields, "the rule overrides the policy");
+        assert!(
+            !special.omit_managed_fields,
+            "the rule overrides the policy"
+        );
     }
 
     #[test]
@@ -385,8 +403,10 @@ rules:
             .is_err()
         );
         assert!(
-            Policy::parse("apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules:\n- level: None\n")
-                .is_err()
+            Policy::parse(
+                "apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules:\n- level: None\n"
+            )
+            .is_err()
         );
         assert!(Policy::parse(&format!("{base}rules:\n- level: Metadata\n")).is_ok());
     }
