@@ -417,17 +417,6 @@ pub fn render(out: &mut String, gauges: &Gauges) {
             g.load(Ordering::Relaxed)
         );
     }
-    header(
-        out,
-        "apiserver_audit_event_total",
-        "counter",
-        "Counter of audit events generated and sent to the audit backend.",
-    );
-    let _ = writeln!(
-        out,
-        "apiserver_audit_event_total {}",
-        m.audit_events.load(Ordering::Relaxed)
-    );
     for (name, label, help, family) in [
         (
             "apiserver_audit_error_total",
@@ -453,51 +442,47 @@ pub fn render(out: &mut String, gauges: &Gauges) {
     }
     header(
         out,
-        "apiserver_audit_requests_rejected_total",
-        "counter",
-        "Counter of apiserver requests rejected due to an error in audit logging backend.",
-    );
-    let _ = writeln!(
-        out,
-        "apiserver_audit_requests_rejected_total {}",
-        m.audit_rejected.load(Ordering::Relaxed)
-    );
-    header(
-        out,
         "wardle_storage_batch_size",
         "histogram",
         "Writes per group-commit transaction.",
     );
     m.batch_size.render(out, "wardle_storage_batch_size", "");
-    header(
-        out,
-        "wardle_storage_writer_queue_depth",
-        "gauge",
-        "Writes queued for the group-commit writer.",
-    );
-    let _ = writeln!(
-        out,
-        "wardle_storage_writer_queue_depth {}",
-        gauges.writer_queue_depth
-    );
-    header(
-        out,
-        "wardle_history_pruned_total",
-        "counter",
-        "Change-history rows deleted by --history-retention.",
-    );
-    let _ = writeln!(out, "wardle_history_pruned_total {}", gauges.history_pruned);
-    header(
-        out,
-        "wardle_listen_reconnects_total",
-        "counter",
-        "Times the Postgres LISTEN connection was lost and re-established.",
-    );
-    let _ = writeln!(
-        out,
-        "wardle_listen_reconnects_total {}",
-        m.listen_reconnects.load(Ordering::Relaxed)
-    );
+    let scalars: [(&str, &str, &str, u64); 5] = [
+        (
+            "apiserver_audit_event_total",
+            "counter",
+            "Counter of audit events generated and sent to the audit backend.",
+            m.audit_events.load(Ordering::Relaxed),
+        ),
+        (
+            "apiserver_audit_requests_rejected_total",
+            "counter",
+            "Counter of apiserver requests rejected due to an error in audit logging backend.",
+            m.audit_rejected.load(Ordering::Relaxed),
+        ),
+        (
+            "wardle_storage_writer_queue_depth",
+            "gauge",
+            "Writes queued for the group-commit writer.",
+            gauges.writer_queue_depth as u64,
+        ),
+        (
+            "wardle_history_pruned_total",
+            "counter",
+            "Change-history rows deleted by --history-retention.",
+            gauges.history_pruned,
+        ),
+        (
+            "wardle_listen_reconnects_total",
+            "counter",
+            "Times the Postgres LISTEN connection was lost and re-established.",
+            m.listen_reconnects.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, value) in scalars {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 #[cfg(test)]

@@ -504,3 +504,60 @@ async fn dead_webhook_does_not_hold_requests() {
         .unwrap();
     assert!(dropped >= 1.0, "{dropped}");
 }
+
+/// blocking-strict: a request whose RequestReceived event cannot be delivered is refused (500),
+/// counted in apiserver_audit_requests_rejected_total, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_strict_refuses_unaudited_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nobody listens on: every POST is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = tmp.path().join("refused.kubeconfig");
+    pki::kubeconfig(
+        &kubeconfig,
+        &format!("https://127.0.0.1:{closed}"),
+        &Ca::new("unused").cert_pem,
+        None,
+        None,
+    );
+    let policy = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n\
+                  - level: None\n  nonResourceURLs: [\"/readyz*\", \"/metrics\"]\n\
+                  - level: Metadata\n";
+    let w = start_audited(
+        tmp.path(),
+        Engine::Sqlite,
+        policy,
+        &[
+            "--audit-webhook-config-file",
+            kubeconfig.to_str().unwrap(),
+            "--audit-webhook-mode",
+            "blocking-strict",
+            "--audit-webhook-initial-backoff",
+            "10ms",
+        ],
+    )
+    .await;
+    let r = w.post(NS, &flunder("never", json!({}))).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        r.text().contains("failed to store audit event"),
+        "{}",
+        r.text()
+    );
+    assert!(r.header("audit-id").is_some());
+    let rows = audit_id_of_rows(&w, "never").await;
+    assert!(rows.is_empty(), "nothing was written: {rows:?}");
+    let metrics = w.get("/metrics").await.text();
+    assert!(
+        metrics.contains("apiserver_audit_requests_rejected_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("apiserver_audit_error_total{plugin=\"webhook\"} 1\n"),
+        "{metrics}"
+    );
+}

@@ -308,17 +308,34 @@ impl RequestAudit {
     /// Run the handler, then send ResponseComplete (for a watch: ResponseStarted now and
     /// ResponseComplete when its stream ends). A panicking handler sends the Panic stage and
     /// answers 500 instead of dropping the connection.
-    pub async fn run<F>(mut self, handler: F, long_running: bool) -> Response
+    pub async fn run<F>(self, handler: F, long_running: bool) -> Response
     where
         F: Future<Output = Response>,
     {
         let slot = Arc::new(Mutex::new(None));
+        // If the client goes away, the handler is dropped mid-way: the guard still sends
+        // ResponseComplete (with Go's "Connection closed early" status), so no request that
+        // may have changed something goes unrecorded.
+        let mut pending = CompleteOnDrop(Some(self));
         let outcome = REQUEST_BODY
             .scope(
                 slot.clone(),
                 std::panic::AssertUnwindSafe(handler).catch_unwind(),
             )
             .await;
+        let Some(this) = pending.0.take() else {
+            unreachable!("the guard is only emptied here");
+        };
+        this.finish(outcome, &slot, long_running).await
+    }
+
+    /// The handler's answer (or panic) into the event, and the remaining stages sent.
+    async fn finish(
+        mut self,
+        outcome: std::thread::Result<Response>,
+        slot: &Mutex<Option<Bytes>>,
+        long_running: bool,
+    ) -> Response {
         let body = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(body) = body {
             self.record_request_body(&body);
@@ -426,12 +443,22 @@ fn parse_body(b: &[u8]) -> Option<Value> {
         .or_else(|| serde_saphyr::from_slice(b).ok())
 }
 
-/// Sends ResponseComplete once the response body is finished or dropped (the client went away).
+/// Sends ResponseComplete when dropped: a watch's body finished or was dropped (the client went
+/// away), or a handler was dropped before it answered.
 struct CompleteOnDrop(Option<RequestAudit>);
 
 impl Drop for CompleteOnDrop {
     fn drop(&mut self) {
         if let (Some(mut a), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            // Dropped before any response: what Go's audit filter records then.
+            a.event
+                .response_status
+                .get_or_insert_with(|| ResponseStatus {
+                    status: "Success".into(),
+                    message: "Connection closed early".into(),
+                    code: 200,
+                    ..Default::default()
+                });
             rt.spawn(async move {
                 a.send(Stage::ResponseComplete).await;
             });
