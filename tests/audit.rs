@@ -277,6 +277,25 @@ async fn levels_stages_and_the_sql_link(engine: Engine) {
     assert_eq!(watches[1]["responseStatus"]["code"], 200);
     assert!(watches[2]["stageTimestamp"].as_str() >= watches[1]["stageTimestamp"].as_str());
 
+    // A delete answers with a Success Status, which the event keeps as Go does.
+    let deleted = w.delete(&format!("{NS}/f1"), None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    let del_id = deleted.header("audit-id").unwrap();
+    let events = of(&log_events(&log), &del_id);
+    let status = &events[1]["responseStatus"];
+    assert_eq!(status["status"], "Success", "{status}");
+    assert_eq!(status["code"], 200);
+    assert_eq!(status["details"]["name"], "f1");
+    assert!(
+        status.get("kind").is_none(),
+        "only Go's bounded copy: {status}"
+    );
+    assert_eq!(
+        audit_id_of_rows(&w, "f1").await.last(),
+        Some(&Some(del_id)),
+        "the DELETED row too"
+    );
+
     let metrics = w.get("/metrics").await.text();
     assert!(
         metrics.contains("apiserver_audit_level_total{level=\"None\"}"),

@@ -237,10 +237,11 @@ fn auth_methods(h: &HeaderMap, client_cert: bool) -> String {
     }
 }
 
-/// The Status an error response was made from, put on the response by the one place that turns
-/// errors into HTTP, so the event's `responseStatus` carries its reason and message.
+/// The `metav1.Status` a response carries (an error, or a delete's Success), put on the response
+/// where it is made, so the event's `responseStatus` has its status, reason, message and details
+/// as Go's `LogResponseObject` copies them.
 #[derive(Debug, Clone)]
-pub struct ErrorStatus(pub Value);
+pub struct StatusObject(pub Value);
 
 tokio::task_local! {
     /// The request body a handler read, for the event's requestObject and objectRef.
@@ -364,7 +365,7 @@ impl RequestAudit {
             }
         };
         let code = resp.status().as_u16();
-        self.event.response_status = Some(match resp.extensions().get::<ErrorStatus>() {
+        self.event.response_status = Some(match resp.extensions().get::<StatusObject>() {
             Some(s) => ResponseStatus::from_status(&s.0, code),
             None => ResponseStatus {
                 code,

@@ -405,7 +405,10 @@ async fn handle(
                             "uid": last["metadata"]["uid"],
                         },
                     });
-                    Ok(ok(StatusCode::OK, &status, &[]))
+                    let mut resp = ok(StatusCode::OK, &status, &[]);
+                    resp.extensions_mut()
+                        .insert(crate::audit::StatusObject(status));
+                    Ok(resp)
                 }
                 Deleted::Pending(obj) => Ok(ok(
                     StatusCode::OK,

@@ -17,7 +17,7 @@ impl IntoResponse for ApiError {
         let mut resp = (code, body).into_response();
         // The audit event's responseStatus is taken from here.
         resp.extensions_mut()
-            .insert(crate::audit::ErrorStatus(status));
+            .insert(crate::audit::StatusObject(status));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
