@@ -762,6 +762,24 @@ fn wardle_behind_a_real_kube_apiserver() {
         }
     });
 
+    // kube-apiserver hands its audit ID to wardle (Audit-Id request header), so one ID names
+    // the request in both servers' audit logs.
+    let o = c.kubectl(&[
+        "get",
+        "flunder",
+        "my-first-flunder",
+        "-n",
+        "default",
+        "-v=8",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let kube_audit_id = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .find_map(|l| {
+            l.split_once("Audit-Id: ")
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("kubectl -v=8 shows no Audit-Id:\n{}", text(&o)));
     // The audit log names the real users (from the front proxy headers), not the aggregator's
     // identity, and the stored change leads to its audit event.
     let audit: Vec<serde_json::Value> = std::fs::read_to_string(c.dir.join("wardle/audit.log"))
@@ -788,6 +806,13 @@ fn wardle_behind_a_real_kube_apiserver() {
             .iter()
             .all(|e| e["user"]["username"] != "system:kube-aggregator"),
         "the aggregator's own requests are not wardle resources, and proxied ones are the user's"
+    );
+    let kube_id = kube_audit_id.split(',').next().unwrap_or("").trim();
+    assert!(
+        audit.iter().any(|e| e["auditID"] == kube_id
+            && e["verb"] == "get"
+            && e["user"]["username"] == "admin"),
+        "no wardle audit event with kube-apiserver's audit ID {kube_id}"
     );
     // Denied by wardle's own SubjectAccessReview (alice straight to wardle; through the
     // aggregator kube-apiserver denies first): the decision annotation says so.
