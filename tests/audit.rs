@@ -190,6 +190,22 @@ async fn levels_stages_and_the_sql_link(engine: Engine) {
         "every change records its request's audit ID"
     );
 
+    // A YAML body (server-side apply) is recorded as JSON.
+    let applied = w
+        .patch(
+            &format!("{NS}/f2?fieldManager=audit-test"),
+            "application/apply-patch+yaml",
+            "apiVersion: wardle.example.com/v1alpha1\nkind: Flunder\nmetadata:\n  name: f2\nspec:\n  reference: z\n",
+        )
+        .await;
+    assert_eq!(applied.status, 201, "{}", applied.text());
+    let events = of(&log_events(&log), &applied.header("audit-id").unwrap());
+    assert_eq!(
+        events[1]["requestObject"],
+        json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
+               "metadata": {"name": "f2"}, "spec": {"reference": "z"}})
+    );
+
     // Metadata level: neither body.
     let got = w.get(&format!("{NS}/f1")).await;
     let events = of(&log_events(&log), &got.header("audit-id").unwrap());

@@ -437,11 +437,14 @@ impl RequestAudit {
     }
 }
 
-/// JSON, else YAML, as a JSON value (Go records objects as JSON whatever the wire format).
+/// JSON, else YAML, as a JSON value (Go records objects as JSON whatever the wire format),
+/// parsed with the request decoder's own limits.
 fn parse_body(b: &[u8]) -> Option<Value> {
-    serde_json::from_slice(b)
+    use crate::apimachinery::decode::{parse_json, parse_yaml};
+    parse_json(b)
+        .or_else(|_| parse_yaml(b))
         .ok()
-        .or_else(|| serde_saphyr::from_slice(b).ok())
+        .map(|(v, _)| v)
 }
 
 /// Sends ResponseComplete when dropped: a watch's body finished or was dropped (the client went
