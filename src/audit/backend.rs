@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use super::event::{Event, event_list_json};
-use super::options::BatchOptions;
+use super::options::{BatchOptions, TruncateOptions};
 
 /// Batches a batch-mode webhook sends at once; the rest wait (and the buffer fills, then drops).
 const MAX_SENDS_IN_FLIGHT: usize = 8;
@@ -201,6 +201,7 @@ pub(super) struct Backend {
     queue: Option<mpsc::Sender<Event>>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop: watch::Sender<bool>,
+    truncate: TruncateOptions,
 }
 
 impl Backend {
@@ -211,6 +212,7 @@ impl Backend {
         rotation: &Rotation,
         mode: Mode,
         batch: &BatchOptions,
+        truncate: TruncateOptions,
     ) -> anyhow::Result<Backend> {
         let out: Box<dyn std::io::Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
@@ -221,7 +223,7 @@ impl Backend {
             out: Arc::new(Mutex::new(out)),
             format,
         };
-        Ok(Backend::new(delegate, mode, batch, false))
+        Ok(Backend::new(delegate, mode, batch, truncate, false))
     }
 
     /// The webhook backend: POSTs to the server of the kubeconfig at `config`.
@@ -230,6 +232,7 @@ impl Backend {
         initial_backoff: Duration,
         mode: Mode,
         batch: &BatchOptions,
+        truncate: TruncateOptions,
     ) -> anyhow::Result<Backend> {
         let kc = kube::config::Kubeconfig::read_from(config)
             .with_context(|| format!("--audit-webhook-config-file {}", config.display()))?;
@@ -262,10 +265,16 @@ impl Backend {
             path,
             initial_backoff,
         };
-        Ok(Backend::new(delegate, mode, batch, true))
+        Ok(Backend::new(delegate, mode, batch, truncate, true))
     }
 
-    fn new(delegate: Delegate, mode: Mode, batch: &BatchOptions, async_delegate: bool) -> Backend {
+    fn new(
+        delegate: Delegate,
+        mode: Mode,
+        batch: &BatchOptions,
+        truncate: TruncateOptions,
+        async_delegate: bool,
+    ) -> Backend {
         let delegate = Arc::new(delegate);
         let (stop, stopped) = watch::channel(false);
         let (queue, worker) = if mode == Mode::Batch {
@@ -287,11 +296,28 @@ impl Backend {
             queue,
             worker: Mutex::new(worker),
             stop,
+            truncate,
         }
     }
 
     /// Hand one event to the backend. False only in blocking-strict mode when it failed.
     pub async fn process(&self, ev: &Event) -> bool {
+        let truncated;
+        let ev = if self.truncate.enabled {
+            match truncate(ev, self.truncate.max_event_size) {
+                Ok(Some(t)) => {
+                    truncated = t;
+                    &truncated
+                }
+                Ok(None) => ev,
+                Err(e) => {
+                    plugin_error("truncate", &e, std::slice::from_ref(ev));
+                    return self.mode != Mode::BlockingStrict;
+                }
+            }
+        } else {
+            ev
+        };
         match self.mode {
             Mode::Batch => {
                 if let Some(q) = &self.queue
@@ -326,6 +352,25 @@ impl Backend {
             );
         }
     }
+}
+
+/// Go's truncate plugin: an event whose JSON is larger than `max` loses its request and response
+/// objects (and says so in the `audit.k8s.io/truncated` annotation); `Ok(None)` = small enough
+/// as it is, `Err` = too large even then (the event is dropped).
+fn truncate(ev: &Event, max: i64) -> Result<Option<Event>, String> {
+    let size = |e: &Event| serde_json::to_vec(e).map_or(i64::MAX, |v| v.len() as i64);
+    if size(ev) <= max {
+        return Ok(None);
+    }
+    let mut t = ev.clone();
+    t.request_object = None;
+    t.response_object = None;
+    t.annotations
+        .insert("audit.k8s.io/truncated".into(), "true".into());
+    if size(&t) > max {
+        return Err("event is too large even after truncating".into());
+    }
+    Ok(Some(t))
 }
 
 /// The batch-mode worker: a batch is sent when it has `max_size` events or `max_wait` after its
@@ -450,6 +495,25 @@ impl Rotation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_events_lose_their_bodies_then_are_dropped() {
+        let mut ev = Event::new(
+            super::super::policy::Level::RequestResponse,
+            "id".into(),
+            std::time::SystemTime::UNIX_EPOCH,
+        );
+        assert!(truncate(&ev, 10_000).unwrap().is_none(), "small enough");
+        ev.request_object = Some(serde_json::json!({"big": "x".repeat(20_000)}));
+        let t = truncate(&ev, 10_000).unwrap().expect("truncated");
+        assert!(t.request_object.is_none());
+        assert_eq!(t.annotations["audit.k8s.io/truncated"], "true");
+        ev.user.username = "u".repeat(20_000);
+        assert!(
+            truncate(&ev, 10_000).is_err(),
+            "too large even without bodies"
+        );
+    }
 
     #[test]
     fn throttle_allows_a_burst_then_the_rate() {

@@ -60,6 +60,7 @@ impl Auditor {
                 &rotation,
                 o.audit_log_mode,
                 &o.log_batch(),
+                o.log_truncate(),
             )?);
         }
         if let Some(cfg) = &o.audit_webhook_config_file {
@@ -69,6 +70,7 @@ impl Auditor {
                     o.audit_webhook_initial_backoff,
                     o.audit_webhook_mode,
                     &o.webhook_batch(),
+                    o.webhook_truncate(),
                 )
                 .await?,
             );

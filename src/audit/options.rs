@@ -1,5 +1,5 @@
 //! The `--audit-*` flags, with the names and defaults of Go's
-//! `k8s.io/apiserver/pkg/server/options/audit.go` (the truncate flags are not offered).
+//! `k8s.io/apiserver/pkg/server/options/audit.go`.
 
 use clap::{ArgAction, Args};
 use std::path::PathBuf;
@@ -22,6 +22,17 @@ pub struct BatchOptions {
     pub throttle_qps: f32,
     /// Batches sent at once when the rate was not used before.
     pub throttle_burst: u32,
+}
+
+/// The truncate settings of one backend (Go's `plugin/pkg/audit/truncate` Config).
+#[derive(Debug, Clone, Copy)]
+pub struct TruncateOptions {
+    pub enabled: bool,
+    /// Bytes; must be at least `max_event_size`.
+    pub max_batch_size: i64,
+    /// Bytes of an event's JSON: above it the bodies are dropped, and if that is not enough the
+    /// event is (and counted as an error of plugin `truncate`).
+    pub max_event_size: i64,
 }
 
 /// All audit flags (flattened into the server's `Config`).
@@ -73,6 +84,17 @@ pub struct AuditOptions {
     /// Maximum number of requests sent at the same moment if ThrottleQPS was not utilized before.
     #[arg(long, default_value_t = 0)]
     pub audit_log_batch_throttle_burst: u32,
+    /// Whether event and batch truncating is enabled.
+    #[arg(long, action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub audit_log_truncate_enabled: bool,
+    /// Maximum size of the batch sent to the underlying backend.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub audit_log_truncate_max_batch_size: i64,
+    /// Maximum size of the audit event sent to the underlying backend. If the size of an event is
+    /// greater than this number, first request and response are removed, and if this doesn't
+    /// reduce the size enough, event is discarded.
+    #[arg(long, default_value_t = 100 * 1024)]
+    pub audit_log_truncate_max_event_size: i64,
 
     /// Path to a kubeconfig formatted file that defines the audit webhook configuration.
     #[arg(long)]
@@ -104,6 +126,15 @@ pub struct AuditOptions {
     /// Maximum number of requests sent at the same moment if ThrottleQPS was not utilized before.
     #[arg(long, default_value_t = 15)]
     pub audit_webhook_batch_throttle_burst: u32,
+    /// Whether event and batch truncating is enabled.
+    #[arg(long, action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub audit_webhook_truncate_enabled: bool,
+    /// Maximum size of the batch sent to the underlying backend.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub audit_webhook_truncate_max_batch_size: i64,
+    /// Maximum size of the audit event sent to the underlying backend (see the log flag).
+    #[arg(long, default_value_t = 100 * 1024)]
+    pub audit_webhook_truncate_max_event_size: i64,
 }
 
 impl AuditOptions {
@@ -129,8 +160,40 @@ impl AuditOptions {
         }
     }
 
-    /// Go's `validateBackendBatchOptions` for the backends in batch mode.
+    pub(super) fn log_truncate(&self) -> TruncateOptions {
+        TruncateOptions {
+            enabled: self.audit_log_truncate_enabled,
+            max_batch_size: self.audit_log_truncate_max_batch_size,
+            max_event_size: self.audit_log_truncate_max_event_size,
+        }
+    }
+
+    pub(super) fn webhook_truncate(&self) -> TruncateOptions {
+        TruncateOptions {
+            enabled: self.audit_webhook_truncate_enabled,
+            max_batch_size: self.audit_webhook_truncate_max_batch_size,
+            max_event_size: self.audit_webhook_truncate_max_event_size,
+        }
+    }
+
+    /// Go's `validateBackendBatchOptions` and truncate `Validate` for the enabled backends.
     pub(super) fn validate(&self) -> anyhow::Result<()> {
+        let truncate = |plugin: &str, t: TruncateOptions| -> anyhow::Result<()> {
+            if t.max_event_size <= 0 {
+                anyhow::bail!(
+                    "invalid audit truncate {plugin} max event size {}, must be a positive number",
+                    t.max_event_size
+                );
+            }
+            if t.max_batch_size < t.max_event_size {
+                anyhow::bail!(
+                    "invalid audit truncate {plugin} max batch size {}, must be greater than max event size ({})",
+                    t.max_batch_size,
+                    t.max_event_size
+                );
+            }
+            Ok(())
+        };
         let check = |plugin: &str, mode: Mode, b: &BatchOptions| -> anyhow::Result<()> {
             if mode != Mode::Batch {
                 return Ok(());
@@ -160,9 +223,11 @@ impl AuditOptions {
         };
         if self.audit_log_path.is_some() {
             check("log", self.audit_log_mode, &self.log_batch())?;
+            truncate("log", self.log_truncate())?;
         }
         if self.audit_webhook_config_file.is_some() {
             check("webhook", self.audit_webhook_mode, &self.webhook_batch())?;
+            truncate("webhook", self.webhook_truncate())?;
         }
         Ok(())
     }
