@@ -596,3 +596,46 @@ async fn blocking_strict_refuses_unaudited_requests() {
         "{metrics}"
     );
 }
+
+/// Batch mode holds events until a batch is full or old enough; a graceful shutdown sends what
+/// is buffered before the process exits (Go's buffered backend Shutdown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_events_are_written_at_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("audit.log");
+    let mut w = start_audited(
+        tmp.path(),
+        Engine::Sqlite,
+        POLICY,
+        &[
+            "--audit-log-path",
+            log.to_str().unwrap(),
+            "--audit-log-mode",
+            "batch",
+            "--audit-log-batch-max-size",
+            "1000",
+            "--audit-log-batch-max-wait",
+            "1h",
+        ],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = w.post(NS, &flunder(&format!("s{i}"), json!({}))).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        ids.push(r.header("audit-id").unwrap());
+    }
+    assert!(
+        log_events(&log).is_empty(),
+        "a batch waits for 1000 events or an hour"
+    );
+    let status = w.stop().expect("wardle stops on SIGTERM");
+    assert!(status.success(), "{status}");
+    let events = log_events(&log);
+    for id in &ids {
+        assert_eq!(
+            stages(&of(&events, id)),
+            ["RequestReceived", "ResponseComplete"]
+        );
+    }
+}

@@ -409,9 +409,13 @@ async fn run_batches(
                 }
                 continue;
             }
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(e)) => batch.push(e),
-                _ => break,
+            tokio::select! {
+                e = tokio::time::timeout_at(deadline, rx.recv()) => match e {
+                    Ok(Some(e)) => batch.push(e),
+                    _ => break,
+                },
+                // Shutting down: stop waiting, take what is queued and send it.
+                _ = stop.changed() => stopping = true,
             }
         }
         if let Some(t) = throttle.as_mut()
