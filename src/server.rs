@@ -24,6 +24,10 @@ use std::time::Duration;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     tls::server::install_crypto_provider();
+    // First, so a bad policy or audit flag stops startup before anything else is touched.
+    let auditor = crate::audit::Auditor::from_options(&config.audit)
+        .await
+        .context("setting up auditing")?;
     std::fs::create_dir_all(&config.cert_dir)
         .with_context(|| format!("creating --cert-dir {}", config.cert_dir.display()))?;
 
@@ -162,9 +166,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             compaction_stats.clone(),
         );
     }
-    let auditor = crate::audit::Auditor::from_options(&config.audit)
-        .await
-        .context("setting up auditing")?;
     let store = Store::new(storage.clone(), cache.clone(), admission);
     let health_storage = storage.clone();
     let storage_check: Check = Arc::new(move || {

@@ -639,3 +639,31 @@ async fn buffered_events_are_written_at_shutdown() {
         );
     }
 }
+
+/// A policy file kube-apiserver would refuse stops wardle at startup, with the reason.
+#[test]
+fn a_bad_policy_stops_startup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Loud\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wardle-apiserver"))
+        .arg("--cert-dir")
+        .arg(tmp.path())
+        .arg("--audit-policy-file")
+        .arg(&policy)
+        .args(["--audit-log-path", "-"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loading audit policy file"), "{err}");
+    assert!(err.contains("Loud"), "{err}");
+    assert!(
+        !tmp.path().join("wardle.db").exists(),
+        "nothing was set up before the policy was checked"
+    );
+}

@@ -232,3 +232,109 @@ impl AuditOptions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> AuditOptions {
+        let mut all = vec!["wardle-apiserver"];
+        all.extend_from_slice(args);
+        crate::config::Config::try_parse_from(all)
+            .expect("flags parse")
+            .audit
+    }
+
+    /// Go's defaults (NewAuditOptions, defaultWebhookBatchConfig, defaultLogBatchConfig).
+    #[test]
+    fn defaults_are_gos() {
+        let o = parse(&[]);
+        assert_eq!(o.audit_log_format, LogFormat::Json);
+        assert_eq!(o.audit_log_mode, Mode::Blocking);
+        assert_eq!(o.audit_log_batch_buffer_size, 10000);
+        assert_eq!(o.audit_log_batch_max_size, 1);
+        assert!(!o.audit_log_batch_throttle_enable);
+        assert_eq!(
+            (
+                o.audit_log_maxage,
+                o.audit_log_maxbackup,
+                o.audit_log_maxsize
+            ),
+            (0, 0, 0)
+        );
+        assert!(!o.audit_log_compress);
+        assert_eq!(o.audit_webhook_mode, Mode::Batch);
+        assert_eq!(o.audit_webhook_initial_backoff, Duration::from_secs(10));
+        let b = o.webhook_batch();
+        assert_eq!((b.buffer_size, b.max_size), (10000, 400));
+        assert_eq!(b.max_wait, Duration::from_secs(30));
+        assert!(b.throttle_enable);
+        assert_eq!((b.throttle_qps, b.throttle_burst), (10.0, 15));
+        let t = o.webhook_truncate();
+        assert!(!t.enabled);
+        assert_eq!((t.max_batch_size, t.max_event_size), (10485760, 102400));
+        assert_eq!(o.audit_log_version, "audit.k8s.io/v1");
+    }
+
+    #[test]
+    fn go_style_flags_parse() {
+        let o = parse(&[
+            "--audit-log-compress",
+            "--audit-webhook-batch-throttle-enable=false",
+            "--audit-webhook-mode=blocking-strict",
+            "--audit-log-format=legacy",
+            "--audit-webhook-batch-initial-backoff=5s",
+        ]);
+        assert!(o.audit_log_compress);
+        assert!(!o.audit_webhook_batch_throttle_enable);
+        assert_eq!(o.audit_webhook_mode, Mode::BlockingStrict);
+        assert_eq!(o.audit_log_format, LogFormat::Legacy);
+        assert_eq!(o.audit_webhook_initial_backoff, Duration::from_secs(5));
+        assert!(
+            crate::config::Config::try_parse_from([
+                "wardle-apiserver",
+                "--audit-log-version=audit.k8s.io/v1beta1"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_batch_and_truncate_settings_are_refused() {
+        let err = |args: &[&str]| parse(args).validate().unwrap_err().to_string();
+        assert!(
+            err(&[
+                "--audit-webhook-config-file=x",
+                "--audit-webhook-batch-buffer-size=0"
+            ])
+            .contains("buffer size")
+        );
+        assert!(
+            err(&[
+                "--audit-webhook-config-file=x",
+                "--audit-webhook-batch-throttle-qps=0"
+            ])
+            .contains("throttle QPS")
+        );
+        assert!(
+            err(&[
+                "--audit-log-path=x",
+                "--audit-log-truncate-max-batch-size=10",
+            ])
+            .contains("max batch size")
+        );
+        // Settings of a backend that is off are not checked (as in Go).
+        assert!(
+            parse(&["--audit-webhook-batch-buffer-size=0"])
+                .validate()
+                .is_ok()
+        );
+        // Nor batch settings outside batch mode.
+        assert!(
+            parse(&["--audit-log-path=x", "--audit-log-batch-max-size=0"])
+                .validate()
+                .is_ok()
+        );
+    }
+}
