@@ -144,9 +144,33 @@ impl Policy {
                     "rules[{i}]: rules cannot apply to both regular resources and non-resource URLs"
                 );
             }
+            // Go's validation: URLs start with `/` and `*` only ends them; groups are DNS
+            // subdomains; resourceNames need resources.
             for url in &r.non_resource_urls {
                 if url != "*" && !url.starts_with('/') {
-                    anyhow::bail!("rules[{i}].nonResourceURLs: {url:?} must start with /");
+                    anyhow::bail!(
+                        "rules[{i}].nonResourceURLs: {url:?}: non-resource URL rules must begin with a '/' character"
+                    );
+                }
+                if url != "*" && url.strip_suffix('*').unwrap_or(url).contains('*') {
+                    anyhow::bail!(
+                        "rules[{i}].nonResourceURLs: {url:?}: non-resource URL wildcards '*' must be the final character of the rule"
+                    );
+                }
+            }
+            for gr in &r.resources {
+                let msgs = crate::apimachinery::meta::is_dns1123_subdomain(&gr.group);
+                if !gr.group.is_empty() && !msgs.is_empty() {
+                    anyhow::bail!(
+                        "rules[{i}].resources.group: {:?}: {}",
+                        gr.group,
+                        msgs.join(",")
+                    );
+                }
+                if !gr.resource_names.is_empty() && gr.resources.is_empty() {
+                    anyhow::bail!(
+                        "rules[{i}].resources.resourceNames: using resourceNames requires at least one resource"
+                    );
                 }
             }
         }
@@ -408,6 +432,19 @@ rules:
             )
             .is_err()
         );
+        for bad_rule in [
+            "- level: None\n  nonResourceURLs: [/a*b]\n",
+            "- level: None\n  nonResourceURLs: [healthz]\n",
+            "- level: None\n  nonResourceURLs: [\"/**\"]\n",
+            "- level: None\n  resources: [{group: wardle.example.com/v1}]\n",
+            "- level: None\n  resources: [{group: a, resourceNames: [x]}]\n",
+            "- level: None\n  omitStages: [Sometimes]\n",
+        ] {
+            assert!(
+                Policy::parse(&format!("{base}rules:\n{bad_rule}")).is_err(),
+                "{bad_rule}"
+            );
+        }
         assert!(Policy::parse(&format!("{base}rules:\n- level: Metadata\n")).is_ok());
     }
 
