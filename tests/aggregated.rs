@@ -881,7 +881,10 @@ fn webhook_server(ca: &Ca) -> u16 {
                 resp["status"] = json!({"code": 403, "reason": "Forbidden",
                     "message": "flunders labelled deny are not allowed"});
             }
-            "/validate" => resp["warnings"] = json!(["the validating webhook saw this"]),
+            "/validate" => {
+                resp["warnings"] = json!(["the validating webhook saw this"]);
+                resp["auditAnnotations"] = json!({"checked": "yes"});
+            }
             "/mutate" => {
                 let mut l = labels.clone();
                 if !l.is_object() {
@@ -1043,6 +1046,17 @@ fn cluster_admission(c: &mut Cluster) {
         text(&o).contains("Warning: the validating webhook saw this"),
         "{}",
         text(&o)
+    );
+    // Its auditAnnotations go into wardle's audit event as `<webhook>/<key>` (Go's dispatcher).
+    let audit = std::fs::read_to_string(c.dir.join("wardle/audit.log")).expect("audit log");
+    assert!(
+        audit.lines().any(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).expect("an audit event");
+            e["stage"] == "ResponseComplete"
+                && e["objectRef"]["name"] == "warned"
+                && e["annotations"]["deny.wardle.test/checked"] == "yes"
+        }),
+        "no audit event of the warned create with the webhook's annotation"
     );
 
     // A mutating webhook adds a label that is stored.

@@ -245,15 +245,46 @@ fn auth_methods(h: &HeaderMap, client_cert: bool) -> String {
 #[derive(Debug, Clone)]
 pub struct StatusObject(pub Value);
 
-tokio::task_local! {
+/// What the code below the router contributes to the running request's event.
+#[derive(Default)]
+struct Collected {
     /// The request body a handler read, for the event's requestObject and objectRef.
-    static REQUEST_BODY: Arc<Mutex<Option<Bytes>>>;
+    body: Option<Bytes>,
+    /// Admission annotations (Go's `AddAuditAnnotation`), first value per key kept.
+    annotations: Vec<(String, String)>,
+}
+
+/// At most this many annotations from below the router, each value cut to this many bytes, so
+/// a misbehaving admission webhook cannot grow every event without bound.
+const MAX_ANNOTATIONS: usize = 64;
+const MAX_ANNOTATION_BYTES: usize = 4096;
+
+tokio::task_local! {
+    static COLLECTED: Arc<Mutex<Collected>>;
+}
+
+fn collect(f: impl FnOnce(&mut Collected)) {
+    let _ = COLLECTED.try_with(|c| f(&mut c.lock().unwrap_or_else(|p| p.into_inner())));
 }
 
 /// Called by the handlers with the request body they read; kept only while a request is audited.
 pub fn note_request_body(body: &Bytes) {
-    let _ = REQUEST_BODY.try_with(|slot| {
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.clone());
+    collect(|c| c.body = Some(body.clone()));
+}
+
+/// Add an annotation to the running request's audit event (Go's `AddAuditAnnotation`: a key
+/// already set keeps its first value). A no-op when the request is not audited.
+pub fn add_annotation(key: &str, value: &str) {
+    collect(|c| {
+        if c.annotations.len() >= MAX_ANNOTATIONS || c.annotations.iter().any(|(k, _)| k == key) {
+            return;
+        }
+        let mut end = value.len().min(MAX_ANNOTATION_BYTES);
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        c.annotations
+            .push((key.chars().take(256).collect(), value[..end].to_string()));
     });
 }
 
@@ -315,12 +346,12 @@ impl RequestAudit {
     where
         F: Future<Output = Response>,
     {
-        let slot = Arc::new(Mutex::new(None));
+        let slot = Arc::new(Mutex::new(Collected::default()));
         // If the client goes away, the handler is dropped mid-way: the guard still sends
         // ResponseComplete (with Go's "Connection closed early" status), so no request that
         // may have changed something goes unrecorded.
         let mut pending = CompleteOnDrop(Some(self));
-        let outcome = REQUEST_BODY
+        let outcome = COLLECTED
             .scope(
                 slot.clone(),
                 std::panic::AssertUnwindSafe(handler).catch_unwind(),
@@ -336,12 +367,15 @@ impl RequestAudit {
     async fn finish(
         mut self,
         outcome: std::thread::Result<Response>,
-        slot: &Mutex<Option<Bytes>>,
+        slot: &Mutex<Collected>,
         long_running: bool,
     ) -> Response {
-        let body = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(body) = body {
+        let collected = std::mem::take(&mut *slot.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(body) = collected.body {
             self.record_request_body(&body);
+        }
+        for (k, v) in collected.annotations {
+            self.event.annotations.entry(k).or_insert(v);
         }
         let resp = match outcome {
             Ok(resp) => resp,
@@ -485,6 +519,27 @@ fn complete_when_streamed(audit: RequestAudit, resp: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn annotations_keep_the_first_value_and_are_bounded() {
+        let slot = Arc::new(Mutex::new(Collected::default()));
+        COLLECTED
+            .scope(slot.clone(), async {
+                add_annotation("hook/a", "1");
+                add_annotation("hook/a", "2");
+                add_annotation("hook/big", &"é".repeat(5000));
+                for i in 0..100 {
+                    add_annotation(&format!("k{i}"), "v");
+                }
+            })
+            .await;
+        let c = slot.lock().unwrap();
+        assert_eq!(c.annotations[0], ("hook/a".to_string(), "1".to_string()));
+        assert!(c.annotations[1].1.len() <= MAX_ANNOTATION_BYTES);
+        assert_eq!(c.annotations.len(), MAX_ANNOTATIONS);
+        // Outside an audited request nothing happens (and nothing panics).
+        add_annotation("lost", "x");
+    }
 
     #[test]
     fn audit_ids_are_kept_or_made() {
