@@ -130,6 +130,10 @@ pub struct Config {
     #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration, hide = true)]
     pub config_reload_interval: std::time::Duration,
 
+    /// `--audit-*`: policy, log and webhook backends, as kube-apiserver's.
+    #[command(flatten)]
+    pub audit: crate::audit::AuditOptions,
+
     /// Without a subcommand, wardle-apiserver serves.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod api;
 pub mod apimachinery;
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod config;

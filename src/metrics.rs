@@ -127,6 +127,12 @@ pub struct Metrics {
     watchers: Family<(&'static str, &'static str), AtomicI64>,
     batch_size: Histogram,
     listen_reconnects: AtomicU64,
+    audit_events: AtomicU64,
+    /// Keyed by plugin (log, webhook, buffered).
+    audit_errors: Family<&'static str, AtomicU64>,
+    /// Keyed by policy level.
+    audit_levels: Family<&'static str, AtomicU64>,
+    audit_rejected: AtomicU64,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -136,6 +142,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     watchers: Family::new(),
     batch_size: Histogram::new(BATCH_BUCKETS),
     listen_reconnects: AtomicU64::new(0),
+    audit_events: AtomicU64::new(0),
+    audit_errors: Family::new(),
+    audit_levels: Family::new(),
+    audit_rejected: AtomicU64::new(0),
 });
 
 /// Prometheus label value escaping.
@@ -291,6 +301,37 @@ pub fn listen_reconnect() {
     METRICS.listen_reconnects.fetch_add(1, Ordering::Relaxed);
 }
 
+/// One audit event (one stage of a request) handed to the audit backends.
+pub fn audit_event() {
+    METRICS.audit_events.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to the counter of `family` labelled `key`.
+fn count(family: &Family<&'static str, AtomicU64>, key: &'static str, n: u64) {
+    family.with(
+        &key,
+        || AtomicU64::new(0),
+        |c| {
+            c.fetch_add(n, Ordering::Relaxed);
+        },
+    );
+}
+
+/// `n` audit events a backend failed to record (or the batch buffer dropped: plugin `buffered`).
+pub fn audit_error(plugin: &'static str, n: u64) {
+    count(&METRICS.audit_errors, plugin, n);
+}
+
+/// The audit policy's level for one request.
+pub fn audit_level(level: &'static str) {
+    count(&METRICS.audit_levels, level, 1);
+}
+
+/// A request refused because a blocking-strict audit backend failed.
+pub fn audit_request_rejected() {
+    METRICS.audit_rejected.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Values read at scrape time from storage and the watch cache.
 #[derive(Debug, Default)]
 pub struct Gauges {
@@ -376,6 +417,29 @@ pub fn render(out: &mut String, gauges: &Gauges) {
             g.load(Ordering::Relaxed)
         );
     }
+    for (name, label, help, family) in [
+        (
+            "apiserver_audit_error_total",
+            "plugin",
+            "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
+            &m.audit_errors,
+        ),
+        (
+            "apiserver_audit_level_total",
+            "level",
+            "Counter of policy levels for audit events (1 per request).",
+            &m.audit_levels,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (key, c) in family.sorted() {
+            let _ = writeln!(
+                out,
+                "{name}{{{label}=\"{key}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+    }
     header(
         out,
         "wardle_storage_batch_size",
@@ -383,35 +447,42 @@ pub fn render(out: &mut String, gauges: &Gauges) {
         "Writes per group-commit transaction.",
     );
     m.batch_size.render(out, "wardle_storage_batch_size", "");
-    header(
-        out,
-        "wardle_storage_writer_queue_depth",
-        "gauge",
-        "Writes queued for the group-commit writer.",
-    );
-    let _ = writeln!(
-        out,
-        "wardle_storage_writer_queue_depth {}",
-        gauges.writer_queue_depth
-    );
-    header(
-        out,
-        "wardle_history_pruned_total",
-        "counter",
-        "Change-history rows deleted by --history-retention.",
-    );
-    let _ = writeln!(out, "wardle_history_pruned_total {}", gauges.history_pruned);
-    header(
-        out,
-        "wardle_listen_reconnects_total",
-        "counter",
-        "Times the Postgres LISTEN connection was lost and re-established.",
-    );
-    let _ = writeln!(
-        out,
-        "wardle_listen_reconnects_total {}",
-        m.listen_reconnects.load(Ordering::Relaxed)
-    );
+    let scalars: [(&str, &str, &str, u64); 5] = [
+        (
+            "apiserver_audit_event_total",
+            "counter",
+            "Counter of audit events generated and sent to the audit backend.",
+            m.audit_events.load(Ordering::Relaxed),
+        ),
+        (
+            "apiserver_audit_requests_rejected_total",
+            "counter",
+            "Counter of apiserver requests rejected due to an error in audit logging backend.",
+            m.audit_rejected.load(Ordering::Relaxed),
+        ),
+        (
+            "wardle_storage_writer_queue_depth",
+            "gauge",
+            "Writes queued for the group-commit writer.",
+            gauges.writer_queue_depth as u64,
+        ),
+        (
+            "wardle_history_pruned_total",
+            "counter",
+            "Change-history rows deleted by --history-retention.",
+            gauges.history_pruned,
+        ),
+        (
+            "wardle_listen_reconnects_total",
+            "counter",
+            "Times the Postgres LISTEN connection was lost and re-established.",
+            m.listen_reconnects.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, value) in scalars {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 #[cfg(test)]

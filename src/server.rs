@@ -27,6 +27,10 @@ use std::time::Duration;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     tls::server::install_crypto_provider();
+    // First, so a bad policy or audit flag stops startup before anything else is touched.
+    let auditor = crate::audit::Auditor::from_options(&config.audit)
+        .await
+        .context("setting up auditing")?;
     std::fs::create_dir_all(&config.cert_dir)
         .with_context(|| format!("creating --cert-dir {}", config.cert_dir.display()))?;
 
@@ -173,6 +177,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         health: Health::new(vec![("storage".to_string(), storage_check)]),
         authenticator: authenticator.clone(),
         authorizer: Arc::new(authorizer),
+        auditor: auditor.clone(),
         external_address: format!("{}:{}", config.external_hostname, config.secure_port),
         shutting_down: AtomicBool::new(false),
     });
@@ -197,7 +202,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = router(state.clone());
     let server = axum_server::bind_rustls(addr, rustls)
         .handle(handle.clone())
-        .serve(app.into_make_service());
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let shutdown_state = state.clone();
     let shutdown_handle = handle.clone();
     tokio::spawn(async move {
@@ -220,6 +225,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     server.await.context("serving")?;
+    if let Some(a) = &auditor {
+        // Buffered audit events are sent before exit (Go's backend Shutdown).
+        a.shutdown(Duration::from_secs(10)).await;
+    }
     storage.close().await;
     Ok(())
 }

@@ -262,6 +262,13 @@ fn start() -> Cluster {
     let wardle_kc = dir.join("wardle.kubeconfig");
     kubeconfig(&wardle_kc, &server, &ca_pem, None, Some(WARDLE_TOKEN));
     std::fs::create_dir_all(dir.join("wardle")).expect("wardle dir");
+    // Audit wardle's own resources at Metadata level, nothing else.
+    let audit_policy = dir.join("wardle/audit-policy.yaml");
+    std::fs::write(
+        &audit_policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources:\n  - group: wardle.example.com\n",
+    )
+    .expect("audit policy");
     cluster.procs.spawn(
         "wardle",
         Command::new(env!("CARGO_BIN_EXE_wardle-apiserver"))
@@ -278,6 +285,8 @@ fn start() -> Cluster {
                 format!("--authentication-kubeconfig={}", p(&wardle_kc)),
                 format!("--authorization-kubeconfig={}", p(&wardle_kc)),
                 format!("--kubeconfig={}", p(&wardle_kc)),
+                format!("--audit-policy-file={}", p(&audit_policy)),
+                format!("--audit-log-path={}", p(&dir.join("wardle/audit.log"))),
             ])
             .env("RUST_LOG", "info,sqlx=warn")
             .env("NO_COLOR", "1"),
@@ -676,6 +685,97 @@ fn wardle_behind_a_real_kube_apiserver() {
         }
     });
 
+    // kube-apiserver hands its audit ID to wardle (Audit-Id request header), so one ID names
+    // the request in both servers' audit logs.
+    let o = c.kubectl(&[
+        "get",
+        "flunder",
+        "my-first-flunder",
+        "-n",
+        "default",
+        "-v=8",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let kube_audit_id = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .find_map(|l| {
+            l.split_once("Audit-Id: ")
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("kubectl -v=8 shows no Audit-Id:\n{}", text(&o)));
+    // The audit log names the real users (from the front proxy headers), not the aggregator's
+    // identity, and the stored change leads to its audit event.
+    let audit: Vec<serde_json::Value> = std::fs::read_to_string(c.dir.join("wardle/audit.log"))
+        .expect("wardle wrote an audit log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an audit event per line"))
+        .collect();
+    let created = audit
+        .iter()
+        .find(|e| {
+            e["stage"] == "ResponseComplete"
+                && e["verb"] == "create"
+                && e["objectRef"]["name"] == "my-first-flunder"
+        })
+        .unwrap_or_else(|| panic!("no audit event for the create: {audit:#?}"));
+    assert_eq!(created["user"]["username"], "admin", "{created}");
+    assert_eq!(created["responseStatus"]["code"], 201, "{created}");
+    assert_eq!(
+        created["annotations"]["authorization.k8s.io/decision"], "allow",
+        "{created}"
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|e| e["user"]["username"] != "system:kube-aggregator"),
+        "the aggregator's own requests are not wardle resources, and proxied ones are the user's"
+    );
+    let kube_id = kube_audit_id.split(',').next().unwrap_or("").trim();
+    assert!(
+        audit.iter().any(|e| e["auditID"] == kube_id
+            && e["verb"] == "get"
+            && e["user"]["username"] == "admin"),
+        "no wardle audit event with kube-apiserver's audit ID {kube_id}"
+    );
+    // Denied by wardle's own SubjectAccessReview (alice straight to wardle; through the
+    // aggregator kube-apiserver denies first): the decision annotation says so.
+    let denied = audit
+        .iter()
+        .find(|e| {
+            e["stage"] == "ResponseComplete"
+                && e["user"]["username"] == "alice"
+                && e["objectRef"]["resource"] == "fischers"
+        })
+        .unwrap_or_else(|| panic!("no audit event for alice's denied list: {audit:#?}"));
+    assert_eq!(denied["responseStatus"]["code"], 403, "{denied}");
+    assert_eq!(denied["responseStatus"]["reason"], "Forbidden", "{denied}");
+    assert_eq!(
+        denied["annotations"]["authorization.k8s.io/decision"], "forbid",
+        "{denied}"
+    );
+    // The unknown token: one ResponseStarted event with the 401, as Go's failed-authn audit.
+    assert!(
+        audit.iter().any(|e| e["stage"] == "ResponseStarted"
+            && e["responseStatus"]["code"] == 401
+            && e["responseStatus"]["message"] == "Authentication failed, attempted: bearer"),
+        "no audit event for the 401: {audit:#?}"
+    );
+    let db = format!("sqlite://{}", c.dir.join("wardle/wardle.db").display());
+    let rows = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(wardle::report::query(
+            &db,
+            "SELECT audit_id FROM change_history WHERE name = 'my-first-flunder' AND type = 'ADDED'",
+        ))
+        .expect("change_history");
+    assert_eq!(
+        rows.rows,
+        vec![vec![wardle::report::Datum::Text(
+            created["auditID"].as_str().expect("auditID").to_string()
+        )]],
+        "events.audit_id is the create's auditID"
+    );
+
     cluster_admission(&mut c);
 
     eprintln!(
@@ -704,7 +804,10 @@ fn webhook_server(ca: &Ca) -> u16 {
                 resp["status"] = json!({"code": 403, "reason": "Forbidden",
                     "message": "flunders labelled deny are not allowed"});
             }
-            "/validate" => resp["warnings"] = json!(["the validating webhook saw this"]),
+            "/validate" => {
+                resp["warnings"] = json!(["the validating webhook saw this"]);
+                resp["auditAnnotations"] = json!({"checked": "yes"});
+            }
             "/mutate" => {
                 let mut l = labels.clone();
                 if !l.is_object() {
@@ -866,6 +969,17 @@ fn cluster_admission(c: &mut Cluster) {
         text(&o).contains("Warning: the validating webhook saw this"),
         "{}",
         text(&o)
+    );
+    // Its auditAnnotations go into wardle's audit event as `<webhook>/<key>` (Go's dispatcher).
+    let audit = std::fs::read_to_string(c.dir.join("wardle/audit.log")).expect("audit log");
+    assert!(
+        audit.lines().any(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).expect("an audit event");
+            e["stage"] == "ResponseComplete"
+                && e["objectRef"]["name"] == "warned"
+                && e["annotations"]["deny.wardle.test/checked"] == "yes"
+        }),
+        "no audit event of the warned create with the webhook's annotation"
     );
 
     // A mutating webhook adds a label that is stored.

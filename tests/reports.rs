@@ -478,6 +478,7 @@ async fn report_cli_formats() {
                                "spec": {"reference": "q\"uote"}}),
             },
             actor: "t".into(),
+            audit_id: String::new(),
         })
         .await
         .unwrap();
@@ -510,21 +511,24 @@ async fn report_cli_formats() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("report --list"));
 }
 
-/// History outlives compaction until --history-retention prunes it by age.
+/// History outlives compaction until --history-retention prunes it by age; each change keeps the
+/// audit ID of its request (NULL without one) in events, history and change_history alike.
 async fn history_retention(b: &Backend) {
     let s = b.open().await;
-    for name in ["a", "b", "c"] {
-        s.write(Write {
-            key: Key::new("fischers", "", name),
-            op: WriteOp::Create {
-                object: json!({"metadata": {"name": name, "uid": name}}),
-            },
-            actor: "t".into(),
-        })
-        .await
-        .unwrap();
+    let write = |name: &str, audit_id: &str| Write {
+        key: Key::new("fischers", "", name),
+        op: WriteOp::Create {
+            object: json!({"metadata": {"name": name, "uid": name}}),
+        },
+        actor: "t".into(),
+        audit_id: audit_id.into(),
+    };
+    for (name, audit_id) in [("a", "req-a"), ("b", "req-b"), ("c", "")] {
+        s.write(write(name, audit_id)).await.unwrap();
     }
     assert_eq!(s.compact(3).await, Ok(3));
+    // Still in the live event log, not compacted.
+    s.write(write("d", "req-d")).await.unwrap();
     let backdate = if b.is_pg() {
         "UPDATE history SET committed_at = now() - interval '2 hours' WHERE rv = 1"
     } else {
@@ -533,15 +537,19 @@ async fn history_retention(b: &Backend) {
     b.exec(backdate).await;
     assert_eq!(s.prune_history(Duration::from_secs(3600)).await, Ok(1));
     assert_eq!(s.prune_history(Duration::from_secs(3600)).await, Ok(0));
-    let t = wardle::report::query(&b.url, "SELECT rv, name FROM change_history ORDER BY rv")
-        .await
-        .unwrap();
-    use wardle::report::Datum::{Int, Text};
+    let t = wardle::report::query(
+        &b.url,
+        "SELECT rv, name, audit_id FROM change_history ORDER BY rv",
+    )
+    .await
+    .unwrap();
+    use wardle::report::Datum::{Int, Null, Text};
     assert_eq!(
         t.rows,
         vec![
-            vec![Int(2), Text("b".into())],
-            vec![Int(3), Text("c".into())]
+            vec![Int(2), Text("b".into()), Text("req-b".into())],
+            vec![Int(3), Text("c".into()), Null],
+            vec![Int(4), Text("d".into()), Text("req-d".into())],
         ]
     );
     s.close().await;
@@ -560,6 +568,7 @@ async fn read_only_postgres_role() {
             object: json!({"metadata": {"name": "x", "namespace": "ns", "uid": "u"}, "spec": {}}),
         },
         actor: "t".into(),
+        audit_id: String::new(),
     })
     .await
     .unwrap();

@@ -112,6 +112,7 @@ fn create(ns: &str, name: &str) -> Write {
             object: flunder(ns, name, json!({})),
         },
         actor: "alice".into(),
+        audit_id: String::new(),
     }
 }
 
@@ -123,6 +124,7 @@ fn update(ns: &str, name: &str, spec: Value, pre: Preconditions) -> Write {
             pre,
         },
         actor: "bob".into(),
+        audit_id: String::new(),
     }
 }
 
@@ -131,6 +133,7 @@ fn delete(ns: &str, name: &str, pre: Preconditions) -> Write {
         key: Key::new("flunders", ns, name),
         op: WriteOp::Delete { pre },
         actor: "carol".into(),
+        audit_id: String::new(),
     }
 }
 
@@ -721,8 +724,8 @@ async fn concurrent_opens_migrate_once(b: &Backend) {
         raw_rows!(raw, (i64,), "SELECT count(*) FROM refinery_schema_history");
     assert_eq!(
         history,
-        vec![(2,)],
-        "each migration (V1, V2) applied exactly once"
+        vec![(3,)],
+        "each migration (V1, V2, V3) applied exactly once"
     );
     let again = b.open().await;
     again
@@ -773,6 +776,7 @@ async fn reporting_views(b: &Backend) {
                            "metadata": {"name": "f1", "uid": "uid-f1"}, "disallowedFlunders": ["bad", "worse"]}),
         },
         actor: "alice".into(),
+        audit_id: String::new(),
     })
     .await
     .expect("fischer");

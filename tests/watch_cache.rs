@@ -37,6 +37,7 @@ async fn create(s: &Storage, resource: &str, ns: &str, name: &str) -> i64 {
             object: obj(name, ns, 0),
         },
         actor: "test".into(),
+        audit_id: String::new(),
     })
     .await
     .expect("create")
@@ -51,6 +52,7 @@ async fn update(s: &Storage, resource: &str, ns: &str, name: &str, n: i64) -> i6
             pre: Preconditions::default(),
         },
         actor: "test".into(),
+        audit_id: String::new(),
     })
     .await
     .expect("update")
@@ -64,6 +66,7 @@ async fn delete(s: &Storage, resource: &str, ns: &str, name: &str) -> i64 {
             pre: Preconditions::default(),
         },
         actor: "test".into(),
+        audit_id: String::new(),
     })
     .await
     .expect("delete")

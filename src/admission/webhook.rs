@@ -393,6 +393,12 @@ impl Webhooks {
                 warnings::add(w);
             }
         }
+        // Go: the webhook's auditAnnotations go into the audit event as `<webhook>/<key>`.
+        for (k, v) in r["auditAnnotations"].as_object().into_iter().flatten() {
+            if let Some(v) = v.as_str() {
+                crate::audit::add_annotation(&format!("{}/{k}", h.name), v);
+            }
+        }
         if r["allowed"].as_bool() != Some(true) {
             return Ok(Verdict::Denied(denial(&h.name, &r["status"])));
         }

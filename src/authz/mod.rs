@@ -163,6 +163,12 @@ impl Authorizer {
     /// is denied; reasons the members gave are joined with newlines (Go's union) and, when
     /// present, come back as `Deny(reasons)`, otherwise as `NoOpinion`. Both mean 403.
     pub async fn authorize(&self, attrs: &Attributes) -> Decision {
+        self.decide(attrs).await.0
+    }
+
+    /// [`Authorizer::authorize`] plus the reason the deciding member gave (for an Allow too),
+    /// which the audit event records as `authorization.k8s.io/reason`.
+    pub async fn decide(&self, attrs: &Attributes) -> (Decision, String) {
         let mut reasons = Vec::new();
         for rule in &self.rules {
             let answer = match rule {
@@ -170,7 +176,7 @@ impl Authorizer {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "authorization webhook failed");
-                        return Decision::Error(e);
+                        return (Decision::Error(e), String::new());
                     }
                 },
                 _ => rule.decide(attrs),
@@ -181,13 +187,14 @@ impl Authorizer {
                         reasons.push(reason);
                     }
                 }
-                (decision, _) => return decision,
+                (decision, reason) => return (decision, reason),
             }
         }
         if reasons.is_empty() {
-            Decision::NoOpinion
+            (Decision::NoOpinion, String::new())
         } else {
-            Decision::Deny(reasons.join("\n"))
+            let reason = reasons.join("\n");
+            (Decision::Deny(reason.clone()), reason)
         }
     }
 }

@@ -26,6 +26,8 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 pub struct ResourceRequest<'a> {
     pub info: &'a RequestInfo,
     pub user: &'a UserInfo,
+    /// The request's audit ID, recorded with every change it makes.
+    pub audit_id: &'a str,
     pub headers: &'a HeaderMap,
     pub query: Option<&'a str>,
     pub body: Body,
@@ -35,7 +37,11 @@ pub struct ResourceRequest<'a> {
 pub async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
+        Ok(c) => {
+            let bytes = c.to_bytes();
+            crate::audit::note_request_body(&bytes);
+            Ok(bytes)
+        }
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
@@ -316,6 +322,7 @@ async fn handle(
         version,
         namespace: &info.namespace,
         user: req.user,
+        audit_id: req.audit_id,
         user_agent: header_str(req.headers, header::USER_AGENT),
     };
     let store = &state.store;
@@ -437,7 +444,10 @@ async fn handle(
                             "uid": last["metadata"]["uid"],
                         },
                     });
-                    Ok(ok(StatusCode::OK, &status, &[]))
+                    let mut resp = ok(StatusCode::OK, &status, &[]);
+                    resp.extensions_mut()
+                        .insert(crate::audit::StatusObject(status));
+                    Ok(resp)
                 }
                 Deleted::Pending(obj) => Ok(ok(
                     StatusCode::OK,

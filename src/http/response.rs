@@ -12,8 +12,12 @@ impl IntoResponse for ApiError {
             tracing::warn!(code = self.code, reason = self.reason, message = %self.message, "request failed");
         }
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        let status = self.to_status();
+        let body = serde_json::to_vec(&status).unwrap_or_default();
         let mut resp = (code, body).into_response();
+        // The audit event's responseStatus is taken from here.
+        resp.extensions_mut()
+            .insert(crate::audit::StatusObject(status));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

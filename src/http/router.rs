@@ -6,6 +6,7 @@ use super::health::Health;
 use super::request_info::RequestInfo;
 use super::{discovery, openapi, response, version};
 use crate::apimachinery::status::ApiError;
+use crate::audit;
 use crate::authn::{Authenticator, UserInfo};
 use crate::authz::{Attributes, Authorizer, Decision};
 use crate::registry::Store;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub health: Health,
     pub authenticator: Arc<Authenticator>,
     pub authorizer: Arc<Authorizer>,
+    /// The audit policy and backends; None when auditing is off.
+    pub auditor: Option<Arc<crate::audit::Auditor>>,
     /// host:port clients should use (discovery's serverAddressByClientCIDRs).
     pub external_address: String,
     pub shutting_down: AtomicBool,
@@ -56,45 +59,98 @@ const INDEX_PATHS: &[&str] = &[
 
 async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response {
     let started = Instant::now();
+    let received = std::time::SystemTime::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let info = RequestInfo::new(&method, &path, req.uri().query());
     let labels =
         crate::metrics::RequestLabels::new(&info, &method, req.headers(), req.uri().query());
+    // Go's WithAuditInit: the client's Audit-Id is kept, else one is made; it is echoed back.
+    let audit_id = audit::request_audit_id(req.headers());
 
     let peer_chain: Vec<Vec<u8>> = req
         .extensions()
         .get::<Arc<axum_server::tls::TlsInfo>>()
         .map(|t| t.peer_certificates.clone())
         .unwrap_or_default();
-    let user = match state
+    // Captured before authentication, which removes the credential headers.
+    let audit_headers = state.auditor.as_ref().map(|_| req.headers().clone());
+    let request_uri = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.as_str().to_string());
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let parts = |headers| audit::RequestParts {
+        audit_id: &audit_id,
+        received,
+        request_uri: &request_uri,
+        headers,
+        peer,
+        client_cert: !peer_chain.is_empty(),
+    };
+    let auth = state
         .authenticator
         .authenticate_request(&peer_chain, req.headers_mut())
-        .await
-    {
+        .await;
+    let user = match auth {
         Ok(u) => u,
-        Err(e) => return finish(e.into_response(), &info, &labels, "", started),
+        Err(e) => {
+            let mut resp = e.into_response();
+            if let (Some(a), Some(h)) = (&state.auditor, &audit_headers) {
+                let attrs = attributes(&UserInfo::default(), &info);
+                a.failed_authentication(&attrs, &parts(h), resp.status().as_u16())
+                    .await;
+            }
+            common_headers(&mut resp, &audit_id);
+            return finish(resp, &info, &labels, "", &audit_id, started);
+        }
     };
     let attrs = attributes(&user, &info);
-    let mut resp = match state.authorizer.authorize(&attrs).await {
-        Decision::Allow => route(&state, &info, &user, req).await,
-        Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),
-        Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),
-        Decision::Error(e) => ApiError::internal(e).into_response(),
+    let mut audit = match (&state.auditor, &audit_headers) {
+        (Some(a), Some(h)) => a.begin(&attrs, &parts(h)),
+        _ => None,
     };
-    // Every Go apiserver response carries these.
+    if let Some(a) = audit.as_mut()
+        && !a.request_received().await
+    {
+        // blocking-strict: a request that cannot be audited is not served.
+        let mut resp = ApiError::internal("failed to store audit event").into_response();
+        common_headers(&mut resp, &audit_id);
+        return finish(resp, &info, &labels, &user.name, &audit_id, started);
+    }
+    let (decision, reason) = state.authorizer.decide(&attrs).await;
+    if let Some(a) = audit.as_mut() {
+        a.authorized(&decision, &reason);
+    }
+    let handler = async {
+        match decision {
+            Decision::Allow => route(&state, &info, &user, &audit_id, req).await,
+            Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),
+            Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),
+            Decision::Error(e) => ApiError::internal(e).into_response(),
+        }
+    };
+    let mut resp = match audit {
+        Some(a) => a.run(handler, info.verb == "watch").await,
+        None => handler.await,
+    };
+    common_headers(&mut resp, &audit_id);
+    finish(resp, &info, &labels, &user.name, &audit_id, started)
+}
+
+/// Every Go apiserver response carries these: the audit ID and (unless set) Cache-Control.
+fn common_headers(resp: &mut Response, audit_id: &str) {
+    audit::set_audit_id_header(resp, audit_id);
     let h = resp.headers_mut();
-    h.insert(
-        "audit-id",
-        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is ascii"),
-    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache, private"),
         );
     }
-    finish(resp, &info, &labels, &user.name, started)
 }
 
 /// What the authorizer is asked about: the user and the RequestInfo's verb and target.
@@ -119,6 +175,7 @@ fn finish(
     info: &RequestInfo,
     labels: &crate::metrics::RequestLabels,
     user: &str,
+    audit_id: &str,
     started: Instant,
 ) -> Response {
     let elapsed = started.elapsed();
@@ -132,6 +189,7 @@ fn finish(
         name = %info.name,
         path = %info.path,
         user,
+        audit_id,
         code,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
@@ -143,6 +201,7 @@ async fn route(
     state: &Arc<AppState>,
     info: &RequestInfo,
     user: &UserInfo,
+    audit_id: &str,
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
@@ -152,6 +211,7 @@ async fn route(
         let rr = ResourceRequest {
             info,
             user,
+            audit_id,
             headers,
             query,
             body,

@@ -31,6 +31,8 @@ pub struct Ctx<'a> {
     /// The URL's namespace; "" for cluster-scoped kinds and all-namespaces lists.
     pub namespace: &'a str,
     pub user: &'a UserInfo,
+    /// The request's audit ID, stored with each event it writes (`events.audit_id`).
+    pub audit_id: &'a str,
     pub user_agent: Option<&'a str>,
 }
 

@@ -104,6 +104,7 @@ impl Store {
                 key: ctx.key(name),
                 op,
                 actor: ctx.user.name.clone(),
+                audit_id: ctx.audit_id.to_string(),
             })
             .await?;
         Ok(out.object)

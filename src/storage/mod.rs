@@ -561,6 +561,7 @@ mod tests {
                     object: json!({"metadata": {"name": "f1", "uid": "u"}}),
                 },
                 actor: "t".into(),
+                audit_id: String::new(),
             })
             .await
             .expect("create");
@@ -575,7 +576,8 @@ mod tests {
                 op: WriteOp::Delete {
                     pre: Preconditions::default()
                 },
-                actor: "t".into()
+                actor: "t".into(),
+                audit_id: String::new(),
             })
             .await,
             Err(StorageError::Unavailable(_))

@@ -30,9 +30,9 @@ pub(crate) static SQL: SqlSet = SqlSet {
         "WITH c AS (UPDATE rv_counter SET rv = rv + $2 RETURNING rv), \
          r AS (SELECT (SELECT rv FROM c) - $2 + x.ord AS new_rv, x.* FROM json_to_recordset($1::json) AS \
                x(ord bigint, resource text, namespace text, name text, uid text, type text, object json, \
-                 prev_rv bigint, prev_object json, create_rv bigint, actor text)), \
-         e AS (INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor) \
-               SELECT new_rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor FROM r), \
+                 prev_rv bigint, prev_object json, create_rv bigint, actor text, audit_id text)), \
+         e AS (INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id) \
+               SELECT new_rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id FROM r), \
          u AS (INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) \
                SELECT resource, namespace, name, uid, new_rv, coalesce(create_rv, new_rv), object FROM r \
                WHERE type <> 'DELETED' \
@@ -79,9 +79,9 @@ pub(crate) static SQL: SqlSet = SqlSet {
     // One statement: the rows leave `events` and enter `history` atomically.
     compact_range: &[
         "WITH moved AS (DELETE FROM events WHERE rv > $1 AND rv <= $2 \
-           RETURNING rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor) \
-         INSERT INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor) \
-         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor FROM moved \
+           RETURNING rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
+         INSERT INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
+         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id FROM moved \
          ON CONFLICT (rv) DO NOTHING",
     ],
     prune_history: "DELETE FROM history WHERE committed_at < now() - $1::bigint * interval '1 second'",

@@ -64,7 +64,7 @@ pub(crate) static SQL: SqlSet = SqlSet {
     apply_batch: &[
         "UPDATE rv_counter SET rv = rv + $2 RETURNING rv",
         concat!(
-            "INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor) ",
+            "INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id) ",
             "SELECT (SELECT rv FROM rv_counter) - $2 + ",
             field!("ord"),
             ", ",
@@ -85,6 +85,8 @@ pub(crate) static SQL: SqlSet = SqlSet {
             field!("prev_object"),
             ", ",
             field!("actor"),
+            ", ",
+            field!("audit_id"),
             " FROM json_each($1) ORDER BY ",
             field!("ord")
         ),
@@ -150,8 +152,8 @@ pub(crate) static SQL: SqlSet = SqlSet {
     commit_poll_ms: 100,
     // Two statements in one transaction (SQLite's RETURNING cannot feed an INSERT).
     compact_range: &[
-        "INSERT OR IGNORE INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor) \
-         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor \
+        "INSERT OR IGNORE INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
+         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id \
          FROM events WHERE rv > $1 AND rv <= $2",
         "DELETE FROM events WHERE rv > $1 AND rv <= $2",
     ],

@@ -56,6 +56,9 @@ pub struct Write {
     pub op: WriteOp,
     /// The authenticated user, recorded in `events.actor`.
     pub actor: String,
+    /// The audit ID of the request that made the write, recorded in `events.audit_id` (NULL if
+    /// empty), so a change leads to its audit event.
+    pub audit_id: String,
 }
 
 /// What a successful write produced.

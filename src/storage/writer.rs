@@ -194,6 +194,8 @@ pub(crate) fn plan(w: &Write, cur: Option<&Current>) -> StorageResult<Planned> {
     row.insert("namespace".into(), json!(key.namespace));
     row.insert("name".into(), json!(key.name));
     row.insert("actor".into(), json!(w.actor));
+    let audit_id = (!w.audit_id.is_empty()).then_some(w.audit_id.as_str());
+    row.insert("audit_id".into(), json!(audit_id));
     let outcome = match (&w.op, cur) {
         (WriteOp::Create { .. }, Some(_)) => return Err(StorageError::AlreadyExists),
         (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => {
@@ -367,6 +369,7 @@ mod tests {
             key: Key::new("flunders", "ns", name),
             op,
             actor: "alice".into(),
+            audit_id: "a-1".into(),
         }
     }
 
