@@ -69,12 +69,47 @@ fn resolve(info: &RequestInfo) -> ApiResult<(&'static dyn Resource, &'static str
     if namespaced_path && !resource.namespaced() {
         return Err(ApiError::not_found_path());
     }
-    // The all-namespaces path of a namespaced kind only lists and watches.
-    if resource.namespaced() && !namespaced_path && !matches!(info.verb.as_str(), "list" | "watch")
-    {
+    // go-restful: a path no route serves is 404; a served path asked with another method 405.
+    let all_namespaces = resource.namespaced() && !namespaced_path;
+    if all_namespaces && info.name_in_path {
+        return Err(ApiError::not_found_path());
+    }
+    let served: &[&str] = if all_namespaces || info.legacy_watch_path {
+        &["list", "watch"]
+    } else if info.name_in_path {
+        &["get", "watch", "update", "patch", "delete"]
+    } else {
+        &["list", "watch", "create", "deletecollection"]
+    };
+    if !served.contains(&info.verb.as_str()) {
         return Err(ApiError::method_not_allowed());
     }
+    if info.name_in_path && info.verb != "watch" {
+        validate_path_name(&info.name)?;
+    }
     Ok((resource, version))
+}
+
+/// Go's key functions refuse a name that cannot be one path segment (IsValidPathSegmentName):
+/// 400 `Name parameter invalid: "a%b": may not contain '%'`.
+fn validate_path_name(name: &str) -> ApiResult<()> {
+    let problems: Vec<String> = if name == "." || name == ".." {
+        vec![format!("may not be '{name}'")]
+    } else {
+        ["/", "%"]
+            .iter()
+            .filter(|c| name.contains(*c))
+            .map(|c| format!("may not contain '{c}'"))
+            .collect()
+    };
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "Name parameter invalid: {}: {}",
+        crate::apimachinery::gofmt::go_quote(name),
+        problems.join(";")
+    )))
 }
 
 /// Serve one resource request; errors become Status responses.
@@ -249,7 +284,7 @@ fn decode_body(
     let format = negotiate::body_format(header_str(headers, header::CONTENT_TYPE))?;
     let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
     let kind = ctx.resource.kind();
-    let (obj, dupes) = match format {
+    let (mut obj, dupes) = match format {
         BodyFormat::Json => decode::parse_json(body),
         BodyFormat::Yaml => decode::parse_yaml(body),
     }
@@ -260,7 +295,7 @@ fn decode_body(
             m = e.message
         ))
     })?;
-    let warnings = check_fields(ctx, &obj, dupes, mode, false)?;
+    let warnings = check_fields(ctx, &mut obj, dupes, mode, false)?;
     Ok((obj, warnings))
 }
 

@@ -57,10 +57,24 @@ const INDEX_PATHS: &[&str] = &[
 async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let path = super::request_info::decode_path(req.uri().path());
     let info = RequestInfo::new(&method, &path, req.uri().query());
     let labels =
         crate::metrics::RequestLabels::new(&info, &method, req.headers(), req.uri().query());
+
+    // Errors are encoded as the request negotiated (Go's ErrorNegotiated), whichever stage fails.
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let pretty = super::negotiate::wants_pretty(
+        super::request_info::query_param(req.uri().query(), "pretty").as_deref(),
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let encode_error = |resp| response::negotiate_error(resp, accept.as_deref(), pretty);
 
     let peer_chain: Vec<Vec<u8>> = req
         .extensions()
@@ -73,7 +87,10 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         .await
     {
         Ok(u) => u,
-        Err(e) => return finish(e.into_response(), &info, &labels, "", started),
+        Err(e) => {
+            let resp = encode_error(e.into_response());
+            return finish(resp, &info, &labels, "", started);
+        }
     };
     let attrs = attributes(&user, &info);
     let mut resp = match state.authorizer.authorize(&attrs).await {
@@ -82,6 +99,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),
         Decision::Error(e) => ApiError::internal(e).into_response(),
     };
+    resp = encode_error(resp);
     // Every Go apiserver response carries these.
     let h = resp.headers_mut();
     h.insert(
