@@ -7,7 +7,7 @@ use super::router::AppState;
 use super::table;
 use crate::api::{self, Resource};
 use crate::apimachinery::decode;
-use crate::apimachinery::options::{DeleteOptions, ListOptions, WriteOptions};
+use crate::apimachinery::options::{DeleteOptions, ListOptions, WriteOptions, parse_rv};
 use crate::apimachinery::patch::{self, PatchType};
 use crate::apimachinery::status::{ApiError, ApiResult};
 use crate::authn::UserInfo;
@@ -93,15 +93,7 @@ fn resolve(info: &RequestInfo) -> ApiResult<(&'static dyn Resource, &'static str
 /// Go's key functions refuse a name that cannot be one path segment (IsValidPathSegmentName):
 /// 400 `Name parameter invalid: "a%b": may not contain '%'`.
 fn validate_path_name(name: &str) -> ApiResult<()> {
-    let problems: Vec<String> = if name == "." || name == ".." {
-        vec![format!("may not be '{name}'")]
-    } else {
-        ["/", "%"]
-            .iter()
-            .filter(|c| name.contains(*c))
-            .map(|c| format!("may not contain '{c}'"))
-            .collect()
-    };
+    let problems = crate::apimachinery::meta::is_path_segment_name(name);
     if problems.is_empty() {
         return Ok(());
     }
@@ -327,7 +319,8 @@ async fn handle(
 
     match info.verb.as_str() {
         "get" => {
-            let obj = store.get(&ctx, &info.name).await?;
+            let rv = parse_rv(query_param(query, "resourceVersion").as_deref())?;
+            let obj = store.get(&ctx, &info.name, rv).await?;
             if is_plain_json(&neg, pretty) {
                 let body = object_json(resource, version, &obj);
                 return Ok(response::raw_json(StatusCode::OK, body));

@@ -119,13 +119,21 @@ mod tests {
         let yaml = negotiate_error(err(), Some("application/yaml"), false);
         assert_eq!(yaml.status(), StatusCode::NOT_FOUND);
         assert_eq!(yaml.headers()[header::CONTENT_TYPE], "application/yaml");
-        let json = negotiate_error(err(), Some("application/json;as=Table;v=v1;g=meta.k8s.io, application/json"), false);
+        let json = negotiate_error(
+            err(),
+            Some("application/json;as=Table;v=v1;g=meta.k8s.io, application/json"),
+            false,
+        );
         assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
         let raw = negotiate_error(err(), Some("text/html"), false);
         assert_eq!(raw.status(), StatusCode::NOT_FOUND);
         assert_eq!(raw.headers()[header::CONTENT_TYPE], "application/json");
         // Not an error: untouched.
-        let ok = negotiate_error(StatusCode::OK.into_response(), Some("application/yaml"), false);
+        let ok = negotiate_error(
+            StatusCode::OK.into_response(),
+            Some("application/yaml"),
+            false,
+        );
         assert!(ok.headers().get(header::CONTENT_TYPE).is_none());
     }
 
