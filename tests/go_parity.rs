@@ -482,6 +482,22 @@ async fn negotiated_errors_and_reads(engine: Engine) {
     assert_eq!(r.json()["kind"], "APIGroupList");
 }
 
+/// `kubectl explain --output plaintext-openapiv2` reads /openapi/v2 as gnostic protobuf.
+async fn kubectl_explain_reads_protobuf_openapi_v2(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let out = w.kubectl_ok(&[
+        "explain",
+        "flunders.spec",
+        "--api-version=wardle.example.com/v1alpha1",
+        "--output",
+        "plaintext-openapiv2",
+    ]);
+    assert!(out.contains("KIND:") && out.contains("Flunder"), "{out}");
+    assert!(out.contains("reference"), "{out}");
+    let out = w.kubectl_ok(&["explain", "fischers", "--output", "plaintext-openapiv2"]);
+    assert!(out.contains("disallowedFlunders"), "{out}");
+}
+
 engine_tests!(
     unknown_fields_are_pruned,
     update_rules,
@@ -489,4 +505,5 @@ engine_tests!(
     apply_needs_the_endpoint_type,
     routes_and_names,
     negotiated_errors_and_reads,
+    kubectl_explain_reads_protobuf_openapi_v2,
 );
