@@ -22,7 +22,7 @@ async fn created(w: &Wardle, path: &str, obj: &Value) -> Value {
 /// Whether a `Warning: 299 - "..."` header carries `text`.
 fn warned(warnings: &[String], text: &str) -> bool {
     let want = format!("299 - \"{}\"", text.replace('"', "\\\""));
-    warnings.iter().any(|w| *w == want)
+    warnings.contains(&want)
 }
 
 /// Every `"f:bogus"`/`"bogus"` key anywhere in a value.
@@ -140,9 +140,16 @@ async fn update_rules(engine: Engine) {
     let o = created(
         &w,
         NS,
-        &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder", "metadata": {"name": "p"}, "spec": {"reference": "r"}}),
+        &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
+            "metadata": {"name": "p", "generation": 3, "uid": "ignored", "selfLink": "/x"}, "spec": {"reference": "r"}}),
     )
     .await;
+    assert_eq!(
+        o["metadata"]["generation"], 3,
+        "Go keeps a create's generation"
+    );
+    assert!(o["metadata"].get("selfLink").is_none());
+    assert_ne!(o["metadata"]["uid"], "ignored");
     let uid = o["metadata"]["uid"].as_str().unwrap().to_string();
     let created_at = o["metadata"]["creationTimestamp"].clone();
 
@@ -187,7 +194,10 @@ async fn update_rules(engine: Engine) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let after = r.json();
     assert_eq!(after["metadata"]["creationTimestamp"], created_at);
-    assert!(after["metadata"].get("generation").is_none());
+    assert_eq!(
+        after["metadata"]["generation"], 3,
+        "updates keep the stored generation"
+    );
     assert_eq!(after["metadata"]["labels"]["restored"], "yes");
     assert_eq!(after["metadata"]["uid"], uid.as_str());
     // A deletionTimestamp on an object not being deleted is refused (immutable).
@@ -321,7 +331,7 @@ async fn routes_and_names(engine: Engine) {
         ),
         (
             Method::POST,
-            format!("/apis/wardle.example.com/v1alpha1/watch/namespaces/default/flunders"),
+            "/apis/wardle.example.com/v1alpha1/watch/namespaces/default/flunders".to_string(),
         ),
     ];
     for (method, path) in not_allowed {

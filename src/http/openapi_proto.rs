@@ -165,9 +165,9 @@ pub struct Parameter {
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum ParameterKind {
     #[prost(message, tag = "1")]
-    BodyParameter(BodyParameter),
+    BodyParameter(Box<BodyParameter>),
     #[prost(message, tag = "2")]
-    NonBodyParameter(NonBodyParameter),
+    NonBodyParameter(Box<NonBodyParameter>),
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -627,14 +627,14 @@ fn named_schemas(v: Option<&Value>) -> Vec<NamedSchema> {
 
 fn parameter(v: &Value) -> Parameter {
     let kind = if v.get("in").and_then(Value::as_str) == Some("body") {
-        ParameterKind::BodyParameter(BodyParameter {
+        ParameterKind::BodyParameter(Box::new(BodyParameter {
             description: text(v, "description"),
             name: text(v, "name"),
             r#in: text(v, "in"),
             required: flag(v, "required"),
             schema: v.get("schema").map(schema),
             vendor_extension: extensions(v),
-        })
+        }))
     } else {
         let query_like = || QueryLikeParameter {
             required: flag(v, "required"),
@@ -669,7 +669,7 @@ fn parameter(v: &Value) -> Parameter {
             Some("path") => NonBodyKind::Path(path_like()),
             _ => NonBodyKind::Query(query_like()),
         };
-        ParameterKind::NonBodyParameter(NonBodyParameter { oneof: Some(sub) })
+        ParameterKind::NonBodyParameter(Box::new(NonBodyParameter { oneof: Some(sub) }))
     };
     Parameter { oneof: Some(kind) }
 }

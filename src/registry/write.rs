@@ -24,7 +24,9 @@ pub enum Deleted {
     Pending(Value),
 }
 
-/// Fields the server owns: a client can't set them on create.
+/// Fields the server owns, wiped from a create's body (Go's WipeObjectMetaSystemFields, plus
+/// resourceVersion, which Go refuses with a 500). `generation` is not among them: Go keeps a
+/// client's value on create (and validates it), and only updates pin it.
 const SYSTEM_FIELDS: &[&str] = &[
     "uid",
     "resourceVersion",
@@ -32,7 +34,6 @@ const SYSTEM_FIELDS: &[&str] = &[
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
     "selfLink",
-    "generation",
 ];
 
 pub(super) fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
