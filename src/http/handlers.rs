@@ -288,6 +288,8 @@ fn decode_body(
         ))
     })?;
     let warnings = check_fields(ctx, &mut obj, dupes, mode, false)?;
+    // Go decodes the body into its types, whose metadata fields are all `omitempty`.
+    crate::apimachinery::meta::drop_empty_fields(&mut obj);
     Ok((obj, warnings))
 }
 

@@ -168,7 +168,6 @@ pub fn check_fields(
         )));
     }
     let unknown = decode::prune_unknown(obj, &schema, definitions());
-    crate::apimachinery::meta::drop_empty_fields(obj);
     let problems = decode::strict_problems(&duplicates, &unknown);
     decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)
 }

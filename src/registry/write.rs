@@ -447,6 +447,8 @@ impl Store {
                 .storage_to_version(ctx.version, old.object.clone());
             let mut patched = patch::apply_patch(patch_type, &original, body)?;
             let warnings = check_fields(ctx, &mut patched, Vec::new(), validation, true)?;
+            // The patched object is decoded into Go's types: empty metadata values vanish.
+            meta::drop_empty_fields(&mut patched);
             Self::check_type_meta(ctx, &patched)?;
             let patched_name = meta_str(&patched, "name");
             if patched_name != name {
