@@ -358,6 +358,21 @@ async fn routes_and_names(engine: Engine) {
     }
     let r = w.get("/apis/wardle.example.com/v1alpha1/flunders/x").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    // Non-resource paths: go-restful's (version, discovery) are GET-only, the rest any method.
+    for (method, path, code) in [
+        (Method::POST, "/version", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::PUT, "/apis", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::DELETE,
+            "/apis/wardle.example.com/v1beta1",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Method::POST, "/healthz", StatusCode::OK),
+        (Method::POST, "/openapi/v2", StatusCode::OK),
+    ] {
+        let r = w.request(method.clone(), path, &[], None).await;
+        assert_eq!(r.status, code, "{method} {path}: {}", r.text());
+    }
 
     // Names that need escaping in a URL, through every verb.
     for (name, escaped) in [("a b", "a%20b"), ("grüße", "gr%C3%BC%C3%9Fe")] {

@@ -176,10 +176,13 @@ async fn route(
         };
         return handlers::serve(state, rr).await;
     }
-    if parts.method != Method::GET && parts.method != Method::HEAD {
+    let path = info.path.trim_end_matches('/');
+    // Go serves /version and discovery through go-restful routes for GET only (405 otherwise);
+    // the health checks, /metrics, /openapi and the index are plain handlers for any method.
+    let restful = path == "/version" || path == "/apis" || path.starts_with("/apis/");
+    if restful && parts.method != Method::GET && parts.method != Method::HEAD {
         return ApiError::method_not_allowed().into_response();
     }
-    let path = info.path.trim_end_matches('/');
     let result = match path {
         "" | "/index.html" => Ok(response::json(
             StatusCode::OK,
