@@ -416,6 +416,26 @@ async fn routes_and_names(engine: Engine) {
 /// only the removed aggregated-discovery v2beta1 acceptable is a 406.
 async fn negotiated_errors_and_reads(engine: Engine) {
     let w = Wardle::start(engine).await;
+    // A fresh store's LIST answers a real resourceVersion (never "0", which means "any" to a
+    // watch); a watch from it sees the first write.
+    let list = w.get(NS).await.json();
+    let fresh = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(fresh.parse::<u64>().unwrap() >= 1, "{list}");
+    let mut s = w
+        .watch(&format!("{NS}?watch=true&resourceVersion={fresh}"), None)
+        .await;
+    created(
+        &w,
+        NS,
+        &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder", "metadata": {"name": "first"}}),
+    )
+    .await;
+    let first = s.take(1).await;
+    assert_eq!(first[0]["type"], "ADDED");
+    assert_eq!(first[0]["object"]["metadata"]["name"], "first");
     let yaml = [("accept", "application/yaml")];
     let status_of = |body: &[u8]| -> Value { serde_saphyr::from_slice(body).expect("YAML Status") };
     for (method, path, ct) in [
