@@ -122,13 +122,13 @@ async fn create_and_read(engine: Engine) {
         .json();
     assert_eq!(all["kind"], "FlunderList");
     assert_eq!(names(&all), vec!["my-first-flunder", "b"]);
-    // list RV is the committed horizon.
+    // list RV is the committed horizon (a fresh store is at 1: two creates make it 3).
     let rv: i64 = all["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(rv, 2);
+    assert_eq!(rv, 3);
     // 66-67: namespace mismatch; cluster-scoped namespace cleared.
     let r = w
         .post(
@@ -1021,8 +1021,8 @@ async fn concurrent_creates_share_transactions(engine: Engine) {
     }
     let list = w.get(NS).await.json();
     assert_eq!(list["items"].as_array().unwrap().len(), 64);
-    // Gapless: 64 creates → RVs 1..64, the list RV is 64.
-    assert_eq!(list["metadata"]["resourceVersion"], "64");
+    // Gapless: 64 creates on a fresh store (at 1) → RVs 2..=65, the list RV is 65.
+    assert_eq!(list["metadata"]["resourceVersion"], "65");
     let mut rvs: Vec<i64> = list["items"]
         .as_array()
         .unwrap()
@@ -1036,7 +1036,7 @@ async fn concurrent_creates_share_transactions(engine: Engine) {
         })
         .collect();
     rvs.sort();
-    assert_eq!(rvs, (1..=64).collect::<Vec<_>>());
+    assert_eq!(rvs, (2..=65).collect::<Vec<_>>());
     let metrics = w.get("/metrics").await.text();
     let batches: u64 = metric(&metrics, "wardle_storage_batches_total");
     let max: u64 = metric(&metrics, "wardle_storage_batch_size_max");

@@ -376,7 +376,7 @@ async fn raw_apply_answers(engine: Engine) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         r.json()["message"],
-        "Incorrect version specified in apply patch. Specified patch version: wardle.example.com/v1beta1, expected: wardle.example.com/v1alpha1"
+        "invalid object type: wardle.example.com/v1beta1, Kind=Flunder"
     );
     for validation in ["Strict", "Ignore"] {
         let r = w

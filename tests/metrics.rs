@@ -117,7 +117,11 @@ async fn series_after_traffic(engine: Engine) {
     assert_eq!(value(&m, "wardle_storage_writer_queue_depth"), 0.0);
     assert_eq!(value(&m, "wardle_listen_reconnects_total"), 0.0);
     assert_eq!(value(&m, "wardle_history_pruned_total"), 0.0);
-    assert_eq!(value(&m, "wardle_storage_head_rv"), 2.0);
+    assert_eq!(
+        value(&m, "wardle_storage_head_rv"),
+        3.0,
+        "two writes after a fresh store's 1"
+    );
 
     // A closed watch is no longer registered.
     drop(watch);

@@ -21,14 +21,14 @@ async fn two_processes_on_one_postgres_see_each_other() {
             .post(NS, &json!({"metadata": {"name": format!("f{i}")}}))
             .await;
         assert_eq!(r.status, 201, "{}", r.text());
-        assert_eq!(r.json()["metadata"]["resourceVersion"], (i + 1).to_string());
+        assert_eq!(r.json()["metadata"]["resourceVersion"], (i + 2).to_string());
         let g = reader.get(&format!("{NS}/f{i}")).await;
         assert_eq!(g.status, 200, "replica sees the other's write at once");
     }
     let la = a.get(NS).await.json();
     let lb = b.get(NS).await.json();
     assert_eq!(la["items"], lb["items"]);
-    assert_eq!(la["metadata"]["resourceVersion"], "10");
+    assert_eq!(la["metadata"]["resourceVersion"], "11");
     // A conflicting update through the other replica is a 409.
     let obj = a.get(&format!("{NS}/f0")).await.json();
     let mut x = obj.clone();
@@ -69,7 +69,7 @@ async fn restart_keeps_data(engine: Engine) {
     let r = w2.post(NS, &json!({"metadata": {"name": "next"}})).await;
     assert_eq!(
         r.json()["metadata"]["resourceVersion"],
-        "2",
+        "3",
         "RVs continue after a restart"
     );
 }

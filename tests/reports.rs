@@ -207,7 +207,7 @@ async fn scenario(engine: Engine, dir: &Path) -> (Wardle, String) {
     (w, url)
 }
 
-/// Waits until compaction has moved every event (RVs 1..=9) out of the watch window.
+/// Waits until compaction has moved every event (RVs 2..=10) out of the watch window.
 async fn wait_compacted(w: &Wardle, rv: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -277,12 +277,12 @@ fn check_answers(r: &BTreeMap<String, Value>) {
     );
     assert_eq!(
         r["fischers"],
-        json!([{"name": "fx", "resource_version": 7, "disallowed_flunders": "late,never"}])
+        json!([{"name": "fx", "resource_version": 8, "disallowed_flunders": "late,never"}])
     );
     assert_eq!(
         r["flunders-per-namespace"],
-        json!([{"namespace": "default", "flunders": 3, "last_change_rv": 8},
-               {"namespace": "team-a", "flunders": 2, "last_change_rv": 6}])
+        json!([{"namespace": "default", "flunders": 3, "last_change_rv": 9},
+               {"namespace": "team-a", "flunders": 2, "last_change_rv": 7}])
     );
     assert_eq!(
         rows(&r["references"], &["flunder", "target", "target_exists"]),
@@ -316,20 +316,12 @@ fn check_answers(r: &BTreeMap<String, Value>) {
         ),
         vec![
             vec![
-                json!(1),
+                json!(2),
                 json!(admin),
                 json!("ADDED"),
                 json!("Fischer"),
                 json!(""),
                 json!("fx")
-            ],
-            vec![
-                json!(2),
-                json!(admin),
-                json!("ADDED"),
-                json!("Flunder"),
-                json!("default"),
-                json!("a")
             ],
             vec![
                 json!(3),
@@ -337,10 +329,18 @@ fn check_answers(r: &BTreeMap<String, Value>) {
                 json!("ADDED"),
                 json!("Flunder"),
                 json!("default"),
-                json!("b")
+                json!("a")
             ],
             vec![
                 json!(4),
+                json!(admin),
+                json!("ADDED"),
+                json!("Flunder"),
+                json!("default"),
+                json!("b")
+            ],
+            vec![
+                json!(5),
                 json!("alice"),
                 json!("ADDED"),
                 json!("Flunder"),
@@ -348,7 +348,7 @@ fn check_answers(r: &BTreeMap<String, Value>) {
                 json!("c")
             ],
             vec![
-                json!(5),
+                json!(6),
                 json!("alice"),
                 json!("ADDED"),
                 json!("Flunder"),
@@ -356,7 +356,7 @@ fn check_answers(r: &BTreeMap<String, Value>) {
                 json!("d")
             ],
             vec![
-                json!(6),
+                json!(7),
                 json!(admin),
                 json!("ADDED"),
                 json!("Flunder"),
@@ -364,7 +364,7 @@ fn check_answers(r: &BTreeMap<String, Value>) {
                 json!("late")
             ],
             vec![
-                json!(7),
+                json!(8),
                 json!("alice"),
                 json!("MODIFIED"),
                 json!("Fischer"),
@@ -372,7 +372,7 @@ fn check_answers(r: &BTreeMap<String, Value>) {
                 json!("fx")
             ],
             vec![
-                json!(8),
+                json!(9),
                 json!(admin),
                 json!("ADDED"),
                 json!("Flunder"),
@@ -380,7 +380,7 @@ fn check_answers(r: &BTreeMap<String, Value>) {
                 json!("e")
             ],
             vec![
-                json!(9),
+                json!(10),
                 json!("alice"),
                 json!("DELETED"),
                 json!("Flunder"),
@@ -392,10 +392,10 @@ fn check_answers(r: &BTreeMap<String, Value>) {
     assert_eq!(
         r["changes-by-user"],
         json!([
-            {"actor": "alice", "type": "MODIFIED", "changes": 1, "last_rv": 7},
-            {"actor": admin, "type": "ADDED", "changes": 5, "last_rv": 8},
-            {"actor": "alice", "type": "ADDED", "changes": 2, "last_rv": 5},
-            {"actor": "alice", "type": "DELETED", "changes": 1, "last_rv": 9},
+            {"actor": "alice", "type": "MODIFIED", "changes": 1, "last_rv": 8},
+            {"actor": admin, "type": "ADDED", "changes": 5, "last_rv": 9},
+            {"actor": "alice", "type": "ADDED", "changes": 2, "last_rv": 6},
+            {"actor": "alice", "type": "DELETED", "changes": 1, "last_rv": 10},
         ])
         .as_array()
         .map(|a| {
@@ -410,7 +410,7 @@ fn check_answers(r: &BTreeMap<String, Value>) {
         &["rv", "type", "name", "before_spec", "after_spec"],
     );
     assert_eq!(spec.len(), 7, "{spec:?}");
-    assert_eq!(spec[0][0], json!(2));
+    assert_eq!(spec[0][0], json!(3));
     assert_eq!(spec[0][3], json!(""), "a creation has no before");
     let after_c: Value = serde_json::from_str(spec[2][4].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -435,7 +435,7 @@ async fn reports_agree_across_engines_and_survive_compaction() {
         let (w, url) = scenario(engine, dir.path()).await;
         let before = without_times(all_reports(&url));
         check_answers(&before);
-        wait_compacted(&w, 9).await;
+        wait_compacted(&w, 10).await;
         let moved = wardle::report::query(
             &url,
             "SELECT (SELECT count(*) FROM events) AS live, (SELECT count(*) FROM history) AS kept",
@@ -455,7 +455,7 @@ async fn reports_agree_across_engines_and_survive_compaction() {
         // The watch window itself is compacted: reading at an old RV is 410 Gone as before.
         let r = w
             .get(&format!(
-                "{FLUNDERS}/default/flunders?resourceVersion=2&resourceVersionMatch=Exact"
+                "{FLUNDERS}/default/flunders?resourceVersion=3&resourceVersionMatch=Exact"
             ))
             .await;
         assert_eq!(r.status, StatusCode::GONE, "{engine:?}: {}", r.text());
@@ -526,13 +526,13 @@ async fn history_retention(b: &Backend) {
     for (name, audit_id) in [("a", "req-a"), ("b", "req-b"), ("c", "")] {
         s.write(write(name, audit_id)).await.unwrap();
     }
-    assert_eq!(s.compact(3).await, Ok(3));
+    assert_eq!(s.compact(4).await, Ok(4));
     // Still in the live event log, not compacted.
     s.write(write("d", "req-d")).await.unwrap();
     let backdate = if b.is_pg() {
-        "UPDATE history SET committed_at = now() - interval '2 hours' WHERE rv = 1"
+        "UPDATE history SET committed_at = now() - interval '2 hours' WHERE rv = 2"
     } else {
-        "UPDATE history SET committed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7200 seconds') WHERE rv = 1"
+        "UPDATE history SET committed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7200 seconds') WHERE rv = 2"
     };
     b.exec(backdate).await;
     assert_eq!(s.prune_history(Duration::from_secs(3600)).await, Ok(1));
@@ -547,9 +547,9 @@ async fn history_retention(b: &Backend) {
     assert_eq!(
         t.rows,
         vec![
-            vec![Int(2), Text("b".into()), Text("req-b".into())],
-            vec![Int(3), Text("c".into()), Null],
-            vec![Int(4), Text("d".into()), Text("req-d".into())],
+            vec![Int(3), Text("b".into()), Text("req-b".into())],
+            vec![Int(4), Text("c".into()), Null],
+            vec![Int(5), Text("d".into()), Text("req-d".into())],
         ]
     );
     s.close().await;
@@ -595,7 +595,7 @@ async fn read_only_postgres_role() {
     let url = format!("{scheme}://{role}:change-me@{host}/{db}");
     assert_eq!(
         report_json(&url, "flunders-per-namespace"),
-        json!([{"namespace": "ns", "flunders": 1, "last_change_rv": 1}])
+        json!([{"namespace": "ns", "flunders": 1, "last_change_rv": 2}])
     );
     let denied = wardle::report::query(&url, "DELETE FROM objects").await;
     assert!(denied.is_err(), "the reader could write");

@@ -156,13 +156,13 @@ async fn crud_with_preconditions(b: &Backend) {
     let s = b.open().await;
     assert_eq!(s.engine(), if b.is_pg() { "postgres" } else { "sqlite" });
     s.ping().await.expect("ping");
-    assert_eq!(s.current_rv().await, Ok(0));
+    assert_eq!(s.current_rv().await, Ok(1));
 
     let mut commits = s.subscribe_commits();
     let created = s.write(create("ns", "a")).await.expect("create");
-    assert_eq!(created.rv, 1);
-    assert_eq!(created.object["metadata"]["resourceVersion"], "1");
-    assert_eq!(*commits.borrow_and_update(), 1, "in-process commit signal");
+    assert_eq!(created.rv, 2);
+    assert_eq!(created.object["metadata"]["resourceVersion"], "2");
+    assert_eq!(*commits.borrow_and_update(), 2, "in-process commit signal");
     assert_eq!(
         s.write(create("ns", "a")).await,
         Err(StorageError::AlreadyExists)
@@ -173,7 +173,7 @@ async fn crud_with_preconditions(b: &Backend) {
         .await
         .expect("get")
         .expect("exists");
-    assert_eq!(got.rv, 1);
+    assert_eq!(got.rv, 2);
     assert_eq!(got.object.value(), created.object);
     assert_eq!(
         s.get(&Key::new("flunders", "ns", "missing")).await,
@@ -186,14 +186,14 @@ async fn crud_with_preconditions(b: &Backend) {
     );
 
     let updated = s
-        .write(update("ns", "a", json!({"reference": "x"}), rv_pre(1)))
+        .write(update("ns", "a", json!({"reference": "x"}), rv_pre(2)))
         .await
         .expect("update");
-    assert_eq!(updated.rv, 2);
+    assert_eq!(updated.rv, 3);
     assert_eq!(updated.object["spec"]["reference"], "x");
     assert_eq!(
-        s.write(update("ns", "a", json!({}), rv_pre(1))).await,
-        Err(StorageError::Conflict { current: 2 })
+        s.write(update("ns", "a", json!({}), rv_pre(2))).await,
+        Err(StorageError::Conflict { current: 3 })
     );
     let wrong_uid = Preconditions {
         rv: None,
@@ -227,28 +227,28 @@ async fn crud_with_preconditions(b: &Backend) {
             "ns",
             "a",
             Preconditions {
-                rv: Some(2),
+                rv: Some(3),
                 uid: Some("uid-ns-a".into()),
             },
         ))
         .await
         .expect("delete");
-    assert_eq!(deleted.rv, 3);
+    assert_eq!(deleted.rv, 4);
     assert_eq!(
         deleted.object["spec"]["reference"], "x",
         "DELETED carries the last state"
     );
-    assert_eq!(deleted.object["metadata"]["resourceVersion"], "3");
+    assert_eq!(deleted.object["metadata"]["resourceVersion"], "4");
     assert_eq!(s.get(&Key::new("flunders", "ns", "a")).await, Ok(None));
-    assert_eq!(s.current_rv().await, Ok(3));
+    assert_eq!(s.current_rv().await, Ok(4));
 
     let mut raw = b.raw().await;
     assert_eq!(
         raw.events().await,
         vec![
-            (1, "ADDED".into(), "a".into(), None),
-            (2, "MODIFIED".into(), "a".into(), Some(1)),
-            (3, "DELETED".into(), "a".into(), Some(2)),
+            (2, "ADDED".into(), "a".into(), None),
+            (3, "MODIFIED".into(), "a".into(), Some(2)),
+            (4, "DELETED".into(), "a".into(), Some(3)),
         ]
     );
     let with_rv: Vec<(i64,)> = raw_rows!(
@@ -269,16 +269,16 @@ async fn crud_with_preconditions(b: &Backend) {
     );
 
     // Re-create after delete: a fresh object with its own create_rv.
-    assert_eq!(s.write(create("ns", "a")).await.map(|o| o.rv), Ok(4));
+    assert_eq!(s.write(create("ns", "a")).await.map(|o| o.rv), Ok(5));
     let create_rv: Vec<(i64, i64)> =
         raw_rows!(raw, (i64, i64), "SELECT rv, create_rv FROM objects");
-    assert_eq!(create_rv, vec![(4, 4)]);
+    assert_eq!(create_rv, vec![(5, 5)]);
     s.write(update("ns", "a", json!({}), Preconditions::default()))
         .await
         .expect("update");
     let create_rv: Vec<(i64, i64)> =
         raw_rows!(raw, (i64, i64), "SELECT rv, create_rv FROM objects");
-    assert_eq!(create_rv, vec![(5, 4)], "updates keep create_rv");
+    assert_eq!(create_rv, vec![(6, 5)], "updates keep create_rv");
     s.close().await;
 }
 
@@ -321,7 +321,7 @@ async fn precondition_failures_stay_in_their_write(b: &Backend) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     raw.release().await;
 
-    assert_eq!(first.await.expect("join").map(|o| o.rv), Ok(3));
+    assert_eq!(first.await.expect("join").map(|o| o.rv), Ok(4));
     let mut results = Vec::new();
     for h in handles {
         results.push(h.await.expect("join"));
@@ -332,12 +332,12 @@ async fn precondition_failures_stay_in_their_write(b: &Backend) {
         .collect();
     assert_eq!(
         ok_rvs,
-        vec![4, 5],
+        vec![5, 6],
         "the successful writes get consecutive RVs in queue order"
     );
     assert_eq!(results[1], Err(StorageError::AlreadyExists));
     assert_eq!(results[2], Err(StorageError::NotFound));
-    assert_eq!(results[3], Err(StorageError::Conflict { current: 2 }));
+    assert_eq!(results[3], Err(StorageError::Conflict { current: 3 }));
     assert_eq!(
         results[4],
         Err(StorageError::UidMismatch {
@@ -354,7 +354,7 @@ async fn precondition_failures_stay_in_their_write(b: &Backend) {
     );
     assert_eq!(stats.writes, 5);
     let rvs: Vec<i64> = raw.events().await.into_iter().map(|e| e.0).collect();
-    assert_eq!(rvs, vec![1, 2, 3, 4, 5]);
+    assert_eq!(rvs, vec![2, 3, 4, 5, 6]);
     s.close().await;
 }
 
@@ -377,8 +377,8 @@ async fn concurrent_creates_are_gapless_and_batched(b: &Backend) {
     rvs.sort_unstable();
     assert_eq!(
         rvs,
-        (1..=N).collect::<Vec<_>>(),
-        "RVs are 1..N without gaps or duplicates"
+        (2..=N + 1).collect::<Vec<_>>(),
+        "RVs are 2..N+1 (a fresh store is at 1) without gaps or duplicates"
     );
     let stats = s.stats();
     assert_eq!(stats.writes, N as u64);
@@ -395,10 +395,10 @@ async fn concurrent_creates_are_gapless_and_batched(b: &Backend) {
     let events = raw.events().await;
     assert_eq!(
         events.iter().map(|e| e.0).collect::<Vec<_>>(),
-        (1..=N).collect::<Vec<_>>()
+        (2..=N + 1).collect::<Vec<_>>()
     );
     assert!(events.iter().all(|e| e.1 == "ADDED"));
-    assert_eq!(s.current_rv().await, Ok(N));
+    assert_eq!(s.current_rv().await, Ok(N + 1));
     s.close().await;
 }
 
@@ -419,7 +419,7 @@ async fn lists_page_and_read_history(b: &Backend) {
         .list_chunk("flunders", None, None, None, 0)
         .await
         .expect("list");
-    assert_eq!(all.rv, 6);
+    assert_eq!(all.rv, 7);
     assert!(!all.more);
     assert_eq!(
         names(&all),
@@ -457,7 +457,7 @@ async fn lists_page_and_read_history(b: &Backend) {
         (
             vec!["a/a-1".into(), "a/a.1".into(), "a/a_1".into(), "b/x".into()],
             false,
-            6
+            7
         )
     );
     let ns_a = s
@@ -473,8 +473,8 @@ async fn lists_page_and_read_history(b: &Backend) {
             .is_empty()
     );
 
-    // Change things after X = 6 and read at X again.
-    let x = 6;
+    // Change things after X = 7 and read at X again.
+    let x = 7;
     s.write(update(
         "a",
         "A",
@@ -496,7 +496,7 @@ async fn lists_page_and_read_history(b: &Backend) {
         .list_chunk("flunders", None, None, None, 0)
         .await
         .expect("now");
-    assert_eq!(now.rv, 11);
+    assert_eq!(now.rv, 12);
     assert_eq!(
         names(&now),
         ["a/A", "a/C", "a/a-1", "a/a.1", "a/a_1", "b/x"]
@@ -518,12 +518,12 @@ async fn lists_page_and_read_history(b: &Backend) {
         json!({}),
         "old content of A"
     );
-    assert_eq!(then.items[0].rv, 4);
+    assert_eq!(then.items[0].rv, 5);
     assert_eq!(
         then.items[0].object.value()["metadata"]["resourceVersion"],
-        "4"
+        "5"
     );
-    assert_eq!(then.items[5].rv, 1, "b/x as it was before delete+recreate");
+    assert_eq!(then.items[5].rv, 2, "b/x as it was before delete+recreate");
 
     // Paging through the past, including the deleted key as the cursor.
     let p = s
@@ -537,13 +537,13 @@ async fn lists_page_and_read_history(b: &Backend) {
         Ok(1)
     );
     assert_eq!(
-        s.count_after("flunders", None, 11, ("a", "a_1")).await,
+        s.count_after("flunders", None, 12, ("a", "a_1")).await,
         Ok(1)
     );
     let mid = s
-        .list_chunk("flunders", Some("a"), Some(8), None, 0)
+        .list_chunk("flunders", Some("a"), Some(9), None, 0)
         .await
-        .expect("at 8");
+        .expect("at 9");
     assert_eq!(
         names(&mid),
         ["a/A", "a/a-1", "a/a.1", "a/a_1"],
@@ -563,36 +563,36 @@ async fn too_large_and_compacted(b: &Backend) {
         s.list_chunk("flunders", None, Some(9), None, 0).await,
         Err(StorageError::TooLarge {
             requested: 9,
-            current: 5
+            current: 6
         })
     );
     assert_eq!(
-        s.count_after("flunders", None, 6, ("", "")).await,
+        s.count_after("flunders", None, 7, ("", "")).await,
         Err(StorageError::TooLarge {
-            requested: 6,
-            current: 5
+            requested: 7,
+            current: 6
         })
     );
     let mut raw = b.raw().await;
-    raw.exec("UPDATE storage_meta SET compacted_rv = 3").await;
-    raw.exec("DELETE FROM events WHERE rv <= 3").await;
-    assert_eq!(s.compacted_rv().await, Ok(3));
+    raw.exec("UPDATE storage_meta SET compacted_rv = 4").await;
+    raw.exec("DELETE FROM events WHERE rv <= 4").await;
+    assert_eq!(s.compacted_rv().await, Ok(4));
     assert_eq!(
-        s.list_chunk("flunders", None, Some(2), None, 0).await,
+        s.list_chunk("flunders", None, Some(3), None, 0).await,
         Err(StorageError::Compacted {
-            requested: 2,
-            compacted: 3
+            requested: 3,
+            compacted: 4
         })
     );
     // At the horizon the state is still exact (only events after it are needed).
     s.write(delete("ns", "n0", Preconditions::default()))
         .await
         .expect("delete");
-    let at3 = s
-        .list_chunk("flunders", None, Some(3), None, 0)
+    let at4 = s
+        .list_chunk("flunders", None, Some(4), None, 0)
         .await
         .expect("at horizon");
-    assert_eq!(names(&at3), ["ns/n0", "ns/n1", "ns/n2"]);
+    assert_eq!(names(&at4), ["ns/n0", "ns/n1", "ns/n2"]);
     s.close().await;
 }
 
@@ -641,7 +641,7 @@ async fn two_instances_share_one_counter(b: &Backend) {
     let n = (EACH * 4) as i64;
     assert_eq!(
         rvs,
-        (1..=n).collect::<Vec<_>>(),
+        (2..=n + 1).collect::<Vec<_>>(),
         "one gapless sequence across both instances"
     );
     assert_eq!(s1.stats().writes + s2.stats().writes, n as u64);
@@ -659,7 +659,7 @@ async fn two_instances_share_one_counter(b: &Backend) {
             .expect("get")
             .is_some()
     );
-    assert_eq!(s1.current_rv().await, Ok(n));
+    assert_eq!(s1.current_rv().await, Ok(n + 1));
     assert_eq!(
         s2.list_chunk("flunders", None, None, None, 0)
             .await
@@ -676,7 +676,7 @@ async fn two_instances_share_one_counter(b: &Backend) {
         .into_iter()
         .map(|e| e.0)
         .collect();
-    assert_eq!(events, (1..=n).collect::<Vec<_>>());
+    assert_eq!(events, (2..=n + 1).collect::<Vec<_>>());
     s1.close().await;
     s2.close().await;
 }
@@ -692,10 +692,10 @@ async fn reopen_keeps_data(b: &Backend) {
     ));
 
     let s = b.open().await;
-    assert_eq!(s.current_rv().await, Ok(2));
+    assert_eq!(s.current_rv().await, Ok(3));
     assert_eq!(
         *s.subscribe_commits().borrow(),
-        2,
+        3,
         "commit signal starts at the stored horizon"
     );
     assert!(
@@ -704,7 +704,7 @@ async fn reopen_keeps_data(b: &Backend) {
             .expect("get")
             .is_some()
     );
-    assert_eq!(s.write(create("ns", "c")).await.map(|o| o.rv), Ok(3));
+    assert_eq!(s.write(create("ns", "c")).await.map(|o| o.rv), Ok(4));
     s.close().await;
 }
 
@@ -724,8 +724,8 @@ async fn concurrent_opens_migrate_once(b: &Backend) {
         raw_rows!(raw, (i64,), "SELECT count(*) FROM refinery_schema_history");
     assert_eq!(
         history,
-        vec![(3,)],
-        "each migration (V1, V2, V3) applied exactly once"
+        vec![(4,)],
+        "each migration (V1 to V4) applied exactly once"
     );
     let again = b.open().await;
     again
@@ -796,8 +796,8 @@ async fn reporting_views(b: &Backend) {
                 "ns".into(),
                 "plain".into(),
                 "uid-ns-plain".into(),
-                3,
-                3,
+                4,
+                4,
                 ts.clone(),
                 None,
                 None
@@ -806,8 +806,8 @@ async fn reporting_views(b: &Backend) {
                 "ns".into(),
                 "ref-fischer".into(),
                 "uid-ns-ref-fischer".into(),
-                2,
-                2,
+                3,
+                3,
                 ts.clone(),
                 Some("f1".into()),
                 Some("Fischer".into())
@@ -816,8 +816,8 @@ async fn reporting_views(b: &Backend) {
                 "ns".into(),
                 "ref-flunder".into(),
                 "uid-ns-ref-flunder".into(),
-                1,
-                1,
+                2,
+                2,
                 ts,
                 Some("target".into()),
                 Some("Flunder".into())
@@ -839,7 +839,7 @@ async fn reporting_views(b: &Backend) {
     );
     assert_eq!(fischers.len(), 1);
     let (name, uid, rv, disallowed, object) = &fischers[0];
-    assert_eq!((name.as_str(), uid.as_str(), *rv), ("f1", "uid-f1", 4));
+    assert_eq!((name.as_str(), uid.as_str(), *rv), ("f1", "uid-f1", 5));
     assert_eq!(
         serde_json::from_str::<Value>(disallowed).expect("json"),
         json!(["bad", "worse"])
@@ -891,6 +891,6 @@ async fn database_outage_is_unavailable_then_recovers() {
         .write(create("ns", "after"))
         .await
         .expect("write after recovery");
-    assert_eq!(after.rv, 2, "the failed batch left no gap");
+    assert_eq!(after.rv, 3, "the failed batch left no gap");
     s.close().await;
 }

@@ -75,9 +75,9 @@ async fn events_from_rv(engine: Engine) {
     assert_eq!(
         summary(&got),
         vec![
-            ev("ADDED", "b", 2),
-            ev("MODIFIED", "a", 3),
-            ev("DELETED", "b", 4)
+            ev("ADDED", "b", 3),
+            ev("MODIFIED", "a", 4),
+            ev("DELETED", "b", 5)
         ]
     );
     assert_eq!(got[0]["object"]["kind"], "Flunder");
@@ -93,13 +93,13 @@ async fn events_from_rv(engine: Engine) {
         )
         .await;
     let got = s.take(1).await;
-    assert_eq!(summary(&got), vec![ev("ADDED", "a", 3)]);
+    assert_eq!(summary(&got), vec![ev("ADDED", "a", 4)]);
     assert_eq!(got[0]["object"]["apiVersion"], "wardle.example.com/v1beta1");
     create(&w, "c", json!({})).await;
-    assert_eq!(summary(&s.take(1).await), vec![ev("ADDED", "c", 5)]);
+    assert_eq!(summary(&s.take(1).await), vec![ev("ADDED", "c", 6)]);
     // Watching one object by name.
     let mut one = w
-        .watch(&format!("{NS}/a?watch=true&resourceVersion=5"), None)
+        .watch(&format!("{NS}/a?watch=true&resourceVersion=6"), None)
         .await;
     create(&w, "d", json!({})).await;
     w.patch(
@@ -108,7 +108,7 @@ async fn events_from_rv(engine: Engine) {
         r#"{"metadata":{"labels":{"x":"2"}}}"#,
     )
     .await;
-    assert_eq!(summary(&one.take(1).await), vec![ev("MODIFIED", "a", 7)]);
+    assert_eq!(summary(&one.take(1).await), vec![ev("MODIFIED", "a", 8)]);
     let r = w
         .get(&format!(
             "{NS}/a?watch=true&fieldSelector=metadata.name%3Db"
@@ -161,16 +161,16 @@ async fn bookmarks_and_watch_list(engine: Engine) {
     let got = s.take(3).await;
     assert_eq!(
         summary(&got[..2]),
-        vec![ev("ADDED", "a", 1), ev("ADDED", "b", 2)]
+        vec![ev("ADDED", "a", 2), ev("ADDED", "b", 3)]
     );
     assert_eq!(got[2]["type"], "BOOKMARK");
-    assert_eq!(got[2]["object"]["metadata"]["resourceVersion"], "2");
+    assert_eq!(got[2]["object"]["metadata"]["resourceVersion"], "3");
     assert_eq!(
         got[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
         "true"
     );
     create(&w, "c", json!({})).await;
-    assert_eq!(summary(&s.take(1).await), vec![ev("ADDED", "c", 3)]);
+    assert_eq!(summary(&s.take(1).await), vec![ev("ADDED", "c", 4)]);
     // 42: sendInitialEvents without the match rule is invalid.
     let r = w
         .get(&format!("{NS}?watch=true&sendInitialEvents=true"))
@@ -179,7 +179,7 @@ async fn bookmarks_and_watch_list(engine: Engine) {
     // 44: timeoutSeconds ends the stream; a bookmark with the last delivered RV comes before.
     let mut s = w
         .watch(
-            &format!("{NS}?watch=true&resourceVersion=3&allowWatchBookmarks=true&timeoutSeconds=1"),
+            &format!("{NS}?watch=true&resourceVersion=4&allowWatchBookmarks=true&timeoutSeconds=1"),
             None,
         )
         .await;
@@ -188,7 +188,7 @@ async fn bookmarks_and_watch_list(engine: Engine) {
         .await
         .expect("a bookmark before the timeout");
     assert_eq!(b["type"], "BOOKMARK");
-    assert_eq!(b["object"]["metadata"]["resourceVersion"], "3");
+    assert_eq!(b["object"]["metadata"]["resourceVersion"], "4");
     assert!(s.next(Duration::from_secs(5)).await.is_none());
     assert!(s.ended, "the stream ends after timeoutSeconds");
 }
@@ -199,7 +199,7 @@ async fn too_old_and_too_new(engine: Engine) {
         create(&w, n, json!({})).await;
     }
     // 43: below the compaction horizon → 200 and one ERROR event with a 410 Status.
-    w.sql("UPDATE storage_meta SET compacted_rv = 2; DELETE FROM events WHERE rv <= 2")
+    w.sql("UPDATE storage_meta SET compacted_rv = 3; DELETE FROM events WHERE rv <= 3")
         .await;
     // A fresh process: its in-memory window starts at the head, so older RVs come from the DB.
     let mut w = w;
@@ -223,9 +223,9 @@ async fn too_old_and_too_new(engine: Engine) {
     );
     // From exactly the horizon it works.
     let mut s = w
-        .watch(&format!("{NS}?watch=true&resourceVersion=2"), None)
+        .watch(&format!("{NS}?watch=true&resourceVersion=3"), None)
         .await;
-    assert_eq!(summary(&s.take(1).await), vec![ev("ADDED", "c", 3)]);
+    assert_eq!(summary(&s.take(1).await), vec![ev("ADDED", "c", 4)]);
     // Far in the future → 504 after a short wait.
     let r = w
         .get(&format!("{NS}?watch=true&resourceVersion=1000"))
@@ -315,7 +315,7 @@ async fn compaction_runs(engine: Engine) {
     create(&w, "d", json!({})).await;
     create(&w, "e", json!({})).await;
     // Each run compacts to the head seen one interval earlier: after a few runs the horizon is
-    // past the token's RV (3), and continuing is a 410 with a fresh token.
+    // past the token's RV (4), and continuing is a 410 with a fresh token.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let r = w.get(&format!("{NS}?limit=1&continue={token}")).await;
@@ -326,7 +326,7 @@ async fn compaction_runs(engine: Engine) {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         assert!(
             std::time::Instant::now() < deadline,
-            "compaction never passed RV 3"
+            "compaction never passed RV 4"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -348,14 +348,14 @@ async fn compaction_runs(engine: Engine) {
             .parse()
             .unwrap()
     };
-    assert_eq!(gauge("wardle_storage_head_rv"), 5);
-    assert!(gauge("wardle_storage_compacted_rv") > 3);
+    assert_eq!(gauge("wardle_storage_head_rv"), 6);
+    assert!(gauge("wardle_storage_compacted_rv") > 4);
     assert_eq!(gauge("wardle_watch_cache_lag"), 0);
     // Lists, gets and watches from the cache are unaffected.
     assert_eq!(w.get(NS).await.json()["items"].as_array().unwrap().len(), 5);
     let mut s = w
-        .watch(&format!("{NS}?watch=true&resourceVersion=5"), None)
+        .watch(&format!("{NS}?watch=true&resourceVersion=6"), None)
         .await;
     create(&w, "f", json!({})).await;
-    assert_eq!(summary(&s.take(1).await), vec![ev("ADDED", "f", 6)]);
+    assert_eq!(summary(&s.take(1).await), vec![ev("ADDED", "f", 7)]);
 }

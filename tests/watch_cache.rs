@@ -303,37 +303,39 @@ async fn compaction_gives_compacted_and_old_watches_replay_from_the_log(b: &Back
     for i in 0..10 {
         create(&s, "flunders", "a", &format!("n{i}")).await;
     }
-    // Loaded after the writes: its window starts at 10, older watches replay from `events`.
+    // Loaded after the writes (RVs 2..=11: a fresh store is at 1): its window starts at 11,
+    // older watches replay from `events`.
     let cache = WatchCache::start(s.clone()).await.expect("cache");
-    assert_eq!(cache.oldest_rv(), 10);
-    let mut old = cache.watch("flunders", None, 0, 4).await.expect("watch");
+    assert_eq!(cache.oldest_rv(), 11);
+    // From 1, the point a fresh store starts at (nothing was ever written at 1).
+    let mut old = cache.watch("flunders", None, 1, 4).await.expect("watch");
     let next = create(&s, "flunders", "a", "live").await;
     // Queue of 4, yet 11 events: the replay from the log is paced by the reader, not queued.
     let got = collect(&mut old, next, Duration::from_secs(10)).await;
-    assert_eq!(rvs(&got), (1..=next).collect::<Vec<_>>());
+    assert_eq!(rvs(&got), (2..=next).collect::<Vec<_>>());
 
-    b.exec("UPDATE storage_meta SET compacted_rv = 5").await;
+    b.exec("UPDATE storage_meta SET compacted_rv = 6").await;
     // Any read of the log tells the cache about the new horizon.
     let head = create(&s, "flunders", "a", "after-compaction").await;
     cache
         .wait_for(head, Duration::from_secs(5))
         .await
         .expect("head");
-    assert_eq!(cache.oldest_rv(), 10);
-    for from in [0, 3, 4] {
+    assert_eq!(cache.oldest_rv(), 11);
+    for from in [0, 3, 5] {
         match cache.watch("flunders", None, from, 10).await {
             Err(StorageError::Compacted {
                 requested,
                 compacted,
-            }) => assert_eq!((requested, compacted), (from, 5)),
+            }) => assert_eq!((requested, compacted), (from, 6)),
             other => panic!("watch from {from}: expected Compacted, got {other:?}"),
         }
     }
     // At the horizon and above it, still served (from the log, then the window).
-    let mut at = cache.watch("flunders", None, 5, 10).await.expect("watch");
+    let mut at = cache.watch("flunders", None, 6, 10).await.expect("watch");
     assert_eq!(
         rvs(&collect(&mut at, head, Duration::from_secs(10)).await),
-        (6..=head).collect::<Vec<_>>()
+        (7..=head).collect::<Vec<_>>()
     );
     s.close().await;
 }
@@ -360,13 +362,13 @@ async fn falling_behind_compaction_reloads_and_expires_watchers(b: &Backend) {
         Ok(Some(Err(WatchEnd::Expired {
             requested,
             compacted,
-        }))) => assert_eq!((requested, compacted), (1, 2)),
+        }))) => assert_eq!((requested, compacted), (2, 3)),
         other => panic!("expected Expired, got {other:?}"),
     }
-    assert_eq!(cache.head(), 2);
-    assert_eq!(cache.get(&ghost).map(|o| o.rv), Some(2));
+    assert_eq!(cache.head(), 3);
+    assert_eq!(cache.get(&ghost).map(|o| o.rv), Some(3));
     // The reloaded cache keeps tailing.
-    let mut w = cache.watch("flunders", None, 2, 10).await.expect("watch");
+    let mut w = cache.watch("flunders", None, 3, 10).await.expect("watch");
     let next = create(&s, "flunders", "a", "after").await;
     assert_eq!(
         rvs(&collect(&mut w, next, Duration::from_secs(5)).await),
@@ -386,8 +388,8 @@ async fn future_rv_waits_or_is_too_large(b: &Backend) {
             create(&s, "flunders", "a", "two").await
         })
     };
-    // Waits for RV 1, then streams what follows it.
-    let mut w = cache.watch("flunders", None, 1, 10).await.expect("watch");
+    // Waits for RV 2 (the first write: a fresh store is at 1), then streams what follows it.
+    let mut w = cache.watch("flunders", None, 2, 10).await.expect("watch");
     let two = writer.await.expect("writer");
     assert_eq!(
         rvs(&collect(&mut w, two, Duration::from_secs(5)).await),
@@ -469,11 +471,11 @@ async fn replicas_see_one_identical_stream() {
         WatchCache::start(sb.clone()).await.expect("cache b"),
     );
     let mut wa = ca
-        .watch("flunders", None, 0, 100_000)
+        .watch("flunders", None, 1, 100_000)
         .await
         .expect("watch a");
     let mut wb = cb
-        .watch("flunders", None, 0, 100_000)
+        .watch("flunders", None, 1, 100_000)
         .await
         .expect("watch b");
     let writers: Vec<_> = [sa.clone(), sb.clone()]
@@ -496,10 +498,10 @@ async fn replicas_see_one_identical_stream() {
         w.await.expect("writer");
     }
     let end = sa.current_rv().await.expect("rv");
-    assert_eq!(end, 400);
+    assert_eq!(end, 401, "400 writes after the fresh store's 1");
     let got_a = collect(&mut wa, end, Duration::from_secs(20)).await;
     let got_b = collect(&mut wb, end, Duration::from_secs(20)).await;
-    assert_eq!(rvs(&got_a), (1..=end).collect::<Vec<_>>());
+    assert_eq!(rvs(&got_a), (2..=end).collect::<Vec<_>>());
     let key = |e: &Arc<Event>| (e.rv, e.kind, e.key.clone(), e.object.clone());
     assert_eq!(
         got_a.iter().map(key).collect::<Vec<_>>(),

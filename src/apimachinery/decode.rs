@@ -87,7 +87,7 @@ pub fn options_invalid(options_kind: &str, errors: &[FieldError]) -> ApiError {
 }
 
 /// One step of a path inside a decoded document.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Seg {
     Field(String),
     Index(usize),
@@ -347,6 +347,8 @@ pub fn not_an_object(kind: &str, value: &Value, body: &[u8]) -> Option<ApiError>
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SchemaCheck {
     pub unknown: Vec<String>,
+    /// The same unknown fields as paths, for pruning.
+    unknown_at: Vec<Vec<Seg>>,
     /// `json: cannot unmarshal number into Go struct field FlunderSpec.spec.reference of type string`.
     pub type_errors: Vec<String>,
 }
@@ -354,6 +356,39 @@ pub struct SchemaCheck {
 /// Paths of fields the schema does not know (`spec.foo`, `metadata.foo`, `spec.items[0].bar`).
 pub fn unknown_fields(obj: &Value, schema: &Value, defs: &Map<String, Value>) -> Vec<String> {
     check_schema(obj, schema, defs).unknown
+}
+
+/// Drops every field the schema does not know, at any depth (ObjectMeta, ownerReferences
+/// items, managedFields entries, spec, status ...), as Go's typed decoding does: the fields a
+/// struct lacks never reach storage. Returns the paths dropped (`spec.foo`, `metadata.bar`).
+pub fn prune_unknown(obj: &mut Value, schema: &Value, defs: &Map<String, Value>) -> Vec<String> {
+    let found = check_schema(obj, schema, defs);
+    for path in &found.unknown_at {
+        remove_at(obj, path);
+    }
+    found.unknown
+}
+
+/// Removes the object key a path ends in (indexes only lead the way; removing keys never
+/// shifts an array, so the other paths stay valid).
+fn remove_at(obj: &mut Value, path: &[Seg]) {
+    let Some((last, lead)) = path.split_last() else {
+        return;
+    };
+    let mut v = obj;
+    for seg in lead {
+        let next = match seg {
+            Seg::Field(f) => v.get_mut(f.as_str()),
+            Seg::Index(i) => v.get_mut(*i),
+        };
+        match next {
+            Some(n) => v = n,
+            None => return,
+        }
+    }
+    if let (Seg::Field(f), Some(m)) = (last, v.as_object_mut()) {
+        m.remove(f);
+    }
 }
 
 /// Type mismatches, as Go's `encoding/json` words them (Go stops at the first; so should the
@@ -625,7 +660,10 @@ impl Walker<'_> {
                         }
                         (None, Some(Value::Bool(true))) => {}
                         (None, _) if open_custom => {}
-                        (None, _) => self.out.unknown.push(render_path(&self.path)),
+                        (None, _) => {
+                            self.out.unknown.push(render_path(&self.path));
+                            self.out.unknown_at.push(self.path.clone());
+                        }
                     }
                     self.fields.pop();
                     self.path.pop();

@@ -638,13 +638,29 @@ pub(crate) fn decode_entries(v: Option<&Value>) -> Result<Vec<Entry>, String> {
     Ok(out)
 }
 
-/// Go's decodeLiveOrNew: `[{}]` in the request resets; a non-empty, well-formed list from the
-/// request is honoured; anything else (absent, `[]`, malformed) keeps the stored entries.
+/// Go's isResetManagedFields: an explicitly empty list (`[]`) or a single zero entry (`[{}]`)
+/// in the request clears the object's managed fields.
+fn is_reset(requested: Option<&Value>) -> bool {
+    let Some(Value::Array(items)) = requested else {
+        return false;
+    };
+    let zero = |v: &Value| match v {
+        Value::Object(m) => m.values().all(|x| match x {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        }),
+        _ => false,
+    };
+    items.is_empty() || (items.len() == 1 && zero(&items[0]))
+}
+
+/// Go's decodeLiveOrNew: a reset (`[]`, `[{}]`) in the request starts from nothing; a
+/// non-empty, well-formed list from the request is honoured; anything else (absent, `null`,
+/// malformed) keeps the stored entries.
 fn starting_entries(live: Option<&Value>, requested: Option<&Value>) -> Vec<Entry> {
-    if let Some(Value::Array(items)) = requested
-        && items.len() == 1
-        && items[0].as_object().is_some_and(Map::is_empty)
-    {
+    if is_reset(requested) {
         return Vec::new();
     }
     match decode_entries(requested) {
@@ -716,8 +732,10 @@ pub(crate) fn cap_update_managers(entries: &mut Vec<Entry>) {
 ///   merged into, `time` set to `now`), and are taken from every other entry;
 /// * removed fields leave every entry; entries left empty are dropped;
 /// * a request that changes nothing leaves the entries (and times) alone;
-/// * `managedFields` in `new` is honoured when non-empty and well formed, `[{}]` resets it,
-///   otherwise the entries of `old` carry forward.
+/// * `managedFields` in `new` is honoured when non-empty and well formed, `[]` or `[{}]`
+///   resets it, otherwise the entries of `old` carry forward;
+/// * an update of an object (`old` has a uid) that ends up with no entries records none
+///   (Go's skipNonAppliedManager): a reset clears managedFields for good, until an apply.
 ///
 /// `old` is None on create, which compares against `{}`. Go compares against the kind's zero
 /// object instead, where non-pointer structs (a Flunder's `spec` and `status`) already exist:
@@ -757,6 +775,17 @@ pub fn record_update_with(
         .and_then(Value::as_object_mut)
         .and_then(|m| m.remove("managedFields"));
     let mut entries = starting_entries(live_mf, requested_mf.as_ref());
+    // Go's skipNonAppliedManager: an update (the live object has a uid) of an object without
+    // managed fields does not start tracking them; only a create or an apply does.
+    let live_uid = old
+        .and_then(|o| o.get("metadata"))
+        .and_then(|m| m.get("uid"))
+        .and_then(Value::as_str)
+        .is_some_and(|u| !u.is_empty());
+    if entries.is_empty() && live_uid {
+        write_entries(new, entries);
+        return;
+    }
 
     let mut base = old.cloned().unwrap_or_else(|| json!({}));
     if let Some(m) = base.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -1085,8 +1114,8 @@ mod tests {
         let mut v1 = fl(json!({"a": "1"}), json!({"reference": "r"}));
         record_update(None, &mut v1, "creator", V1A1, "2024-01-01T00:00:00Z");
 
-        // Absent or [] in the request: the stored entries carry forward.
-        for requested in [None, Some(json!([]))] {
+        // Absent or null in the request: the stored entries carry forward.
+        for requested in [None, Some(json!(null))] {
             let mut v2 = fl(json!({"a": "1"}), json!({"reference": "r"}));
             if let Some(r) = &requested {
                 v2["metadata"]["managedFields"] = r.clone();
@@ -1094,11 +1123,20 @@ mod tests {
             record_update(Some(&v1), &mut v2, "x", V1A1, "t2");
             assert_eq!(mf(&v2), mf(&v1));
         }
-        // [{}] resets: nothing is recorded for an update that changes nothing.
-        let mut v2 = fl(json!({"a": "1"}), json!({"reference": "r"}));
-        v2["metadata"]["managedFields"] = json!([{}]);
-        record_update(Some(&v1), &mut v2, "x", V1A1, "t2");
-        assert!(v2["metadata"].get("managedFields").is_none());
+        // [] and [{}] reset; an update of a live object (it has a uid) then records nothing,
+        // even when it changes fields.
+        v1["metadata"]["uid"] = json!("u1");
+        for reset in [json!([]), json!([{}]), json!([{"manager": ""}])] {
+            let mut v2 = fl(json!({"a": "2"}), json!({"reference": "r"}));
+            v2["metadata"]["managedFields"] = reset;
+            v2["metadata"]["uid"] = json!("u1");
+            record_update(Some(&v1), &mut v2, "x", V1A1, "t2");
+            assert!(v2["metadata"].get("managedFields").is_none());
+            // ... and later updates do not start tracking again.
+            let mut v3 = fl(json!({"a": "3"}), json!({"reference": "r"}));
+            record_update(Some(&v2), &mut v3, "x", V1A1, "t3");
+            assert!(v3["metadata"].get("managedFields").is_none());
+        }
         // A well-formed list from the client is honoured.
         let mut v2 = fl(json!({"a": "1"}), json!({"reference": "r"}));
         let mine = json!([{"manager": "someone", "operation": "Update", "apiVersion": V1A1, "time": "2023-01-01T00:00:00Z",

@@ -187,6 +187,25 @@ pub fn is_label_value(s: &str) -> Vec<String> {
     errs
 }
 
+/// Go's ObjectMeta fields are all `omitempty`: an empty string, list or map in a request's
+/// metadata decodes to the zero value and is never stored or served (`finalizers: []` is no
+/// finalizers). `managedFields` is left alone: an explicitly empty list there resets them.
+pub fn drop_empty_fields(obj: &mut Value) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    meta.retain(|k, v| {
+        k == "managedFields"
+            || !match v {
+                Value::Null => true,
+                Value::String(s) => s.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                Value::Object(o) => o.is_empty(),
+                _ => false,
+            }
+    });
+}
+
 /// Go's `IsPathSegmentName`: what `metadata.name` must satisfy for wardle's resources.
 pub fn is_path_segment_name(s: &str) -> Vec<String> {
     for bad in [".", ".."] {

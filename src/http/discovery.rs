@@ -175,11 +175,12 @@ fn respond(value: &Value, format: Format, content_type: &str, pretty: bool) -> R
     ([(header::CONTENT_TYPE, content_type.to_string())], body).into_response()
 }
 
-/// What the Accept header asks of `/apis`: the aggregated form (v2 or v2beta1, json or yaml) or
-/// the legacy list. Go decides by the first clause its discovery negotiation accepts.
+/// What the Accept header asks of `/apis`: the aggregated form (v2, json or yaml) or the legacy
+/// list. Go decides by the first clause its discovery negotiation accepts; v2beta1 is removed
+/// (gate AggregatedDiscoveryRemoveBetaType, locked on in 1.35), so its clauses are skipped and
+/// a request listing nothing else gets the legacy handler's 406.
 enum ApisChoice {
     Aggregated(Format),
-    RemovedBeta,
     Legacy,
 }
 
@@ -200,11 +201,8 @@ fn apis_choice(accept: Option<&str>) -> ApisChoice {
         };
         let aggregated = c.param("as") == Some("APIGroupDiscoveryList")
             && c.param("g") == Some("apidiscovery.k8s.io");
-        match (aggregated, c.param("v")) {
-            (true, Some("v2")) => return ApisChoice::Aggregated(format),
-            // Gate AggregatedDiscoveryRemoveBetaType (on by default since 1.35): 404.
-            (true, Some("v2beta1")) => return ApisChoice::RemovedBeta,
-            _ => {}
+        if aggregated && c.param("v") == Some("v2") {
+            return ApisChoice::Aggregated(format);
         }
     }
     ApisChoice::Legacy
@@ -222,7 +220,6 @@ pub fn apis(headers: &HeaderMap, server_address: &str) -> Result<Response, ApiEr
     let pretty = pretty(headers);
     let accept = header_str(headers, header::ACCEPT);
     match apis_choice(accept) {
-        ApisChoice::RemovedBeta => Ok(StatusCode::NOT_FOUND.into_response()),
         ApisChoice::Aggregated(format) => {
             let (doc, etag) = aggregated_cached();
             let mut resp = if header_str(headers, header::IF_NONE_MATCH) == Some(etag.as_str()) {
@@ -429,8 +426,11 @@ mod tests {
             assert_eq!(body(r).await["kind"], "APIGroupList");
         }
         let beta = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
-        let r = apis(&headers(&[(header::ACCEPT, beta)]), "h:1").unwrap();
-        assert_eq!(r.status(), 404);
+        let r = apis(&headers(&[(header::ACCEPT, beta)]), "h:1");
+        assert_eq!(r.unwrap_err().code, 406);
+        let with_plain = format!("{beta},application/json");
+        let r = apis(&headers(&[(header::ACCEPT, &with_plain)]), "h:1").unwrap();
+        assert_eq!(body(r).await["kind"], "APIGroupList");
         let r = apis(&headers(&[(header::ACCEPT, "text/html")]), "h:1");
         assert_eq!(r.unwrap_err().code, 406);
         let yaml = "application/yaml;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";

@@ -7,7 +7,7 @@ use super::router::AppState;
 use super::table;
 use crate::api::{self, Resource};
 use crate::apimachinery::decode;
-use crate::apimachinery::options::{DeleteOptions, ListOptions, WriteOptions};
+use crate::apimachinery::options::{DeleteOptions, ListOptions, WriteOptions, parse_rv};
 use crate::apimachinery::patch::{self, PatchType};
 use crate::apimachinery::status::{ApiError, ApiResult};
 use crate::authn::UserInfo;
@@ -75,12 +75,39 @@ fn resolve(info: &RequestInfo) -> ApiResult<(&'static dyn Resource, &'static str
     if namespaced_path && !resource.namespaced() {
         return Err(ApiError::not_found_path());
     }
-    // The all-namespaces path of a namespaced kind only lists and watches.
-    if resource.namespaced() && !namespaced_path && !matches!(info.verb.as_str(), "list" | "watch")
-    {
+    // go-restful: a path no route serves is 404; a served path asked with another method 405.
+    let all_namespaces = resource.namespaced() && !namespaced_path;
+    if all_namespaces && info.name_in_path {
+        return Err(ApiError::not_found_path());
+    }
+    let served: &[&str] = if all_namespaces || info.legacy_watch_path {
+        &["list", "watch"]
+    } else if info.name_in_path {
+        &["get", "watch", "update", "patch", "delete"]
+    } else {
+        &["list", "watch", "create", "deletecollection"]
+    };
+    if !served.contains(&info.verb.as_str()) {
         return Err(ApiError::method_not_allowed());
     }
+    if info.name_in_path && info.verb != "watch" {
+        validate_path_name(&info.name)?;
+    }
     Ok((resource, version))
+}
+
+/// Go's key functions refuse a name that cannot be one path segment (IsValidPathSegmentName):
+/// 400 `Name parameter invalid: "a%b": may not contain '%'`.
+fn validate_path_name(name: &str) -> ApiResult<()> {
+    let problems = crate::apimachinery::meta::is_path_segment_name(name);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "Name parameter invalid: {}: {}",
+        crate::apimachinery::gofmt::go_quote(name),
+        problems.join(";")
+    )))
 }
 
 /// Serve one resource request; errors become Status responses.
@@ -297,7 +324,7 @@ fn decode_body(
     let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
     let kind = ctx.resource.kind();
     // A body whose apiVersion and kind cannot even be read gets Go's "unrecognized" answer.
-    let (obj, dupes) = match format {
+    let (mut obj, dupes) = match format {
         BodyFormat::Json => decode::parse_json(body),
         BodyFormat::Yaml => decode::parse_yaml(body),
     }
@@ -305,7 +332,9 @@ fn decode_body(
     if let Some(e) = decode::not_an_object(kind, &obj, body) {
         return Err(e);
     }
-    let warnings = check_fields(ctx, &obj, dupes, mode, false)?;
+    let warnings = check_fields(ctx, &mut obj, dupes, mode, false)?;
+    // Go decodes the body into its types, whose metadata fields are all `omitempty`.
+    crate::apimachinery::meta::drop_empty_fields(&mut obj);
     Ok((obj, warnings))
 }
 
@@ -338,7 +367,8 @@ async fn handle(
 
     match info.verb.as_str() {
         "get" => {
-            let obj = store.get(&ctx, &info.name).await?;
+            let rv = parse_rv(query_param(query, "resourceVersion").as_deref())?;
+            let obj = store.get(&ctx, &info.name, rv).await?;
             if is_plain_json(&neg, pretty) {
                 let body = object_json(resource, version, &obj);
                 return Ok(response::raw_json(StatusCode::OK, body));

@@ -5,6 +5,7 @@ pub mod handlers;
 pub mod health;
 pub mod negotiate;
 pub mod openapi;
+pub mod openapi_proto;
 pub mod request_info;
 pub mod response;
 pub mod router;

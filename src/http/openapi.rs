@@ -794,6 +794,8 @@ impl Doc {
 
 struct Specs {
     v2: Doc,
+    /// The v2 document as gnostic protobuf (served with the JSON document's ETag, as Go does).
+    v2_proto: Vec<u8>,
     /// "apis/wardle.example.com/v1alpha1" → document.
     v3: BTreeMap<String, Doc>,
     v3_root: Doc,
@@ -816,8 +818,10 @@ fn specs() -> &'static Specs {
                 )
             })
             .collect();
+        let v2 = Doc::new(build_v2());
         Specs {
-            v2: Doc::new(build_v2()),
+            v2_proto: super::openapi_proto::encode(&v2.value),
+            v2,
             v3_root: Doc::new(json!({"paths": root_paths})),
             v3,
         }
@@ -861,11 +865,22 @@ fn serve_doc(
     content_type: &'static str,
     extra: &[(header::HeaderName, String)],
 ) -> Response {
-    let etag = format!("\"{}\"", doc.hash);
+    serve_bytes(&doc.bytes, &doc.hash, headers, content_type, extra)
+}
+
+/// A document body with its ETag (`hash`, quoted), 304 for a matching If-None-Match.
+fn serve_bytes(
+    bytes: &[u8],
+    hash: &str,
+    headers: &HeaderMap,
+    content_type: &'static str,
+    extra: &[(header::HeaderName, String)],
+) -> Response {
+    let etag = format!("\"{hash}\"");
     let mut resp = if none_match(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = doc.bytes.clone().into_response();
+        let mut r = bytes.to_vec().into_response();
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         r
@@ -880,6 +895,71 @@ fn serve_doc(
         }
     }
     resp
+}
+
+/// The Content-Type of the protobuf v2 document, whichever of its two names was asked for.
+const PROTOBUF_V2: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum V2Format {
+    Json,
+    Protobuf,
+}
+
+/// kube-openapi's `/openapi/v2` negotiation: goautoneg's clause order, the first clause that
+/// names JSON or either protobuf subtype (`...spec.v2@v1.0+protobuf`, the deprecated spelling,
+/// or `...spec.v2.v1.0+protobuf`) wins; `*/*`, `application/*` and no Accept mean JSON.
+/// goautoneg does not check tokens, so `@` is fine here (mime.ParseMediaType would refuse it).
+fn v2_format(headers: &HeaderMap) -> Option<V2Format> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim();
+    let accept = if accept.is_empty() { "*/*" } else { accept };
+    let mut clauses: Vec<(f64, String, String)> = accept
+        .split(',')
+        .filter_map(|part| {
+            let mut params = part.split(';');
+            let (typ, sub) = params.next()?.trim().split_once('/')?;
+            let q = params
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f64>().ok())
+                .unwrap_or(1.0);
+            Some((
+                q,
+                typ.trim().to_ascii_lowercase(),
+                sub.trim().to_ascii_lowercase(),
+            ))
+        })
+        .collect();
+    // goautoneg: higher q first, then concrete before wildcard; stable otherwise.
+    clauses.sort_by(|a, b| {
+        b.0.partial_cmp(&a.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| (a.1 == "*").cmp(&(b.1 == "*")))
+            .then_with(|| (a.2 == "*").cmp(&(b.2 == "*")))
+    });
+    const SERVED: [(&str, V2Format); 3] = [
+        ("json", V2Format::Json),
+        (
+            "com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            V2Format::Protobuf,
+        ),
+        (
+            "com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            V2Format::Protobuf,
+        ),
+    ];
+    clauses
+        .iter()
+        .filter(|(q, typ, _)| *q > 0.0 && (typ == "application" || typ == "*"))
+        .find_map(|(_, _, sub)| {
+            SERVED
+                .iter()
+                .find(|(s, _)| sub == s || sub == "*")
+                .map(|(_, f)| *f)
+        })
 }
 
 /// Does the Accept header admit JSON (kube-openapi's handlers: json or protobuf, `*/*` = json)?
@@ -929,15 +1009,14 @@ pub fn serve(path: &str, query: Option<&str>, headers: &HeaderMap) -> Result<Res
     let path = path.trim_end_matches('/');
     let vary = (header::VARY, "Accept".to_string());
     if path == "/openapi/v2" {
-        if !accepts_json(headers) {
-            return Ok(not_acceptable());
-        }
-        return Ok(serve_doc(
-            v2_document(),
-            headers,
-            "application/json",
-            &[vary],
-        ));
+        let doc = v2_document();
+        return Ok(match v2_format(headers) {
+            None => not_acceptable(),
+            Some(V2Format::Json) => serve_doc(doc, headers, "application/json", &[vary]),
+            Some(V2Format::Protobuf) => {
+                serve_bytes(&specs().v2_proto, &doc.hash, headers, PROTOBUF_V2, &[vary])
+            }
+        });
     }
     if path == "/openapi/v3" {
         return Ok(serve_doc(
@@ -1361,19 +1440,46 @@ mod tests {
                 .status(),
             406
         );
-        assert_eq!(
-            serve(
-                "/openapi/v2",
-                None,
-                &h(&[(
-                    header::ACCEPT,
-                    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
-                )])
-            )
+        // v2 as gnostic protobuf under both names (kubectl explain), with the JSON's ETag.
+        let json_etag = serve("/openapi/v2", None, &HeaderMap::new())
             .unwrap()
-            .status(),
-            406
-        );
+            .headers()[header::ETAG]
+            .clone();
+        for accept in [
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf, application/json",
+            "application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        ] {
+            let r = serve("/openapi/v2", None, &h(&[(header::ACCEPT, accept)])).unwrap();
+            assert_eq!(r.status(), 200, "{accept}");
+            assert_eq!(
+                r.headers()[header::CONTENT_TYPE],
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+            );
+            assert_eq!(r.headers()[header::ETAG], json_etag);
+            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let doc = <super::super::openapi_proto::Document as prost::Message>::decode(bytes)
+                .expect("gnostic Document");
+            assert_eq!(
+                doc,
+                super::super::openapi_proto::document(&v2_document().value)
+            );
+            let defs = doc.definitions.expect("definitions").additional_properties;
+            assert!(
+                defs.iter()
+                    .any(|d| d.name == "io.k8s.sample-apiserver.pkg.apis.wardle.v1alpha1.Flunder")
+            );
+        }
+        let json_first = h(&[(
+            header::ACCEPT,
+            "application/json, application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        )]);
+        let r = serve("/openapi/v2", None, &json_first).unwrap();
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let r = serve("/openapi/v2", None, &h(&[(header::ACCEPT, "text/html")])).unwrap();
+        assert_eq!(r.status(), 406);
         let ok = h(&[(header::ACCEPT, "application/json, */*")]);
         assert_eq!(
             serve("/openapi/v3/apis/wardle.example.com/v1beta1", None, &ok)

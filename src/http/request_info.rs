@@ -16,6 +16,8 @@ pub struct RequestInfo {
     pub resource: String,
     pub subresource: String,
     pub name: String,
+    /// The name came from the path (`.../flunders/<name>`), not from a metadata.name selector.
+    pub name_in_path: bool,
     /// The request used the deprecated `/watch/` path prefix.
     pub legacy_watch_path: bool,
 }
@@ -49,6 +51,14 @@ pub fn query_params(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A request path percent-decoded as Go's `URL.Path` is (`+` stays a plus): object names that
+/// need escaping in a URL (a space, non-ASCII letters) arrive as the names they are.
+pub fn decode_path(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 fn decode_component(s: &str) -> String {
     let plus = s.replace('+', " ");
     percent_encoding::percent_decode_str(&plus)
@@ -57,6 +67,8 @@ fn decode_component(s: &str) -> String {
 }
 
 impl RequestInfo {
+    /// `path` is the decoded path (Go's `URL.Path`: `%20` is a space, `%2F` a slash that
+    /// separates segments); see `decode_path`.
     pub fn new(method: &Method, path: &str, query: Option<&str>) -> RequestInfo {
         let mut info = RequestInfo {
             path: path.to_string(),
@@ -105,6 +117,7 @@ impl RequestInfo {
         }
         if let Some(n) = rest.get(1) {
             info.name = n.to_string();
+            info.name_in_path = true;
         }
         if let Some(s) = rest.get(2) {
             info.subresource = s.to_string();

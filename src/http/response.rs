@@ -13,21 +13,47 @@ impl IntoResponse for ApiError {
         }
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let status = self.to_status();
-        let body = serde_json::to_vec(&status).unwrap_or_default();
+        let (body, content_type) = negotiate::encode(&status, Format::Json, false);
         let mut resp = (code, body).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         // The audit event's responseStatus is taken from here.
         resp.extensions_mut()
-            .insert(crate::audit::StatusObject(status));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+            .insert(crate::audit::StatusObject(status.clone()));
+        // The router re-encodes it in the format the request negotiated (`negotiate_error`).
+        resp.extensions_mut().insert(ErrorStatus(status));
         if let Some(r) = self.details.as_ref().and_then(|d| d.retry_after_seconds) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(r));
         }
         resp
     }
+}
+
+/// The Status of a failed request, carried on its response until the router encodes it the way
+/// the request negotiated.
+#[derive(Clone)]
+pub struct ErrorStatus(Value);
+
+/// Encode an error response like Go's ErrorNegotiated, whatever stage failed (authn, authz,
+/// routing, decoding, storage): in the Accept header's format (YAML when asked for), indented
+/// for `pretty`; when no plain format is acceptable, Go's WriteRawJSON (indented JSON). Other
+/// responses pass through unchanged.
+pub fn negotiate_error(mut resp: Response, accept: Option<&str>, pretty: bool) -> Response {
+    let Some(ErrorStatus(status)) = resp.extensions_mut().remove::<ErrorStatus>() else {
+        return resp;
+    };
+    let (body, content_type) = match negotiate::negotiate_plain(accept) {
+        Ok(format) => negotiate::encode(&status, format, pretty),
+        Err(_) => (
+            serde_json::to_vec_pretty(&status).unwrap_or_default(),
+            Format::Json.content_type(),
+        ),
+    };
+    *resp.body_mut() = axum::body::Body::from(body);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
 }
 
 /// Render `text` as an RFC 7234 warning the way Go's apiserver does: `299 - "<text>"`.
@@ -88,6 +114,30 @@ mod tests {
     fn warnings_are_quoted_like_go() {
         let v = warning_value(r#"unknown field "spec.foo""#).unwrap();
         assert_eq!(v.to_str().unwrap(), r#"299 - "unknown field \"spec.foo\"""#);
+    }
+
+    #[test]
+    fn errors_follow_the_negotiated_format() {
+        let err = || ApiError::not_found_path().into_response();
+        let yaml = negotiate_error(err(), Some("application/yaml"), false);
+        assert_eq!(yaml.status(), StatusCode::NOT_FOUND);
+        assert_eq!(yaml.headers()[header::CONTENT_TYPE], "application/yaml");
+        let json = negotiate_error(
+            err(),
+            Some("application/json;as=Table;v=v1;g=meta.k8s.io, application/json"),
+            false,
+        );
+        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+        let raw = negotiate_error(err(), Some("text/html"), false);
+        assert_eq!(raw.status(), StatusCode::NOT_FOUND);
+        assert_eq!(raw.headers()[header::CONTENT_TYPE], "application/json");
+        // Not an error: untouched.
+        let ok = negotiate_error(
+            StatusCode::OK.into_response(),
+            Some("application/yaml"),
+            false,
+        );
+        assert!(ok.headers().get(header::CONTENT_TYPE).is_none());
     }
 
     #[test]

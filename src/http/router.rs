@@ -61,12 +61,26 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
     let started = Instant::now();
     let received = std::time::SystemTime::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let path = super::request_info::decode_path(req.uri().path());
     let info = RequestInfo::new(&method, &path, req.uri().query());
     let labels =
         crate::metrics::RequestLabels::new(&info, &method, req.headers(), req.uri().query());
     // Go's WithAuditInit: the client's Audit-Id is kept, else one is made; it is echoed back.
     let audit_id = audit::request_audit_id(req.headers());
+
+    // Errors are encoded as the request negotiated (Go's ErrorNegotiated), whichever stage fails.
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let pretty = super::negotiate::wants_pretty(
+        super::request_info::query_param(req.uri().query(), "pretty").as_deref(),
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let encode_error = |resp| response::negotiate_error(resp, accept.as_deref(), pretty);
 
     let peer_chain: Vec<Vec<u8>> = req
         .extensions()
@@ -98,7 +112,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
     let user = match auth {
         Ok(u) => u,
         Err(e) => {
-            let mut resp = e.into_response();
+            let mut resp = encode_error(e.into_response());
             if let (Some(a), Some(h)) = (&state.auditor, &audit_headers) {
                 let attrs = attributes(&UserInfo::default(), &info);
                 a.failed_authentication(&attrs, &parts(h), resp.status().as_u16())
@@ -117,7 +131,8 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         && !a.request_received().await
     {
         // blocking-strict: a request that cannot be audited is not served.
-        let mut resp = ApiError::internal("failed to store audit event").into_response();
+        let mut resp =
+            encode_error(ApiError::internal("failed to store audit event").into_response());
         common_headers(&mut resp, &audit_id);
         return finish(resp, &info, &labels, &user.name, &audit_id, started);
     }
@@ -137,6 +152,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         Some(a) => a.run(handler, info.verb == "watch").await,
         None => handler.await,
     };
+    resp = encode_error(resp);
     common_headers(&mut resp, &audit_id);
     finish(resp, &info, &labels, &user.name, &audit_id, started)
 }
@@ -218,10 +234,13 @@ async fn route(
         };
         return handlers::serve(state, rr).await;
     }
-    if parts.method != Method::GET && parts.method != Method::HEAD {
+    let path = info.path.trim_end_matches('/');
+    // Go serves /version and discovery through go-restful routes for GET only (405 otherwise);
+    // the health checks, /metrics, /openapi and the index are plain handlers for any method.
+    let restful = path == "/version" || path == "/apis" || path.starts_with("/apis/");
+    if restful && parts.method != Method::GET && parts.method != Method::HEAD {
         return ApiError::method_not_allowed().into_response();
     }
-    let path = info.path.trim_end_matches('/');
     let result = match path {
         "" | "/index.html" => Ok(response::json(
             StatusCode::OK,

@@ -41,7 +41,7 @@ impl Store {
             ));
         };
         // WriteOptions::parse has already refused an invalid fieldManager.
-        let (config, dupes) = decode_config(ctx, body)?;
+        let (mut config, dupes) = decode_config(ctx, body)?;
         // Apply is always strict about unknown fields (SMD's typed conversion refuses them),
         // whatever fieldValidation says; duplicates follow fieldValidation.
         let schema = ctx.resource.schema(ctx.version);
@@ -54,7 +54,7 @@ impl Store {
                 n = meta_str(&config, "name"),
             )));
         }
-        let warnings = check_fields(ctx, &config, dupes, validation, true)?;
+        let warnings = check_fields(ctx, &mut config, dupes, validation, true)?;
 
         let r = ctx.resource;
         let api_version = ctx.api_version();
@@ -144,17 +144,16 @@ fn decode_config(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<(Value, Vec<String>)> 
             "error decoding YAML: the applied configuration must be an object",
         ));
     }
-    let got = config
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let expected = ctx.api_version();
-    if got != expected {
+    // Go's versionCheckManager: the configuration's group, version and kind must be the
+    // endpoint's, else 400 `invalid object type: <group>/<version>, Kind=<kind>`.
+    let text = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    let (group, version) = parse_group_version(api_version);
+    if group != crate::api::GROUP || version != ctx.version || kind != ctx.resource.kind() {
         return Err(ApiError::bad_request(format!(
-            "Incorrect version specified in apply patch. Specified patch version: {got}, expected: {expected}"
+            "invalid object type: {group}/{version}, Kind={kind}"
         )));
     }
-    Store::check_type_meta(ctx, &config)?;
     if config
         .get("metadata")
         .and_then(|m| m.get("managedFields"))
@@ -163,6 +162,16 @@ fn decode_config(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<(Value, Vec<String>)> 
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
     Ok((config, dupes))
+}
+
+/// Go's schema.ParseGroupVersion as an unstructured object reads it: `v1` is the core group,
+/// `g/v` a group, anything else (more slashes) the empty GroupVersion.
+fn parse_group_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        None => ("", api_version),
+        Some((g, v)) if !v.contains('/') => (g, v),
+        Some(_) => ("", ""),
+    }
 }
 
 fn check_name(merged: &Value, name: &str) -> ApiResult<()> {

@@ -22,13 +22,22 @@ const CHUNK: usize = 500;
 const RV_WAIT: Duration = Duration::from_secs(3);
 
 impl Store {
-    /// GET of one object, always the latest committed state: from the cache once it has caught
-    /// up with the committed horizon (read-your-writes across replicas).
-    pub async fn get(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Obj> {
-        self.cache
-            .consistent_rv()
-            .await
-            .map_err(|e| ctx.storage_error(name, e))?;
+    /// GET of one object, from the cache. `rv` is the request's resourceVersion (Go's cacher
+    /// Get): unset, the latest committed state (the cache first catches up with the committed
+    /// horizon: read-your-writes across replicas); `0`, whatever the cache holds; `N`, the
+    /// cache's state once it has seen N — a resourceVersion from the future waits up to 3 s and
+    /// then is a 504 `Too large resource version`.
+    pub async fn get(&self, ctx: &Ctx<'_>, name: &str, rv: Rv) -> ApiResult<Obj> {
+        match rv {
+            Rv::Latest => {
+                self.cache
+                    .consistent_rv()
+                    .await
+                    .map_err(|e| ctx.storage_error(name, e))?;
+            }
+            Rv::Any => {}
+            Rv::At(n) => self.wait_for_rv(n).await?,
+        }
         match self.cache.get(&ctx.key(name)) {
             Some(s) => Ok(s.object),
             None => Err(ApiError::not_found(&ctx.resource.group_resource(), name)),

@@ -113,6 +113,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// 409 for a PUT whose body names another uid than the stored object's: Go makes the body's
+    /// uid a storage precondition, whose failure is an etcd3 StorageError wrapped in a Conflict.
+    /// The key is the one the Go sample-apiserver's etcd layout would give.
+    fn uid_precondition_failed(&self, name: &str, expected: &str, actual: &str) -> ApiError {
+        let r = self.resource;
+        let mut key = format!("/registry/{g}/{g}/{}", r.plural(), g = crate::api::GROUP);
+        if r.namespaced() {
+            key = format!("{key}/{}", self.namespace);
+        }
+        ApiError::conflict(
+            &r.group_resource(),
+            name,
+            &format!(
+                "StorageError: invalid object, Code: 4, Key: {key}/{name}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {expected}, UID in object meta: {actual}"
+            ),
+        )
+    }
+
     /// Go's precondition message, which names the *Kind* (rest/delete.go).
     fn precondition_conflict(
         &self,
@@ -148,9 +166,11 @@ fn definitions() -> &'static serde_json::Map<String, Value> {
 
 /// Unknown/duplicate fields and type errors of a decoded object, judged by the fieldValidation
 /// mode: Strict fails, Warn returns warnings, Ignore returns nothing. Type errors always fail.
+/// Unknown fields are dropped from `obj` (Go decodes into typed structs, which have no place
+/// for them), so they are never stored, served or recorded in managedFields.
 pub fn check_fields(
     ctx: &Ctx<'_>,
-    obj: &Value,
+    obj: &mut Value,
     duplicates: Vec<String>,
     mode: FieldValidation,
     is_patch: bool,
@@ -172,15 +192,8 @@ pub fn check_fields(
             v = ctx.version
         )));
     }
-    let mut problems: Vec<String> = duplicates
-        .into_iter()
-        .map(|d| format!("duplicate field {d:?}"))
-        .collect();
-    problems.extend(
-        decode::unknown_fields(obj, &schema, definitions())
-            .into_iter()
-            .map(|u| format!("unknown field {u:?}")),
-    );
+    let unknown = decode::prune_unknown(obj, &schema, definitions());
+    let problems = decode::strict_problems(&duplicates, &unknown);
     decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)
 }
 

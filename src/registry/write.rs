@@ -25,7 +25,9 @@ pub enum Deleted {
     Pending(Value),
 }
 
-/// Fields the server owns: a client can't set them on create.
+/// Fields the server owns, wiped from a create's body (Go's WipeObjectMetaSystemFields, plus
+/// resourceVersion, which Go refuses with a 500). `generation` is not among them: Go keeps a
+/// client's value on create (and validates it), and only updates pin it.
 const SYSTEM_FIELDS: &[&str] = &[
     "uid",
     "resourceVersion",
@@ -33,7 +35,6 @@ const SYSTEM_FIELDS: &[&str] = &[
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
     "selfLink",
-    "generation",
 ];
 
 pub(super) fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
@@ -313,7 +314,17 @@ impl Store {
             )));
         }
         Self::settle_namespace(ctx, &mut obj)?;
-        let Some(rv) = parse_rv_field(&obj)? else {
+        // Go's order (registry Store.Update): the object must exist (Flunders and Fischers do
+        // not allow create-on-update), then a uid in the body is a storage precondition, then
+        // the resourceVersion must be given and current.
+        let rv_field = parse_rv_field(&obj)?;
+        let old = self.current(ctx, name).await?;
+        let uid = meta_str(&obj, "uid");
+        let old_uid = meta_str(&old.object, "uid");
+        if !uid.is_empty() && uid != old_uid {
+            return Err(ctx.uid_precondition_failed(name, uid, old_uid));
+        }
+        let Some(rv) = rv_field else {
             let gr = ctx.resource.group_resource();
             return Err(ApiError::invalid(
                 &gr.to_string(),
@@ -327,7 +338,6 @@ impl Store {
                 )],
             ));
         };
-        let old = self.current(ctx, name).await?;
         if old.rv != rv {
             return Err(ApiError::modified_conflict(
                 &ctx.resource.group_resource(),
@@ -354,29 +364,29 @@ impl Store {
         let r = ctx.resource;
         r.default(ctx.version, &mut new);
         let attrs = ctx.admission(Operation::Update, name, Some(&old.object), dry_run, manager);
-        // The server owns these; carry them over from the stored object.
+        // The server owns these (Go's rest.BeforeUpdate): generation, creationTimestamp and a
+        // deletionTimestamp already set are the stored ones whatever the body says; an empty uid
+        // or a missing grace period is taken from the stored object; the rest is validated as
+        // immutable below.
         {
             let old_meta = &old.object["metadata"];
             let m = meta_mut(&mut new);
             m.remove("resourceVersion");
             m.remove("selfLink");
-            for f in ["uid", "creationTimestamp"] {
-                let empty = m
-                    .get(f)
-                    .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
-                if empty && let Some(v) = old_meta.get(f) {
+            let set = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+            for f in ["generation", "creationTimestamp", "deletionTimestamp"] {
+                match old_meta.get(f) {
+                    Some(v) if set(Some(v)) => m.insert(f.into(), v.clone()),
+                    _ if f == "generation" => m.remove(f),
+                    _ => None,
+                };
+            }
+            for f in ["uid", "deletionGracePeriodSeconds"] {
+                if !set(m.get(f))
+                    && let Some(v) = old_meta.get(f).filter(|v| set(Some(v)))
+                {
                     m.insert(f.into(), v.clone());
                 }
-            }
-            for f in [
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-            ] {
-                match old_meta.get(f) {
-                    Some(v) => m.insert(f.into(), v.clone()),
-                    None => m.remove(f),
-                };
             }
         }
         if let Some(manager) = manager {
@@ -419,15 +429,18 @@ impl Store {
             rv: Some(old.rv),
             uid: None,
         };
-        // Removing the last finalizer of an object being deleted completes the deletion.
+        // Removing the last finalizer of an object being deleted completes the deletion. The
+        // answer is the object as updated, at the resourceVersion it was updated from (Go's
+        // deleteWithoutFinalizers returns the request's object, not the deleted one).
         if being_deleted(&stored) && finalizers(&stored).is_empty() {
-            if dry_run {
-                return Ok(stored);
+            let mut last = stored;
+            meta_mut(&mut last).insert("resourceVersion".into(), json!(old.rv.to_string()));
+            if !dry_run {
+                self.commit(ctx, name, WriteOp::Delete { pre })
+                    .await
+                    .map_err(UpdateError::Storage)?;
             }
-            return self
-                .commit(ctx, name, WriteOp::Delete { pre })
-                .await
-                .map_err(UpdateError::Storage);
+            return Ok(last);
         }
         if dry_run {
             let mut out = stored;
@@ -464,8 +477,10 @@ impl Store {
             let original = ctx
                 .resource
                 .storage_to_version(ctx.version, old.object.clone());
-            let patched = patch::apply_patch(patch_type, &original, body)?;
-            let warnings = check_fields(ctx, &patched, Vec::new(), validation, true)?;
+            let mut patched = patch::apply_patch(patch_type, &original, body)?;
+            let warnings = check_fields(ctx, &mut patched, Vec::new(), validation, true)?;
+            // The patched object is decoded into Go's types: empty metadata values vanish.
+            meta::drop_empty_fields(&mut patched);
             Self::check_type_meta(ctx, &patched)?;
             let patched_name = meta_str(&patched, "name");
             if patched_name != name {
@@ -473,22 +488,12 @@ impl Store {
                     "the name of the object ({patched_name}) does not match the name on the URL ({name})"
                 )));
             }
-            let uid = meta_str(&patched, "uid");
-            let old_uid = meta_str(&old.object, "uid");
-            if !uid.is_empty() && uid != old_uid {
-                return Err(ApiError::conflict(
-                    &gr,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"
-                    ),
-                ));
-            }
+            // A changed uid is no precondition here (Go's patcher has no object to take one
+            // from): it fails update validation as immutable (422).
             let client_rv = parse_rv_field(&patched)?;
             if client_rv.is_some_and(|rv| rv != old.rv) {
                 return Err(ApiError::modified_conflict(&gr, name));
             }
-            let mut patched = patched;
             Self::settle_namespace(ctx, &mut patched)?;
             match self
                 .update_from(ctx, name, &old, patched, Some(&manager), opts.dry_run)

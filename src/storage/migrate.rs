@@ -160,6 +160,6 @@ mod tests {
             .fetch_one(&mut conn)
             .await
             .expect("counter");
-        assert_eq!(rv, 0);
+        assert_eq!(rv, 1, "a fresh store starts at a real resourceVersion");
     }
 }

@@ -565,10 +565,10 @@ mod tests {
             })
             .await
             .expect("create");
-        assert_eq!(out.rv, 1);
+        assert_eq!(out.rv, 2, "a fresh store is at 1; the first write is 2");
         let got = s.get(&key).await.expect("get").expect("present");
-        assert_eq!(got.object.value()["metadata"]["resourceVersion"], "1");
-        assert_eq!(s.current_rv().await, Ok(1));
+        assert_eq!(got.object.value()["metadata"]["resourceVersion"], "2");
+        assert_eq!(s.current_rv().await, Ok(2));
         s.close().await;
         assert!(matches!(
             s.write(Write {

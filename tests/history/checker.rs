@@ -324,6 +324,9 @@ pub struct WriteRecord {
 /// Everything a run recorded.
 #[derive(Clone, Debug, Default)]
 pub struct History {
+    /// The store's resourceVersion when the run began (a fresh store is at 1): the log must
+    /// start right after it.
+    pub initial_rv: u64,
     pub truth: Vec<TruthEvent>,
     pub writes: Vec<WriteRecord>,
     pub watchers: Vec<WatcherRecord>,
@@ -522,11 +525,15 @@ fn check_truth(h: &History, r: &mut Report) {
         }
     }
     if let Some(first) = h.truth.first()
-        && first.rv != 1
+        && first.rv != h.initial_rv + 1
     {
         r.fail(
             "truth",
-            format!("event log starts at rv {}, not 1", first.rv),
+            format!(
+                "event log starts at rv {}, not {}",
+                first.rv,
+                h.initial_rv + 1
+            ),
         );
     }
     // prev_rv must name the key's previous version (row 7: lost update / chain integrity).

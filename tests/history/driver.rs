@@ -660,6 +660,9 @@ async fn watcher(
 /// rv, type, object, prev_rv, prev_object.
 type EventRow = (i64, String, String, Option<i64>, Option<String>);
 
+/// A fresh store's resourceVersion (migration V3): its first write is FRESH_RV + 1.
+const FRESH_RV: u64 = 1;
+
 /// A connection for the truth copier and the compactor.
 enum Db {
     Pg(sqlx::PgConnection),
@@ -782,13 +785,13 @@ async fn truth_keeper(sh: Arc<Shared>) -> (Vec<TruthEvent>, u64) {
             db = Db::connect(&sh.db_url).await.ok();
         }
         if let Some(c) = db.as_mut() {
-            let last = truth.last().map_or(0, |e| e.rv);
+            let last = truth.last().map_or(FRESH_RV, |e| e.rv);
             match c.events_after(last).await {
                 Ok(rows) => {
                     for e in rows {
                         // Only a contiguous prefix while running: a missing RV may still commit.
                         // The final round takes everything, so a real hole shows in the checker.
-                        if !final_round && e.rv != truth.last().map_or(0, |l| l.rv) + 1 {
+                        if !final_round && e.rv != truth.last().map_or(FRESH_RV, |l| l.rv) + 1 {
                             break;
                         }
                         truth.push(e);
@@ -1043,6 +1046,7 @@ pub async fn run(cfg: Config) -> Outcome {
         }
     }
     let history = History {
+        initial_rv: FRESH_RV,
         truth,
         writes: std::mem::take(&mut *sh.writes.lock().expect("lock")),
         watchers: records,

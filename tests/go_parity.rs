@@ -1,0 +1,554 @@
+//! Regression tests for differences a differential run against the Go sample-apiserver found
+//! (issue 10): each test pins Go's answer for a kind of request, on SQLite and on Postgres.
+
+mod common;
+
+use common::server::{Engine, Wardle};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const NS: &str = "/apis/wardle.example.com/v1alpha1/namespaces/default/flunders";
+const NS_BETA: &str = "/apis/wardle.example.com/v1beta1/namespaces/default/flunders";
+const FISCHERS: &str = "/apis/wardle.example.com/v1alpha1/fischers";
+const MERGE: &str = "application/merge-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+
+async fn created(w: &Wardle, path: &str, obj: &Value) -> Value {
+    let r = w.post(path, obj).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()
+}
+
+/// Whether a `Warning: 299 - "..."` header carries `text`.
+fn warned(warnings: &[String], text: &str) -> bool {
+    let want = format!("299 - \"{}\"", text.replace('"', "\\\""));
+    warnings.contains(&want)
+}
+
+/// Every `"f:bogus"`/`"bogus"` key anywhere in a value.
+fn mentions_bogus(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k == "bogus" || k == "f:bogus" || mentions_bogus(v)),
+        Value::Array(a) => a.iter().any(mentions_bogus),
+        _ => false,
+    }
+}
+
+/// Unknown fields are dropped wherever they are (Go's typed decoding), with a warning under
+/// Warn, silently under Ignore, and a 400 under Strict; they never reach storage or managedFields.
+async fn unknown_fields_are_pruned(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let owner = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "6d4f1b9e-0000-4000-8000-000000000001", "bogus": 1});
+    let body = json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder", "bogus": 1,
+        "metadata": {"name": "u1", "bogus": {"x": 1}, "ownerReferences": [owner]},
+        "spec": {"bogus": "x", "referenceType": "Flunder", "flunderReference": "f"}, "status": {"bogus": true}});
+    let r = w.post(NS_BETA, &body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let warnings = r.warnings();
+    for path in [
+        "bogus",
+        "metadata.bogus",
+        "metadata.ownerReferences[0].bogus",
+        "spec.bogus",
+        "status.bogus",
+    ] {
+        assert!(
+            warned(&warnings, &format!("unknown field {path:?}")),
+            "{warnings:?}"
+        );
+    }
+    assert!(!mentions_bogus(&r.json()), "{}", r.text());
+    let got = w.get(&format!("{NS_BETA}/u1")).await.json();
+    assert!(!mentions_bogus(&got), "{got}");
+    assert_eq!(got["spec"]["flunderReference"], "f");
+    assert_eq!(got["metadata"]["ownerReferences"][0]["name"], "o");
+
+    // Ignore: dropped without a word; a cluster-scoped kind in another version alike.
+    let fischer = json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Fischer",
+        "metadata": {"name": "fi", "bogus": 1}, "disallowedFlunders": ["a"], "bogus": [1]});
+    let r = w
+        .post(&format!("{FISCHERS}?fieldValidation=Ignore"), &fischer)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(
+        !r.warnings().iter().any(|w| w.contains("unknown field")),
+        "{:?}",
+        r.warnings()
+    );
+    assert!(!mentions_bogus(
+        &w.get(&format!("{FISCHERS}/fi")).await.json()
+    ));
+
+    // Strict: Go's 400.
+    let r = w
+        .post(
+            &format!("{NS}?fieldValidation=Strict"),
+            &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder", "metadata": {"name": "u2"}, "bogus": 1}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(r.json()["reason"], "BadRequest");
+    assert_eq!(
+        r.json()["message"],
+        r#"Flunder in version "v1alpha1" cannot be handled as a Flunder: strict decoding error: unknown field "bogus""#
+    );
+
+    // PUT and merge PATCH drop them too.
+    let mut put = got.clone();
+    put["spec"]["bogus"] = json!(1);
+    put["metadata"]["labels"] = json!({"a": "b", "keep": "kept"});
+    let r = w.put(&format!("{NS_BETA}/u1"), &put).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(warned(&r.warnings(), r#"unknown field "spec.bogus""#));
+    assert_eq!(r.json()["metadata"]["labels"]["keep"], "kept");
+    assert!(r.json()["spec"].get("bogus").is_none());
+    let r = w
+        .patch(
+            &format!("{NS_BETA}/u1"),
+            MERGE,
+            r#"{"spec":{"bogus":2,"flunderReference":"g"},"metadata":{"ownerReferences":null,"bogus":1}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let patched = r.json();
+    assert_eq!(patched["spec"]["flunderReference"], "g");
+    assert!(patched["spec"].get("bogus").is_none() && patched["metadata"].get("bogus").is_none());
+    let mf = &patched["metadata"]["managedFields"];
+    assert!(mf.as_array().is_some_and(|a| !a.is_empty()));
+    assert!(!mentions_bogus(mf), "{mf}");
+}
+
+/// PUT: missing object → 404 even without resourceVersion; another uid → 409 (a storage
+/// precondition); creationTimestamp/generation from the body are ignored; `managedFields: []`
+/// clears managed fields; merge PATCH of the uid → 422 (immutable).
+async fn update_rules(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let r = w
+        .put(
+            &format!("{NS}/missing"),
+            &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder", "metadata": {"name": "missing"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        r#"flunders.wardle.example.com "missing" not found"#
+    );
+
+    let o = created(
+        &w,
+        NS,
+        &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
+            "metadata": {"name": "p", "generation": 3, "uid": "ignored", "selfLink": "/x"}, "spec": {"reference": "r"}}),
+    )
+    .await;
+    assert_eq!(
+        o["metadata"]["generation"], 3,
+        "Go keeps a create's generation"
+    );
+    assert!(o["metadata"].get("selfLink").is_none());
+    assert_ne!(o["metadata"]["uid"], "ignored");
+    let uid = o["metadata"]["uid"].as_str().unwrap().to_string();
+    let created_at = o["metadata"]["creationTimestamp"].clone();
+
+    let mut other_uid = o.clone();
+    other_uid["metadata"]["uid"] = json!("11111111-2222-4333-8444-555555555555");
+    let r = w.put(&format!("{NS}/p"), &other_uid).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(r.json()["reason"], "Conflict");
+    assert_eq!(
+        r.json()["message"],
+        format!(
+            "Operation cannot be fulfilled on flunders.wardle.example.com \"p\": StorageError: invalid object, Code: 4, Key: /registry/wardle.example.com/wardle.example.com/flunders/default/p, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: 11111111-2222-4333-8444-555555555555, UID in object meta: {uid}"
+        )
+    );
+    // Even without a resourceVersion, the uid precondition comes first.
+    other_uid["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let r = w.put(&format!("{NS}/p"), &other_uid).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+
+    let r = w
+        .patch(
+            &format!("{NS}/p"),
+            MERGE,
+            r#"{"metadata":{"uid":"11111111-2222-4333-8444-555555555555"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        r#"Flunder.wardle.example.com "p" is invalid: metadata.uid: Invalid value: "11111111-2222-4333-8444-555555555555": field is immutable"#
+    );
+
+    // System-owned fields in the body: reset silently (restoring from a backup works).
+    let mut restored = o.clone();
+    restored["metadata"]["creationTimestamp"] = json!("2001-02-03T04:05:06Z");
+    restored["metadata"]["generation"] = json!(7);
+    restored["metadata"]["labels"] = json!({"restored": "yes"});
+    let r = w.put(&format!("{NS}/p"), &restored).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let after = r.json();
+    assert_eq!(after["metadata"]["creationTimestamp"], created_at);
+    assert_eq!(
+        after["metadata"]["generation"], 3,
+        "updates keep the stored generation"
+    );
+    assert_eq!(after["metadata"]["labels"]["restored"], "yes");
+    assert_eq!(after["metadata"]["uid"], uid.as_str());
+    // A deletionTimestamp on an object not being deleted is refused (immutable).
+    let mut deleting = after.clone();
+    deleting["metadata"]["deletionTimestamp"] = json!("2030-01-01T00:00:00Z");
+    let r = w.put(&format!("{NS}/p"), &deleting).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+
+    // managedFields: [] clears them, with a new resourceVersion; later updates track nothing.
+    let mut reset = after.clone();
+    reset["metadata"]["managedFields"] = json!([]);
+    let r = w.put(&format!("{NS}/p"), &reset).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let cleared = r.json();
+    assert!(
+        cleared["metadata"].get("managedFields").is_none(),
+        "{cleared}"
+    );
+    assert_ne!(
+        cleared["metadata"]["resourceVersion"],
+        after["metadata"]["resourceVersion"]
+    );
+    let got = w.get(&format!("{NS}/p")).await.json();
+    assert!(got["metadata"].get("managedFields").is_none(), "{got}");
+    let r = w
+        .patch(
+            &format!("{NS}/p"),
+            MERGE,
+            r#"{"metadata":{"labels":{"b":"c"}}}"#,
+        )
+        .await;
+    assert!(r.json()["metadata"].get("managedFields").is_none());
+}
+
+/// Removing the last finalizer of a terminating object answers the object as updated.
+async fn finalizer_removal_answers_the_update(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    for (name, via_patch) in [("fin-put", false), ("fin-patch", true)] {
+        created(
+            &w,
+            NS,
+            &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
+                "metadata": {"name": name, "finalizers": ["example.com/hold"]}}),
+        )
+        .await;
+        let r = w.delete(&format!("{NS}/{name}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let pending = r.json();
+        assert!(pending["metadata"]["deletionTimestamp"].is_string());
+        let r = if via_patch {
+            w.patch(
+                &format!("{NS}/{name}"),
+                MERGE,
+                r#"{"metadata":{"finalizers":null,"labels":{"last":"words"}}}"#,
+            )
+            .await
+        } else {
+            let mut put = pending.clone();
+            put["metadata"]["finalizers"] = json!([]);
+            put["metadata"]["labels"] = json!({"last": "words"});
+            w.put(&format!("{NS}/{name}"), &put).await
+        };
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let last = r.json();
+        assert_eq!(last["metadata"]["labels"]["last"], "words", "{last}");
+        assert!(last["metadata"].get("finalizers").is_none(), "{last}");
+        assert_eq!(
+            last["metadata"]["deletionTimestamp"],
+            pending["metadata"]["deletionTimestamp"]
+        );
+        assert_eq!(
+            last["metadata"]["resourceVersion"],
+            pending["metadata"]["resourceVersion"]
+        );
+        assert_eq!(
+            w.get(&format!("{NS}/{name}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
+
+/// Server-side apply checks the configuration's group, version and kind first.
+async fn apply_needs_the_endpoint_type(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    for (body, gvk) in [
+        (
+            "apiVersion: wardle.example.com/v1alpha1\nmetadata:\n  name: a\n",
+            "wardle.example.com/v1alpha1, Kind=",
+        ),
+        ("kind: Flunder\nmetadata:\n  name: a\n", "/, Kind=Flunder"),
+        (
+            "apiVersion: v1\nkind: Flunder\nmetadata:\n  name: a\n",
+            "/v1, Kind=Flunder",
+        ),
+        (
+            "apiVersion: wardle.example.com/v1alpha1\nkind: Fischer\nmetadata:\n  name: a\n",
+            "wardle.example.com/v1alpha1, Kind=Fischer",
+        ),
+    ] {
+        let r = w
+            .patch(&format!("{NS}/a?fieldManager=m"), APPLY, body)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert_eq!(r.json()["message"], format!("invalid object type: {gvk}"));
+    }
+    assert_eq!(
+        w.get(&format!("{NS}/a")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Paths: unserved verbs are 405, unknown paths 404, names are percent-decoded, and a name that
+/// cannot be a path segment is a 400.
+async fn routes_and_names(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let o = json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder", "metadata": {"name": "x"}});
+    created(&w, NS, &o).await;
+    let not_allowed = [
+        (Method::POST, format!("{NS}/x")),
+        (Method::PUT, NS.to_string()),
+        (Method::PATCH, NS.to_string()),
+        (Method::POST, format!("{FISCHERS}/f")),
+        (Method::PUT, FISCHERS.to_string()),
+        (
+            Method::DELETE,
+            "/apis/wardle.example.com/v1alpha1/flunders".into(),
+        ),
+        (
+            Method::POST,
+            "/apis/wardle.example.com/v1alpha1/flunders".into(),
+        ),
+        (
+            Method::POST,
+            "/apis/wardle.example.com/v1alpha1/watch/namespaces/default/flunders".to_string(),
+        ),
+    ];
+    for (method, path) in not_allowed {
+        let r = w
+            .request(
+                method.clone(),
+                &path,
+                &[("content-type", "application/json")],
+                Some(serde_json::to_vec(&o).unwrap()),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {}",
+            r.text()
+        );
+        assert_eq!(
+            r.json(),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "the server does not allow this method on the requested resource",
+                "reason": "MethodNotAllowed", "details": {}, "code": 405})
+        );
+    }
+    let r = w.get("/apis/wardle.example.com/v1alpha1/flunders/x").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    // Non-resource paths: go-restful's (version, discovery) are GET-only, the rest any method.
+    for (method, path, code) in [
+        (Method::POST, "/version", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::PUT, "/apis", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::DELETE,
+            "/apis/wardle.example.com/v1beta1",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Method::POST, "/healthz", StatusCode::OK),
+        (Method::POST, "/openapi/v2", StatusCode::OK),
+    ] {
+        let r = w.request(method.clone(), path, &[], None).await;
+        assert_eq!(r.status, code, "{method} {path}: {}", r.text());
+    }
+
+    // Names that need escaping in a URL, through every verb.
+    for (name, escaped) in [("a b", "a%20b"), ("grüße", "gr%C3%BC%C3%9Fe")] {
+        let body = json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder", "metadata": {"name": name}});
+        created(&w, NS, &body).await;
+        let got = w.get(&format!("{NS}/{escaped}")).await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+        assert_eq!(got.json()["metadata"]["name"], name);
+        let mut put = got.json();
+        put["metadata"]["labels"] = json!({"put": "1"});
+        let r = w.put(&format!("{NS}/{escaped}"), &put).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let r = w
+            .patch(
+                &format!("{NS}/{escaped}"),
+                MERGE,
+                r#"{"metadata":{"labels":{"patched":"1"}}}"#,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let r = w
+            .get(&format!("{NS}?fieldSelector=metadata.name%3D{escaped}"))
+            .await;
+        assert_eq!(r.json()["items"][0]["metadata"]["labels"]["patched"], "1");
+        let r = w.delete(&format!("{NS}/{escaped}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json()["details"]["name"], name);
+    }
+    let r = w.get(&format!("{NS}/a%25b")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        r#"Name parameter invalid: "a%b": may not contain '%'"#
+    );
+    // An escaped slash separates segments, as in Go: a subresource nobody serves.
+    let r = w.get(&format!("{NS}/x%2Fy")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+}
+
+/// Errors come in the negotiated format; GET at a future resourceVersion is a 504; /apis with
+/// only the removed aggregated-discovery v2beta1 acceptable is a 406.
+async fn negotiated_errors_and_reads(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    // A fresh store's LIST answers a real resourceVersion (never "0", which means "any" to a
+    // watch); a watch from it sees the first write.
+    let list = w.get(NS).await.json();
+    let fresh = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(fresh.parse::<u64>().unwrap() >= 1, "{list}");
+    let mut s = w
+        .watch(&format!("{NS}?watch=true&resourceVersion={fresh}"), None)
+        .await;
+    created(
+        &w,
+        NS,
+        &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder", "metadata": {"name": "first"}}),
+    )
+    .await;
+    let first = s.take(1).await;
+    assert_eq!(first[0]["type"], "ADDED");
+    assert_eq!(first[0]["object"]["metadata"]["name"], "first");
+    let yaml = [("accept", "application/yaml")];
+    let status_of = |body: &[u8]| -> Value { serde_saphyr::from_slice(body).expect("YAML Status") };
+    for (method, path, ct) in [
+        (Method::GET, format!("{NS}/nope"), "application/json"),
+        (
+            Method::GET,
+            "/apis/wardle.example.com/v1alpha1/bars".to_string(),
+            "application/json",
+        ),
+        (Method::POST, format!("{NS}/nope"), "application/json"),
+        (Method::POST, NS.to_string(), "text/plain"),
+    ] {
+        let mut headers = yaml.to_vec();
+        headers.push(("content-type", ct));
+        let r = w
+            .request(method.clone(), &path, &headers, Some(b"{}".to_vec()))
+            .await;
+        assert!(r.status.is_client_error(), "{method} {path}: {}", r.text());
+        assert_eq!(
+            r.header("content-type").as_deref(),
+            Some("application/yaml")
+        );
+        let s = status_of(&r.body);
+        assert_eq!(s["kind"], "Status");
+        assert_eq!(s["code"], r.status.as_u16());
+    }
+    // Not acceptable at all: Go's raw JSON Status.
+    let r = w
+        .request(
+            Method::GET,
+            &format!("{NS}/nope"),
+            &[("accept", "text/html")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(r.json()["reason"], "NotAcceptable");
+
+    let o = created(
+        &w,
+        NS,
+        &json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder", "metadata": {"name": "g"}}),
+    )
+    .await;
+    let rv: u64 = o["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // At the create's resourceVersion (waits for the cache), then at any (the cache as it is).
+    for at in [rv.to_string(), "0".to_string()] {
+        let r = w.get(&format!("{NS}/g?resourceVersion={at}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let future = rv + 1000;
+    let r = w.get(&format!("{NS}/g?resourceVersion={future}")).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text());
+    let s = r.json();
+    assert_eq!(s["reason"], "Timeout");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Too large resource version: {future}, current: ")),
+        "{s}"
+    );
+    let r = w.get(&format!("{NS}/g?resourceVersion=abc")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+
+    let beta = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+    let r = w
+        .request(Method::GET, "/apis", &[("accept", beta)], None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE, "{}", r.text());
+    assert_eq!(r.json()["kind"], "Status");
+    assert_eq!(
+        r.json()["message"],
+        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+    );
+    let both = format!("{beta},application/json");
+    let r = w
+        .request(Method::GET, "/apis", &[("accept", &both)], None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["kind"], "APIGroupList");
+}
+
+/// `kubectl explain --output plaintext-openapiv2` reads /openapi/v2 as gnostic protobuf.
+async fn kubectl_explain_reads_protobuf_openapi_v2(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let out = w.kubectl_ok(&[
+        "explain",
+        "flunders.spec",
+        "--api-version=wardle.example.com/v1alpha1",
+        "--output",
+        "plaintext-openapiv2",
+    ]);
+    assert!(out.contains("KIND:") && out.contains("Flunder"), "{out}");
+    assert!(out.contains("reference"), "{out}");
+    let out = w.kubectl_ok(&["explain", "fischers", "--output", "plaintext-openapiv2"]);
+    assert!(out.contains("disallowedFlunders"), "{out}");
+}
+
+engine_tests!(
+    unknown_fields_are_pruned,
+    update_rules,
+    finalizer_removal_answers_the_update,
+    apply_needs_the_endpoint_type,
+    routes_and_names,
+    negotiated_errors_and_reads,
+    kubectl_explain_reads_protobuf_openapi_v2,
+);
