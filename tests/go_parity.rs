@@ -503,7 +503,7 @@ async fn negotiated_errors_and_reads(engine: Engine) {
         s["message"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("Too large resource version: {future}, current: ")),
+            .starts_with(&format!("Timeout: Too large resource version: {future}, current: ")),
         "{s}"
     );
     let r = w.get(&format!("{NS}/g?resourceVersion=abc")).await;
