@@ -166,13 +166,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let health_storage = storage.clone();
     let storage_check: Check = Arc::new(move || {
         let s = health_storage.clone();
-        async move { s.ping().await.map_err(|e| e.to_string()) }.boxed()
+        async move { s.ready().await.map_err(|e| e.to_string()) }.boxed()
     });
     let state = Arc::new(AppState {
         store,
         cache: cache.clone(),
         compaction: compaction_stats,
-        health: Health::new(vec![("storage".to_string(), storage_check)]),
+        health: Health::new(vec![("storage".to_string(), storage_check)])
+            .not_for_liveness("storage"),
         authenticator: authenticator.clone(),
         authorizer: Arc::new(authorizer),
         external_address: format!("{}:{}", config.external_hostname, config.secure_port),

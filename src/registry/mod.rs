@@ -81,6 +81,9 @@ impl Ctx<'_> {
             StorageError::TooLarge { requested, current } => {
                 ApiError::too_large_resource_version(requested, current)
             }
+            StorageError::Rejected(msg) => {
+                ApiError::bad_request(format!("the object could not be stored: {msg}"))
+            }
             StorageError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "storage unavailable");
                 ApiError::service_unavailable(format!("storage is unavailable: {msg}"))

@@ -95,6 +95,10 @@ pub enum StorageError {
     /// The requested RV is above the committed horizon.
     #[error("resource version {requested} is newer than the current {current}")]
     TooLarge { requested: i64, current: i64 },
+    /// The database refused this write's data (a value it cannot hold, a key too large for its
+    /// index): the client's input, not the database's health, is at fault.
+    #[error("the database refused the object: {0}")]
+    Rejected(String),
     /// The database cannot be reached or the transaction failed for reasons outside the request.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
