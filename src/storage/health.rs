@@ -12,9 +12,13 @@ use super::types::{StorageError, StorageResult};
 /// How often a down database is probed until it answers again.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
 
-/// A write that commits without changing anything visible: it proves the database can append
-/// to its log (a no-op UPDATE still writes a new row version on both engines).
-const WRITE_PROBE: &str = "UPDATE storage_meta SET schema_version = schema_version";
+/// A write that commits without changing anything visible, yet must append to the database's
+/// log: SQLite skips writing a page whose row an UPDATE leaves byte-identical, so the probe
+/// changes the row and changes it back within its transaction.
+const WRITE_PROBE: [&str; 2] = [
+    "UPDATE storage_meta SET schema_version = schema_version + 1",
+    "UPDATE storage_meta SET schema_version = schema_version - 1",
+];
 
 /// Shared by the Storage handle and its writer task.
 #[derive(Debug, Default)]
@@ -80,13 +84,18 @@ impl DbHealth {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
-                if db.fetch(sql.ping, &[]).await.is_ok() {
-                    health.down.store(false, Ordering::Release);
+                if !health.down.load(Ordering::Acquire) || db.fetch(sql.ping, &[]).await.is_ok() {
+                    health.reachable();
                     tracing::info!("database reachable again");
                     return;
                 }
             }
         });
+    }
+
+    /// The database answered: stop failing fast.
+    pub fn reachable(&self) {
+        self.down.store(false, Ordering::Release);
     }
 
     /// Records how the last write transaction ended (`None` = committed).
@@ -107,7 +116,9 @@ impl DbHealth {
         }
         let probe = async {
             let mut tx = db.begin_write(sql.begin_write).await?;
-            tx.execute_count(WRITE_PROBE, &[]).await?;
+            for stmt in WRITE_PROBE {
+                tx.execute_count(stmt, &[]).await?;
+            }
             tx.commit().await
         };
         match probe.await {

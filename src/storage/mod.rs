@@ -365,13 +365,15 @@ impl Storage {
     }
 
     /// Succeeds if the database answers (for /readyz).
+    /// One round trip to the database, even while it is believed down (a success ends that).
     pub async fn ping(&self) -> StorageResult<()> {
         self.inner
             .db
             .fetch(self.inner.sql.ping, &[])
             .await
-            .map(|_| ())
-            .map_err(|e| self.failed(e))
+            .map_err(|e| self.failed(e))?;
+        self.inner.health.reachable();
+        Ok(())
     }
 
     /// Readiness: the database answers and writes commit (after a failed write transaction, a
