@@ -8,6 +8,7 @@ use crate::authz::Authorizer;
 use crate::authz::webhook::SubjectAccessReviewer;
 use crate::config::Config;
 use crate::http::health::{Check, Health};
+use crate::http::limits::Limits;
 use crate::http::router::{AppState, router};
 use crate::kubeclient;
 use crate::registry::Store;
@@ -178,6 +179,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         authorizer: Arc::new(authorizer),
         external_address: format!("{}:{}", config.external_hostname, config.secure_port),
         shutting_down: AtomicBool::new(false),
+        limits: Limits::new(
+            config.max_requests_inflight,
+            config.max_mutating_requests_inflight,
+            config.request_timeout,
+        ),
     });
 
     let hints = authenticator.ca_bundles();
@@ -198,9 +204,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
 
     let app = router(state.clone());
-    let server = axum_server::bind_rustls(addr, rustls)
+    let mut server = axum_server::bind_rustls(addr, rustls)
         .handle(handle.clone())
-        .serve(app.into_make_service());
+        .first_request_timeout(config.http_header_read_timeout);
+    tls::server::bound_connections(server.http_builder(), config.http_header_read_timeout);
+    let server = server.serve(app.into_make_service());
     let shutdown_state = state.clone();
     let shutdown_handle = handle.clone();
     tokio::spawn(async move {

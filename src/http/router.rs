@@ -32,10 +32,18 @@ pub struct AppState {
     /// host:port clients should use (discovery's serverAddressByClientCIDRs).
     pub external_address: String,
     pub shutting_down: AtomicBool,
+    /// In-flight limits and the request deadline.
+    pub limits: super::limits::Limits,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(entry).with_state(state)
+    Router::new().fallback(guarded_entry).with_state(state)
+}
+
+/// `entry` with any panic answered as a 500 Status (the outermost filter, as in Go).
+async fn guarded_entry(state: State<Arc<AppState>>, req: Request) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    super::limits::recover_panics(&method, &path, entry(state, req)).await
 }
 
 /// Paths listed by `/` and by the 404 of an unknown non-API path (Go's IndexLister).
@@ -75,9 +83,20 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         Ok(u) => u,
         Err(e) => return finish(e.into_response(), &info, &labels, "", started),
     };
+    // Go's order: max-in-flight after authentication (system:masters may pass a full server),
+    // before authorization.
+    let _slot = match state.limits.admit(&info, &user) {
+        Ok(slot) => slot,
+        Err(resp) => return finish(resp, &info, &labels, &user.name, started),
+    };
     let attrs = attributes(&user, &info);
     let mut resp = match state.authorizer.authorize(&attrs).await {
-        Decision::Allow => route(&state, &info, &user, req).await,
+        Decision::Allow => {
+            state
+                .limits
+                .deadline(&info, route(&state, &info, &user, req))
+                .await
+        }
         Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),
         Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),
         Decision::Error(e) => ApiError::internal(e).into_response(),

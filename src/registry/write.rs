@@ -192,7 +192,7 @@ impl Store {
         // Admission sees the name as sent: a generateName create has none yet (as in Go).
         let requested_name = meta_str(&obj, "name").to_string();
         self.admission
-            .admit_create(&self.storage, r, ctx.namespace, &requested_name)
+            .admit_create(&self.cache, r, ctx.namespace, &requested_name)
             .await?;
 
         let generate = meta_str(&obj, "generateName").to_string();
