@@ -3,4 +3,5 @@
 pub mod backend;
 pub mod pki;
 pub mod postgres;
+pub mod raw;
 pub mod server;
