@@ -82,8 +82,9 @@ async fn hostile_patches_and_parameters(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let reversed: Vec<&String> = fins.iter().rev().collect();
-    let body = json!({"metadata": {"$setElementOrder/finalizers": reversed, "finalizers": ["example.com/new"]}});
+    let mut order: Vec<&str> = fins.iter().rev().map(String::as_str).collect();
+    order.push("example.com/new");
+    let body = json!({"metadata": {"$setElementOrder/finalizers": order, "finalizers": ["example.com/new"]}});
     let r = w
         .patch(&format!("{NS}/f"), SMP, &body.to_string())
         .await;
@@ -280,12 +281,12 @@ async fn database_outage_is_503_and_not_fatal() {
         (Method::POST, NS.into(), Some(json!({"metadata": {"name": "during"}})), ""),
         (Method::GET, format!("{NS}/before"), None, ""),
         (Method::GET, NS.into(), None, ""),
-        (Method::PUT, format!("{NS}/before"), Some(json!({"metadata": {"name": "before"}})), ""),
+        (Method::PUT, format!("{NS}/before"), Some(json!({"metadata": {"name": "before", "resourceVersion": "1"}})), ""),
         (Method::PATCH, format!("{NS}/before"), Some(json!({"spec": {"x": 1}})), "application/merge-patch+json"),
         (Method::DELETE, format!("{NS}/before"), None, ""),
         (Method::DELETE, NS.into(), None, ""),
     ];
-    for (method, path, body, ct) in &checks {
+    for (i, (method, path, body, ct)) in checks.iter().enumerate() {
         let ct = if ct.is_empty() { "application/json" } else { ct };
         let r = w
             .request(
@@ -301,7 +302,14 @@ async fn database_outage_is_503_and_not_fatal() {
             "{method} {path}: {}",
             r.text()
         );
-        assert_eq!(r.json()["reason"], "ServiceUnavailable");
+        let status = r.json();
+        assert_eq!(status["reason"], "ServiceUnavailable");
+        // Once the outage is known, requests fail at the storage gate instead of each waiting
+        // for a connection.
+        if i > 0 {
+            let msg = status["message"].as_str().unwrap_or("");
+            assert!(msg.contains("the database is unreachable"), "{msg}");
+        }
     }
     assert_eq!(w.get("/livez").await.status, StatusCode::OK);
     assert_ne!(w.get("/readyz").await.status, StatusCode::OK);

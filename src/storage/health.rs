@@ -34,8 +34,10 @@ pub(crate) struct DbHealth {
 }
 
 /// Errors meaning "the database cannot be reached", as opposed to a failed statement: I/O, TLS,
-/// pool timeouts, a crashed SQLite worker, Postgres connection exceptions (SQLSTATE class 08)
-/// and shutdown / not-yet-accepting states (57P01..57P03).
+/// pool timeouts, a crashed SQLite worker; from Postgres, connection exceptions (SQLSTATE class
+/// 08), refused logins (class 28, 3D000 no such database, 55000 connections not allowed) and
+/// shutdown / not-yet-accepting states (57P01..57P03). wardle's own statements raise none of
+/// these.
 fn unreachable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
@@ -46,7 +48,9 @@ fn unreachable(e: &sqlx::Error) -> bool {
             .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
             .is_some_and(|pg| {
                 let code = pg.code();
-                code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+                code.starts_with("08")
+                    || code.starts_with("28")
+                    || matches!(code, "3D000" | "55000" | "57P01" | "57P02" | "57P03")
             }),
         _ => false,
     }
