@@ -59,6 +59,15 @@ pub fn apply_patch(
     original: &Value,
     body: &[u8],
 ) -> Result<Value, ApiError> {
+    // Bounded, but up to a few MiB of work: keep it off the async workers.
+    crate::apimachinery::cpu::cpu_bound(|| apply_patch_now(patch_type, original, body))
+}
+
+fn apply_patch_now(
+    patch_type: PatchType,
+    original: &Value,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     match patch_type {
         PatchType::Json => json_patch_apply(original, body),
         PatchType::Merge => merge_patch_apply(original, body),
