@@ -67,9 +67,36 @@ impl Gen {
     /// Strings that stress parsers: separators, escapes, control and non-ASCII characters.
     fn weird_string(&mut self) -> String {
         let parts = [
-            "", "a", "-", ".", "..", "/", "%", "%2F", "%00", "\u{0}", "\n", "é", "😀", "\u{202e}",
-            "=", "!=", ",", "(", ")", " in ", "notin", "x".repeat(300).leak(), "\\", "\"", "'",
-            "$patch", "*", "~1", "~0", "🦀🦀",
+            "",
+            "a",
+            "-",
+            ".",
+            "..",
+            "/",
+            "%",
+            "%2F",
+            "%00",
+            "\u{0}",
+            "\n",
+            "é",
+            "😀",
+            "\u{202e}",
+            "=",
+            "!=",
+            ",",
+            "(",
+            ")",
+            " in ",
+            "notin",
+            "x".repeat(300).leak(),
+            "\\",
+            "\"",
+            "'",
+            "$patch",
+            "*",
+            "~1",
+            "~0",
+            "🦀🦀",
         ];
         let n = self.rng.random_range(0..5);
         (0..n).map(|_| self.pick(&parts).to_string()).collect()
@@ -186,10 +213,26 @@ impl Gen {
 
     fn pointer(&mut self) -> String {
         self.pick(&[
-            "", "/", "/metadata", "/metadata/labels", "/metadata/labels/app", "/metadata/name",
-            "/metadata/finalizers", "/metadata/finalizers/0", "/metadata/finalizers/-", "/spec",
-            "/spec/reference", "/spec/x", "/spec/x/y", "/status", "/nope/deeper", "/metadata/labels/a~1b",
-            "/spec/list/99999999999999999999", "/spec/list/-1", "/apiVersion", "/kind",
+            "",
+            "/",
+            "/metadata",
+            "/metadata/labels",
+            "/metadata/labels/app",
+            "/metadata/name",
+            "/metadata/finalizers",
+            "/metadata/finalizers/0",
+            "/metadata/finalizers/-",
+            "/spec",
+            "/spec/reference",
+            "/spec/x",
+            "/spec/x/y",
+            "/status",
+            "/nope/deeper",
+            "/metadata/labels/a~1b",
+            "/spec/list/99999999999999999999",
+            "/spec/list/-1",
+            "/apiVersion",
+            "/kind",
         ])
         .to_string()
     }
@@ -240,7 +283,10 @@ impl Gen {
                 meta.insert("labels".into(), self.labels());
             }
             3 => {
-                meta.insert("$patch".into(), json!(self.pick(&["replace", "delete", "merge", "x"])));
+                meta.insert(
+                    "$patch".into(),
+                    json!(self.pick(&["replace", "delete", "merge", "x"])),
+                );
             }
             4 => {
                 meta.insert(
@@ -270,17 +316,55 @@ impl Gen {
 
     fn query(&mut self) -> String {
         let keys = [
-            "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion",
-            "resourceVersionMatch", "timeoutSeconds", "watch", "allowWatchBookmarks",
-            "sendInitialEvents", "fieldValidation", "fieldManager", "force", "gracePeriodSeconds",
-            "propagationPolicy", "orphanDependents", "pretty", "includeObject", "as", "unknown",
+            "labelSelector",
+            "fieldSelector",
+            "limit",
+            "continue",
+            "resourceVersion",
+            "resourceVersionMatch",
+            "timeoutSeconds",
+            "watch",
+            "allowWatchBookmarks",
+            "sendInitialEvents",
+            "fieldValidation",
+            "fieldManager",
+            "force",
+            "gracePeriodSeconds",
+            "propagationPolicy",
+            "orphanDependents",
+            "pretty",
+            "includeObject",
+            "as",
+            "unknown",
         ];
         let values = [
-            "", "0", "1", "-1", "9223372036854775807", "99999999999999999999", "true", "false",
-            "app=web", "app in (web,db)", "!app", "app!=", "metadata.name=a", "metadata.namespace!=x",
-            "spec.nope=1", "Exact", "NotOlderThan", "Strict", "Warn", "Ignore", "Table",
+            "",
+            "0",
+            "1",
+            "-1",
+            "9223372036854775807",
+            "99999999999999999999",
+            "true",
+            "false",
+            "app=web",
+            "app in (web,db)",
+            "!app",
+            "app!=",
+            "metadata.name=a",
+            "metadata.namespace!=x",
+            "spec.nope=1",
+            "Exact",
+            "NotOlderThan",
+            "Strict",
+            "Warn",
+            "Ignore",
+            "Table",
             "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiJhXHUwMDAwIn0",
-            "bm90IGpzb24", "%%%", "Background", "Foreground", "Orphan",
+            "bm90IGpzb24",
+            "%%%",
+            "Background",
+            "Foreground",
+            "Orphan",
         ];
         let n = self.rng.random_range(0..4);
         (0..n)
@@ -302,21 +386,36 @@ impl Gen {
 
     fn odd_path(&mut self) -> String {
         let paths = [
-            "/", "/apis", "/apis/wardle.example.com", "/apis/wardle.example.com/v1alpha1",
-            "/apis/wardle.example.com/v9", "/api", "/api/v1", "/apis/x/y/z/w/v/u",
-            "/apis/wardle.example.com/v1alpha1/namespaces", "/apis/wardle.example.com/v1alpha1/namespaces/fuzz",
+            "/",
+            "/apis",
+            "/apis/wardle.example.com",
+            "/apis/wardle.example.com/v1alpha1",
+            "/apis/wardle.example.com/v9",
+            "/api",
+            "/api/v1",
+            "/apis/x/y/z/w/v/u",
+            "/apis/wardle.example.com/v1alpha1/namespaces",
+            "/apis/wardle.example.com/v1alpha1/namespaces/fuzz",
             "/apis/wardle.example.com/v1alpha1/namespaces/fuzz/flunders/a/status",
             "/apis/wardle.example.com/v1alpha1/namespaces/fuzz/flunders/a/nope",
             "/apis/wardle.example.com/v1alpha1/watch/namespaces/fuzz/flunders?timeoutSeconds=1",
-            "/apis/wardle.example.com/v1alpha1/fischers/a/b/c", "/openapi/v2", "/openapi/v3",
-            "/openapi/v3/apis/wardle.example.com/v1alpha1", "/openapi/v3/nope", "/version",
-            "/healthz/nope", "/readyz/storage", "/livez?verbose", "/metrics",
+            "/apis/wardle.example.com/v1alpha1/fischers/a/b/c",
+            "/openapi/v2",
+            "/openapi/v3",
+            "/openapi/v3/apis/wardle.example.com/v1alpha1",
+            "/openapi/v3/nope",
+            "/version",
+            "/healthz/nope",
+            "/readyz/storage",
+            "/livez?verbose",
+            "/metrics",
             "/apis/wardle.example.com/v1alpha1/namespaces/%2E%2E/flunders",
             "/apis/wardle.example.com/v1alpha1/namespaces/fuzz/flunders/%2E%2E",
             "/apis/wardle.example.com/v1alpha1/namespaces/fuzz/flunders/a%2Fb",
             "/apis/wardle.example.com/v1alpha1/namespaces/fuzz/flunders/%00",
             "/apis/wardle.example.com/v1alpha1/namespaces/fuzz/flunders/%C3%28",
-            "//apis///wardle.example.com//v1alpha1", "/apis/wardle.example.com/v1alpha1/namespaces/fuzz/flunders/",
+            "//apis///wardle.example.com//v1alpha1",
+            "/apis/wardle.example.com/v1alpha1/namespaces/fuzz/flunders/",
         ];
         let p = self.pick(&paths).to_string();
         if self.chance(0.3) {
@@ -328,9 +427,16 @@ impl Gen {
 
     fn accept(&mut self) -> String {
         self.pick(&[
-            "application/json", "application/yaml", "application/vnd.kubernetes.protobuf",
-            "application/json;as=Table;v=v1;g=meta.k8s.io", "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
-            "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io", "*/*", "text/html", ";;;", "application/json;as=Nope",
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
+            "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io",
+            "*/*",
+            "text/html",
+            ";;;",
+            "application/json;as=Nope",
         ])
         .to_string()
     }
@@ -348,32 +454,69 @@ struct Req {
 
 fn generate(g: &mut Gen) -> Req {
     let name = g.name();
-    let item = format!("{}/{}", if g.chance(0.8) { NS } else { NS_BETA }, Gen::enc(&name));
+    let item = format!(
+        "{}/{}",
+        if g.chance(0.8) { NS } else { NS_BETA },
+        Gen::enc(&name)
+    );
     let mut headers = Vec::new();
     let req = match g.rng.random_range(0..12) {
         0 | 1 => {
-            let ct = if g.chance(0.8) { "application/json" } else { g.pick(&["application/yaml", "text/plain", "application/json; charset=utf-8"]) };
+            let ct = if g.chance(0.8) {
+                "application/json"
+            } else {
+                g.pick(&[
+                    "application/yaml",
+                    "text/plain",
+                    "application/json; charset=utf-8",
+                ])
+            };
             headers.push(("content-type".into(), ct.to_string()));
-            Req { method: Method::POST, path: format!("{NS}?{}", g.query()), headers: vec![], body: Some(g.object_body(&name)), target: Some(name) }
+            Req {
+                method: Method::POST,
+                path: format!("{NS}?{}", g.query()),
+                headers: vec![],
+                body: Some(g.object_body(&name)),
+                target: Some(name),
+            }
         }
         2 => {
             headers.push(("content-type".into(), "application/json".into()));
-            Req { method: Method::PUT, path: format!("{item}?{}", g.query()), headers: vec![], body: Some(g.object_body(&name)), target: Some(name) }
+            Req {
+                method: Method::PUT,
+                path: format!("{item}?{}", g.query()),
+                headers: vec![],
+                body: Some(g.object_body(&name)),
+                target: Some(name),
+            }
         }
         3..=6 => {
             let (ct, body) = match g.rng.random_range(0..4) {
                 0 => ("application/json-patch+json", g.json_patch()),
                 1 => ("application/merge-patch+json", g.merge_patch()),
-                2 => ("application/strategic-merge-patch+json", g.strategic_patch()),
+                2 => (
+                    "application/strategic-merge-patch+json",
+                    g.strategic_patch(),
+                ),
                 _ => ("application/apply-patch+yaml", g.apply_patch(&name)),
             };
-            let ct = if g.chance(0.05) { "application/nope" } else { ct };
+            let ct = if g.chance(0.05) {
+                "application/nope"
+            } else {
+                ct
+            };
             headers.push(("content-type".into(), ct.to_string()));
             let mut q = g.query();
             if ct.starts_with("application/apply") && g.chance(0.8) {
                 q = format!("fieldManager=fuzz&{q}");
             }
-            Req { method: Method::PATCH, path: format!("{item}?{q}"), headers: vec![], body: Some(body.into_bytes()), target: Some(name) }
+            Req {
+                method: Method::PATCH,
+                path: format!("{item}?{q}"),
+                headers: vec![],
+                body: Some(body.into_bytes()),
+                target: Some(name),
+            }
         }
         7 => {
             let body = match g.rng.random_range(0..4) {
@@ -385,21 +528,65 @@ fn generate(g: &mut Gen) -> Req {
             if body.is_some() {
                 headers.push(("content-type".into(), "application/json".into()));
             }
-            Req { method: Method::DELETE, path: format!("{item}?{}", g.query()), headers: vec![], body, target: Some(name) }
+            Req {
+                method: Method::DELETE,
+                path: format!("{item}?{}", g.query()),
+                headers: vec![],
+                body,
+                target: Some(name),
+            }
         }
-        8 => Req { method: Method::GET, path: format!("{NS}?{}", g.query()), headers: vec![], body: None, target: None },
-        9 => Req { method: Method::GET, path: format!("{item}?{}", g.query()), headers: vec![], body: None, target: None },
+        8 => Req {
+            method: Method::GET,
+            path: format!("{NS}?{}", g.query()),
+            headers: vec![],
+            body: None,
+            target: None,
+        },
+        9 => Req {
+            method: Method::GET,
+            path: format!("{item}?{}", g.query()),
+            headers: vec![],
+            body: None,
+            target: None,
+        },
         10 => {
-            let m = g.pick(&[&Method::GET, &Method::POST, &Method::PUT, &Method::DELETE, &Method::OPTIONS, &Method::HEAD, &Method::PATCH]).clone();
+            let m = g
+                .pick(&[
+                    &Method::GET,
+                    &Method::POST,
+                    &Method::PUT,
+                    &Method::DELETE,
+                    &Method::OPTIONS,
+                    &Method::HEAD,
+                    &Method::PATCH,
+                ])
+                .clone();
             let body = (m != Method::GET && m != Method::HEAD).then(|| g.garbage());
-            Req { method: m, path: g.odd_path(), headers: vec![], body, target: None }
+            Req {
+                method: m,
+                path: g.odd_path(),
+                headers: vec![],
+                body,
+                target: None,
+            }
         }
         _ => {
             // Fischers (cluster-scoped): creates with odd disallowed lists feed BanFlunder.
             headers.push(("content-type".into(), "application/json".into()));
             let body = json!({"metadata": {"name": g.name()}, "disallowedFlunders": [g.pick(&NAMES), g.weird_string()]});
-            let body = if g.chance(0.2) { serde_json::to_vec(&g.json_value(0)).unwrap() } else { serde_json::to_vec(&body).unwrap() };
-            Req { method: Method::POST, path: FISCHERS.into(), headers: vec![], body: Some(body), target: None }
+            let body = if g.chance(0.2) {
+                serde_json::to_vec(&g.json_value(0)).unwrap()
+            } else {
+                serde_json::to_vec(&body).unwrap()
+            };
+            Req {
+                method: Method::POST,
+                path: FISCHERS.into(),
+                headers: vec![],
+                body: Some(body),
+                target: None,
+            }
         }
     };
     // Writes answer in JSON so the model can read them; reads get any Accept.
@@ -413,7 +600,13 @@ fn generate(g: &mut Gen) -> Req {
 }
 
 /// Applies the outcome of an acknowledged write of `name` to the model.
-async fn record(w: &Wardle, model: &mut BTreeMap<String, Seen>, name: &str, req: &Req, body: &[u8]) {
+async fn record(
+    w: &Wardle,
+    model: &mut BTreeMap<String, Seen>,
+    name: &str,
+    req: &Req,
+    body: &[u8],
+) {
     if req.path.contains("dryRun") {
         return;
     }
@@ -427,9 +620,14 @@ async fn record(w: &Wardle, model: &mut BTreeMap<String, Seen>, name: &str, req:
             && v["metadata"]["name"].is_string()
     });
     let (name, obj) = match answered {
-        Some(obj) => (obj["metadata"]["name"].as_str().unwrap().to_string(), Some(obj)),
+        Some(obj) => (
+            obj["metadata"]["name"].as_str().unwrap().to_string(),
+            Some(obj),
+        ),
         None => {
-            let r = w.request(Method::GET, &format!("{NS}/{}", Gen::enc(name)), &[], None).await;
+            let r = w
+                .request(Method::GET, &format!("{NS}/{}", Gen::enc(name)), &[], None)
+                .await;
             match r.status {
                 StatusCode::OK => (name.to_string(), Some(r.json())),
                 StatusCode::NOT_FOUND => (name.to_string(), None),
@@ -440,8 +638,7 @@ async fn record(w: &Wardle, model: &mut BTreeMap<String, Seen>, name: &str, req:
     // Deleted: absent, or marked for deletion with no finalizer left to wait for.
     let gone = obj.as_ref().is_none_or(|o| {
         let m = &o["metadata"];
-        !m["deletionTimestamp"].is_null()
-            && m["finalizers"].as_array().is_none_or(|f| f.is_empty())
+        !m["deletionTimestamp"].is_null() && m["finalizers"].as_array().is_none_or(|f| f.is_empty())
     });
     match obj {
         Some(o) if !gone => {
@@ -498,7 +695,12 @@ async fn hostile_requests(engine: Engine) {
             Ok(r) => r,
             // The client refused to send it (e.g. a header it cannot encode): not the server's.
             Err(kube::Error::HttpError(_)) => continue,
-            Err(e) => panic!("request {i} failed: {} {}: {e}\n{}", req.method, req.path, w.logs()),
+            Err(e) => panic!(
+                "request {i} failed: {} {}: {e}\n{}",
+                req.method,
+                req.path,
+                w.logs()
+            ),
         };
         *codes.entry(resp.status.as_u16()).or_default() += 1;
         // The one documented 5xx: a resourceVersion from the future (Go's 504 after 3 s).
@@ -524,17 +726,31 @@ async fn hostile_requests(engine: Engine) {
             }
         }
     }
-    eprintln!("answers by code: {codes:?}; {} Flunders in the model", model.len());
+    eprintln!(
+        "answers by code: {codes:?}; {} Flunders in the model",
+        model.len()
+    );
     // A short watch with hostile parameters ends by itself.
-    let mut s = w.watch(&format!("{NS}?watch=true&timeoutSeconds=1&labelSelector=app%3Dweb"), None).await;
+    let mut s = w
+        .watch(
+            &format!("{NS}?watch=true&timeoutSeconds=1&labelSelector=app%3Dweb"),
+            None,
+        )
+        .await;
     assert_eq!(s.status, StatusCode::OK);
     while s.next(Duration::from_secs(10)).await.is_some() {}
     assert!(s.ended, "the watch ended at its timeout");
 
     let stored = stored_flunders(&w).await;
-    assert_eq!(stored, model, "stored Flunders differ from the acknowledged writes (seed {seed})");
+    assert_eq!(
+        stored, model,
+        "stored Flunders differ from the acknowledged writes (seed {seed})"
+    );
     let logs = w.logs();
-    assert!(!logs.contains("panicked"), "a panic in the log (seed {seed}):\n{logs}");
+    assert!(
+        !logs.contains("panicked"),
+        "a panic in the log (seed {seed}):\n{logs}"
+    );
     assert_eq!(w.get("/readyz").await.status, StatusCode::OK);
 }
 
@@ -585,7 +801,11 @@ fn parsers_and_patches_never_panic() {
         let _ = negotiate::negotiate(Some(&s), g.chance(0.5));
         let _ = negotiate::negotiate(Some(&g.accept()), true);
         let _ = negotiate::body_format(Some(&s));
-        let path = if g.chance(0.5) { g.odd_path() } else { format!("/{s}") };
+        let path = if g.chance(0.5) {
+            g.odd_path()
+        } else {
+            format!("/{s}")
+        };
         let _ = RequestInfo::new(&Method::GET, &path, Some(&s));
         let _ = RequestInfo::new(&Method::DELETE, &path, None);
 

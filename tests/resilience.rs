@@ -32,7 +32,11 @@ async fn create(w: &Wardle, obj: &Value) -> Value {
 /// watch timeout beyond what a clock holds; names past what the database can index.
 async fn hostile_patches_and_parameters(engine: Engine) {
     let w = Wardle::start(engine).await;
-    create(&w, &json!({"metadata": {"name": "f", "labels": {"a": "1"}}, "spec": {}})).await;
+    create(
+        &w,
+        &json!({"metadata": {"name": "f", "labels": {"a": "1"}}, "spec": {}}),
+    )
+    .await;
 
     // Each copy doubles /spec/x: stopped by the 3 MiB copy budget (Go's json-patch limit).
     let mut ops = vec![json!({"op": "add", "path": "/spec/x", "value": {"s": "a".repeat(1000)}})];
@@ -40,7 +44,11 @@ async fn hostile_patches_and_parameters(engine: Engine) {
         ops.push(json!({"op": "copy", "from": "/spec/x", "path": format!("/spec/x/c{i}")}));
     }
     let r = w
-        .patch(&format!("{NS}/f"), JSON_PATCH, &Value::Array(ops).to_string())
+        .patch(
+            &format!("{NS}/f"),
+            JSON_PATCH,
+            &Value::Array(ops).to_string(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     let cause = r.json()["details"]["causes"][0]["message"].clone();
@@ -85,9 +93,7 @@ async fn hostile_patches_and_parameters(engine: Engine) {
     let mut order: Vec<&str> = fins.iter().rev().map(String::as_str).collect();
     order.push("example.com/new");
     let body = json!({"metadata": {"$setElementOrder/finalizers": order, "finalizers": ["example.com/new"]}});
-    let r = w
-        .patch(&format!("{NS}/f"), SMP, &body.to_string())
-        .await;
+    let r = w.patch(&format!("{NS}/f"), SMP, &body.to_string()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let got = r.json()["metadata"]["finalizers"].clone();
     let got: Vec<&str> = got
@@ -100,6 +106,21 @@ async fn hostile_patches_and_parameters(engine: Engine) {
     assert_eq!(got[0], format!("example.com/f{}", n - 1));
     assert_eq!(got[n - 1], "example.com/f0");
     assert_eq!(got[n], "example.com/new");
+    // Server-side apply of the same list, reversed again by another manager.
+    let yaml = format!(
+        "apiVersion: wardle.example.com/v1alpha1\nkind: Flunder\nmetadata:\n  name: f\n  finalizers:\n{}",
+        fins.iter()
+            .map(|f| format!("  - {f}\n"))
+            .collect::<String>()
+    );
+    let r = w
+        .patch(
+            &format!("{NS}/f?fieldManager=applier&force=true"),
+            "application/apply-patch+yaml",
+            &yaml,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = w
         .patch(
             &format!("{NS}/f"),
@@ -115,7 +136,10 @@ async fn hostile_patches_and_parameters(engine: Engine) {
             .watch(&format!("{NS}?watch=true&timeoutSeconds={t}"), None)
             .await;
         assert_eq!(s.status, StatusCode::OK);
-        let first = s.next(Duration::from_secs(10)).await.expect("the initial ADDED");
+        let first = s
+            .next(Duration::from_secs(10))
+            .await
+            .expect("the initial ADDED");
         assert_eq!(first["type"], "ADDED");
     }
     let r = w.get(&format!("{NS}?watch=true&timeoutSeconds=-1")).await;
@@ -240,10 +264,15 @@ async fn slow_clients_and_in_flight_limits() {
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));
     let status = r.json();
     assert_eq!(status["reason"], "TooManyRequests");
-    assert_eq!(status["message"], "Too many requests, please try again later.");
+    assert_eq!(
+        status["message"],
+        "Too many requests, please try again later."
+    );
     assert_eq!(status["details"]["retryAfterSeconds"], 1);
     // system:masters passes a full server, as in Go.
-    let r = w.post(NS, &json!({"metadata": {"name": "admin-passes"}})).await;
+    let r = w
+        .post(NS, &json!({"metadata": {"name": "admin-passes"}}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let (head, body) = raw::read_response(&mut slow, limit).await;
     assert!(head.starts_with("HTTP/1.1 504"), "{head}");
@@ -278,16 +307,35 @@ async fn database_outage_is_503_and_not_fatal() {
         ),
     );
     let checks: Vec<(Method, String, Option<Value>, &str)> = vec![
-        (Method::POST, NS.into(), Some(json!({"metadata": {"name": "during"}})), ""),
+        (
+            Method::POST,
+            NS.into(),
+            Some(json!({"metadata": {"name": "during"}})),
+            "",
+        ),
         (Method::GET, format!("{NS}/before"), None, ""),
         (Method::GET, NS.into(), None, ""),
-        (Method::PUT, format!("{NS}/before"), Some(json!({"metadata": {"name": "before", "resourceVersion": "1"}})), ""),
-        (Method::PATCH, format!("{NS}/before"), Some(json!({"spec": {"x": 1}})), "application/merge-patch+json"),
+        (
+            Method::PUT,
+            format!("{NS}/before"),
+            Some(json!({"metadata": {"name": "before", "resourceVersion": "1"}})),
+            "",
+        ),
+        (
+            Method::PATCH,
+            format!("{NS}/before"),
+            Some(json!({"spec": {"x": 1}})),
+            "application/merge-patch+json",
+        ),
         (Method::DELETE, format!("{NS}/before"), None, ""),
         (Method::DELETE, NS.into(), None, ""),
     ];
     for (i, (method, path, body, ct)) in checks.iter().enumerate() {
-        let ct = if ct.is_empty() { "application/json" } else { ct };
+        let ct = if ct.is_empty() {
+            "application/json"
+        } else {
+            ct
+        };
         let r = w
             .request(
                 method.clone(),
@@ -316,7 +364,10 @@ async fn database_outage_is_503_and_not_fatal() {
     let r = w.get("/readyz/storage").await;
     assert_ne!(r.status, StatusCode::OK);
 
-    common::postgres::run_sql(&admin, format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
+    common::postgres::run_sql(
+        &admin,
+        format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
+    );
     let mut recovered = false;
     for _ in 0..100 {
         if w.get("/readyz").await.status == StatusCode::OK {

@@ -974,9 +974,20 @@ async fn a_refused_write_fails_alone(b: &Backend) {
             results[1]
         );
     }
-    let rvs: Vec<i64> = b.raw().await.events().await.into_iter().map(|e| e.0).collect();
+    let rvs: Vec<i64> = b
+        .raw()
+        .await
+        .events()
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
     assert_eq!(rvs, (1..=rvs.len() as i64).collect::<Vec<_>>(), "no gap");
-    let names = names(&s.list_chunk("flunders", None, None, None, 0).await.expect("list"));
+    let names = names(
+        &s.list_chunk("flunders", None, None, None, 0)
+            .await
+            .expect("list"),
+    );
     assert!(!names.contains(&"ns/poison".to_string()), "{names:?}");
     s.close().await;
 }
@@ -1041,14 +1052,28 @@ async fn sqlite_disk_full_then_recovers() {
         matches!(&failure, StorageError::Unavailable(m) if m.contains("full")),
         "{failure:?}"
     );
-    assert!(s.ready().await.is_err(), "not ready while writes cannot commit");
+    assert!(
+        s.ready().await.is_err(),
+        "not ready while writes cannot commit"
+    );
     // Reads still work.
-    assert!(s.get(&Key::new("flunders", "ns", "before")).await.expect("get").is_some());
+    assert!(
+        s.get(&Key::new("flunders", "ns", "before"))
+            .await
+            .expect("get")
+            .is_some()
+    );
 
     std::fs::remove_file(&filler).expect("free space");
     s.ready().await.expect("ready again once space returns");
-    let after = s.write(create("ns", "after")).await.expect("write after recovery");
-    let again = s.write(create("ns", "after-2")).await.expect("and the next");
+    let after = s
+        .write(create("ns", "after"))
+        .await
+        .expect("write after recovery");
+    let again = s
+        .write(create("ns", "after-2"))
+        .await
+        .expect("and the next");
     assert_eq!(again.rv, after.rv + 1);
     let rvs: Vec<i64> = {
         let mut raw = sqlx::SqliteConnection::connect(&url).await.expect("raw");
@@ -1060,6 +1085,10 @@ async fn sqlite_disk_full_then_recovers() {
             .map(|r| r.0)
             .collect()
     };
-    assert_eq!(rvs, (1..=again.rv).collect::<Vec<_>>(), "no gap, no lost write");
+    assert_eq!(
+        rvs,
+        (1..=again.rv).collect::<Vec<_>>(),
+        "no gap, no lost write"
+    );
     s.close().await;
 }

@@ -5,8 +5,8 @@ pub mod namespace;
 use std::sync::Arc;
 
 use crate::api::{Resource, fischer};
-use crate::apimachinery::status::{ApiError, ApiResult};
 use crate::apimachinery::gofmt::go_json_escape;
+use crate::apimachinery::status::{ApiError, ApiResult};
 use crate::storage::cache::WatchCache;
 use serde_json::Value;
 

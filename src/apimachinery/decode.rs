@@ -1012,7 +1012,11 @@ mod tests {
             let block: String = (0..depth.min(5000))
                 .map(|i| format!("{}a:\n", " ".repeat(i)))
                 .collect();
-            assert_eq!(parse_yaml(block.as_bytes()).unwrap_err().code, 400, "depth {depth}");
+            assert_eq!(
+                parse_yaml(block.as_bytes()).unwrap_err().code,
+                400,
+                "depth {depth}"
+            );
         }
     }
 }

@@ -937,7 +937,9 @@ fn normalize_element_order(
             (None, None) => break,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some(l), Some(r)) => matches!((server_pos(l), server_pos(r)), (Some(a), Some(b)) if a < b),
+            (Some(l), Some(r)) => {
+                matches!((server_pos(l), server_pos(r)), (Some(a), Some(b)) if a < b)
+            }
         };
         let next = if take_left { left.next() } else { right.next() };
         out.extend(next);
@@ -1453,8 +1455,9 @@ mod tests {
         assert_eq!(e.code, 422);
         let cause = &e.details.as_ref().unwrap().causes[0].message;
         assert!(
-            cause.starts_with("Unable to complete the copy, the accumulated size increase of copy is ")
-                && cause.ends_with("exceeding the limit 3145728"),
+            cause.starts_with(
+                "Unable to complete the copy, the accumulated size increase of copy is "
+            ) && cause.ends_with("exceeding the limit 3145728"),
             "{cause}"
         );
         // Small copies pass.

@@ -86,10 +86,11 @@ impl Limits {
         }
         match tokio::time::timeout(self.request_timeout, serve).await {
             Ok(resp) => resp,
-            Err(_) => {
-                ApiError::timeout("Timeout: request did not complete within the allotted timeout", 0)
-                    .into_response()
-            }
+            Err(_) => ApiError::timeout(
+                "Timeout: request did not complete within the allotted timeout",
+                0,
+            )
+            .into_response(),
         }
     }
 }

@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use dialect::{Cell, Db, Param, SqlSet};
-pub use types::*;
 use health::DbHealth;
+pub use types::*;
 use writer::{Request, Writer};
 
 /// Requests queued for the writer before `write` callers wait for room.
@@ -286,7 +286,10 @@ impl Storage {
                 .saturating_add(1)
         };
         params.push(Param::Int(fetch));
-        let rows = tx.fetch(sql.list_at, &params).await.map_err(|e| self.failed(e))?;
+        let rows = tx
+            .fetch(sql.list_at, &params)
+            .await
+            .map_err(|e| self.failed(e))?;
         tx.commit().await.map_err(|e| self.failed(e))?;
         let more = limit != 0 && rows.len() > limit;
         let items = rows

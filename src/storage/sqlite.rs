@@ -208,7 +208,9 @@ async fn release_writer(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx:
     conn.ping().await?;
     let clean = !conn.is_in_transaction();
     if !clean {
-        tracing::warn!("closing the sqlite writer connection: a failed transaction left it unusable");
+        tracing::warn!(
+            "closing the sqlite writer connection: a failed transaction left it unusable"
+        );
     }
     Ok(clean)
 }
