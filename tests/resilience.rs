@@ -297,15 +297,7 @@ async fn slow_clients_and_in_flight_limits() {
 async fn database_outage_is_503_and_not_fatal() {
     let w = Wardle::start(Engine::Postgres).await;
     create(&w, &json!({"metadata": {"name": "before"}})).await;
-    let db = w.db_url.rsplit('/').next().expect("db").to_string();
-    let admin = common::postgres::admin_url();
-    common::postgres::run_sql(
-        &admin,
-        format!(
-            "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
-        ),
-    );
+    common::postgres::refuse_connections(&w.db_url);
     let checks: Vec<(Method, String, Option<Value>, &str)> = vec![
         (
             Method::POST,
@@ -364,10 +356,7 @@ async fn database_outage_is_503_and_not_fatal() {
     let r = w.get("/readyz/storage").await;
     assert_ne!(r.status, StatusCode::OK);
 
-    common::postgres::run_sql(
-        &admin,
-        format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
-    );
+    common::postgres::allow_connections(&w.db_url);
     let mut recovered = false;
     for _ in 0..100 {
         if w.get("/readyz").await.status == StatusCode::OK {

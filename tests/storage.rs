@@ -14,6 +14,17 @@ use wardle::storage::Storage;
 use wardle::storage::types::*;
 
 impl Backend {
+    /// The RVs of the event log, in order.
+    async fn event_rvs(&self) -> Vec<i64> {
+        self.raw()
+            .await
+            .events()
+            .await
+            .into_iter()
+            .map(|e| e.0)
+            .collect()
+    }
+
     async fn raw(&self) -> Raw {
         if self.is_pg() {
             Raw::Pg(
@@ -284,46 +295,30 @@ async fn precondition_failures_stay_in_their_write(b: &Backend) {
     let s = b.open().await;
     s.write(create("ns", "exists")).await.expect("seed");
     s.write(create("ns", "victim")).await.expect("seed");
-    let mut raw = b.raw().await;
-
-    // Hold the serialisation point so the writer is stuck in its first batch while the rest
-    // queue up; they then commit together as one batch.
-    raw.block_writers().await;
-    let first = tokio::spawn({
-        let s = s.clone();
-        async move { s.write(create("ns", "first")).await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let writes = vec![
-        create("ns", "ok-1"),
-        create("ns", "exists"), // AlreadyExists
-        update("ns", "nobody", json!({}), Preconditions::default()), // NotFound
-        update("ns", "victim", json!({}), rv_pre(999)), // Conflict
-        delete(
-            "ns",
-            "exists",
-            Preconditions {
-                rv: None,
-                uid: Some("x".into()),
-            },
-        ), // UidMismatch (deferred: same key)
-        create("ns", "ok-2"),
-    ];
-    let mut handles = Vec::new();
-    for w in writes {
-        let s = s.clone();
-        handles.push(tokio::spawn(async move { s.write(w).await }));
-        // Spawned tasks race each other; a pause keeps the queue in the listed order.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    raw.release().await;
-
-    assert_eq!(first.await.expect("join").map(|o| o.rv), Ok(3));
-    let mut results = Vec::new();
-    for h in handles {
-        results.push(h.await.expect("join"));
-    }
+    // `first` is taken alone by the writer, which then waits at the held serialisation point
+    // while the rest queue up; they then commit together as one batch.
+    let mut results = in_one_batch(
+        b,
+        &s,
+        vec![
+            create("ns", "first"),
+            create("ns", "ok-1"),
+            create("ns", "exists"), // AlreadyExists
+            update("ns", "nobody", json!({}), Preconditions::default()), // NotFound
+            update("ns", "victim", json!({}), rv_pre(999)), // Conflict
+            delete(
+                "ns",
+                "exists",
+                Preconditions {
+                    rv: None,
+                    uid: Some("x".into()),
+                },
+            ), // UidMismatch (deferred: same key)
+            create("ns", "ok-2"),
+        ],
+    )
+    .await;
+    assert_eq!(results.remove(0).map(|o| o.rv), Ok(3));
     let ok_rvs: Vec<i64> = results
         .iter()
         .filter_map(|r| r.as_ref().ok().map(|o| o.rv))
@@ -351,7 +346,7 @@ async fn precondition_failures_stay_in_their_write(b: &Backend) {
         "the queued writes shared a transaction: {stats:?}"
     );
     assert_eq!(stats.writes, 5);
-    let rvs: Vec<i64> = raw.events().await.into_iter().map(|e| e.0).collect();
+    let rvs: Vec<i64> = b.event_rvs().await;
     assert_eq!(rvs, vec![1, 2, 3, 4, 5]);
     s.close().await;
 }
@@ -666,14 +661,7 @@ async fn two_instances_share_one_counter(b: &Backend) {
             .len(),
         EACH * 2 + 1
     );
-    let events: Vec<i64> = b
-        .raw()
-        .await
-        .events()
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let events: Vec<i64> = b.event_rvs().await;
     assert_eq!(events, (1..=n).collect::<Vec<_>>());
     s1.close().await;
     s2.close().await;
@@ -855,15 +843,7 @@ async fn database_outage_is_unavailable_then_recovers() {
     let b = Backend::postgres();
     let s = b.open().await;
     s.write(create("ns", "before")).await.expect("create");
-    let db = b.url.rsplit('/').next().expect("db name").to_string();
-    let admin = common::postgres::admin_url();
-    common::postgres::run_sql(
-        &admin,
-        format!(
-            "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
-        ),
-    );
+    common::postgres::refuse_connections(&b.url);
     assert!(matches!(
         s.write(create("ns", "during")).await,
         Err(StorageError::Unavailable(_))
@@ -879,10 +859,7 @@ async fn database_outage_is_unavailable_then_recovers() {
     assert!(s.ping().await.is_err());
     assert_eq!(s.stats().failed_batches, 1);
 
-    common::postgres::run_sql(
-        &admin,
-        format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
-    );
+    common::postgres::allow_connections(&b.url);
     s.ping().await.expect("ping after recovery");
     let after = s
         .write(create("ns", "after"))
@@ -974,14 +951,7 @@ async fn a_refused_write_fails_alone(b: &Backend) {
             results[1]
         );
     }
-    let rvs: Vec<i64> = b
-        .raw()
-        .await
-        .events()
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let rvs: Vec<i64> = b.event_rvs().await;
     assert_eq!(rvs, (1..=rvs.len() as i64).collect::<Vec<_>>(), "no gap");
     let names = names(
         &s.list_chunk("flunders", None, None, None, 0)
