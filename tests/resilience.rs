@@ -282,6 +282,24 @@ async fn slow_clients_and_in_flight_limits() {
     let r = w.anonymous(Method::POST, NS).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
 
+    // A read of a future resourceVersion waits (3 s) holding the only read slot: other reads
+    // get 429, health probes still pass.
+    let client = w.client();
+    let waiting = tokio::spawn(async move {
+        let req = http::Request::builder()
+            .uri(format!("{NS}?resourceVersion=999999"))
+            .body(kube::client::Body::from(Vec::new()))
+            .unwrap();
+        client.send(req).await.expect("transport").status()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = w.anonymous(Method::GET, NS).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    for probe in ["/livez", "/readyz", "/healthz"] {
+        assert_eq!(w.anonymous(Method::GET, probe).await.status, StatusCode::OK);
+    }
+    assert_eq!(waiting.await.expect("join"), StatusCode::GATEWAY_TIMEOUT);
+
     // Watches hold no slot: with one open, a read still gets through to authorization.
     let mut watch = w.watch(&format!("{NS}?watch=true"), None).await;
     assert_eq!(watch.status, StatusCode::OK);

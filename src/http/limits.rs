@@ -38,6 +38,15 @@ pub fn long_running(info: &RequestInfo) -> bool {
     info.verb == "watch"
 }
 
+/// Health probes never wait for a slot: a busy server must still answer its kubelet (Go's
+/// priority-and-fairness puts them in the exempt "probes" flow schema).
+fn probe(info: &RequestInfo) -> bool {
+    !info.is_resource_request
+        && ["/healthz", "/livez", "/readyz"]
+            .iter()
+            .any(|p| info.path == *p || info.path.starts_with(&format!("{p}/")))
+}
+
 impl Limits {
     /// Limits of 0 mean "no limit", as Go's flags do.
     pub fn new(max_readonly: usize, max_mutating: usize, request_timeout: Duration) -> Limits {
@@ -57,7 +66,7 @@ impl Limits {
         info: &RequestInfo,
         user: &UserInfo,
     ) -> Result<Option<OwnedSemaphorePermit>, Response> {
-        if long_running(info) {
+        if long_running(info) || probe(info) {
             return Ok(None);
         }
         let sem = if READONLY_VERBS.contains(&info.verb.as_str()) {
@@ -130,5 +139,74 @@ pub async fn recover_panics(
             tracing::error!(%method, path, panic = %what, "handler panicked; answered 500");
             ApiError::internal("the server could not complete the request").into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    fn info(method: &Method, path: &str, query: Option<&str>) -> RequestInfo {
+        RequestInfo::new(method, path, query)
+    }
+
+    fn user(groups: &[&str]) -> UserInfo {
+        UserInfo {
+            name: "u".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_500_status() {
+        let resp = recover_panics(&Method::GET, "/x", async {
+            if true {
+                panic!("boom");
+            }
+            ApiError::bad_request("unreachable").into_response()
+        })
+        .await;
+        assert_eq!(resp.status(), 500);
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let status: serde_json::Value = serde_json::from_slice(&body).expect("a Status");
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["reason"], "InternalError");
+    }
+
+    #[test]
+    fn slots_are_per_kind_and_watches_probes_and_masters_pass() {
+        const FLUNDERS: &str = "/apis/wardle.example.com/v1alpha1/namespaces/a/flunders";
+        let limits = Limits::new(1, 1, Duration::from_secs(60));
+        let list = info(&Method::GET, FLUNDERS, None);
+        let create = info(&Method::POST, FLUNDERS, None);
+        let watch = info(&Method::GET, FLUNDERS, Some("watch=true"));
+        let probe = info(&Method::GET, "/readyz/storage", None);
+        let alice = user(&["system:authenticated"]);
+        let admin = user(&["system:masters"]);
+
+        let read_slot = limits.admit(&list, &alice).expect("free").expect("a slot");
+        assert_eq!(limits.admit(&list, &alice).expect_err("full").status(), 429);
+        // Another kind of request has its own slots.
+        let write_slot = limits
+            .admit(&create, &alice)
+            .expect("free")
+            .expect("a slot");
+        assert_eq!(
+            limits.admit(&create, &alice).expect_err("full").status(),
+            429
+        );
+        for exempt in [&watch, &probe] {
+            assert!(limits.admit(exempt, &alice).expect("exempt").is_none());
+        }
+        assert!(limits.admit(&list, &admin).expect("masters").is_none());
+        drop((read_slot, write_slot));
+        assert!(limits.admit(&list, &alice).expect("free again").is_some());
+        // 0 = no limit.
+        let open = Limits::new(0, 0, Duration::ZERO);
+        assert!(open.admit(&create, &alice).expect("unlimited").is_none());
     }
 }
