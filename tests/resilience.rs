@@ -67,6 +67,31 @@ async fn hostile_patches_and_parameters(engine: Engine) {
     let r = w.patch(&format!("{NS}/f"), JSON_PATCH, &many).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
 
+    // Patches each within the body limit cannot grow an object past 3 MiB: 413, and the object
+    // keeps its last stored state.
+    // (Finalizers: a list with no count limit, merged as a set by strategic merge patch.)
+    let label = "a".repeat(60);
+    let mut last = StatusCode::OK;
+    for p in 0..5 {
+        let fins: Vec<String> = (0..6000)
+            .map(|i| format!("{label}.{label}.p{p}i{i}.example.com/f"))
+            .collect();
+        let body = json!({"metadata": {"finalizers": fins}}).to_string();
+        last = w.patch(&format!("{NS}/f"), SMP, &body).await.status;
+        if last != StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(last, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = w
+        .patch(
+            &format!("{NS}/f"),
+            JSON_PATCH,
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
     // A move onto the parent, then a failing op: 422 (the crate's undo used to panic here).
     for second in [
         json!({"op": "test", "path": "/metadata/labels", "value": 1}),
@@ -131,7 +156,13 @@ async fn hostile_patches_and_parameters(engine: Engine) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     // timeoutSeconds beyond any clock: the watch simply has no deadline.
-    for t in ["9223372036854775807", "18446744073709551615", "0"] {
+    for t in [
+        "9223372036854775807",
+        "18446744073709551615",
+        "1000000000000000000",
+        "4000000000",
+        "0",
+    ] {
         let mut s = w
             .watch(&format!("{NS}?watch=true&timeoutSeconds={t}"), None)
             .await;

@@ -7,6 +7,7 @@
 
 use crate::apimachinery::gofmt::json_kind;
 use crate::apimachinery::status::{ApiError, StatusCause, StatusDetails};
+use crate::storage::object::json_len;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -144,7 +145,7 @@ fn json_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
         if let json_patch::PatchOperation::Copy(c) = op
             && let Some(source) = doc.pointer(c.from.as_str())
         {
-            copied = copied.saturating_add(json_size(source));
+            copied = copied.saturating_add(json_len(source));
             if copied > MAX_JSON_PATCH_COPY_BYTES {
                 return Err(unprocessable(format!(
                     "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
@@ -157,24 +158,6 @@ fn json_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
         })?;
     }
     Ok(doc)
-}
-
-/// The length of `v` serialized as JSON, in bytes, without building the text.
-fn json_size(v: &Value) -> u64 {
-    struct Count(u64);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut n = Count(0);
-    // Writing a Value into a counter cannot fail.
-    let _ = serde_json::to_writer(&mut n, v);
-    n.0
 }
 
 /// Words a failed operation roughly as Go's evanphx/json-patch does.

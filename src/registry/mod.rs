@@ -81,6 +81,14 @@ impl Ctx<'_> {
             StorageError::TooLarge { requested, current } => {
                 ApiError::too_large_resource_version(requested, current)
             }
+            StorageError::ObjectTooLarge(size) => ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!(
+                    "Request entity too large: the object would be {size} bytes, the limit is {}",
+                    crate::storage::types::MAX_OBJECT_BYTES
+                ),
+            ),
             StorageError::Rejected(msg) => {
                 ApiError::bad_request(format!("the object could not be stored: {msg}"))
             }

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dialect::{Cell, Db, Param, SqlSet, refused_input};
 use super::types::{
-    Key, Preconditions, StorageError, StorageResult, Write, WriteOp, WriteOutcome, WriterStats,
+    Key, MAX_OBJECT_BYTES, Preconditions, StorageError, StorageResult, Write, WriteOp,
+    WriteOutcome, WriterStats,
 };
 use super::{inject_rv, strip_rv};
 
@@ -271,6 +272,10 @@ pub(crate) fn plan(w: &Write, cur: Option<&Current>) -> StorageResult<Planned> {
             cur.object.clone()
         }
     };
+    let size = super::object::json_len(&outcome);
+    if size > MAX_OBJECT_BYTES {
+        return Err(StorageError::ObjectTooLarge(size));
+    }
     if contains_nul(&outcome) {
         return Err(StorageError::Rejected(
             "object contains a U+0000 character, which cannot be stored".into(),
@@ -516,6 +521,23 @@ mod tests {
             },
         );
         assert!(matches!(plan(&w, None), Err(StorageError::Rejected(_))));
+    }
+
+    #[test]
+    fn objects_past_the_size_limit_are_refused() {
+        let big = |n: usize| {
+            write(
+                "a",
+                WriteOp::Create {
+                    object: json!({"metadata": {"name": "a"}, "spec": {"x": "y".repeat(n)}}),
+                },
+            )
+        };
+        assert!(plan(&big(1000), None).is_ok());
+        assert!(matches!(
+            plan(&big(MAX_OBJECT_BYTES as usize), None),
+            Err(StorageError::ObjectTooLarge(n)) if n > MAX_OBJECT_BYTES
+        ));
     }
 
     #[test]
