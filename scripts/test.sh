@@ -31,4 +31,8 @@ fi
 # from the Go module proxy (22-28 min cold on 2 cores), then cached outside the repository.
 WARDLE_KUBE_BINS="$(scripts/kube-bins.sh | tail -n 1)"
 export WARDLE_KUBE_BINS
+# The Go sample-apiserver and etcd the differential test (tests/differential.rs) compares wardle
+# with: built once the same way (about 3 min cold once the kube build has filled the caches).
+WARDLE_GO_PEERS="$(scripts/go-peers.sh | tail -n 1)"
+export WARDLE_GO_PEERS
 cargo test --locked --all-targets "$@"

@@ -56,7 +56,8 @@ pub struct Config {
     #[arg(long, default_value = "168h", value_parser = crate::storage::compaction::parse_duration)]
     pub history_retention: std::time::Duration,
 
-    /// Admission plugins to turn off (BanFlunder, NamespaceLifecycle).
+    /// Admission plugins to turn off: NamespaceLifecycle, MutatingAdmissionWebhook,
+    /// ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, BanFlunder.
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
 

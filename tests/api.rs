@@ -691,7 +691,7 @@ async fn selectors_and_pages(engine: Engine) {
         r.json()["message"]
             .as_str()
             .unwrap()
-            .starts_with("Too large resource version: 999999")
+            .starts_with("Timeout: Too large resource version: 999999")
     );
     assert_eq!(
         w.get(&format!("{NS}?resourceVersion=abc")).await.status,

@@ -1,6 +1,16 @@
-//! Admission plugins run on writes: NamespaceLifecycle (when a cluster is attached) and BanFlunder.
+//! Admission plugins run on writes, in Go's order (k8s.io/apiserver `options/admission.go`):
+//! NamespaceLifecycle, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
+//! ValidatingAdmissionWebhook (these four when a cluster is attached) and BanFlunder.
 
+pub mod attributes;
+pub mod cel;
+mod chain;
+pub mod informer;
+pub mod matching;
 pub mod namespace;
+pub mod policy;
+pub mod warnings;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -16,6 +26,10 @@ pub struct Admission {
     pub ban_flunder: bool,
     /// Set when a cluster kubeconfig is given (`--kubeconfig` or in-cluster).
     pub namespace_lifecycle: Option<Arc<namespace::NamespaceLifecycle>>,
+    /// MutatingAdmissionWebhook + ValidatingAdmissionWebhook (cluster attached).
+    pub webhooks: Option<Arc<webhook::Webhooks>>,
+    /// ValidatingAdmissionPolicy (cluster attached).
+    pub policies: Option<Arc<policy::Policies>>,
 }
 
 impl Default for Admission {
@@ -23,32 +37,9 @@ impl Default for Admission {
         Admission {
             ban_flunder: true,
             namespace_lifecycle: None,
+            webhooks: None,
+            policies: None,
         }
-    }
-}
-
-impl Admission {
-    /// Mutating admission for CREATE; `name` is empty for generateName creates (as in Go,
-    /// which runs admission before generating the name, so generated names are never banned).
-    pub async fn admit_create(
-        &self,
-        cache: &WatchCache,
-        resource: &dyn Resource,
-        namespace: &str,
-        name: &str,
-    ) -> ApiResult<()> {
-        // Go's order: NamespaceLifecycle first.
-        if let Some(nl) = &self.namespace_lifecycle
-            && resource.namespaced()
-            && !namespace.is_empty()
-        {
-            nl.admit_create(&resource.group_resource(), namespace, name)
-                .await?;
-        }
-        if self.ban_flunder && resource.plural() == "flunders" && !name.is_empty() {
-            ban_flunder(cache, resource, name).await?;
-        }
-        Ok(())
     }
 }
 

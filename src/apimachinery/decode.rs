@@ -237,7 +237,7 @@ impl<'de> Visitor<'de> for KeyString {
 
 /// Parses a JSON body, returning the value and the paths of repeated keys (`spec.reference`).
 /// A syntax error is a 400 whose message is Go's `couldn't get version/kind; json parse error: ...`
-/// (the lead may wrap it with `unrecognized_body`).
+/// (callers wrap it with `unrecognized_body`).
 pub fn parse_json(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     if bytes.len() >= crate::apimachinery::cpu::LARGE_BODY {
         return crate::apimachinery::cpu::cpu_bound(|| parse_json_now(bytes));
@@ -256,7 +256,14 @@ fn parse_json_now(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     .deserialize(&mut de)
     .and_then(|v| de.end().map(|_| v))
     .map_err(|e| {
-        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        // Go's encoding/json says this of truncated (and empty) input.
+        let why = match e.classify() {
+            serde_json::error::Category::Eof => "unexpected end of JSON input".to_string(),
+            _ => e.to_string(),
+        };
+        ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: {why}"
+        ))
     })?;
     Ok((value, dupes))
 }
@@ -330,6 +337,24 @@ pub fn unrecognized_body(kind: &str, detail: &str, body: &[u8]) -> ApiError {
     ApiError::bad_request(format!(
         "the object provided is unrecognized (must be of type {kind}): {detail} ({summary})"
     ))
+}
+
+/// A body that is valid JSON but no object (`[]`, `"x"`, `1`): Go's error from reading its
+/// apiVersion and kind, in the `unrecognized_body` form; None for objects and `null`.
+pub fn not_an_object(kind: &str, value: &Value, body: &[u8]) -> Option<ApiError> {
+    let ty = match value {
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Object(_) | Value::Null => return None,
+    };
+    let detail = format!(
+        "couldn't get version/kind; json parse error: json: cannot unmarshal {ty} into Go value \
+         of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \
+         \"json:\\\"kind,omitempty\\\"\" }}"
+    );
+    Some(unrecognized_body(kind, &detail, body))
 }
 
 /// What a schema walk found: unknown field paths and Go-style type errors, in document order.
@@ -784,6 +809,25 @@ mod tests {
         let (v, d) = parse_json(body).unwrap();
         assert_eq!(v["spec"]["reference"], "b");
         assert_eq!(d, vec!["spec.reference", "spec.items[0].name", "kind"]);
+    }
+
+    #[test]
+    fn bodies_that_are_not_objects_are_unrecognized() {
+        let e = not_an_object("Flunder", &json!([]), b"[]").unwrap();
+        assert_eq!(
+            e.message,
+            "the object provided is unrecognized (must be of type Flunder): couldn't get \
+             version/kind; json parse error: json: cannot unmarshal array into Go value of type \
+             struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \
+             \"json:\\\"kind,omitempty\\\"\" } (5b5d)"
+        );
+        assert!(not_an_object("Flunder", &json!({}), b"{}").is_none());
+        assert!(not_an_object("Flunder", &Value::Null, b"null").is_none());
+        let e = parse_json(b"").unwrap_err();
+        assert_eq!(
+            e.message,
+            "couldn't get version/kind; json parse error: unexpected end of JSON input"
+        );
     }
 
     #[test]

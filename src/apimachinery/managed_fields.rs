@@ -19,7 +19,8 @@ fn is_print(c: char) -> bool {
 }
 
 /// Manager name from a User-Agent: the part before the first `/`, non-printables dropped,
-/// cut at 128 bytes (AS:`handlers/rest.go` prefixFromUserAgent).
+/// cut at 128 bytes (AS:`handlers/create.go` prefixFromUserAgent); `unknown` when that leaves
+/// nothing, as Go's field manager names an empty manager (AM `internal/buildmanagerinfo.go`).
 pub fn default_manager(user_agent: Option<&str>) -> String {
     let ua = user_agent.unwrap_or("");
     let prefix = ua.split('/').next().unwrap_or("");
@@ -29,6 +30,9 @@ pub fn default_manager(user_agent: Option<&str>) -> String {
             break;
         }
         out.push(c);
+    }
+    if out.is_empty() {
+        out.push_str("unknown");
     }
     out
 }
@@ -1153,7 +1157,8 @@ mod tests {
         );
         assert_eq!(default_manager(Some("curl/8.5.0")), "curl");
         assert_eq!(default_manager(Some("a\u{7}b/1")), "ab");
-        assert_eq!(default_manager(None), "");
+        assert_eq!(default_manager(None), "unknown");
+        assert_eq!(default_manager(Some("/x")), "unknown");
         assert_eq!(default_manager(Some(&"x".repeat(300))).len(), 128);
 
         assert!(validate_manager("kubectl-client-side-apply").is_ok());

@@ -5,7 +5,7 @@ use super::fields::{self, FieldSelector};
 use super::labels::{self, Selector};
 use super::status::{ApiError, ApiResult, FieldError};
 use crate::http::request_info::{parse_bool, query_params};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RvMatch {
@@ -30,7 +30,7 @@ pub fn parse_rv(s: Option<&str>) -> ApiResult<Rv> {
         Some(v) => match v.parse::<u64>() {
             Ok(n) if n <= i64::MAX as u64 => Ok(Rv::At(n as i64)),
             _ => Err(ApiError::bad_request(format!(
-                "invalid resource version: strconv.ParseUint: parsing {v:?}: invalid syntax"
+                "invalid resource version: resourceVersion: Invalid value: {v:?}: strconv.ParseUint: parsing {v:?}: invalid syntax"
             ))),
         },
     }
@@ -66,6 +66,28 @@ fn bad_param(name: &str, value: &str) -> ApiError {
     ))
 }
 
+/// An integer query parameter that does not parse, worded as Go's query conversion does
+/// (`strconv.ParseInt` errors).
+fn bad_int_param(value: &str) -> ApiError {
+    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+    let why = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        "value out of range"
+    } else {
+        "invalid syntax"
+    };
+    ApiError::bad_request(format!("strconv.ParseInt: parsing {value:?}: {why}"))
+}
+
+/// Whether `dryRun` values ask for a dry run; any value but `All` is one error naming them all,
+/// as Go's ValidateDryRun reports the list (`Unsupported value: ["Foo"]`).
+fn check_dry_run(values: &[String], errs: &mut Vec<FieldError>) -> bool {
+    let values: Vec<&String> = values.iter().filter(|d| !d.is_empty()).collect();
+    if values.iter().any(|d| *d != "All") {
+        errs.push(FieldError::not_supported("dryRun", json!(values), &["All"]));
+    }
+    !values.is_empty()
+}
+
 fn parse_bool_param(name: &str, value: &str) -> ApiResult<bool> {
     if value.is_empty() {
         return Ok(true);
@@ -91,7 +113,7 @@ impl ListOptions {
                 "labelSelector" => label = Some(v),
                 "fieldSelector" => field = Some(v),
                 "limit" => {
-                    let n: i64 = v.parse().map_err(|_| bad_param("limit", &v))?;
+                    let n: i64 = v.parse().map_err(|_| bad_int_param(&v))?;
                     // Go treats limit <= 0 as "no limit".
                     limit = (n > 0).then_some(n as usize);
                 }
@@ -102,10 +124,7 @@ impl ListOptions {
                 "allowWatchBookmarks" => bookmarks = parse_bool_param("allowWatchBookmarks", &v)?,
                 "sendInitialEvents" => initial = Some(parse_bool_param("sendInitialEvents", &v)?),
                 "timeoutSeconds" => {
-                    timeout = Some(
-                        v.parse::<u64>()
-                            .map_err(|_| bad_param("timeoutSeconds", &v))?,
-                    )
+                    timeout = Some(v.parse::<u64>().map_err(|_| bad_int_param(&v))?)
                 }
                 _ => {}
             }
@@ -228,27 +247,24 @@ impl WriteOptions {
     /// `kind` names the options kind in errors: CreateOptions, UpdateOptions or PatchOptions.
     pub fn parse(query: Option<&str>, kind: &str) -> ApiResult<WriteOptions> {
         let mut o = WriteOptions::default();
-        let mut errs = Vec::new();
+        let mut dry_run = Vec::new();
         for (k, v) in query_params(query) {
             match k.as_str() {
-                "dryRun" => {
-                    if v == "All" {
-                        o.dry_run = true;
-                    } else if !v.is_empty() {
-                        errs.push(FieldError::not_supported("dryRun", v.as_str(), &["All"]));
-                    }
-                }
-                "fieldManager" => {
-                    errs.extend(super::managed_fields::manager_errors(&v));
-                    o.field_manager = Some(v);
-                }
-                "fieldValidation" => {
-                    errs.extend(super::decode::field_validation_error(Some(&v)));
-                    o.field_validation = Some(v);
-                }
+                "dryRun" => dry_run.push(v),
+                "fieldManager" => o.field_manager = Some(v),
+                "fieldValidation" => o.field_validation = Some(v),
                 "force" => o.force = Some(parse_bool_param("force", &v)?),
                 _ => {}
             }
+        }
+        // Go's order (ValidateCreateOptions and friends): fieldManager, dryRun, fieldValidation.
+        let mut errs = Vec::new();
+        if let Some(m) = &o.field_manager {
+            errs.extend(super::managed_fields::manager_errors(m));
+        }
+        o.dry_run = check_dry_run(&dry_run, &mut errs);
+        if let Some(v) = &o.field_validation {
+            errs.extend(super::decode::field_validation_error(Some(v)));
         }
         if o.force.is_some() && kind != "PatchOptions" {
             errs.push(FieldError::forbidden(
@@ -294,8 +310,8 @@ impl DeleteOptions {
         let mut policy: Option<String> = None;
         let mut dry_run: Vec<String> = Vec::new();
         if !body.iter().all(u8::is_ascii_whitespace) {
-            let v: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+            // Syntax errors read as Go's decoder words them (`couldn't get version/kind; ...`).
+            let (v, _) = super::decode::parse_json(body)?;
             if !v.is_object() {
                 return Err(ApiError::bad_request(
                     "error decoding DeleteOptions: not a JSON object",
@@ -331,19 +347,12 @@ impl DeleteOptions {
                 "propagationPolicy" => policy = Some(v),
                 "orphanDependents" => orphan = Some(parse_bool_param("orphanDependents", &v)?),
                 "gracePeriodSeconds" => {
-                    o.grace_period_seconds =
-                        Some(v.parse().map_err(|_| bad_param("gracePeriodSeconds", &v))?)
+                    o.grace_period_seconds = Some(v.parse().map_err(|_| bad_int_param(&v))?)
                 }
                 _ => {}
             }
         }
-        for d in dry_run.iter().filter(|d| !d.is_empty()) {
-            if d == "All" {
-                o.dry_run = true;
-            } else {
-                errs.push(FieldError::not_supported("dryRun", d.as_str(), &["All"]));
-            }
-        }
+        o.dry_run = check_dry_run(&dry_run, &mut errs);
         o.propagation = match policy.as_deref() {
             None | Some("") => None,
             Some("Orphan") => Some(Propagation::Orphan),
@@ -450,7 +459,7 @@ mod tests {
         assert_eq!(e.code, 422);
         assert!(
             e.message
-                .contains(r#"dryRun: Unsupported value: "Foo": supported values: "All""#),
+                .contains(r#"dryRun: Unsupported value: ["Foo"]: supported values: "All""#),
             "{}",
             e.message
         );

@@ -318,11 +318,14 @@ impl ApiError {
         ApiError::new(410, "Expired", message)
     }
 
+    /// 504 Timeout; the message reads `Timeout: <message>` (AM `errors.NewTimeoutError`).
     pub fn timeout(message: impl Into<String>, retry_after: u32) -> Self {
-        ApiError::new(504, "Timeout", message).with_details(StatusDetails {
-            retry_after_seconds: Some(retry_after),
-            ..Default::default()
-        })
+        ApiError::new(504, "Timeout", format!("Timeout: {}", message.into())).with_details(
+            StatusDetails {
+                retry_after_seconds: Some(retry_after),
+                ..Default::default()
+            },
+        )
     }
 
     pub fn too_large_resource_version(requested: i64, current: i64) -> Self {
@@ -360,6 +363,12 @@ impl ApiError {
 
     pub fn not_acceptable(message: impl Into<String>) -> Self {
         ApiError::new(406, "NotAcceptable", message)
+    }
+
+    /// 406 from Go's router (go-restful) rather than its handlers: empty details, as Go's
+    /// container error handler builds it (a generic server response).
+    pub fn route_not_acceptable(message: impl Into<String>) -> Self {
+        Self::not_acceptable(message).with_details(StatusDetails::default())
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {

@@ -81,9 +81,9 @@ fn group_body() -> (Vec<Value>, Value) {
 /// `GET /apis` (legacy): APIGroupList with the address clients should use.
 pub fn api_group_list(server_address: &str) -> Value {
     let (versions, preferred) = group_body();
+    // No apiVersion: Go's legacy /apis handler writes the list without one.
     json!({
         "kind": "APIGroupList",
-        "apiVersion": "v1",
         "groups": [{
             "name": GROUP,
             "versions": versions,

@@ -83,10 +83,22 @@ pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let mut resp = match handle(state, resource, version, req).await {
+    // Go's router refuses an Accept no route produces before any handler (or warning) runs.
+    let collection_get =
+        req.info.name.is_empty() && matches!(req.info.verb.as_str(), "list" | "watch");
+    if let Err(e) =
+        negotiate::route_accepts(header_str(req.headers, header::ACCEPT), collection_get)
+    {
+        return e.into_response();
+    }
+    // Admission's warnings (webhooks, policies) are recorded below and become headers here.
+    let (result, warnings) =
+        crate::admission::warnings::record(handle(state, resource, version, req)).await;
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    response::add_warnings(&mut resp, &warnings);
     // Go adds the deprecation warning to every response of a deprecated version's routes.
     if let Some(w) = resource
         .version(version)
@@ -176,11 +188,33 @@ fn list_json(r: &dyn Resource, version: &'static str, page: &ListResult) -> Vec<
             .as_bytes(),
     );
     body.extend_from_slice(b",\"items\":[");
+    // Items carry no apiVersion/kind, as Go encodes a typed list's items (the list says them
+    // once). Keys are sorted, so both lead the cached text of an object.
+    let type_meta = format!(
+        "{{\"apiVersion\":{},\"kind\":{},",
+        json!(format!("{}/{}", api::GROUP, version)),
+        json!(r.kind())
+    );
     for (i, t) in texts.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(t.as_bytes());
+        match t.strip_prefix(type_meta.as_str()) {
+            Some(rest) => {
+                body.push(b'{');
+                body.extend_from_slice(rest.as_bytes());
+            }
+            None => {
+                // A kind with fields sorting before `kind` (a Fischer's disallowedFlunders).
+                let mut item: Value = serde_json::from_str(t).unwrap_or_default();
+                if let Some(m) = item.as_object_mut() {
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                }
+                let text = crate::apimachinery::gofmt::go_json_escape(item.to_string());
+                body.extend_from_slice(text.as_bytes());
+            }
+        }
     }
     body.extend_from_slice(b"],\"kind\":");
     body.extend_from_slice(json!(r.list_kind()).to_string().as_bytes());
@@ -204,7 +238,14 @@ fn render_list(
             let items: Vec<Value> = page
                 .items
                 .iter()
-                .map(|o| r.storage_to_version(version, o.value()))
+                .map(|o| {
+                    let mut item = r.storage_to_version(version, o.value());
+                    if let Some(m) = item.as_object_mut() {
+                        m.remove("apiVersion");
+                        m.remove("kind");
+                    }
+                    item
+                })
                 .collect();
             json!({
                 "kind": r.list_kind(),
@@ -249,17 +290,15 @@ fn decode_body(
     let format = negotiate::body_format(header_str(headers, header::CONTENT_TYPE))?;
     let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
     let kind = ctx.resource.kind();
+    // A body whose apiVersion and kind cannot even be read gets Go's "unrecognized" answer.
     let (obj, dupes) = match format {
         BodyFormat::Json => decode::parse_json(body),
         BodyFormat::Yaml => decode::parse_yaml(body),
     }
-    .map_err(|e| {
-        ApiError::bad_request(format!(
-            "{kind} in version {v:?} cannot be handled as a {kind}: {m}",
-            v = ctx.version,
-            m = e.message
-        ))
-    })?;
+    .map_err(|e| decode::unrecognized_body(kind, &e.message, body))?;
+    if let Some(e) = decode::not_an_object(kind, &obj, body) {
+        return Err(e);
+    }
     let warnings = check_fields(ctx, &obj, dupes, mode, false)?;
     Ok((obj, warnings))
 }
@@ -425,6 +464,7 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::fischer::Fischer;
     use crate::api::flunder::Flunder;
 
     fn flunder(name: &str, rv: i64) -> Obj {
@@ -466,6 +506,23 @@ mod tests {
                     String::from_utf8(want).unwrap()
                 );
             }
+            let fischers = ListResult {
+                items: vec![Obj::from_value(&json!({
+                    "apiVersion": "wardle.example.com/v1alpha1",
+                    "kind": "Fischer",
+                    "metadata": {"name": "f", "resourceVersion": "3"},
+                    "disallowedFlunders": ["a"],
+                }))],
+                rv: 3,
+                continue_token: None,
+                remaining: None,
+            };
+            let tree = render_list(&Fischer, "v1alpha1", &neg, None, fischers.clone()).unwrap();
+            let (want, _) = negotiate::encode(&tree, negotiate::Format::Json, false);
+            let got = list_json(&Fischer, "v1alpha1", &fischers);
+            let want = String::from_utf8(want).unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), want);
+            assert!(!want.contains("\"kind\":\"Fischer\""), "{want}");
             let one = flunder("c", 5);
             let tree = render_item(&Flunder, version, &neg, None, one.value()).unwrap();
             let (want, _) = negotiate::encode(&tree, negotiate::Format::Json, false);

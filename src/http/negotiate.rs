@@ -244,6 +244,33 @@ fn accept_clause(c: &Clause) -> Option<Negotiated> {
     None
 }
 
+/// go-restful's route check, which runs before Go's handlers negotiate: unless some Accept clause
+/// names exactly (parameters and `q` ignored, case-sensitive, no `application/*`) `*/*` or a type
+/// the route produces, 406 in go-restful's words with empty details. `stream_route`: the
+/// collection GET (list and watch), which also produces the `;stream=watch` types.
+pub fn route_accepts(accept: Option<&str>, stream_route: bool) -> Result<(), ApiError> {
+    let header = accept.unwrap_or("");
+    if header.trim().is_empty() {
+        return Ok(());
+    }
+    let produced = GO_MEDIA_TYPES.split(", ").collect::<Vec<_>>();
+    let matched = header.split(',').any(|clause| {
+        let t = clause.split(';').next().unwrap_or("").trim();
+        t == "*/*" || produced.contains(&t)
+    });
+    if matched {
+        return Ok(());
+    }
+    let streams = if stream_route {
+        ", application/json;stream=watch, application/vnd.kubernetes.protobuf;stream=watch"
+    } else {
+        ""
+    };
+    Err(ApiError::route_not_acceptable(format!(
+        "406: Not Acceptable\n\nAvailable representations: {GO_MEDIA_TYPES}{streams}"
+    )))
+}
+
 fn not_acceptable() -> ApiError {
     ApiError::not_acceptable(format!(
         "only the following media types are accepted: {GO_MEDIA_TYPES}"
@@ -373,6 +400,39 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the Go server answered (tests/differential.rs checks the same against it).
+    #[test]
+    fn route_accept_check_is_go_restfuls() {
+        for ok in [
+            None,
+            Some(""),
+            Some("*/*"),
+            Some("text/html, application/json;q=0"),
+            Some("application/yaml"),
+            Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
+        ] {
+            assert!(route_accepts(ok, false).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "text/html",
+            "application/*",
+            "Application/JSON",
+            "application/xml",
+        ] {
+            let e = route_accepts(Some(bad), false).unwrap_err();
+            assert_eq!(e.code, 406);
+            assert_eq!(
+                e.message,
+                "406: Not Acceptable\n\nAvailable representations: application/json, \
+                 application/yaml, application/vnd.kubernetes.protobuf"
+            );
+        }
+        let e = route_accepts(Some("text/html"), true).unwrap_err();
+        assert!(e.message.ends_with(
+            ", application/json;stream=watch, application/vnd.kubernetes.protobuf;stream=watch"
+        ));
+    }
     use serde_json::json;
 
     const KUBECTL_GET: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";

@@ -204,7 +204,12 @@ async fn route(
                 [group, v] if *group == crate::api::GROUP => {
                     discovery::version_resources(v, headers)
                 }
-                _ => Err(ApiError::not_found_path()),
+                [group, ..] if *group == crate::api::GROUP => Err(ApiError::not_found_path()),
+                // Another group is no path of this server: the index, as for any unknown path.
+                _ => Ok(response::json(
+                    StatusCode::NOT_FOUND,
+                    &json!({"paths": INDEX_PATHS}),
+                )),
             }
         }
         _ => Ok(response::json(

@@ -337,13 +337,19 @@ impl Stream {
         }
     }
 
-    /// A BOOKMARK: an empty object of the kind carrying only the resourceVersion.
+    /// A BOOKMARK: the kind's empty object (as Go encodes it: a Flunder keeps `spec: {}` and
+    /// `status: {}`) carrying only the resourceVersion.
     fn bookmark(&mut self, rv: i64, initial_events_end: bool) -> Bytes {
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if initial_events_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let obj = json!({"kind": self.resource.kind(), "apiVersion": self.api_version(), "metadata": meta});
+        let mut obj = self
+            .resource
+            .hub_to_version(self.version, json!({"metadata": {}}));
+        obj["metadata"] = meta;
+        obj["kind"] = json!(self.resource.kind());
+        obj["apiVersion"] = json!(self.api_version());
         match self.neg.target {
             Target::Object => self.frame("BOOKMARK", obj),
             _ => self.frame_object("BOOKMARK", obj),

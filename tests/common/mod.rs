@@ -3,5 +3,6 @@
 pub mod backend;
 pub mod pki;
 pub mod postgres;
+pub mod procs;
 pub mod raw;
 pub mod server;

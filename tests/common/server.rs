@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use super::procs::free_port;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -84,14 +85,6 @@ pub struct Wardle {
     pub kubeconfig: PathBuf,
     client: kube::Client,
     log: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 pub fn install_crypto() {
