@@ -130,6 +130,25 @@ pub struct Config {
     #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration, hide = true)]
     pub config_reload_interval: std::time::Duration,
 
+    /// The most non-mutating requests (get, list) in flight at once; beyond it clients get 429.
+    /// 0 = no limit. Watches do not count.
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: usize,
+
+    /// The most mutating requests in flight at once; beyond it clients get 429. 0 = no limit.
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
+
+    /// How long a request that is not a watch may take, reading its body included; then 504.
+    #[arg(long, default_value = "60s", value_parser = crate::storage::compaction::parse_duration)]
+    pub request_timeout: std::time::Duration,
+
+    /// How long a client may take to send a request's headers (Go: ReadHeaderTimeout, fixed at
+    /// 32 s); also how long an idle keep-alive connection stays open (hyper starts this timer
+    /// when the connection waits for its next request; Go's IdleTimeout is 90 s).
+    #[arg(long, default_value = "32s", value_parser = crate::storage::compaction::parse_duration, hide = true)]
+    pub http_header_read_timeout: std::time::Duration,
+
     /// `--audit-*`: policy, log and webhook backends, as kube-apiserver's.
     #[command(flatten)]
     pub audit: crate::audit::AuditOptions,

@@ -11,6 +11,7 @@ use crate::authz::Authorizer;
 use crate::authz::webhook::SubjectAccessReviewer;
 use crate::config::Config;
 use crate::http::health::{Check, Health};
+use crate::http::limits::Limits;
 use crate::http::router::{AppState, router};
 use crate::kubeclient;
 use crate::registry::Store;
@@ -168,18 +169,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let health_storage = storage.clone();
     let storage_check: Check = Arc::new(move || {
         let s = health_storage.clone();
-        async move { s.ping().await.map_err(|e| e.to_string()) }.boxed()
+        async move { s.ready().await.map_err(|e| e.to_string()) }.boxed()
     });
     let state = Arc::new(AppState {
         store,
         cache: cache.clone(),
         compaction: compaction_stats,
-        health: Health::new(vec![("storage".to_string(), storage_check)]),
+        health: Health::new(vec![("storage".to_string(), storage_check)])
+            .not_for_liveness("storage"),
         authenticator: authenticator.clone(),
         authorizer: Arc::new(authorizer),
         auditor: auditor.clone(),
         external_address: format!("{}:{}", config.external_hostname, config.secure_port),
         shutting_down: AtomicBool::new(false),
+        limits: Limits::new(
+            config.max_requests_inflight,
+            config.max_mutating_requests_inflight,
+            config.request_timeout,
+        ),
     });
 
     let hints = authenticator.ca_bundles();
@@ -200,9 +207,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
 
     let app = router(state.clone());
-    let server = axum_server::bind_rustls(addr, rustls)
+    let mut server = axum_server::bind_rustls(addr, rustls)
         .handle(handle.clone())
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>());
+        .first_request_timeout(config.http_header_read_timeout);
+    tls::server::bound_connections(server.http_builder(), config.http_header_read_timeout);
+    let server = server.serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let shutdown_state = state.clone();
     let shutdown_handle = handle.clone();
     tokio::spawn(async move {

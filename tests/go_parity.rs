@@ -500,10 +500,9 @@ async fn negotiated_errors_and_reads(engine: Engine) {
     let s = r.json();
     assert_eq!(s["reason"], "Timeout");
     assert!(
-        s["message"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("Timeout: Too large resource version: {future}, current: ")),
+        s["message"].as_str().unwrap().starts_with(&format!(
+            "Timeout: Too large resource version: {future}, current: "
+        )),
         "{s}"
     );
     let r = w.get(&format!("{NS}/g?resourceVersion=abc")).await;

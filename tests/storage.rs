@@ -14,6 +14,17 @@ use wardle::storage::Storage;
 use wardle::storage::types::*;
 
 impl Backend {
+    /// The RVs of the event log, in order.
+    async fn event_rvs(&self) -> Vec<i64> {
+        self.raw()
+            .await
+            .events()
+            .await
+            .into_iter()
+            .map(|e| e.0)
+            .collect()
+    }
+
     async fn raw(&self) -> Raw {
         if self.is_pg() {
             Raw::Pg(
@@ -96,6 +107,7 @@ on_both!(
     reopen_keeps_data,
     concurrent_opens_migrate_once,
     reporting_views,
+    a_refused_write_fails_alone,
 );
 
 fn flunder(ns: &str, name: &str, spec: Value) -> Value {
@@ -286,46 +298,30 @@ async fn precondition_failures_stay_in_their_write(b: &Backend) {
     let s = b.open().await;
     s.write(create("ns", "exists")).await.expect("seed");
     s.write(create("ns", "victim")).await.expect("seed");
-    let mut raw = b.raw().await;
-
-    // Hold the serialisation point so the writer is stuck in its first batch while the rest
-    // queue up; they then commit together as one batch.
-    raw.block_writers().await;
-    let first = tokio::spawn({
-        let s = s.clone();
-        async move { s.write(create("ns", "first")).await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let writes = vec![
-        create("ns", "ok-1"),
-        create("ns", "exists"), // AlreadyExists
-        update("ns", "nobody", json!({}), Preconditions::default()), // NotFound
-        update("ns", "victim", json!({}), rv_pre(999)), // Conflict
-        delete(
-            "ns",
-            "exists",
-            Preconditions {
-                rv: None,
-                uid: Some("x".into()),
-            },
-        ), // UidMismatch (deferred: same key)
-        create("ns", "ok-2"),
-    ];
-    let mut handles = Vec::new();
-    for w in writes {
-        let s = s.clone();
-        handles.push(tokio::spawn(async move { s.write(w).await }));
-        // Spawned tasks race each other; a pause keeps the queue in the listed order.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    raw.release().await;
-
-    assert_eq!(first.await.expect("join").map(|o| o.rv), Ok(4));
-    let mut results = Vec::new();
-    for h in handles {
-        results.push(h.await.expect("join"));
-    }
+    // `first` is taken alone by the writer, which then waits at the held serialisation point
+    // while the rest queue up; they then commit together as one batch.
+    let mut results = in_one_batch(
+        b,
+        &s,
+        vec![
+            create("ns", "first"),
+            create("ns", "ok-1"),
+            create("ns", "exists"), // AlreadyExists
+            update("ns", "nobody", json!({}), Preconditions::default()), // NotFound
+            update("ns", "victim", json!({}), rv_pre(999)), // Conflict
+            delete(
+                "ns",
+                "exists",
+                Preconditions {
+                    rv: None,
+                    uid: Some("x".into()),
+                },
+            ), // UidMismatch (deferred: same key)
+            create("ns", "ok-2"),
+        ],
+    )
+    .await;
+    assert_eq!(results.remove(0).map(|o| o.rv), Ok(4));
     let ok_rvs: Vec<i64> = results
         .iter()
         .filter_map(|r| r.as_ref().ok().map(|o| o.rv))
@@ -353,7 +349,7 @@ async fn precondition_failures_stay_in_their_write(b: &Backend) {
         "the queued writes shared a transaction: {stats:?}"
     );
     assert_eq!(stats.writes, 5);
-    let rvs: Vec<i64> = raw.events().await.into_iter().map(|e| e.0).collect();
+    let rvs: Vec<i64> = b.event_rvs().await;
     assert_eq!(rvs, vec![2, 3, 4, 5, 6]);
     s.close().await;
 }
@@ -668,14 +664,7 @@ async fn two_instances_share_one_counter(b: &Backend) {
             .len(),
         EACH * 2 + 1
     );
-    let events: Vec<i64> = b
-        .raw()
-        .await
-        .events()
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let events: Vec<i64> = b.event_rvs().await;
     assert_eq!(events, (2..=n + 1).collect::<Vec<_>>());
     s1.close().await;
     s2.close().await;
@@ -858,15 +847,7 @@ async fn database_outage_is_unavailable_then_recovers() {
     let b = Backend::postgres();
     let s = b.open().await;
     s.write(create("ns", "before")).await.expect("create");
-    let db = b.url.rsplit('/').next().expect("db name").to_string();
-    let admin = common::postgres::admin_url();
-    common::postgres::run_sql(
-        &admin,
-        format!(
-            "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
-        ),
-    );
+    common::postgres::refuse_connections(&b.url);
     assert!(matches!(
         s.write(create("ns", "during")).await,
         Err(StorageError::Unavailable(_))
@@ -882,15 +863,211 @@ async fn database_outage_is_unavailable_then_recovers() {
     assert!(s.ping().await.is_err());
     assert_eq!(s.stats().failed_batches, 1);
 
-    common::postgres::run_sql(
-        &admin,
-        format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
-    );
+    common::postgres::allow_connections(&b.url);
     s.ping().await.expect("ping after recovery");
     let after = s
         .write(create("ns", "after"))
         .await
         .expect("write after recovery");
     assert_eq!(after.rv, 3, "the failed batch left no gap");
+    s.close().await;
+}
+
+/// Queues `writes` behind a held serialisation point so they share one batch, then releases it
+/// and returns their results in order.
+async fn in_one_batch(
+    b: &Backend,
+    s: &Storage,
+    writes: Vec<Write>,
+) -> Vec<StorageResult<WriteOutcome>> {
+    let mut raw = b.raw().await;
+    raw.block_writers().await;
+    let mut handles = Vec::new();
+    for w in writes {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move { s.write(w).await }));
+        // Spawned tasks race each other; a pause keeps the queue in the listed order.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    raw.release().await;
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.expect("join"));
+    }
+    results
+}
+
+/// Group commit isolates writes: when the database refuses one write's data (here a trigger
+/// refuses a name, as a check constraint would; on Postgres also a key too large for the
+/// primary-key index), that write fails alone with `Rejected` and the others of its batch commit
+/// with consecutive RVs.
+async fn a_refused_write_fails_alone(b: &Backend) {
+    let s = b.open().await;
+    s.write(create("ns", "seed")).await.expect("seed");
+    if b.is_pg() {
+        b.exec(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.name = 'poison' THEN \
+               RAISE EXCEPTION 'poison refused' USING ERRCODE = '22023'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON objects \
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+        )
+        .await;
+    } else {
+        b.exec(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON objects \
+             WHEN NEW.name = 'poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END;",
+        )
+        .await;
+    }
+    let results = in_one_batch(
+        b,
+        &s,
+        vec![
+            create("ns", "ok-1"),
+            create("ns", "poison"),
+            create("ns", "seed"), // AlreadyExists, as in any batch
+            create("ns", "ok-2"),
+        ],
+    )
+    .await;
+    assert_eq!(results[0].as_ref().map(|o| o.rv), Ok(3));
+    assert!(
+        matches!(&results[1], Err(StorageError::Rejected(m)) if m.contains("poison refused")),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(results[2], Err(StorageError::AlreadyExists));
+    assert_eq!(results[3].as_ref().map(|o| o.rv), Ok(4));
+
+    if b.is_pg() {
+        // ~2.7 KB of random characters do not compress below the btree's 2704-byte entry limit.
+        let long: String = (0..2700)
+            .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+            .collect();
+        let results = in_one_batch(b, &s, vec![create("ns", "ok-3"), create("ns", &long)]).await;
+        assert_eq!(results[0].as_ref().map(|o| o.rv), Ok(5));
+        assert!(
+            matches!(&results[1], Err(StorageError::Rejected(m)) if m.contains("index row")),
+            "{:?}",
+            results[1]
+        );
+    }
+    let rvs: Vec<i64> = b.event_rvs().await;
+    // A fresh store starts at resourceVersion 1; the first write is 2.
+    assert_eq!(
+        rvs,
+        (2..=rvs.len() as i64 + 1).collect::<Vec<_>>(),
+        "no gap"
+    );
+    let names = names(
+        &s.list_chunk("flunders", None, None, None, 0)
+            .await
+            .expect("list"),
+    );
+    assert!(!names.contains(&"ns/poison".to_string()), "{names:?}");
+    s.close().await;
+}
+
+/// SQLite on a full disk (a 2 MiB tmpfs): writes fail with `Unavailable` and readiness fails;
+/// once space is freed, readiness and writes come back on the same Storage (no connection left
+/// stuck in a failed transaction). Needs `mount` (root); skipped with a message otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_disk_full_then_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!("SKIPPED sqlite_disk_full_then_recovers: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            // Lazy: the pool may still be closing its files.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+
+    let url = format!("sqlite://{}?mode=rwc", mnt.join("wardle.db").display());
+    let s = Storage::open(&url).await.expect("open");
+    s.write(create("ns", "before")).await.expect("first write");
+    // Empty the write-ahead log (its file is reused in place, which needs no new space), then
+    // fill the disk to the last byte: the next write cannot grow the log.
+    {
+        let mut raw = sqlx::SqliteConnection::connect(&url).await.expect("raw");
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut raw)
+            .await
+            .expect("checkpoint");
+    }
+    let filler = mnt.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        while f.write_all(&[0u8; 65536]).is_ok() {}
+        while f.write_all(&[0u8]).is_ok() {}
+    }
+    let mut failure = None;
+    for i in 0..50 {
+        if let Err(e) = s.write(create("ns", &format!("full-{i}"))).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    let failure = failure.expect("a write failed on the full disk");
+    assert!(
+        matches!(&failure, StorageError::Unavailable(m) if m.contains("full")),
+        "{failure:?}"
+    );
+    assert!(
+        s.ready().await.is_err(),
+        "not ready while writes cannot commit"
+    );
+    // Reads still work.
+    assert!(
+        s.get(&Key::new("flunders", "ns", "before"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    std::fs::remove_file(&filler).expect("free space");
+    s.ready().await.expect("ready again once space returns");
+    let after = s
+        .write(create("ns", "after"))
+        .await
+        .expect("write after recovery");
+    let again = s
+        .write(create("ns", "after-2"))
+        .await
+        .expect("and the next");
+    assert_eq!(again.rv, after.rv + 1);
+    let rvs: Vec<i64> = {
+        let mut raw = sqlx::SqliteConnection::connect(&url).await.expect("raw");
+        sqlx::query_as::<_, (i64,)>("SELECT rv FROM events ORDER BY rv")
+            .fetch_all(&mut raw)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
+    };
+    assert_eq!(
+        rvs,
+        (2..=again.rv).collect::<Vec<_>>(),
+        "no gap, no lost write"
+    );
     s.close().await;
 }

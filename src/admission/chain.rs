@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::attributes::{Attributes, Operation};
 use super::{Admission, ban_flunder};
 use crate::apimachinery::status::ApiResult;
-use crate::storage::Storage;
+use crate::storage::cache::WatchCache;
 
 impl Admission {
     /// Mutating admission: NamespaceLifecycle, MutatingAdmissionWebhook, BanFlunder.
@@ -15,7 +15,7 @@ impl Admission {
     /// change it.
     pub async fn mutate(
         &self,
-        storage: &Storage,
+        cache: &WatchCache,
         a: &Attributes<'_>,
         obj: Option<&mut Value>,
     ) -> ApiResult<()> {
@@ -33,7 +33,7 @@ impl Admission {
         }
         // BanFlunder sees the name as sent: a generateName create has none yet (as in Go).
         if self.ban_flunder && create && a.resource.plural() == "flunders" && !a.name.is_empty() {
-            ban_flunder(storage, a.resource, &a.name).await?;
+            ban_flunder(cache, a.resource, &a.name).await?;
         }
         Ok(())
     }

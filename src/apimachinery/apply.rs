@@ -421,6 +421,11 @@ fn allowed_from_last_applied(live: &Value, req: &Apply<'_>) -> FieldSet {
 /// `{}`-like for a create). Returns the merged object with managedFields set, or the 409 of
 /// Go when other managers own fields the configuration changes and `force` is off.
 pub fn apply(live: &Value, config: &Value, req: &Apply<'_>) -> Result<Value, ApiError> {
+    // Merging and field-set arithmetic over a large object: keep it off the async workers.
+    crate::apimachinery::cpu::cpu_bound(|| apply_now(live, config, req))
+}
+
+fn apply_now(live: &Value, config: &Value, req: &Apply<'_>) -> Result<Value, ApiError> {
     let live_mf = live.get("metadata").and_then(|m| m.get("managedFields"));
     let mut entries = decode_entries(live_mf).unwrap_or_default();
     let live_clean = without_managed_fields(live);

@@ -239,6 +239,13 @@ impl<'de> Visitor<'de> for KeyString {
 /// A syntax error is a 400 whose message is Go's `couldn't get version/kind; json parse error: ...`
 /// (callers wrap it with `unrecognized_body`).
 pub fn parse_json(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
+    if bytes.len() >= crate::apimachinery::cpu::LARGE_BODY {
+        return crate::apimachinery::cpu::cpu_bound(|| parse_json_now(bytes));
+    }
+    parse_json_now(bytes)
+}
+
+fn parse_json_now(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     let mut path = Vec::new();
     let mut dupes = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -263,6 +270,13 @@ pub fn parse_json(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
 
 /// Parses a YAML body (one document) like `parse_json`. Repeated keys are reported, not refused.
 pub fn parse_yaml(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
+    if bytes.len() >= crate::apimachinery::cpu::LARGE_BODY {
+        return crate::apimachinery::cpu::cpu_bound(|| parse_yaml_now(bytes));
+    }
+    parse_yaml_now(bytes)
+}
+
+fn parse_yaml_now(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::PassThrough;
     let parsed = serde_saphyr::from_slice_with_options::<ValueWithDupes>(bytes, options)
@@ -1068,5 +1082,23 @@ mod tests {
             e.message,
             "the object provided is unrecognized (must be of type Flunder): boom (7879)"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for depth in [200, 100_000] {
+            let json = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            assert_eq!(parse_json(json.as_bytes()).unwrap_err().code, 400);
+            let flow = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            assert_eq!(parse_yaml(flow.as_bytes()).unwrap_err().code, 400);
+            let block: String = (0..depth.min(5000))
+                .map(|i| format!("{}a:\n", " ".repeat(i)))
+                .collect();
+            assert_eq!(
+                parse_yaml(block.as_bytes()).unwrap_err().code,
+                400,
+                "depth {depth}"
+            );
+        }
     }
 }

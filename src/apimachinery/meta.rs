@@ -206,6 +206,13 @@ pub fn drop_empty_fields(obj: &mut Value) {
     });
 }
 
+/// The longest `metadata.name` wardle stores, in bytes. Go bounds a path-segment name only by
+/// etcd's request size (~1.5 MiB); wardle's key is a Postgres btree key, whose entries must fit a
+/// third of a page (2704 bytes with resource, namespace and rv), so a longer random name would
+/// be refused by the database at commit. 2048 leaves room for the rest of the key on both
+/// engines (README "Differences").
+pub const MAX_NAME_BYTES: usize = 2048;
+
 /// Go's `IsPathSegmentName`: what `metadata.name` must satisfy for wardle's resources.
 pub fn is_path_segment_name(s: &str) -> Vec<String> {
     for bad in [".", ".."] {
@@ -294,6 +301,12 @@ pub fn validate_create(meta: &Value, namespaced: bool) -> Vec<FieldError> {
     } else {
         for msg in is_path_segment_name(name) {
             errs.push(FieldError::invalid("metadata.name", name, &msg));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            errs.push(FieldError::too_long(
+                "metadata.name",
+                &format!("must have at most {MAX_NAME_BYTES} bytes"),
+            ));
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod continue_token;
+pub mod cpu;
 pub mod decode;
 pub mod fields;
 pub mod gofmt;

@@ -23,6 +23,9 @@ const SHUTDOWN: &str = "shutdown";
 #[derive(Clone)]
 pub struct Health {
     checks: Vec<(String, Check)>,
+    /// Checks left out of /livez: a dependency's outage (the database) makes the server not
+    /// ready, but restarting it would not help (Go: `AddReadyzChecks`).
+    not_live: BTreeSet<String>,
 }
 
 impl Default for Health {
@@ -45,7 +48,24 @@ impl Health {
             ("log".to_string(), always_ok()),
         ];
         all.extend(checks);
-        Health { checks: all }
+        Health {
+            checks: all,
+            not_live: BTreeSet::new(),
+        }
+    }
+
+    /// Leaves the named check out of /livez (it still runs for /healthz and /readyz).
+    pub fn not_for_liveness(mut self, name: &str) -> Self {
+        self.not_live.insert(name.to_string());
+        self
+    }
+
+    /// The checks of one endpoint, in order.
+    fn checks_of(&self, root: &str) -> impl Iterator<Item = (&str, &Check)> {
+        self.checks
+            .iter()
+            .filter(move |(n, _)| root != "livez" || !self.not_live.contains(n))
+            .map(|(n, c)| (n.as_str(), c))
     }
 
     /// Add a named check (e.g. `storage`) after the built-in ones.
@@ -73,7 +93,7 @@ impl Health {
         match rest {
             None => Some((root, None)),
             Some(name) => {
-                let known = self.checks.iter().any(|(n, _)| n == name)
+                let known = self.checks_of(root).any(|(n, _)| n == name)
                     || (root == "readyz" && name == SHUTDOWN);
                 known.then_some((root, Some(name)))
             }
@@ -95,8 +115,7 @@ impl Health {
                 }
             })
         });
-        let mut checks: Vec<(&str, &Check)> =
-            self.checks.iter().map(|(n, c)| (n.as_str(), c)).collect();
+        let mut checks: Vec<(&str, &Check)> = self.checks_of(root).collect();
         if root == "readyz" {
             checks.push((SHUTDOWN, &shutdown));
         }
@@ -253,6 +272,19 @@ mod tests {
             body,
             "[+]ping excluded: ok\n[+]log ok\n[+]storage ok\n[+]shutdown ok\nwarn: some health checks cannot be excluded: no matches for \"a b\",\"nope\"\nreadyz check passed\n"
         );
+    }
+
+    #[tokio::test]
+    async fn readiness_only_checks_stay_out_of_livez() {
+        // A database outage makes the server unready, never "dead" (no livenessProbe restarts).
+        let h = Health::new(vec![("storage".to_string(), failing("db down"))])
+            .not_for_liveness("storage");
+        assert_eq!(call(&h, "/livez", None, false).await, (200, "ok".into()));
+        let (_, body) = call(&h, "/livez", Some("verbose"), false).await;
+        assert_eq!(body, "[+]ping ok\n[+]log ok\nlivez check passed\n");
+        assert_eq!(call(&h, "/livez/storage", None, false).await.0, 404);
+        assert_eq!(call(&h, "/readyz", None, false).await.0, 500);
+        assert_eq!(call(&h, "/healthz", None, false).await.0, 500);
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 pub mod discovery;
 pub mod handlers;
 pub mod health;
+pub mod limits;
 pub mod negotiate;
 pub mod openapi;
 pub mod openapi_proto;

@@ -35,10 +35,18 @@ pub struct AppState {
     /// host:port clients should use (discovery's serverAddressByClientCIDRs).
     pub external_address: String,
     pub shutting_down: AtomicBool,
+    /// In-flight limits and the request deadline.
+    pub limits: super::limits::Limits,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(entry).with_state(state)
+    Router::new().fallback(guarded_entry).with_state(state)
+}
+
+/// `entry` with any panic answered as a 500 Status (the outermost filter, as in Go).
+async fn guarded_entry(state: State<Arc<AppState>>, req: Request) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    super::limits::recover_panics(&method, &path, entry(state, req)).await
 }
 
 /// Paths listed by `/` and by the 404 of an unknown non-API path (Go's IndexLister).
@@ -122,6 +130,16 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
             return finish(resp, &info, &labels, "", &audit_id, started);
         }
     };
+    // Go's order: max-in-flight after authentication (system:masters may pass a full server),
+    // before authorization.
+    let _slot = match state.limits.admit(&info, &user) {
+        Ok(slot) => slot,
+        Err(resp) => {
+            let mut resp = encode_error(resp);
+            common_headers(&mut resp, &audit_id);
+            return finish(resp, &info, &labels, &user.name, &audit_id, started);
+        }
+    };
     let attrs = attributes(&user, &info);
     let mut audit = match (&state.auditor, &audit_headers) {
         (Some(a), Some(h)) => a.begin(&attrs, &parts(h)),
@@ -142,7 +160,12 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
     }
     let handler = async {
         match decision {
-            Decision::Allow => route(&state, &info, &user, &audit_id, req).await,
+            Decision::Allow => {
+                state
+                    .limits
+                    .deadline(&info, route(&state, &info, &user, &audit_id, req))
+                    .await
+            }
             Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),
             Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),
             Decision::Error(e) => ApiError::internal(e).into_response(),

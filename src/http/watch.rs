@@ -72,7 +72,7 @@ pub async fn serve(
     };
     let cache: &WatchCache = &state.cache;
     let ns = (!ctx.namespace.is_empty()).then(|| ctx.namespace.to_string());
-    let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or_else(default_timeout));
+    let timeout = watch_timeout(opts.timeout_seconds);
 
     // Where the stream starts, and which objects it first reports as ADDED.
     let initial_events = match (opts.send_initial_events, opts.resource_version) {
@@ -150,7 +150,8 @@ pub async fn serve(
         let registered = crate::metrics::register_watcher(r.plural(), ctx.version);
         tokio::spawn(async move {
             let _registered = registered;
-            let deadline = tokio::time::Instant::now() + timeout;
+            // A deadline past what the clock can hold is no deadline at all.
+            let deadline = tokio::time::Instant::now().checked_add(timeout);
             let mut last_rv = from_rv;
             for obj in initial {
                 if tx
@@ -199,7 +200,7 @@ pub async fn serve(
                             }
                         }
                     }
-                    _ = tokio::time::sleep_until(deadline) => {
+                    _ = until(deadline) => {
                         if stream.opts.allow_watch_bookmarks {
                             let rv = last_rv.max(w.bookmark_rv());
                             let _ = tx.send(Ok(stream.bookmark(rv, false))).await;
@@ -222,6 +223,23 @@ pub async fn serve(
 /// Go's default watch timeout: a random time between MinRequestTimeout and twice it.
 fn default_timeout() -> u64 {
     1800 + rand::random::<u64>() % 1800
+}
+
+/// How long a watch runs: `timeoutSeconds` as given (any u64 is accepted: a duration holds it),
+/// or Go's random default when absent or 0 (Go: `if timeout == 0 && minRequestTimeout > 0`).
+fn watch_timeout(timeout_seconds: Option<u64>) -> Duration {
+    match timeout_seconds {
+        None | Some(0) => Duration::from_secs(default_timeout()),
+        Some(n) => Duration::from_secs(n),
+    }
+}
+
+/// Waits until `deadline`, or forever when there is none.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Stream {

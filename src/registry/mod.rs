@@ -106,6 +106,17 @@ impl Ctx<'_> {
             StorageError::TooLarge { requested, current } => {
                 ApiError::too_large_resource_version(requested, current)
             }
+            StorageError::ObjectTooLarge(size) => ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!(
+                    "Request entity too large: the object would be {size} bytes, the limit is {}",
+                    crate::storage::types::MAX_OBJECT_BYTES
+                ),
+            ),
+            StorageError::Rejected(msg) => {
+                ApiError::bad_request(format!("the object could not be stored: {msg}"))
+            }
             StorageError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "storage unavailable");
                 ApiError::service_unavailable(format!("storage is unavailable: {msg}"))

@@ -271,7 +271,7 @@ impl Store {
     /// right types.
     async fn admit(&self, ctx: &Ctx<'_>, attrs: &Attributes<'_>, obj: &mut Value) -> ApiResult<()> {
         self.admission
-            .mutate(&self.storage, attrs, Some(&mut *obj))
+            .mutate(&self.cache, attrs, Some(&mut *obj))
             .await?;
         Self::check_type_meta(ctx, obj)?;
         Self::settle_namespace(ctx, obj)?;
@@ -541,7 +541,7 @@ impl Store {
                 opts.dry_run,
                 None,
             );
-            self.admission.mutate(&self.storage, &attrs, None).await?;
+            self.admission.mutate(&self.cache, &attrs, None).await?;
             self.admission.validate(&attrs, None).await?;
             let mut obj = old.object.clone();
             let mut fins = finalizers(&obj);

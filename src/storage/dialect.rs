@@ -268,6 +268,27 @@ impl Tx {
     }
 }
 
+/// The database's message when `e` says the statement's *data* is at fault rather than the
+/// database: Postgres SQLSTATE classes 22 (data exception), 23 (integrity constraint) and 54
+/// (program limit exceeded, e.g. an index row too large); SQLite's TOOBIG, CONSTRAINT and
+/// MISMATCH. None for anything else (connection lost, disk full, …). A statement that fails so
+/// aborts its transaction, so nothing of it was committed.
+pub(crate) fn refused_input(e: &sqlx::Error) -> Option<String> {
+    let db = e.as_database_error()?;
+    let code = db.code()?;
+    let refused = if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        matches!(code.get(..2), Some("22" | "23" | "54"))
+    } else {
+        // SQLite reports the extended result code; the primary code is its low byte.
+        let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(0);
+        matches!(primary, 18..=20)
+    };
+    refused.then(|| db.message().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod object;
 pub mod types;
 
 mod dialect;
+mod health;
 mod migrate;
 mod postgres;
 mod sqlite;
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use dialect::{Cell, Db, Param, SqlSet};
+use health::DbHealth;
 pub use types::*;
 use writer::{Request, Writer};
 
@@ -42,6 +44,7 @@ struct Inner {
     writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     commits: Arc<watch::Sender<i64>>,
     stats: Arc<Mutex<WriterStats>>,
+    health: Arc<DbHealth>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -137,12 +140,14 @@ impl Storage {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let commits = Arc::new(watch::channel(head).0);
         let stats = Arc::new(Mutex::new(WriterStats::default()));
+        let health = Arc::new(DbHealth::default());
         let writer = Writer {
             db: db.clone(),
             sql,
             rx,
             commits: commits.clone(),
             stats: stats.clone(),
+            health: health.clone(),
         };
         let handle = tokio::spawn(writer.run());
         tracing::info!(engine = sql.engine, rv = head, "storage opened");
@@ -154,6 +159,7 @@ impl Storage {
                 writer: tokio::sync::Mutex::new(Some(handle)),
                 commits,
                 stats,
+                health,
             }),
         })
     }
@@ -165,6 +171,7 @@ impl Storage {
 
     /// Queues a write for the group-commit writer and waits for its own outcome.
     pub async fn write(&self, w: Write) -> StorageResult<WriteOutcome> {
+        self.inner.health.gate()?;
         let queue = self
             .inner
             .queue
@@ -184,6 +191,7 @@ impl Storage {
 
     /// The latest committed state of one key.
     pub async fn get(&self, key: &Key) -> StorageResult<Option<Stored>> {
+        self.inner.health.gate()?;
         let params = [
             Param::Text(key.resource.clone()),
             Param::Text(key.namespace.clone()),
@@ -194,7 +202,7 @@ impl Storage {
             .db
             .fetch(self.inner.sql.get, &params)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -212,7 +220,7 @@ impl Storage {
         let heads = tx
             .fetch(self.inner.sql.heads, &[])
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         let row = heads
             .first()
             .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
@@ -259,13 +267,14 @@ impl Storage {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> StorageResult<Chunk> {
+        self.inner.health.gate()?;
         let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
             .begin_read(sql.begin_read)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         let at = self.resolve_rv(&mut tx, at_rv).await?;
         let mut params = Self::key_params(resource, namespace, at, after);
         // One extra row tells whether more follow.
@@ -277,8 +286,11 @@ impl Storage {
                 .saturating_add(1)
         };
         params.push(Param::Int(fetch));
-        let rows = tx.fetch(sql.list_at, &params).await.map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
+        let rows = tx
+            .fetch(sql.list_at, &params)
+            .await
+            .map_err(|e| self.failed(e))?;
+        tx.commit().await.map_err(|e| self.failed(e))?;
         let more = limit != 0 && rows.len() > limit;
         let items = rows
             .iter()
@@ -307,13 +319,14 @@ impl Storage {
         at_rv: i64,
         after: (&str, &str),
     ) -> StorageResult<i64> {
+        self.inner.health.gate()?;
         let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
             .begin_read(sql.begin_read)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         let at = self.resolve_rv(&mut tx, Some(at_rv)).await?;
         let rows = tx
             .fetch(
@@ -321,8 +334,8 @@ impl Storage {
                 &Self::key_params(resource, namespace, at, Some(after)),
             )
             .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
+        tx.commit().await.map_err(|e| self.failed(e))?;
         rows.first()
             .map(|r| cell_int(r, 0))
             .transpose()
@@ -331,12 +344,13 @@ impl Storage {
 
     /// The committed counter and the compaction horizon, read in one snapshot.
     pub async fn heads(&self) -> StorageResult<(i64, i64)> {
+        self.inner.health.gate()?;
         let rows = self
             .inner
             .db
             .fetch(self.inner.sql.heads, &[])
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         let row = rows
             .first()
             .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
@@ -354,24 +368,45 @@ impl Storage {
     }
 
     /// Succeeds if the database answers (for /readyz).
+    /// One round trip to the database, even while it is believed down (a success ends that).
     pub async fn ping(&self) -> StorageResult<()> {
         self.inner
             .db
             .fetch(self.inner.sql.ping, &[])
             .await
-            .map(|_| ())
-            .map_err(unavailable)
+            .map_err(|e| self.failed(e))?;
+        self.inner.health.reachable();
+        Ok(())
+    }
+
+    /// Readiness: the database answers and writes commit (after a failed write transaction, a
+    /// probe write must commit). Fails at once while the database is known to be unreachable.
+    pub async fn ready(&self) -> StorageResult<()> {
+        self.inner
+            .health
+            .ready(&self.inner.db, self.inner.sql)
+            .await
+    }
+
+    /// Maps a database error to `Unavailable`, noting an unreachable database so later requests
+    /// fail fast (see `health`).
+    fn failed(&self, e: sqlx::Error) -> StorageError {
+        self.inner
+            .health
+            .observe(&self.inner.db, self.inner.sql, &e);
+        unavailable(e)
     }
 
     /// How many current objects each resource has (for apiserver_storage_objects).
     pub async fn object_counts(&self) -> StorageResult<Vec<(String, i64)>> {
+        self.inner.health.gate()?;
         const COUNTS: &str = "SELECT resource, count(*) FROM objects GROUP BY resource";
         let rows = self
             .inner
             .db
             .fetch(COUNTS, &[])
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         rows.iter()
             .map(|r| Ok((cell_text(r, 0)?.to_string(), cell_int(r, 1)?)))
             .collect()
@@ -404,14 +439,15 @@ impl Storage {
     /// Up to `limit` events with RV above `after`, in RV order, read in one snapshot with the
     /// counter and the compaction horizon (see [`EventPage`]). Objects get their RVs injected.
     pub async fn events_after(&self, after: i64, limit: usize) -> StorageResult<EventPage> {
+        self.inner.health.gate()?;
         let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
             .begin_read(sql.begin_read)
             .await
-            .map_err(unavailable)?;
-        let heads = tx.fetch(sql.heads, &[]).await.map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
+        let heads = tx.fetch(sql.heads, &[]).await.map_err(|e| self.failed(e))?;
         let head = heads
             .first()
             .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
@@ -420,8 +456,8 @@ impl Storage {
         let rows = tx
             .fetch(sql.events_after, &[Param::Int(after), Param::Int(limit)])
             .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
+        tx.commit().await.map_err(|e| self.failed(e))?;
         let events = rows
             .iter()
             .map(|row| event_from_row(row))
@@ -436,13 +472,14 @@ impl Storage {
     /// Every current object and the RV they are the state at, read in one snapshot (in pages of
     /// `page` rows, all inside the same read transaction). Loads the watch cache.
     pub async fn all_objects(&self, page: usize) -> StorageResult<(i64, Vec<Stored>)> {
+        self.inner.health.gate()?;
         let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
             .begin_read(sql.begin_read)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         // The first statement fixes the snapshot (both engines), so the counter and every page
         // below see the same committed state.
         let rv = self.resolve_rv(&mut tx, None).await?;
@@ -459,7 +496,7 @@ impl Storage {
             let rows = tx
                 .fetch(sql.all_objects, &params)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| self.failed(e))?;
             let n = rows.len();
             for row in &rows {
                 let key = Key::new(cell_text(row, 0)?, cell_text(row, 1)?, cell_text(row, 2)?);
@@ -481,7 +518,7 @@ impl Storage {
                 _ => break,
             }
         }
-        tx.commit().await.map_err(unavailable)?;
+        tx.commit().await.map_err(|e| self.failed(e))?;
         Ok((rv, items))
     }
 

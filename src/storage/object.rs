@@ -11,6 +11,24 @@ use std::sync::{Arc, OnceLock};
 
 use crate::apimachinery::gofmt::go_json_escape;
 
+/// The length of `v` serialized as compact JSON, in bytes, without building the text.
+pub fn json_len(v: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Writing a Value into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut n, v);
+    n.0
+}
+
 /// A cheaply cloned, immutable object version (storage-version JSON, resourceVersion set).
 #[derive(Clone)]
 pub struct Obj(Arc<Inner>);

@@ -102,9 +102,11 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
             ("lock_timeout", "30s"),
             ("idle_in_transaction_session_timeout", "60s"),
         ]);
+    // The first request of an outage waits this long before the storage health gate opens and
+    // later requests fail at once (storage::health); 5 s still covers a busy pool.
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;
     let mut conn = pool.acquire().await?;

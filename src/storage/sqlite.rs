@@ -200,6 +200,23 @@ fn is_open_race(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Keeps the writer connection only if no transaction is left open on it. After a failed COMMIT
+/// (e.g. SQLITE_FULL) SQLite may already have rolled back, so sqlx's queued ROLLBACK fails and
+/// its transaction depth stays at 1: every later `BEGIN IMMEDIATE` would be refused ("begin_with
+/// at non-zero transaction depth"). Closing such a connection lets the pool open a fresh one.
+async fn release_writer(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    // The round trip runs after the ROLLBACK that dropping the transaction queued.
+    conn.ping().await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!(
+            "closing the sqlite writer connection: a failed transaction left it unusable"
+        );
+    }
+    Ok(clean)
+}
+
 async fn open_once(url: &str) -> anyhow::Result<Db> {
     let base = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
@@ -217,6 +234,7 @@ async fn open_once(url: &str) -> anyhow::Result<Db> {
     } else {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|conn, _| Box::pin(release_writer(conn)))
             .connect_with(
                 base.clone()
                     .journal_mode(SqliteJournalMode::Wal)

@@ -98,12 +98,24 @@ pub enum StorageError {
     /// The requested RV is above the committed horizon.
     #[error("resource version {requested} is newer than the current {current}")]
     TooLarge { requested: i64, current: i64 },
+    /// The object to store is larger than [`MAX_OBJECT_BYTES`] (its size in bytes).
+    #[error("the object is {0} bytes, more than the {MAX_OBJECT_BYTES} an object may have")]
+    ObjectTooLarge(u64),
+    /// The database refused this write's data (a value it cannot hold, a key too large for its
+    /// index): the client's input, not the database's health, is at fault.
+    #[error("the database refused the object: {0}")]
+    Rejected(String),
     /// The database cannot be reached or the transaction failed for reasons outside the request.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;
+
+/// The largest object wardle stores, as compact JSON: the request body limit (3 MiB). Go's
+/// bound is etcd's request limit (1.5 MiB by default); without one, patches could grow an
+/// object without end (each within the body limit), and every watcher and list would carry it.
+pub const MAX_OBJECT_BYTES: u64 = 3 * 1024 * 1024;
 
 /// Upper bounds of the batch-size histogram buckets in [`WriterStats::batch_sizes`]; the last
 /// bucket (`usize::MAX`) catches anything larger.

@@ -1,7 +1,9 @@
 //! Group commit: one writer task per process drains the write queue into batches and commits
 //! each batch as ONE transaction with ONE counter increment. Every write keeps its own
 //! precondition check and its own consecutive resourceVersion; a failed precondition fails that
-//! write alone, a failed transaction fails the whole batch with `Unavailable`.
+//! write alone. When the database refuses a write's data (too large for an index, a bad value)
+//! the batch's writes are retried one by one, so only the offender fails (`Rejected`); a
+//! transaction that fails for any other reason fails its whole batch with `Unavailable`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,9 +12,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dialect::{Cell, Db, Param, SqlSet};
+use super::dialect::{Cell, Db, Param, SqlSet, refused_input};
 use super::types::{
-    Key, Preconditions, StorageError, StorageResult, Write, WriteOp, WriteOutcome, WriterStats,
+    Key, MAX_OBJECT_BYTES, Preconditions, StorageError, StorageResult, Write, WriteOp,
+    WriteOutcome, WriterStats,
 };
 use super::{inject_rv, strip_rv};
 
@@ -32,6 +35,7 @@ pub(crate) struct Writer {
     pub rx: mpsc::Receiver<Request>,
     pub commits: Arc<watch::Sender<i64>>,
     pub stats: Arc<Mutex<WriterStats>>,
+    pub health: Arc<super::health::DbHealth>,
 }
 
 impl Writer {
@@ -50,43 +54,80 @@ impl Writer {
         let (writes, replies): (Vec<Write>, Vec<_>) =
             batch.into_iter().map(|r| (r.write, r.reply)).unzip();
         match apply_batch(&self.db, self.sql, &writes).await {
-            Ok((results, last_rv)) => {
-                let committed = results.iter().filter(|r| r.is_ok()).count();
-                lock_stats(&self.stats).record_batch(size, committed);
-                if let Some(rv) = last_rv {
-                    // In-process wake-up first: this replica's watch cache need not wait for NOTIFY.
-                    self.commits.send_replace(rv);
-                }
-                tracing::debug!(
-                    batch = size,
-                    committed,
-                    rv = last_rv,
-                    "committed write batch"
-                );
-                for (reply, result) in replies.into_iter().zip(results) {
-                    // A caller that gave up waiting is not an error: the write committed anyway.
-                    let _ = reply.send(result);
-                }
-                if let (Some(notify), Some(rv)) = (self.sql.notify, last_rv) {
-                    // Best effort, after COMMIT and outside the counter lock: a lost NOTIFY only
-                    // delays other replicas until their fallback poll.
-                    if let Err(e) = self
-                        .db
-                        .execute(notify, &[Param::Text(rv.to_string())])
-                        .await
-                    {
-                        tracing::warn!(error = %e, rv, "NOTIFY after commit failed");
+            Ok((results, last_rv)) => self.answer(size, replies, results, last_rv).await,
+            Err(e) if size > 1 && refused_input(&e).is_some() => {
+                // The database refused one write's data (a statement failed, so nothing was
+                // committed). Each write goes again on its own, so only the offender fails.
+                lock_stats(&self.stats).failed_batches += 1;
+                tracing::warn!(error = %e, batch = size, "write batch refused; retrying its writes one by one");
+                for (write, reply) in writes.into_iter().zip(replies) {
+                    match apply_batch(&self.db, self.sql, std::slice::from_ref(&write)).await {
+                        Ok((results, last_rv)) => {
+                            self.answer(1, vec![reply], results, last_rv).await
+                        }
+                        Err(e) => self.fail(vec![reply], &e),
                     }
                 }
             }
-            Err(e) => {
-                lock_stats(&self.stats).failed_batches += 1;
-                tracing::warn!(error = %e, batch = size, "write batch failed");
-                let msg = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StorageError::Unavailable(msg.clone())));
-                }
+            Err(e) => self.fail(replies, &e),
+        }
+    }
+
+    /// Hands out the results of a committed (or wholly precondition-failed) batch.
+    async fn answer(
+        &self,
+        size: usize,
+        replies: Vec<oneshot::Sender<StorageResult<WriteOutcome>>>,
+        results: Vec<StorageResult<WriteOutcome>>,
+        last_rv: Option<i64>,
+    ) {
+        let committed = results.iter().filter(|r| r.is_ok()).count();
+        lock_stats(&self.stats).record_batch(size, committed);
+        if last_rv.is_some() {
+            self.health.write_outcome(None);
+        }
+        if let Some(rv) = last_rv {
+            // In-process wake-up first: this replica's watch cache need not wait for NOTIFY.
+            self.commits.send_replace(rv);
+        }
+        tracing::debug!(
+            batch = size,
+            committed,
+            rv = last_rv,
+            "committed write batch"
+        );
+        for (reply, result) in replies.into_iter().zip(results) {
+            // A caller that gave up waiting is not an error: the write committed anyway.
+            let _ = reply.send(result);
+        }
+        if let (Some(notify), Some(rv)) = (self.sql.notify, last_rv) {
+            // Best effort, after COMMIT and outside the counter lock: a lost NOTIFY only
+            // delays other replicas until their fallback poll.
+            if let Err(e) = self
+                .db
+                .execute(notify, &[Param::Text(rv.to_string())])
+                .await
+            {
+                tracing::warn!(error = %e, rv, "NOTIFY after commit failed");
             }
+        }
+    }
+
+    /// Fails every write of a transaction that did not commit: `Rejected` when the database
+    /// refused the (single) write's data, else `Unavailable`.
+    fn fail(&self, replies: Vec<oneshot::Sender<StorageResult<WriteOutcome>>>, e: &sqlx::Error) {
+        lock_stats(&self.stats).failed_batches += 1;
+        tracing::warn!(error = %e, batch = replies.len(), "write batch failed");
+        let err = match refused_input(e) {
+            Some(msg) if replies.len() == 1 => StorageError::Rejected(msg),
+            _ => {
+                self.health.observe(&self.db, self.sql, e);
+                self.health.write_outcome(Some(e.to_string()));
+                StorageError::Unavailable(e.to_string())
+            }
+        };
+        for reply in replies {
+            let _ = reply.send(Err(err.clone()));
         }
     }
 }
@@ -233,8 +274,12 @@ pub(crate) fn plan(w: &Write, cur: Option<&Current>) -> StorageResult<Planned> {
             cur.object.clone()
         }
     };
+    let size = super::object::json_len(&outcome);
+    if size > MAX_OBJECT_BYTES {
+        return Err(StorageError::ObjectTooLarge(size));
+    }
     if contains_nul(&outcome) {
-        return Err(StorageError::Unavailable(
+        return Err(StorageError::Rejected(
             "object contains a U+0000 character, which cannot be stored".into(),
         ));
     }
@@ -478,7 +523,24 @@ mod tests {
                 object: json!({"metadata": {"name": "a"}, "spec": {"x": "a\u{0}b"}}),
             },
         );
-        assert!(matches!(plan(&w, None), Err(StorageError::Unavailable(_))));
+        assert!(matches!(plan(&w, None), Err(StorageError::Rejected(_))));
+    }
+
+    #[test]
+    fn objects_past_the_size_limit_are_refused() {
+        let big = |n: usize| {
+            write(
+                "a",
+                WriteOp::Create {
+                    object: json!({"metadata": {"name": "a"}, "spec": {"x": "y".repeat(n)}}),
+                },
+            )
+        };
+        assert!(plan(&big(1000), None).is_ok());
+        assert!(matches!(
+            plan(&big(MAX_OBJECT_BYTES as usize), None),
+            Err(StorageError::ObjectTooLarge(n)) if n > MAX_OBJECT_BYTES
+        ));
     }
 
     #[test]

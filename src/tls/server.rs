@@ -78,6 +78,23 @@ pub fn server_config_with_ca_hints(
     Ok(cfg)
 }
 
+/// Go's connection limits (AS:`server/secure_serving.go`) on the HTTP builder: a client has
+/// `header_read` to send a request's headers, which is also how long an idle HTTP/1 keep-alive
+/// connection is kept (hyper runs the header timer while waiting for the next request); HTTP/2
+/// allows 100 concurrent streams per connection and pings idle peers, dropping dead ones.
+/// A slow body is bounded by the request deadline (`http::limits`).
+pub fn bound_connections(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header_read: Duration,
+) {
+    builder.http1().header_read_timeout(header_read);
+    builder
+        .http2()
+        .max_concurrent_streams(100)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+}
+
 /// Requests a client cert, never requires one, accepts whatever chain is sent. It still checks
 /// the handshake signature, so a peer cannot present a cert whose key it does not hold.
 #[derive(Debug)]

@@ -4,4 +4,5 @@ pub mod backend;
 pub mod pki;
 pub mod postgres;
 pub mod procs;
+pub mod raw;
 pub mod server;

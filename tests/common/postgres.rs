@@ -52,6 +52,28 @@ pub fn fresh_database_url() -> String {
 }
 
 /// Runs SQL on a URL from synchronous code (also from inside a tokio test: it uses its own thread).
+/// An outage of one test database (`url`), without touching the shared server: new connections
+/// are refused and open ones terminated, until [`allow_connections`].
+pub fn refuse_connections(url: &str) {
+    let db = url.rsplit('/').next().expect("database name");
+    run_sql(
+        &admin_url(),
+        format!(
+            "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+        ),
+    );
+}
+
+/// Ends [`refuse_connections`].
+pub fn allow_connections(url: &str) {
+    let db = url.rsplit('/').next().expect("database name");
+    run_sql(
+        &admin_url(),
+        format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
+    );
+}
+
 pub fn run_sql(url: &str, sql: String) {
     let url = url.to_owned();
     std::thread::spawn(move || {

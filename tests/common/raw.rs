@@ -1,0 +1,98 @@
+//! Raw TLS connections to a test server with the admin client certificate, for what an HTTP
+//! client library hides: slow or partial requests, idle keep-alive connections.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// A TLS connection to 127.0.0.1:`port` as the standalone admin (cert dir `dir`), HTTP/1.1.
+pub async fn connect(dir: &Path, port: u16) -> TlsStream<TcpStream> {
+    super::server::install_crypto();
+    let read = |name: &str| std::fs::read(dir.join(name)).expect(name);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&read("ca.crt")) {
+        roots.add(c.expect("ca")).expect("add ca");
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("admin.crt"))
+        .collect::<Result<_, _>>()
+        .expect("admin cert");
+    let key = PrivateKeyDer::from_pem_slice(&read("admin.key")).expect("admin key");
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client config");
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+        .await
+        .expect("tls handshake")
+}
+
+/// Reads until the server closes the connection (or `limit` passes, then panics: a hang).
+/// Returns what was read.
+pub async fn read_until_closed(conn: &mut TlsStream<TcpStream>, limit: Duration) -> String {
+    let mut out = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .expect("the server closed the connection");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body; returns (head, body).
+pub async fn read_response(conn: &mut TlsStream<TcpStream>, limit: Duration) -> (String, String) {
+    let read = async {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&data).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let head = text[..end].to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if data.len() >= end + 4 + len {
+                    let body = String::from_utf8_lossy(&data[end + 4..end + 4 + len]).into_owned();
+                    return (head, body);
+                }
+            }
+            let n = conn.read(&mut buf).await.expect("read");
+            assert!(n > 0, "connection closed mid-response: {text}");
+            data.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .expect("a response arrived")
+}
+
+/// Writes raw bytes.
+pub async fn send(conn: &mut TlsStream<TcpStream>, bytes: &[u8]) {
+    conn.write_all(bytes).await.expect("write");
+    conn.flush().await.expect("flush");
+}
