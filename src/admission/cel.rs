@@ -74,7 +74,7 @@ impl std::fmt::Debug for Expression {
 pub fn compile(source: &str) -> Result<Expression, String> {
     let program = env()
         .compile(source)
-        .map_err(|e| format!("compilation failed: {e}"))?;
+        .map_err(|e| format!("compilation error: {e}"))?;
     let mut expr = program.expression().clone();
     meter_comprehensions(&mut expr);
     Ok(Expression {
@@ -250,7 +250,29 @@ impl Activation {
             ));
         }
         self.budget -= spent;
-        result.map_err(|err| err.to_string())
+        result.map_err(|err| format!("expression '{}' resulted in error: {err}", e.source))
+    }
+
+    /// Go's match-condition matcher (`matchconditions.Matcher.Match`): false as soon as one
+    /// condition is false (whatever the others do); else the failures, joined as Go's
+    /// `NewAggregate` joins them; else true.
+    pub fn match_conditions<'c>(
+        &mut self,
+        expressions: impl IntoIterator<Item = &'c str>,
+    ) -> Result<bool, String> {
+        let mut errors = Vec::new();
+        for source in expressions {
+            match self.eval_compiled_bool(&compile_cached(source)) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => errors.push(e),
+            }
+        }
+        match errors.len() {
+            0 => Ok(true),
+            1 => Err(errors.remove(0)),
+            _ => Err(format!("[{}]", errors.join(", "))),
+        }
     }
 
     /// Evaluate a cached compilation as a condition (a compile error is the error).
@@ -271,6 +293,17 @@ impl Activation {
                 other.type_of()
             )),
         }
+    }
+}
+
+/// Run `f`, CEL evaluation that may spend up to the runtime budget (seconds of CPU), without
+/// holding up the other requests of this runtime worker: on the multi-threaded runtime the
+/// worker's other tasks move to another thread meanwhile (`block_in_place`).
+pub fn evaluate_blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -393,8 +426,7 @@ mod tests {
         let e = a.eval(&nested).unwrap_err();
         assert!(e.ends_with(CALL_LIMIT_EXCEEDED), "{e}");
         // Within the limit, loops (map's fast path included) evaluate as before.
-        let ok =
-            compile("object.spec.items.map(x, x * 2).filter(x, x > 390).size() == 4").unwrap();
+        let ok = compile("object.spec.items.map(x, x * 2).filter(x, x > 390).size() == 4").unwrap();
         assert!(a.eval_bool(&ok).unwrap());
         // The budget is shared: 45 outer x 201 inner ~ 9,100 per call, so the 11th call finds
         // it exhausted, and from then on every expression fails with Go's message.
@@ -436,5 +468,26 @@ mod tests {
             "object.s.matches('^(a+)+$')",
             json!({"s": format!("{}b", "a".repeat(5000))})
         ));
+    }
+
+    #[test]
+    fn match_conditions_false_wins_over_failures_which_are_joined() {
+        let mut a = Activation::default();
+        a.set("object", from_json(&json!({"spec": {"n": 1}})));
+        assert_eq!(a.match_conditions(["object.spec.n == 1", "true"]), Ok(true));
+        assert_eq!(a.match_conditions(["object.nope == 1", "false"]), Ok(false));
+        let one = a.match_conditions(["object.nope == 1"]).unwrap_err();
+        assert!(
+            one.starts_with("expression 'object.nope == 1' resulted in error: "),
+            "{one}"
+        );
+        let two = a
+            .match_conditions(["object.nope == 1", "object.("])
+            .unwrap_err();
+        assert!(
+            two.starts_with("[expression 'object.nope == 1'")
+                && two.contains(", compilation error: "),
+            "{two}"
+        );
     }
 }
