@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cel::common::ast::{CallExpr, EntryExpr, Expr};
+use cel::common::ast::{CallExpr, EntryExpr, Expr, MapExpr, StructExpr};
 use cel::extractors::Arguments;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, IdedExpr};
@@ -116,16 +116,8 @@ fn meter_comprehensions(e: &mut IdedExpr) {
                 ]);
             }
             Expr::List(l) => todo.extend(l.elements.iter_mut()),
-            Expr::Map(m) => {
-                for entry in &mut m.entries {
-                    match &mut entry.expr {
-                        EntryExpr::MapEntry(me) => todo.extend([&mut me.key, &mut me.value]),
-                        EntryExpr::StructField(f) => todo.push(&mut f.value),
-                    }
-                }
-            }
-            Expr::Struct(st) => {
-                for entry in &mut st.entries {
+            Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => {
+                for entry in entries {
                     match &mut entry.expr {
                         EntryExpr::MapEntry(me) => todo.extend([&mut me.key, &mut me.value]),
                         EntryExpr::StructField(f) => todo.push(&mut f.value),
