@@ -5,13 +5,36 @@
 //! `indexOf`, `slice`, `flatten`, `sort`, ...). Objects enter as JSON.
 //! Not available (yet): Kubernetes' `quantity()`, `url()`, `isSorted/sum/min/max` on lists,
 //! `authorizer`, and timestamps/durations.
+//!
+//! Cost: the `cel` crate has no cost tracking, and CEL's only loops are its comprehensions
+//! (`all`, `exists`, `map`, ...). Every comprehension's range is therefore routed through a
+//! counting function that charges one unit per element it iterates, against Go's per-call
+//! limit (1,000,000, `PerCallLimit`) and a budget shared by one policy evaluation (10,000,000,
+//! `RuntimeCELCostBudget`), so that nested loops over a large object end with Go's errors
+//! instead of occupying the server.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use cel::common::ast::{CallExpr, EntryExpr, Expr, MapExpr, StructExpr};
+use cel::extractors::Arguments;
 use cel::objects::{Key, Map};
-use cel::{Context, Env, Program};
+use cel::{Context, Env, IdedExpr};
 use serde_json::Value;
+
+/// Go's `PerCallLimit`: the cost one expression may spend (here: comprehension iterations).
+pub const PER_CALL_LIMIT: u64 = 1_000_000;
+/// Go's `RuntimeCELCostBudget`: the cost all expressions of one evaluation may spend together.
+pub const RUNTIME_BUDGET: u64 = 10_000_000;
+/// The counting function every comprehension range is wrapped in. `@` cannot start an
+/// identifier in CEL source, so no expression can call (or shadow) it.
+const COST_FN: &str = "@wardle_cost";
+/// Go's message when one expression exceeds `PER_CALL_LIMIT`.
+const CALL_LIMIT_EXCEEDED: &str = "operation cancelled: actual cost limit exceeded";
+/// Go's message when an evaluation exhausts `RUNTIME_BUDGET`.
+pub const OUT_OF_BUDGET: &str =
+    "validation failed due to running out of cost budget, no further validation rules will be run";
 
 fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
@@ -35,7 +58,8 @@ fn env() -> Arc<Env> {
 /// A compiled expression and its source (for messages).
 pub struct Expression {
     pub source: String,
-    program: Program,
+    /// The parsed expression, comprehension ranges wrapped in `COST_FN`.
+    expr: IdedExpr,
 }
 
 impl std::fmt::Debug for Expression {
@@ -50,11 +74,60 @@ impl std::fmt::Debug for Expression {
 pub fn compile(source: &str) -> Result<Expression, String> {
     let program = env()
         .compile(source)
-        .map_err(|e| format!("compilation failed: {e}"))?;
+        .map_err(|e| format!("compilation error: {e}"))?;
+    let mut expr = program.expression().clone();
+    meter_comprehensions(&mut expr);
     Ok(Expression {
         source: source.to_string(),
-        program,
+        expr,
     })
+}
+
+/// Wrap the range of every comprehension in `e` in a call of `COST_FN`, which charges its
+/// size each time the loop starts (so an inner loop is charged on every outer iteration).
+fn meter_comprehensions(e: &mut IdedExpr) {
+    // An explicit stack: the parser bounds nesting, but this walk need not rely on it.
+    let mut todo = vec![e];
+    while let Some(e) = todo.pop() {
+        match &mut e.expr {
+            Expr::Call(c) => {
+                todo.extend(c.target.as_deref_mut());
+                todo.extend(c.args.iter_mut());
+            }
+            Expr::Comprehension(c) => {
+                let range = std::mem::take(&mut c.iter_range);
+                c.iter_range = IdedExpr {
+                    id: range.id,
+                    expr: Expr::Call(CallExpr {
+                        func_name: COST_FN.into(),
+                        target: None,
+                        args: vec![range],
+                    }),
+                };
+                let c = &mut **c;
+                if let Expr::Call(wrapper) = &mut c.iter_range.expr {
+                    todo.extend(wrapper.args.iter_mut());
+                }
+                todo.extend([
+                    &mut c.accu_init,
+                    &mut c.loop_cond,
+                    &mut c.loop_step,
+                    &mut c.result,
+                ]);
+            }
+            Expr::List(l) => todo.extend(l.elements.iter_mut()),
+            Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => {
+                for entry in entries {
+                    match &mut entry.expr {
+                        EntryExpr::MapEntry(me) => todo.extend([&mut me.key, &mut me.value]),
+                        EntryExpr::StructField(f) => todo.push(&mut f.value),
+                    }
+                }
+            }
+            Expr::Select(sel) => todo.push(&mut sel.operand),
+            _ => {}
+        }
+    }
 }
 
 /// A compiled expression, or why it does not compile; shared.
@@ -101,10 +174,22 @@ pub fn from_json(v: &Value) -> cel::Value {
     }
 }
 
-/// The variables one evaluation sees (`object`, `oldObject`, `request`, `params`, ...).
-#[derive(Default, Clone)]
+/// The variables one evaluation sees (`object`, `oldObject`, `request`, `params`, ...), and
+/// the cost budget left to the expressions evaluated with them.
 pub struct Activation {
     vars: Vec<(&'static str, cel::Value)>,
+    per_call_limit: u64,
+    budget: u64,
+}
+
+impl Default for Activation {
+    fn default() -> Self {
+        Activation {
+            vars: Vec::new(),
+            per_call_limit: PER_CALL_LIMIT,
+            budget: RUNTIME_BUDGET,
+        }
+    }
 }
 
 impl Activation {
@@ -113,17 +198,77 @@ impl Activation {
         self.vars.push((name, value));
     }
 
-    /// Evaluate `e` with these variables; errors are cel's messages.
-    pub fn eval(&self, e: &Expression) -> Result<cel::Value, String> {
+    /// Evaluate `e` with these variables; errors are cel's messages, or Go's when the
+    /// expression exceeds `PER_CALL_LIMIT` or the evaluation's budget runs out (then every
+    /// later evaluation with this activation fails too).
+    pub fn eval(&mut self, e: &Expression) -> Result<cel::Value, String> {
+        if self.budget == 0 {
+            return Err(OUT_OF_BUDGET.into());
+        }
+        let limit = self.per_call_limit.min(self.budget);
+        let spent = Arc::new(AtomicU64::new(0));
         let mut ctx = Context::with_env(env());
         for (name, value) in &self.vars {
             ctx.add_variable_from_value(*name, value.clone());
         }
-        e.program.execute(&ctx).map_err(|err| err.to_string())
+        let meter = spent.clone();
+        ctx.add_function(COST_FN, move |Arguments(args): Arguments| {
+            let range = args.first().cloned().unwrap_or(cel::Value::Null);
+            let size = match &range {
+                cel::Value::List(l) => l.len(),
+                cel::Value::Map(m) => m.map.len(),
+                _ => 0,
+            } as u64;
+            // Charged before the loop runs: an over-limit range is never iterated.
+            if meter.fetch_add(size + 1, Ordering::Relaxed) + size + 1 > limit {
+                return Err(cel::ExecutionError::function_error(
+                    COST_FN,
+                    CALL_LIMIT_EXCEEDED,
+                ));
+            }
+            Ok(range)
+        })
+        .expect("the cost function's name is not a standard overload");
+        let result = cel::Value::resolve(&e.expr, &ctx);
+        let spent = spent.load(Ordering::Relaxed);
+        if spent > limit {
+            if limit < self.per_call_limit {
+                self.budget = 0;
+                return Err(OUT_OF_BUDGET.into());
+            }
+            return Err(format!(
+                "expression '{}' resulted in error: {CALL_LIMIT_EXCEEDED}",
+                e.source
+            ));
+        }
+        self.budget -= spent;
+        result.map_err(|err| format!("expression '{}' resulted in error: {err}", e.source))
+    }
+
+    /// Go's match-condition matcher (`matchconditions.Matcher.Match`): false as soon as one
+    /// condition is false (whatever the others do); else the failures, joined as Go's
+    /// `NewAggregate` joins them; else true.
+    pub fn match_conditions<'c>(
+        &mut self,
+        expressions: impl IntoIterator<Item = &'c str>,
+    ) -> Result<bool, String> {
+        let mut errors = Vec::new();
+        for source in expressions {
+            match self.eval_compiled_bool(&compile_cached(source)) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => errors.push(e),
+            }
+        }
+        match errors.len() {
+            0 => Ok(true),
+            1 => Err(errors.remove(0)),
+            _ => Err(format!("[{}]", errors.join(", "))),
+        }
     }
 
     /// Evaluate a cached compilation as a condition (a compile error is the error).
-    pub fn eval_compiled_bool(&self, c: &Compiled) -> Result<bool, String> {
+    pub fn eval_compiled_bool(&mut self, c: &Compiled) -> Result<bool, String> {
         c.as_ref()
             .as_ref()
             .map_err(Clone::clone)
@@ -131,7 +276,7 @@ impl Activation {
     }
 
     /// Evaluate a condition: it must give a bool (Go checks the type at compile time).
-    pub fn eval_bool(&self, e: &Expression) -> Result<bool, String> {
+    pub fn eval_bool(&mut self, e: &Expression) -> Result<bool, String> {
         match self.eval(e)? {
             cel::Value::Bool(b) => Ok(b),
             other => Err(format!(
@@ -140,6 +285,17 @@ impl Activation {
                 other.type_of()
             )),
         }
+    }
+}
+
+/// Run `f`, CEL evaluation that may spend up to the runtime budget (seconds of CPU), without
+/// holding up the other requests of this runtime worker: on the multi-threaded runtime the
+/// worker's other tasks move to another thread meanwhile (`block_in_place`).
+pub fn evaluate_blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -243,5 +399,87 @@ mod tests {
         );
         assert!(a.eval(&compile("variables.broken").unwrap()).is_err());
         assert!(a.eval_bool(&compile("object.spec.n").unwrap()).is_err());
+    }
+
+    #[test]
+    fn loops_are_charged_against_a_per_call_limit_and_a_shared_budget() {
+        // Go's limits scaled down 100 times, so the test runs quickly.
+        let mut a = Activation {
+            per_call_limit: PER_CALL_LIMIT / 100,
+            budget: RUNTIME_BUDGET / 100,
+            ..Default::default()
+        };
+        let items: Vec<u32> = (0..200).collect();
+        a.set("object", from_json(&json!({"spec": {"items": items}})));
+        // 200 + 200 * 200 iterations: over the per-call limit, stopped, not run.
+        let nested =
+            compile("object.spec.items.all(x, object.spec.items.all(y, x >= 0 && y >= 0))")
+                .unwrap();
+        let e = a.eval(&nested).unwrap_err();
+        assert!(e.ends_with(CALL_LIMIT_EXCEEDED), "{e}");
+        // Within the limit, loops (map's fast path included) evaluate as before.
+        let ok = compile("object.spec.items.map(x, x * 2).filter(x, x > 390).size() == 4").unwrap();
+        assert!(a.eval_bool(&ok).unwrap());
+        // The budget is shared: 45 outer x 201 inner ~ 9,100 per call, so the 11th call finds
+        // it exhausted, and from then on every expression fails with Go's message.
+        let heavy = compile(
+            "object.spec.items.filter(x, x < 45).all(x, object.spec.items.exists(y, y == 199))",
+        )
+        .unwrap();
+        let outcomes: Vec<_> = (0..12).map(|_| a.eval(&heavy)).collect();
+        assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+        assert_eq!(outcomes[11].clone().unwrap_err(), OUT_OF_BUDGET);
+        assert_eq!(a.eval(&ok).unwrap_err(), OUT_OF_BUDGET);
+    }
+
+    #[test]
+    fn arithmetic_and_string_faults_are_errors_not_panics() {
+        for e in [
+            "1 / 0 == 1",
+            "1 % 0 == 1",
+            "9223372036854775807 + 1 > 0",
+            "-9223372036854775808 - 1 < 0",
+            "9223372036854775807 * 2 > 0",
+            "-9223372036854775808 / -1 < 0",
+            "int(1e300) > 0",
+            "'abc'.substring(5) == ''",
+            "'abc'.charAt(10) == ''",
+            "[1][5] == 1",
+            "'x'.matches('(') ",
+            "object.spec.n.size() == 1",
+        ] {
+            let r = compile(e).and_then(|c| {
+                let mut a = Activation::default();
+                a.set("object", from_json(&json!({"spec": {"n": 1}})));
+                a.eval_bool(&c)
+            });
+            assert!(r.is_err(), "{e}: {r:?}");
+        }
+        // Rust's regex is linear: a pattern that backtracks exponentially elsewhere is quick.
+        assert!(!truth(
+            "object.s.matches('^(a+)+$')",
+            json!({"s": format!("{}b", "a".repeat(5000))})
+        ));
+    }
+
+    #[test]
+    fn match_conditions_false_wins_over_failures_which_are_joined() {
+        let mut a = Activation::default();
+        a.set("object", from_json(&json!({"spec": {"n": 1}})));
+        assert_eq!(a.match_conditions(["object.spec.n == 1", "true"]), Ok(true));
+        assert_eq!(a.match_conditions(["object.nope == 1", "false"]), Ok(false));
+        let one = a.match_conditions(["object.nope == 1"]).unwrap_err();
+        assert!(
+            one.starts_with("expression 'object.nope == 1' resulted in error: "),
+            "{one}"
+        );
+        let two = a
+            .match_conditions(["object.nope == 1", "object.("])
+            .unwrap_err();
+        assert!(
+            two.starts_with("[expression 'object.nope == 1'")
+                && two.contains(", compilation error: "),
+            "{two}"
+        );
     }
 }

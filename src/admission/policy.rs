@@ -151,7 +151,9 @@ impl Policies {
                     bind_request(&mut act, a, version, obj);
                     act.set("params", cel::from_json(&param));
                     act.set("namespaceObject", cel::from_json(&namespace_object));
-                    for d in evaluate(spec, &mut act, fail_closed) {
+                    let decisions =
+                        cel::evaluate_blocking(|| evaluate(spec, &mut act, fail_closed));
+                    for d in decisions {
                         let Decision::Deny(message, reason) = d else {
                             continue;
                         };
@@ -330,14 +332,11 @@ fn evaluate(
         }
     };
     let compiled = |src: &str| cel::compile_cached(src);
-    for mc in spec.match_conditions.iter().flatten() {
-        let c = compiled(&mc.expression);
-        let r = act.eval_compiled_bool(&c);
-        match r {
-            Ok(true) => {}
-            Ok(false) => return Vec::new(),
-            Err(e) => return vec![on_error(e)],
-        }
+    let conditions = spec.match_conditions.iter().flatten();
+    match act.match_conditions(conditions.map(|mc| mc.expression.as_str())) {
+        Ok(true) => {}
+        Ok(false) => return Vec::new(),
+        Err(e) => return vec![on_error(e)],
     }
     let vars: Vec<(String, cel::Compiled)> = spec
         .variables

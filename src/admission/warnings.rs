@@ -30,7 +30,9 @@ pub async fn record<F: Future>(f: F) -> (F::Output, Vec<String>) {
 /// Duplicates are dropped, as Go's recorder does.
 pub fn add(text: &str) {
     let text = text.trim();
-    if text.is_empty() {
+    // Go's recorder drops a warning that is empty or has control characters (newlines
+    // included): it cannot be a header value (`net.NewWarningHeader`).
+    if text.is_empty() || text.chars().any(char::is_control) {
         return;
     }
     let mut text = text.to_string();
@@ -59,6 +61,8 @@ mod tests {
             add("a");
             add("a");
             add("  ");
+            add("two\nlines");
+            add("bell\u{7}");
             for i in 0..100 {
                 add(&format!("w{i}"));
             }

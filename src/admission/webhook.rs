@@ -101,7 +101,10 @@ struct CallError {
 
 /// The outcome of one call that did not fail.
 enum Verdict {
-    Allowed { patch: Option<Vec<u8>> },
+    /// A non-empty JSONPatch, when the webhook sent one.
+    Allowed {
+        patch: Option<json_patch::Patch>,
+    },
     Denied(ApiError),
 }
 
@@ -192,7 +195,10 @@ impl Webhooks {
             Ok(Verdict::Allowed { patch: None }) => Ok(false),
             Ok(Verdict::Allowed { patch: Some(p) }) => {
                 let (Some(current), Some(versioned)) = (obj, versioned) else {
-                    return Ok(false);
+                    return Err(ApiError::internal(format!(
+                        "admission webhook {:?} attempted to modify the object, which is not supported for this operation",
+                        h.name
+                    )));
                 };
                 let patched = apply_json_patch(versioned.clone(), &p)?;
                 if patched == versioned {
@@ -268,26 +274,16 @@ impl Webhooks {
         }
         let mut act = cel::Activation::default();
         bind_request(&mut act, a, version, obj);
-        for mc in &h.match_conditions {
-            let result = act.eval_compiled_bool(&cel::compile_cached(&mc.expression));
-            match result {
-                Ok(true) => {}
-                Ok(false) => return Ok(None),
-                Err(e) => {
-                    fail(
-                        h,
-                        CallError {
-                            reason: format!(
-                                "failed to evaluate match condition {:?}: {e}",
-                                mc.name
-                            ),
-                        },
-                    )?;
-                    return Ok(None);
-                }
-            }
+        let matched = cel::evaluate_blocking(|| {
+            act.match_conditions(h.match_conditions.iter().map(|mc| mc.expression.as_str()))
+        });
+        match matched {
+            Ok(true) => Ok(Some(version)),
+            Ok(false) => Ok(None),
+            // Go: not a call failure; Fail makes it Forbidden, Ignore skips the webhook.
+            Err(_) if h.ignore_failures => Ok(None),
+            Err(e) => Err(ApiError::forbidden(&a.group_resource(), &a.name, &e)),
         }
-        Ok(Some(version))
     }
 
     /// POST an AdmissionReview for `a` (objects already in `version`) and judge the response.
@@ -402,17 +398,28 @@ impl Webhooks {
         if r["allowed"].as_bool() != Some(true) {
             return Ok(Verdict::Denied(denial(&h.name, &r["status"])));
         }
-        let patch = match r.get("patch").and_then(Value::as_str) {
-            None => None,
-            Some(p) => Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(p)
-                    .map_err(|e| CallError {
-                        reason: format!("received invalid webhook response: patch: {e}"),
-                    })?,
-            ),
-        };
-        Ok(Verdict::Allowed { patch })
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(r["patch"].as_str().unwrap_or(""))
+            .map_err(|e| CallError {
+                reason: format!("failed to call webhook: illegal base64 data: {e}"),
+            })?;
+        if patch.is_empty() {
+            return Ok(Verdict::Allowed { patch: None });
+        }
+        let ops: json_patch::Patch = serde_json::from_slice(&patch).map_err(|e| CallError {
+            reason: format!("received undecodable patch in webhook response: {e}"),
+        })?;
+        if r["patchType"] != "JSONPatch" {
+            return Err(CallError {
+                reason: format!(
+                    "unsupported patch type {:?}",
+                    r["patchType"].as_str().unwrap_or("")
+                ),
+            });
+        }
+        Ok(Verdict::Allowed {
+            patch: (!ops.0.is_empty()).then_some(ops),
+        })
     }
 
     /// The endpoint URL and a cached client trusting only `caBundle` (or the system roots).
@@ -510,15 +517,8 @@ pub(super) fn internal(msg: &str) -> ApiError {
     e
 }
 
-/// Go's `VerifyAdmissionResponse` for v1.
+/// Go's `VerifyAdmissionResponse` for v1, its checks in its order and with its messages.
 fn verify_response(uid: &str, mutating: bool, review: &Value) -> Result<(), String> {
-    let av = review["apiVersion"].as_str().unwrap_or("");
-    let kind = review["kind"].as_str().unwrap_or("");
-    if av != "admission.k8s.io/v1" || kind != "AdmissionReview" {
-        return Err(format!(
-            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {av}, Kind={kind}"
-        ));
-    }
     let r = &review["response"];
     if !r.is_object() {
         return Err("webhook response was absent".into());
@@ -527,19 +527,28 @@ fn verify_response(uid: &str, mutating: bool, review: &Value) -> Result<(), Stri
     if got != uid {
         return Err(format!("expected response.uid={uid:?}, got {got:?}"));
     }
-    let has_patch = r.get("patch").is_some_and(|p| !p.is_null());
-    let patch_type = r.get("patchType").and_then(Value::as_str);
-    if has_patch && !mutating {
-        return Err("validating webhook may not return patches".into());
+    let av = review["apiVersion"].as_str().unwrap_or("");
+    let kind = review["kind"].as_str().unwrap_or("");
+    if av != "admission.k8s.io/v1" || kind != "AdmissionReview" {
+        return Err(format!(
+            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {av}, Kind={kind}"
+        ));
     }
-    match (has_patch, patch_type) {
-        (true, None) => Err("webhook returned response.patch but not response.patchType".into()),
-        (_, Some(t)) if t != "JSONPatch" => Err(format!(
-            "webhook returned invalid response.patchType of {t:?}"
-        )),
-        (false, Some(_)) => {
+    let has_patch = r["patch"].as_str().is_some_and(|p| !p.is_empty());
+    let patch_type = r.get("patchType").filter(|t| !t.is_null());
+    match (mutating, has_patch, patch_type) {
+        (true, true, None) => {
+            Err("webhook returned response.patch but not response.patchType".into())
+        }
+        (true, false, Some(_)) => {
             Err("webhook returned response.patchType but not response.patch".into())
         }
+        (true, _, Some(t)) if t.as_str().is_none_or(str::is_empty) => Err(format!(
+            "webhook returned invalid response.patchType of {:?}",
+            t.as_str().unwrap_or("")
+        )),
+        (false, true, _) => Err("validating webhook may not return response.patch".into()),
+        (false, _, Some(_)) => Err("validating webhook may not return response.patchType".into()),
         _ => Ok(()),
     }
 }
@@ -607,16 +616,72 @@ pub(super) fn static_reason(reason: &str) -> &'static str {
     KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("")
 }
 
-/// Apply a JSONPatch (RFC 6902) document to `obj`. A patch that does not parse or apply, or
-/// that leaves no object, is an internal error, as in Go.
-pub fn apply_json_patch(mut obj: Value, patch: &[u8]) -> ApiResult<Value> {
-    let p: json_patch::Patch =
-        serde_json::from_slice(patch).map_err(|e| internal(&e.to_string()))?;
-    json_patch::patch(&mut obj, &p).map_err(|e| internal(&e.to_string()))?;
+/// The most operations a webhook's patch may have (Go's limit on a client's JSON patch).
+const MAX_PATCH_OPERATIONS: usize = 10_000;
+/// The most bytes a patch's `copy` operations may add together (Go's `JSONPatchMaxCopyBytes`).
+const MAX_PATCH_COPY_BYTES: usize = 3 << 20;
+/// The deepest a patched object may nest: what wardle's JSON decoder reads back (serde_json's
+/// recursion limit), so a patch cannot store an object that could not be read again.
+const MAX_PATCHED_DEPTH: usize = 100;
+
+/// Apply a webhook's JSONPatch (RFC 6902) to `obj`, operation by operation, bounded: at most
+/// `MAX_PATCH_OPERATIONS`, `MAX_PATCH_COPY_BYTES` copied in all (else repeated copies would
+/// double the object each time), no deeper than `MAX_PATCHED_DEPTH`. A patch that does not
+/// apply, or leaves no object, is an internal error, as in Go.
+pub fn apply_json_patch(mut obj: Value, ops: &json_patch::Patch) -> ApiResult<Value> {
+    use json_patch::PatchOperation as Op;
+    if ops.0.len() > MAX_PATCH_OPERATIONS {
+        return Err(internal(&format!(
+            "the patch has {} operations, more than the {MAX_PATCH_OPERATIONS} allowed",
+            ops.0.len()
+        )));
+    }
+    let mut copied = 0usize;
+    for op in &ops.0 {
+        // Depth the operation gives its target: the pointer's tokens plus its value's depth.
+        let (path, value_depth) = match op {
+            Op::Add(o) => (&o.path, depth(&o.value)),
+            Op::Replace(o) => (&o.path, depth(&o.value)),
+            Op::Copy(o) => {
+                let from = obj.pointer(o.from.as_str());
+                let size = from.map_or(0, |v| serde_json::to_vec(v).map_or(0, |b| b.len()));
+                copied += size;
+                if copied > MAX_PATCH_COPY_BYTES {
+                    return Err(internal(&format!(
+                        "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_PATCH_COPY_BYTES}"
+                    )));
+                }
+                (&o.path, from.map_or(0, depth))
+            }
+            Op::Move(o) => (&o.path, obj.pointer(o.from.as_str()).map_or(0, depth)),
+            Op::Remove(_) | Op::Test(_) => {
+                json_patch::patch(&mut obj, std::slice::from_ref(op))
+                    .map_err(|e| internal(&e.to_string()))?;
+                continue;
+            }
+        };
+        if path.into_iter().count() + value_depth > MAX_PATCHED_DEPTH {
+            return Err(internal(&format!(
+                "the patched object would nest deeper than {MAX_PATCHED_DEPTH} levels"
+            )));
+        }
+        json_patch::patch(&mut obj, std::slice::from_ref(op))
+            .map_err(|e| internal(&e.to_string()))?;
+    }
     if !obj.is_object() {
         return Err(internal("the patched object is not a JSON object"));
     }
     Ok(obj)
+}
+
+/// How deep `v` nests (a scalar is 1). Values here are bounded by `MAX_PATCHED_DEPTH` or by
+/// the JSON decoder's recursion limit, so recursion is safe.
+fn depth(v: &Value) -> usize {
+    1 + match v {
+        Value::Array(a) => a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 fn gvk(version: &str, kind: &str) -> Value {
@@ -706,15 +771,52 @@ mod tests {
     #[test]
     fn json_patches_apply_in_order_and_bad_ones_are_internal_errors() {
         let obj = json!({"metadata": {"name": "f"}, "spec": {}});
-        let p = br#"[{"op":"add","path":"/metadata/labels","value":{}},
-                     {"op":"add","path":"/metadata/labels/a","value":"1"},
-                     {"op":"replace","path":"/metadata/labels/a","value":"2"}]"#;
-        let out = apply_json_patch(obj.clone(), p).unwrap();
+        let patch = |v: Value| -> json_patch::Patch { serde_json::from_value(v).unwrap() };
+        let p = patch(json!([{"op":"add","path":"/metadata/labels","value":{}},
+                             {"op":"add","path":"/metadata/labels/a","value":"1"},
+                             {"op":"replace","path":"/metadata/labels/a","value":"2"}]));
+        let out = apply_json_patch(obj.clone(), &p).unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"a": "2"}));
-        let e = apply_json_patch(obj.clone(), br#"[{"op":"remove","path":"/nope"}]"#).unwrap_err();
+        let e = apply_json_patch(obj.clone(), &patch(json!([{"op":"remove","path":"/nope"}])))
+            .unwrap_err();
         assert_eq!(e.code, 500);
-        assert!(apply_json_patch(obj.clone(), b"{").is_err());
-        assert!(apply_json_patch(obj, br#"[{"op":"replace","path":"","value":1}]"#).is_err());
+        let not_object = patch(json!([{"op":"replace","path":"","value":1}]));
+        assert!(apply_json_patch(obj, &not_object).is_err());
+    }
+
+    #[test]
+    fn hostile_patches_are_bounded_in_size_depth_and_operations() {
+        let obj = json!({"metadata": {"name": "f"}, "spec": {"a": "x".repeat(1000)}});
+        let patch = |v: Value| -> json_patch::Patch { serde_json::from_value(v).unwrap() };
+        // Copying a growing subtree into itself doubles the object per operation.
+        let mut doubling =
+            vec![json!({"op":"add","path":"/spec/t","value":{"a":"x".repeat(1000)}})];
+        for i in 0..40 {
+            doubling.push(json!({"op":"copy","from":"/spec/t","path":format!("/spec/t/c{i}")}));
+        }
+        let e = apply_json_patch(obj.clone(), &patch(json!(doubling))).unwrap_err();
+        assert!(
+            e.message.contains("accumulated size increase of copy"),
+            "{}",
+            e.message
+        );
+        // Adds one level deeper each time: an object nothing could read back.
+        let mut deep = Vec::new();
+        let mut path = String::from("/spec");
+        for _ in 0..200 {
+            path.push_str("/d");
+            deep.push(json!({"op":"add","path":path,"value":{}}));
+        }
+        let e = apply_json_patch(obj.clone(), &patch(json!(deep))).unwrap_err();
+        assert!(e.message.contains("nest deeper"), "{}", e.message);
+        // Copying a subtree into itself deepens it too.
+        let mut self_copy = vec![json!({"op":"add","path":"/spec/n","value":{"x":{}}})];
+        for _ in 0..100 {
+            self_copy.push(json!({"op":"copy","from":"/spec/n","path":"/spec/n/x"}));
+        }
+        assert!(apply_json_patch(obj.clone(), &patch(json!(self_copy))).is_err());
+        let many = vec![json!({"op":"test","path":"/spec","value":{}}); MAX_PATCH_OPERATIONS + 1];
+        assert!(apply_json_patch(obj, &patch(json!(many))).is_err());
     }
 
     #[test]
@@ -761,9 +863,30 @@ mod tests {
         assert!(verify_response("u", true, &patched).is_ok());
         assert_eq!(
             verify_response("u", false, &patched).unwrap_err(),
-            "validating webhook may not return patches"
+            "validating webhook may not return response.patch"
         );
+        // Go checks only that patchType is set; its value is judged when the patch applies.
         patched["response"]["patchType"] = json!("MergePatch");
-        assert!(verify_response("u", true, &patched).is_err());
+        assert!(verify_response("u", true, &patched).is_ok());
+        patched["response"]["patchType"] = json!("");
+        assert!(
+            verify_response("u", true, &patched)
+                .unwrap_err()
+                .contains("invalid response.patchType")
+        );
+        patched["response"]["patch"] = json!("");
+        patched["response"]
+            .as_object_mut()
+            .unwrap()
+            .remove("patchType");
+        assert!(verify_response("u", true, &patched).is_ok());
+        assert!(verify_response("u", false, &patched).is_ok());
+        let mut absent = ok.clone();
+        absent.as_object_mut().unwrap().remove("response");
+        absent["apiVersion"] = json!("v1");
+        assert_eq!(
+            verify_response("u", true, &absent).unwrap_err(),
+            "webhook response was absent"
+        );
     }
 }
