@@ -410,6 +410,24 @@ async fn routes_and_names(engine: Engine) {
     // An escaped slash separates segments, as in Go: a subresource nobody serves.
     let r = w.get(&format!("{NS}/x%2Fy")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    // A decoded U+0000 names nothing that can exist (as on etcd): 404 for every verb on the
+    // object, an empty list in such a namespace — never the database's 503 for a NUL parameter.
+    let merge = [("content-type", "application/merge-patch+json")];
+    for (method, headers, body) in [
+        (Method::GET, &[][..], None),
+        (Method::PATCH, &merge[..], Some(b"{}".to_vec())),
+        (Method::DELETE, &[][..], None),
+    ] {
+        let r = w
+            .request(method.clone(), &format!("{NS}/a%00b"), headers, body)
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method}: {}", r.text());
+    }
+    let r = w
+        .get("/apis/wardle.example.com/v1alpha1/namespaces/a%00b/flunders?resourceVersion=")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["items"], json!([]));
 }
 
 /// Errors come in the negotiated format; GET at a future resourceVersion is a 504; /apis with

@@ -132,6 +132,10 @@ fn decode_inner(token: &str, all_namespaces: bool) -> Result<ContinueToken, Stri
     let Some(key) = relative.strip_suffix('\u{0}') else {
         return Err(format!("{GENERIC}: {start}"));
     };
+    // Names never hold a NUL, so a key with another one was not issued here.
+    if key.contains('\u{0}') {
+        return Err(format!("{GENERIC}: {start}"));
+    }
     let (namespace, name) = if all_namespaces {
         match key.split_once('/') {
             Some((ns, n)) if !ns.is_empty() && !n.is_empty() && !n.contains('/') => (ns, n),

@@ -126,7 +126,7 @@ pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
     }
     // Admission's warnings (webhooks, policies) are recorded below and become headers here.
     let (result, warnings) =
-        crate::admission::warnings::record(handle(state, resource, version, req)).await;
+        crate::admission::warnings::record(Box::pin(handle(state, resource, version, req))).await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -161,9 +161,11 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
     let handler = async {
         match decision {
             Decision::Allow => {
+                // Boxed: the handler's future (decode, admission, storage, watch) is large, and
+                // nested inside the audit and deadline wrappers it overflowed a worker's stack.
                 state
                     .limits
-                    .deadline(&info, route(&state, &info, &user, &audit_id, req))
+                    .deadline(&info, Box::pin(route(&state, &info, &user, &audit_id, req)))
                     .await
             }
             Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),

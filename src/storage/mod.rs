@@ -192,6 +192,11 @@ impl Storage {
     /// The latest committed state of one key.
     pub async fn get(&self, key: &Key) -> StorageResult<Option<Stored>> {
         self.inner.health.gate()?;
+        // No stored object has a U+0000 in its key (writes refuse it), and Postgres cannot take
+        // one as a text parameter: such a key (e.g. a percent-decoded `%00` in a URL) is absent.
+        if has_nul(&key.namespace) || has_nul(&key.name) {
+            return Ok(None);
+        }
         let params = [
             Param::Text(key.resource.clone()),
             Param::Text(key.namespace.clone()),
@@ -276,6 +281,15 @@ impl Storage {
             .await
             .map_err(|e| self.failed(e))?;
         let at = self.resolve_rv(&mut tx, at_rv).await?;
+        // As in `get`: nothing is stored in a namespace whose name has a U+0000.
+        if namespace.is_some_and(has_nul) {
+            tx.commit().await.map_err(|e| self.failed(e))?;
+            return Ok(Chunk {
+                rv: at,
+                items: Vec::new(),
+                more: false,
+            });
+        }
         let mut params = Self::key_params(resource, namespace, at, after);
         // One extra row tells whether more follow.
         let fetch = if limit == 0 {
@@ -620,4 +634,9 @@ mod tests {
             Err(StorageError::Unavailable(_))
         ));
     }
+}
+
+/// Whether `s` holds a U+0000, which no stored key has and Postgres refuses as text.
+fn has_nul(s: &str) -> bool {
+    s.contains('\0')
 }
