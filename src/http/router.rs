@@ -158,10 +158,16 @@ async fn route(
         };
         return handlers::serve(state, rr).await;
     }
-    if parts.method != Method::GET && parts.method != Method::HEAD {
-        return ApiError::method_not_allowed().into_response();
-    }
     let path = info.path.trim_end_matches('/');
+    // Unknown paths are 404 whatever the method (Go's NotFoundHandler answers every method), so
+    // `kubectl create namespace` here fails as its GET does; a known path only serves GET.
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return if serves_path(path) {
+            ApiError::method_not_allowed().into_response()
+        } else {
+            not_found(path)
+        };
+    }
     let result = match path {
         "" | "/index.html" => Ok(response::json(
             StatusCode::OK,
@@ -188,12 +194,32 @@ async fn route(
                 _ => Err(ApiError::not_found_path()),
             }
         }
-        _ => Ok(response::json(
-            StatusCode::NOT_FOUND,
-            &json!({"paths": INDEX_PATHS}),
-        )),
+        _ => Ok(not_found(path)),
     };
     result.unwrap_or_else(|e| e.into_response())
+}
+
+/// Whether a GET of the non-resource `path` (trailing `/` trimmed) can answer other than 404.
+fn serves_path(path: &str) -> bool {
+    matches!(path, "" | "/index.html" | "/version" | "/apis" | "/metrics")
+        || ["/healthz", "/livez", "/readyz", "/openapi/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        || path == format!("/apis/{}", crate::api::GROUP)
+        || path
+            .strip_prefix("/apis/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(group, v)| group == crate::api::GROUP && !v.contains('/'))
+}
+
+/// 404 for a path this server does not serve: under `/apis/` Go's go-restful answers a Status,
+/// elsewhere its IndexLister answers the listed paths.
+fn not_found(path: &str) -> Response {
+    if path.starts_with("/apis/") {
+        ApiError::not_found_path().into_response()
+    } else {
+        response::json(StatusCode::NOT_FOUND, &json!({"paths": INDEX_PATHS}))
+    }
 }
 
 /// Prometheus text for storage, compaction and the watch cache (the full set is a later issue).
