@@ -188,3 +188,83 @@ async fn readme_console_blocks_run_as_written() {
         }
     }
 }
+
+/// The ```sql blocks of the README, in order.
+fn sql_blocks(readme: &str) -> Vec<String> {
+    readme
+        .split("```sql\n")
+        .skip(1)
+        .map(|rest| rest[..rest.find("```").expect("closed block")].to_string())
+        .collect()
+}
+
+/// Runs `sql` (several statements) on `url`.
+async fn try_sql(url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
+}
+
+/// The read-only role recipe as the README tells it: the role made by a superuser, the grants by
+/// the database owner wardle connects as, who is NOT a superuser and has no CREATEROLE. Then
+/// `report` works as the reader, and the reader cannot write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_role_recipe_works_for_a_plain_database_owner() {
+    let admin = common::postgres::admin_url();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (owner, db, reader) = (
+        format!("owner_{id}"),
+        format!("db_{id}"),
+        format!("reader_{id}"),
+    );
+    // Two calls: CREATE DATABASE cannot share a transaction (a multi-statement string is one).
+    for sql in [
+        format!("CREATE ROLE {owner} LOGIN NOSUPERUSER NOCREATEROLE"),
+        format!("CREATE DATABASE {db} OWNER {owner}"),
+    ] {
+        try_sql(&admin, &sql).await.expect("owner and database");
+    }
+    let url_as = |user: &str| {
+        let rest = &admin[admin.find("://").expect("scheme") + 3..];
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        let host = &host[..host.find('/').unwrap_or(host.len())];
+        format!("postgres://{user}@{host}/{db}")
+    };
+    // wardle, connected as the owner, creates and migrates the schema.
+    wardle::tls::server::install_crypto_provider();
+    let storage = wardle::storage::Storage::open(&url_as(&owner))
+        .await
+        .expect("wardle migrates as the owner");
+    storage.close().await;
+
+    let blocks = sql_blocks(README);
+    assert_eq!(blocks.len(), 2, "the recipe is two ```sql blocks");
+    let recipe = |sql: &str| {
+        sql.replace("wardle_reader", &reader)
+            .replace("DATABASE wardle", &format!("DATABASE {db}"))
+    };
+    // The first part really needs more than ownership, as the README says.
+    assert!(try_sql(&url_as(&owner), &recipe(&blocks[0])).await.is_err());
+    // Roles are cluster-wide: any database of the superuser's will do.
+    try_sql(&admin, &recipe(&blocks[0]))
+        .await
+        .expect("part 1 as a superuser");
+    try_sql(&url_as(&owner), &recipe(&blocks[1]))
+        .await
+        .expect("part 2 as the database owner");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_wardle-apiserver"))
+        .args(["report", "flunders", "--database-url", &url_as(&reader)])
+        .output()
+        .expect("run report");
+    assert!(
+        out.status.success(),
+        "report as the reader: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let write = try_sql(&url_as(&reader), "DELETE FROM objects").await;
+    assert!(write.is_err(), "the reader must not write");
+}
