@@ -1,5 +1,5 @@
 //! Build script: records the git commit the binary is built from for `--version` and /version.
-//! Outside a git checkout (a source tarball, the container build) the commit is left empty.
+//! Outside a git checkout (a source tarball) and without WARDLE_GIT_COMMIT it is left empty.
 
 use std::process::Command;
 
@@ -12,7 +12,13 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_default();
+    // WARDLE_GIT_COMMIT wins (the container build passes it: its context has no .git).
+    println!("cargo:rerun-if-env-changed=WARDLE_GIT_COMMIT");
+    let commit = std::env::var("WARDLE_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&["rev-parse", "--short", "HEAD"]))
+        .unwrap_or_default();
     println!("cargo:rustc-env=WARDLE_GIT_COMMIT={commit}");
     let shown = if commit.is_empty() {
         "unknown"
