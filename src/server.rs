@@ -22,6 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::net::TcpSocket;
 
 /// Start-up, one log line per phase: the port is taken first (so a busy port fails before any
 /// file or database is touched), then the database (waited for up to `--storage-wait`), the
@@ -29,10 +30,8 @@ use std::time::Duration;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     tls::server::install_crypto_provider();
     config.validate()?;
-    let listener = listen(&config.bind_address, config.secure_port)?;
-    let port = listener
-        .local_addr()
-        .map_or(config.secure_port, |a| a.port());
+    let (socket, addr) = reserve_port(&config.bind_address, config.secure_port)?;
+    let port = addr.port();
     std::fs::create_dir_all(&config.cert_dir).with_context(|| {
         format!(
             "cannot create --cert-dir {}; choose a directory you can write",
@@ -202,6 +201,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = router(state.clone());
     let acceptor =
         axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(tls::server::PlainHttpAnswer);
+    // Listening starts only now, so a client that finds the port open finds wardle serving.
+    let listener = socket
+        .listen(1024)
+        .and_then(|l| l.into_std())
+        .map_err(|e| listen_error(addr, e))?;
     let server = axum_server::from_tcp(listener)
         .context("serving")?
         .acceptor(acceptor)
@@ -243,9 +247,10 @@ fn url_host(h: &str) -> String {
     }
 }
 
-/// Binds the serving socket, before anything else is created. The errors say which address
-/// and what to change.
-fn listen(bind_address: &str, port: u16) -> anyhow::Result<std::net::TcpListener> {
+/// Binds the serving socket (without listening yet) before anything else is created, so a busy
+/// port or a wrong address fails first. Returns the socket and its address (`--secure-port 0`
+/// picks a free port). The errors say which address and what to change.
+fn reserve_port(bind_address: &str, port: u16) -> anyhow::Result<(TcpSocket, SocketAddr)> {
     let ip: IpAddr = bind_address
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -257,22 +262,38 @@ fn listen(bind_address: &str, port: u16) -> anyhow::Result<std::net::TcpListener
             )
         })?;
     let addr = SocketAddr::new(ip, port);
-    std::net::TcpListener::bind(addr).map_err(|e| {
-        let fix = match e.kind() {
-            ErrorKind::AddrInUse => format!(
-                "another process (maybe another wardle-apiserver) is serving on port {port}; \
-                 stop it or choose a free port with --secure-port"
-            ),
-            ErrorKind::AddrNotAvailable => {
-                "that is not an address of this machine; fix --bind-address".to_string()
-            }
-            ErrorKind::PermissionDenied => {
-                "ports below 1024 need privileges; choose --secure-port 1024 or higher".to_string()
-            }
-            _ => "check --bind-address and --secure-port".to_string(),
-        };
-        anyhow::anyhow!("cannot listen on {addr}: {e}; {fix}")
-    })
+    let socket = if ip.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| listen_error(addr, e))?;
+    // As std's and tokio's listeners do: a restart need not wait for old connections' TIME_WAIT.
+    socket
+        .set_reuseaddr(true)
+        .and_then(|()| socket.bind(addr))
+        .map_err(|e| listen_error(addr, e))?;
+    let bound = socket.local_addr().map_err(|e| listen_error(addr, e))?;
+    Ok((socket, bound))
+}
+
+/// The error for a socket that cannot serve on `addr`: the cause and what to change.
+fn listen_error(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    let port = addr.port();
+    let fix = match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "another process (maybe another wardle-apiserver) is serving on port {port}; \
+             stop it or choose a free port with --secure-port"
+        ),
+        ErrorKind::AddrNotAvailable => {
+            "that is not an address of this machine; fix --bind-address".to_string()
+        }
+        ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges; choose --secure-port 1024 or higher".to_string()
+        }
+        _ => "check --bind-address and --secure-port".to_string(),
+    };
+    anyhow::anyhow!("cannot listen on {addr}: {e}; {fix}")
 }
 
 /// Opens the storage, first waiting (up to `wait`, a progress line every 2 s) for a Postgres
