@@ -228,10 +228,7 @@ async fn read_only_role_recipe_works_for_a_plain_database_owner() {
         try_sql(&admin, &sql).await.expect("owner and database");
     }
     let url_as = |user: &str| {
-        let rest = &admin[admin.find("://").expect("scheme") + 3..];
-        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-        let host = &host[..host.find('/').unwrap_or(host.len())];
-        format!("postgres://{user}@{host}/{db}")
+        common::postgres::with_database(&common::postgres::with_user(&admin, user), &db)
     };
     // wardle, connected as the owner, creates and migrates the schema.
     wardle::tls::server::install_crypto_provider();

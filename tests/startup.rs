@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::server::{Engine, Wardle, free_port};
 use http::{Method, StatusCode};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -22,6 +22,21 @@ fn wardle(args: &[&str]) -> Output {
         .expect("run wardle-apiserver")
 }
 
+/// Runs wardle-apiserver on a free port with `cert_dir` and `database_url`, plus `extra`.
+fn wardle_on(cert_dir: &Path, database_url: &str, extra: &[&str]) -> Output {
+    let port = free_port().to_string();
+    let mut args = vec![
+        "--secure-port",
+        &port,
+        "--cert-dir",
+        path_arg(cert_dir),
+        "--database-url",
+        database_url,
+    ];
+    args.extend_from_slice(extra);
+    wardle(&args)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -33,14 +48,6 @@ fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn path_arg(p: &Path) -> &str {
@@ -88,16 +95,7 @@ fn unreachable_postgres_shows_the_cause_while_waiting_then_gives_up() {
     // Nothing listens on a port just freed: connection refused.
     let db_port = free_port();
     let url = format!("postgres://wardle:s3cret@127.0.0.1:{db_port}/wardle");
-    let out = wardle(&[
-        "--secure-port",
-        &free_port().to_string(),
-        "--cert-dir",
-        path_arg(tmp.path()),
-        "--database-url",
-        &url,
-        "--storage-wait",
-        "2100ms",
-    ]);
+    let out = wardle_on(tmp.path(), &url, &["--storage-wait", "2100ms"]);
     let shown = format!("postgres://wardle:***@127.0.0.1:{db_port}/wardle");
     assert_fails(
         &out,
@@ -120,20 +118,10 @@ fn unreachable_postgres_shows_the_cause_while_waiting_then_gives_up() {
 
 #[test]
 fn refused_login_fails_at_once_with_the_fix() {
-    let admin = common::postgres::admin_url();
     // Same server, a user that does not exist: waiting cannot help.
-    let rest = &admin[admin.find("://").expect("scheme") + 3..];
-    let host_and_db = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let url = format!("postgres://no_such_user_i12:pw@{host_and_db}");
+    let url = common::postgres::with_user(&common::postgres::admin_url(), "no_such_user_i12:pw");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = wardle(&[
-        "--secure-port",
-        &free_port().to_string(),
-        "--cert-dir",
-        path_arg(tmp.path()),
-        "--database-url",
-        &url,
-    ]);
+    let out = wardle_on(tmp.path(), &url, &[]);
     assert_fails(
         &out,
         1,

@@ -86,7 +86,8 @@ pub struct Wardle {
     log: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on (the OS picked it free, then it was released).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
