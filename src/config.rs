@@ -64,13 +64,14 @@ pub struct Config {
     pub history_retention: std::time::Duration,
 
     /// Admission plugins to turn on in addition to the default ones (all are on by default, as in
-    /// Go). Names as in Go: BanFlunder, NamespaceLifecycle, MutatingAdmissionWebhook,
-    /// ValidatingAdmissionWebhook, ValidatingAdmissionPolicy, MutatingAdmissionPolicy.
+    /// Go). Go's names: NamespaceLifecycle, MutatingAdmissionWebhook, BanFlunder,
+    /// ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, MutatingAdmissionPolicy (accepted,
+    /// not implemented).
     #[arg(long, value_delimiter = ',', value_parser = crate::admission::plugin_name)]
     pub enable_admission_plugins: Vec<String>,
 
-    /// Admission plugins to turn off although they are on by default (BanFlunder,
-    /// NamespaceLifecycle, or any other name --enable-admission-plugins knows).
+    /// Admission plugins to turn off although they are on by default (any name
+    /// --enable-admission-plugins knows).
     #[arg(long, value_delimiter = ',', value_parser = crate::admission::plugin_name)]
     pub disable_admission_plugins: Vec<String>,
 

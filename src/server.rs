@@ -1,7 +1,10 @@
 //! Wiring: build storage, registry, auth and the router from the config and serve until stopped.
 
 use crate::admission::Admission;
-use crate::admission::namespace::NamespaceLifecycle;
+use crate::admission::informer::Informer;
+use crate::admission::namespace::{NamespaceLifecycle, Namespaces};
+use crate::admission::policy::Policies;
+use crate::admission::webhook::Webhooks;
 use crate::authn::source::{AuthnSources, RequestHeaderFlags};
 use crate::authn::{Authenticator, TokenReviewAuthenticator};
 use crate::authz::Authorizer;
@@ -150,12 +153,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ));
     }
 
-    let admission = Admission {
-        ban_flunder: config.admission_plugin_enabled("BanFlunder"),
-        namespace_lifecycle: core_client
-            .filter(|_| config.admission_plugin_enabled("NamespaceLifecycle"))
-            .map(NamespaceLifecycle::start),
-    };
+    // Go's enabledPluginNames: every plugin is on unless disabled; an explicit enable wins.
+    let disabled = |name: &str| !config.admission_plugin_enabled(name);
+    let admission = admission_chain(core_client, &disabled);
     let cache = WatchCache::start(storage.clone())
         .await
         .context("starting the watch cache")?;
@@ -426,6 +426,33 @@ async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// The admission chain: BanFlunder always (unless disabled); with a cluster attached also
+/// NamespaceLifecycle, the webhooks and ValidatingAdmissionPolicy, each unless disabled.
+fn admission_chain(core: Option<kube::Client>, disabled: &dyn Fn(&str) -> bool) -> Admission {
+    let mut admission = Admission {
+        ban_flunder: !disabled("BanFlunder"),
+        ..Admission::default()
+    };
+    let Some(client) = core else {
+        return admission;
+    };
+    let namespaces = Namespaces::start(client.clone());
+    if !disabled("NamespaceLifecycle") {
+        admission.namespace_lifecycle = Some(NamespaceLifecycle::new(namespaces.clone()));
+    }
+    let mutating = (!disabled("MutatingAdmissionWebhook"))
+        .then(|| Informer::start(kube::Api::all(client.clone())));
+    let validating = (!disabled("ValidatingAdmissionWebhook"))
+        .then(|| Informer::start(kube::Api::all(client.clone())));
+    if mutating.is_some() || validating.is_some() {
+        admission.webhooks = Some(Webhooks::new(mutating, validating, namespaces.clone()));
+    }
+    if !disabled("ValidatingAdmissionPolicy") {
+        admission.policies = Some(Policies::start(client, namespaces));
+    }
+    admission
 }
 
 #[cfg(test)]

@@ -412,7 +412,7 @@ fn flunder(name: &str) -> String {
 }
 
 fn create_from_str(
-    c: &mut Cluster,
+    c: &Cluster,
     kubeconfig: Option<&Path>,
     ns: &str,
     body: &str,
@@ -527,7 +527,7 @@ fn wardle_behind_a_real_kube_apiserver() {
         .recv_timeout(Duration::from_secs(60))
         .expect("watch lists the existing flunder");
     assert!(first.contains("my-first-flunder"), "{first}");
-    let o = create_from_str(&mut c, None, "default", &flunder("watched"), &[]);
+    let o = create_from_str(&c, None, "default", &flunder("watched"), &[]);
     assert!(o.status.success(), "{}", text(&o));
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -607,7 +607,7 @@ fn wardle_behind_a_real_kube_apiserver() {
         "{out}"
     );
     // Reading is all the role grants: wardle's SubjectAccessReview says no to a create.
-    let o = create_from_str(&mut c, Some(&alice), "default", &flunder("by-alice"), &[]);
+    let o = create_from_str(&c, Some(&alice), "default", &flunder("by-alice"), &[]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains(r#"User "alice" cannot create resource "flunders""#),
@@ -688,7 +688,7 @@ fn wardle_behind_a_real_kube_apiserver() {
     assert!(out.contains("FIELDS") || out.contains("FIELD"), "{out}");
 
     // NamespaceLifecycle in wardle: a create in a missing namespace is 404.
-    let o = create_from_str(&mut c, None, "nope", &flunder("x"), &[]);
+    let o = create_from_str(&c, None, "nope", &flunder("x"), &[]);
     assert!(!o.status.success());
     assert!(
         text(&o).contains(r#"namespaces "nope" not found"#),
@@ -701,11 +701,11 @@ fn wardle_behind_a_real_kube_apiserver() {
     // creates refused there.
     c.kubectl_ok(&["create", "namespace", "doomed"]);
     for n in ["f1", "f2"] {
-        let o = create_from_str(&mut c, None, "doomed", &flunder(n), &[]);
+        let o = create_from_str(&c, None, "doomed", &flunder(n), &[]);
         assert!(o.status.success(), "{}", text(&o));
     }
     let hold = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"hold","finalizers":["example.com/hold"]}}"#;
-    let o = create_from_str(&mut c, None, "doomed", hold, &[]);
+    let o = create_from_str(&c, None, "doomed", hold, &[]);
     assert!(o.status.success(), "{}", text(&o));
     c.kubectl_ok(&["delete", "namespace", "doomed", "--wait=false"]);
     let msg = c.eventually("create refused in a terminating namespace", 60, |c| {
@@ -753,9 +753,294 @@ fn wardle_behind_a_real_kube_apiserver() {
         }
     });
 
+    cluster_admission(&mut c);
+
     eprintln!(
         "aggregated e2e took {:.1}s",
         started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_dir_all(&c.dir);
+}
+
+/// The test webhook server (a real HTTPS server with its own CA; it stands in for a platform
+/// team's webhook such as Gatekeeper): `/validate` denies flunders labelled `deny`,
+/// `/mutate` adds the label `mutated: "yes"`, `/versions` denies flunders labelled
+/// `check-version` naming the version it was sent and the version requested.
+fn webhook_server(ca: &Ca) -> u16 {
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+    let pair = ca.serving(&["127.0.0.1"]);
+    let cfg = wardle::tls::server::server_config(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes())
+        .expect("webhook tls");
+    let review = |path: &str, r: &Value| -> Value {
+        let labels = &r["request"]["object"]["metadata"]["labels"];
+        let mut resp = json!({"uid": r["request"]["uid"], "allowed": true});
+        match path {
+            "/validate" if labels.get("deny").is_some() => {
+                resp["allowed"] = json!(false);
+                resp["status"] = json!({"code": 403, "reason": "Forbidden",
+                    "message": "flunders labelled deny are not allowed"});
+            }
+            "/validate" => resp["warnings"] = json!(["the validating webhook saw this"]),
+            "/mutate" => {
+                let mut l = labels.clone();
+                if !l.is_object() {
+                    l = json!({});
+                }
+                l["mutated"] = json!("yes");
+                let patch = json!([{"op": "add", "path": "/metadata/labels", "value": l}]);
+                resp["patchType"] = json!("JSONPatch");
+                resp["patch"] =
+                    json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
+            }
+            "/versions" if labels.get("check-version").is_some() => {
+                let msg = format!(
+                    "seen as {}, requested as {}",
+                    r["request"]["kind"]["version"].as_str().unwrap_or(""),
+                    r["request"]["requestKind"]["version"]
+                        .as_str()
+                        .unwrap_or("")
+                );
+                resp["allowed"] = json!(false);
+                resp["status"] = json!({"message": msg});
+            }
+            _ => {}
+        }
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
+    };
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| async move {
+        let path = req.uri().path().to_string();
+        let body = axum::body::to_bytes(req.into_body(), 4 << 20)
+            .await
+            .unwrap_or_default();
+        let r: Value = serde_json::from_slice(&body).unwrap_or_default();
+        (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            review(&path, &r).to_string(),
+        )
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let rc = axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(cfg));
+            axum_server::from_tcp_rustls(listener, rc)
+                .expect("webhook listener")
+                .serve(app.into_make_service())
+                .await
+                .expect("webhook server");
+        });
+    });
+    port
+}
+
+/// The cluster's admission reaches wardle: webhooks (validating, mutating, matchPolicy
+/// Equivalent, failurePolicy with the webhook down, dryRun) and ValidatingAdmissionPolicies
+/// (Deny with the message, Warn as a Warning, params from a ConfigMap).
+fn cluster_admission(c: &mut Cluster) {
+    use base64::Engine as _;
+    use serde_json::json;
+    let ca = Ca::new("e2e-webhook-ca");
+    let port = webhook_server(&ca);
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&ca.cert_pem);
+    let dead_port = free_port();
+    let rules = |versions: &[&str]| {
+        json!([{"operations": ["CREATE", "UPDATE"], "apiGroups": ["wardle.example.com"],
+                "apiVersions": versions, "resources": ["flunders"]}])
+    };
+    let hook = |name: &str, url: String, rules: serde_json::Value, extra: serde_json::Value| {
+        let mut h = json!({"name": name, "clientConfig": {"url": url, "caBundle": ca_bundle},
+            "rules": rules, "sideEffects": "None", "admissionReviewVersions": ["v1"]});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            h[k] = v.clone();
+        }
+        h
+    };
+    let base = format!("https://127.0.0.1:{port}");
+    let dead = format!("https://127.0.0.1:{dead_port}/down");
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+         "metadata": {"name": "wardle-e2e"},
+         "webhooks": [
+            hook("deny.wardle.test", format!("{base}/validate"), rules(&["*"]), json!({})),
+            hook("versions.wardle.test", format!("{base}/versions"), rules(&["v1alpha1"]),
+                 json!({"matchPolicy": "Equivalent"})),
+            hook("down-fail.wardle.test", dead.clone(), rules(&["*"]),
+                 json!({"failurePolicy": "Fail", "objectSelector": {"matchLabels": {"down": "fail"}}})),
+            hook("down-ignore.wardle.test", dead, rules(&["*"]),
+                 json!({"failurePolicy": "Ignore", "objectSelector": {"matchLabels": {"down": "ignore"}}})),
+         ]},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+         "metadata": {"name": "wardle-e2e"},
+         "webhooks": [hook("label.wardle.test", format!("{base}/mutate"), rules(&["*"]),
+                           json!({"objectSelector": {"matchLabels": {"mutate": "me"}}}))]},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": "no-vap-deny"},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": rules(&["*"])},
+                  "validations": [{"expression": "!has(object.metadata.labels) || !('vap-deny' in object.metadata.labels)",
+                                   "message": "flunders may not carry vap-deny"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": "no-vap-deny-binding"},
+         "spec": {"policyName": "no-vap-deny", "validationActions": ["Deny"]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": "warn-names"},
+         "spec": {"matchConstraints": {"resourceRules": rules(&["*"])},
+                  "validations": [{"expression": "!object.metadata.name.startsWith('warn-')",
+                                   "messageExpression": "'name ' + object.metadata.name + ' is discouraged'"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": "warn-names-binding"},
+         "spec": {"policyName": "warn-names", "validationActions": ["Warn"]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": "label-limit"},
+         "spec": {"paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+                  "matchConstraints": {"resourceRules": rules(&["*"])},
+                  "validations": [{"expression": "!has(object.metadata.labels) || size(object.metadata.labels) <= int(params.data.max)",
+                                   "messageExpression": "'at most ' + params.data.max + ' labels'"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": "label-limit-binding"},
+         "spec": {"policyName": "label-limit", "validationActions": ["Deny"],
+                  "paramRef": {"name": "label-limit", "parameterNotFoundAction": "Allow"}}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "label-limit", "namespace": "default"},
+         "data": {"max": "3"}},
+        // wardle reads the params as its service account (Go's needs the same grant).
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "wardle-params", "namespace": "default"},
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "wardle-params", "namespace": "default"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "wardle-params"},
+         "subjects": [{"kind": "ServiceAccount", "name": "apiserver", "namespace": "wardle"}]},
+    ]});
+    let f = c.dir.join("admission.json");
+    std::fs::write(&f, objects.to_string()).expect("write");
+    c.kubectl_ok(&["apply", "-f", f.to_str().expect("utf8")]);
+
+    let labelled = |name: &str, labels: serde_json::Value| {
+        json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+               "metadata": {"name": name, "labels": labels}, "spec": {}})
+        .to_string()
+    };
+    // A validating webhook denies; its message reaches kubectl as Go formats it (also on dryRun:
+    // sideEffects None webhooks are called for dry runs).
+    for dry in [&["--dry-run=server"][..], &[]] {
+        c.eventually("the validating webhook denies", 60, |c| {
+            let o = create_from_str(c, None, "default", &labelled("denied", json!({"deny": "1"})), dry);
+            let t = text(&o);
+            if !o.status.success() && t.contains(r#"admission webhook "deny.wardle.test" denied the request: flunders labelled deny are not allowed"#) {
+                Ok(())
+            } else {
+                let _ = c.kubectl(&["delete", "flunder", "denied", "-n", "default", "--ignore-not-found"]);
+                Err(t)
+            }
+        });
+    }
+    // Its warnings reach kubectl.
+    let o = create_from_str(c, None, "default", &labelled("warned", json!({})), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("Warning: the validating webhook saw this"),
+        "{}",
+        text(&o)
+    );
+
+    // A mutating webhook adds a label that is stored.
+    c.eventually("the mutating webhook labels", 60, |c| {
+        let _ = c.kubectl(&[
+            "delete",
+            "flunder",
+            "mutant",
+            "-n",
+            "default",
+            "--ignore-not-found",
+        ]);
+        let o = create_from_str(
+            c,
+            None,
+            "default",
+            &labelled("mutant", json!({"mutate": "me"})),
+            &[],
+        );
+        let got = c.kubectl(&[
+            "get",
+            "flunder",
+            "mutant",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.metadata.labels.mutated}",
+        ]);
+        if o.status.success() && text(&got).trim() == "yes" {
+            Ok(())
+        } else {
+            Err(format!("{}{}", text(&o), text(&got)))
+        }
+    });
+
+    // matchPolicy Equivalent: a webhook for v1alpha1 sees a v1beta1 request, in v1alpha1.
+    let o = create_from_str(
+        c,
+        None,
+        "default",
+        &labelled("versioned", json!({"check-version": "1"})),
+        &[],
+    );
+    assert!(
+        text(&o).contains(r#"admission webhook "versions.wardle.test" denied the request: seen as v1alpha1, requested as v1beta1"#),
+        "{}", text(&o)
+    );
+
+    // The webhook is down: failurePolicy Fail refuses, Ignore admits.
+    let o = create_from_str(
+        c,
+        None,
+        "default",
+        &labelled("down-fail", json!({"down": "fail"})),
+        &[],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(r#"Internal error occurred: failed calling webhook "down-fail.wardle.test": failed to call webhook: Post"#),
+        "{}", text(&o)
+    );
+    let o = create_from_str(
+        c,
+        None,
+        "default",
+        &labelled("down-ignore", json!({"down": "ignore"})),
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    // ValidatingAdmissionPolicy: Deny with its message, Warn as a Warning, params.
+    let o = create_from_str(
+        c,
+        None,
+        "default",
+        &labelled("vap", json!({"vap-deny": "1"})),
+        &[],
+    );
+    assert!(
+        text(&o).contains(// Reason Invalid (422) with the message as the one cause: kubectl prints it as Go's does.
+        r#"The flunders "vap" is invalid: : ValidatingAdmissionPolicy 'no-vap-deny' with binding 'no-vap-deny-binding' denied request: flunders may not carry vap-deny"#),
+        "{}", text(&o)
+    );
+    let o = create_from_str(c, None, "default", &labelled("warn-me", json!({})), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("Warning: Validation failed for ValidatingAdmissionPolicy 'warn-names' with binding 'warn-names-binding': name warn-me is discouraged"),
+        "{}", text(&o)
+    );
+    let o = create_from_str(
+        c,
+        None,
+        "default",
+        &labelled("many", json!({"a": "1", "b": "2", "c": "3", "d": "4"})),
+        &[],
+    );
+    assert!(
+        text(&o).contains("ValidatingAdmissionPolicy 'label-limit' with binding 'label-limit-binding' denied request: at most 3 labels"),
+        "{}", text(&o)
+    );
 }

@@ -1,6 +1,16 @@
-//! Admission plugins run on writes: NamespaceLifecycle (when a cluster is attached) and BanFlunder.
+//! Admission plugins run on writes, in Go's order (k8s.io/apiserver `options/admission.go`):
+//! NamespaceLifecycle, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
+//! ValidatingAdmissionWebhook (these four when a cluster is attached) and BanFlunder.
 
+pub mod attributes;
+pub mod cel;
+mod chain;
+pub mod informer;
+pub mod matching;
 pub mod namespace;
+pub mod policy;
+pub mod warnings;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -10,9 +20,8 @@ use crate::storage::Storage;
 
 /// Every admission plugin name the Go sample-apiserver registers (k8s.io/apiserver
 /// `server.RegisterAllAdmissionPlugins` plus the sample's BanFlunder), so flags written for Go
-/// work here. wardle runs NamespaceLifecycle and BanFlunder; the webhook and policy plugins have
-/// no configuration objects to act on without a cluster's admissionregistration API, so naming
-/// them changes nothing.
+/// work here. All but MutatingAdmissionPolicy run (see the module docs); that one is accepted
+/// and does nothing.
 pub const PLUGINS: &[&str] = &[
     "NamespaceLifecycle",
     "MutatingAdmissionPolicy",
@@ -46,6 +55,10 @@ pub struct Admission {
     pub ban_flunder: bool,
     /// Set when a cluster kubeconfig is given (`--kubeconfig` or in-cluster).
     pub namespace_lifecycle: Option<Arc<namespace::NamespaceLifecycle>>,
+    /// MutatingAdmissionWebhook + ValidatingAdmissionWebhook (cluster attached).
+    pub webhooks: Option<Arc<webhook::Webhooks>>,
+    /// ValidatingAdmissionPolicy (cluster attached).
+    pub policies: Option<Arc<policy::Policies>>,
 }
 
 impl Default for Admission {
@@ -53,32 +66,9 @@ impl Default for Admission {
         Admission {
             ban_flunder: true,
             namespace_lifecycle: None,
+            webhooks: None,
+            policies: None,
         }
-    }
-}
-
-impl Admission {
-    /// Mutating admission for CREATE; `name` is empty for generateName creates (as in Go,
-    /// which runs admission before generating the name, so generated names are never banned).
-    pub async fn admit_create(
-        &self,
-        storage: &Storage,
-        resource: &dyn Resource,
-        namespace: &str,
-        name: &str,
-    ) -> ApiResult<()> {
-        // Go's order: NamespaceLifecycle first.
-        if let Some(nl) = &self.namespace_lifecycle
-            && resource.namespaced()
-            && !namespace.is_empty()
-        {
-            nl.admit_create(&resource.group_resource(), namespace, name)
-                .await?;
-        }
-        if self.ban_flunder && resource.plural() == "flunders" && !name.is_empty() {
-            ban_flunder(storage, resource, name).await?;
-        }
-        Ok(())
     }
 }
 

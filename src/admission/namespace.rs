@@ -1,29 +1,47 @@
-//! NamespaceLifecycle admission (when wardle is attached to a cluster): no creates in a
-//! namespace that does not exist (404) or is being deleted (403), from a namespace cache kept
-//! by a list+watch of the core cluster, with a live lookup on a cache miss as Go does (the
-//! namespace may be newer than the cache).
+//! The core cluster's namespaces, as admission needs them: NamespaceLifecycle (no creates in a
+//! namespace that does not exist (404) or is being deleted (403)) and the namespace labels of
+//! webhooks' namespaceSelector and policies' `namespaceObject`. Served from an informer, with a
+//! live lookup on a cache miss as Go does (the namespace may be newer than the cache).
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::api::Api;
 
+use super::informer::Informer;
 use crate::apimachinery::status::{ApiError, ApiResult, GroupResource, StatusCause};
 
-/// Namespace name → terminating?
-type Phases = HashMap<String, bool>;
-
-pub struct NamespaceLifecycle {
+/// The namespaces of the core cluster: an informer plus live lookups.
+pub struct Namespaces {
     api: Api<Namespace>,
-    phases: Arc<RwLock<Phases>>,
+    informer: Arc<Informer<Namespace>>,
 }
 
-impl std::fmt::Debug for NamespaceLifecycle {
+impl std::fmt::Debug for Namespaces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NamespaceLifecycle").finish_non_exhaustive()
+        f.debug_struct("Namespaces").finish_non_exhaustive()
+    }
+}
+
+impl Namespaces {
+    /// Start the list+watch in the background; lookups work (live) before the first list.
+    pub fn start(client: kube::Client) -> Arc<Self> {
+        let api: Api<Namespace> = Api::all(client);
+        Arc::new(Namespaces {
+            informer: Informer::start(api.clone()),
+            api,
+        })
+    }
+
+    /// The namespace `name`: from the cache, else from the cluster. `Ok(None)`: it does not exist.
+    pub async fn get(&self, name: &str) -> ApiResult<Option<Arc<Namespace>>> {
+        if let Some(ns) = self.informer.get(name) {
+            return Ok(Some(ns));
+        }
+        match self.api.get_opt(name).await {
+            Ok(ns) => Ok(ns.map(Arc::new)),
+            Err(e) => Err(ApiError::internal(e.to_string())),
+        }
     }
 }
 
@@ -32,25 +50,15 @@ fn terminating(ns: &Namespace) -> bool {
         || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
 }
 
+/// The NamespaceLifecycle admission plugin.
+#[derive(Debug)]
+pub struct NamespaceLifecycle {
+    namespaces: Arc<Namespaces>,
+}
+
 impl NamespaceLifecycle {
-    /// Start the list+watch in the background; admission works (by live lookups) before the
-    /// first list completes.
-    pub fn start(client: kube::Client) -> Arc<Self> {
-        let me = Arc::new(NamespaceLifecycle {
-            api: Api::all(client),
-            phases: Arc::new(RwLock::new(HashMap::new())),
-        });
-        let api = me.api.clone();
-        let phases = me.phases.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = list_and_watch(&api, &phases).await {
-                    tracing::warn!(error = %e, "namespace watch ended; relisting");
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-        me
+    pub fn new(namespaces: Arc<Namespaces>) -> Arc<Self> {
+        Arc::new(NamespaceLifecycle { namespaces })
     }
 
     /// Admit a create of `resource` named `name` (empty for generateName) in `namespace`.
@@ -60,26 +68,13 @@ impl NamespaceLifecycle {
         namespace: &str,
         name: &str,
     ) -> ApiResult<()> {
-        let cached = self
-            .phases
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(namespace)
-            .copied();
-        let is_terminating = match cached {
-            Some(t) => t,
-            None => match self.api.get_opt(namespace).await {
-                Ok(Some(ns)) => terminating(&ns),
-                Ok(None) => {
-                    return Err(ApiError::not_found(
-                        &GroupResource::new("", "namespaces"),
-                        namespace,
-                    ));
-                }
-                Err(e) => return Err(ApiError::internal(e.to_string())),
-            },
+        let Some(ns) = self.namespaces.get(namespace).await? else {
+            return Err(ApiError::not_found(
+                &GroupResource::new("", "namespaces"),
+                namespace,
+            ));
         };
-        if is_terminating {
+        if terminating(&ns) {
             let mut e = ApiError::forbidden(
                 gr,
                 name,
@@ -97,46 +92,5 @@ impl NamespaceLifecycle {
             return Err(e);
         }
         Ok(())
-    }
-}
-
-/// One list, then a watch from its resourceVersion until the stream ends or fails.
-async fn list_and_watch(api: &Api<Namespace>, phases: &RwLock<Phases>) -> anyhow::Result<()> {
-    let list = api.list(&ListParams::default()).await?;
-    let rv = list.metadata.resource_version.clone().unwrap_or_default();
-    {
-        let mut p = phases.write().unwrap_or_else(|p| p.into_inner());
-        p.clear();
-        for ns in &list.items {
-            if let Some(n) = &ns.metadata.name {
-                p.insert(n.clone(), terminating(ns));
-            }
-        }
-    }
-    let mut rv = rv;
-    loop {
-        let params = WatchParams::default().timeout(290);
-        let mut stream = api.watch(&params, &rv).await?.boxed();
-        while let Some(ev) = stream.try_next().await? {
-            match ev {
-                WatchEvent::Added(ns) | WatchEvent::Modified(ns) => {
-                    if let Some(n) = &ns.metadata.name {
-                        phases
-                            .write()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(n.clone(), terminating(&ns));
-                    }
-                    rv = ns.metadata.resource_version.clone().unwrap_or(rv);
-                }
-                WatchEvent::Deleted(ns) => {
-                    if let Some(n) = &ns.metadata.name {
-                        phases.write().unwrap_or_else(|p| p.into_inner()).remove(n);
-                    }
-                    rv = ns.metadata.resource_version.clone().unwrap_or(rv);
-                }
-                WatchEvent::Bookmark(b) => rv = b.metadata.resource_version,
-                WatchEvent::Error(e) => anyhow::bail!("watch error: {}", e.message),
-            }
-        }
     }
 }

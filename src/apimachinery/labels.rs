@@ -203,6 +203,12 @@ impl Selector {
         Selector::default()
     }
 
+    /// The AND of `requirements` (a structured `metav1.LabelSelector`, already validated).
+    pub fn from_requirements(mut requirements: Vec<Requirement>) -> Selector {
+        requirements.sort_by(|a, b| a.key.cmp(&b.key));
+        Selector { requirements }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
     }

@@ -83,10 +83,14 @@ pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let mut resp = match handle(state, resource, version, req).await {
+    // Admission's warnings (webhooks, policies) are recorded below and become headers here.
+    let (result, warnings) =
+        crate::admission::warnings::record(handle(state, resource, version, req)).await;
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    response::add_warnings(&mut resp, &warnings);
     // Go adds the deprecation warning to every response of a deprecated version's routes.
     if let Some(w) = resource
         .version(version)

@@ -12,6 +12,7 @@ pub use list::ListResult;
 pub use write::Deleted;
 
 use crate::admission::Admission;
+use crate::admission::attributes::{Attributes, Operation};
 use crate::api::{Resource, meta_schema};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::options::ListOptions;
@@ -58,6 +59,28 @@ impl Ctx<'_> {
             return None;
         }
         Some(r.hub_to_version(to.name, r.to_hub(from, obj.clone())))
+    }
+
+    /// What admission sees of a write of `name`; `old` is the stored object (storage JSON).
+    fn admission<'b>(
+        &'b self,
+        operation: Operation,
+        name: &str,
+        old: Option<&Value>,
+        dry_run: bool,
+        field_manager: Option<&str>,
+    ) -> Attributes<'b> {
+        Attributes {
+            operation,
+            resource: self.resource,
+            version: self.version,
+            namespace: self.namespace,
+            name: name.to_string(),
+            user: self.user,
+            dry_run,
+            field_manager: field_manager.map(str::to_string),
+            old: old.map(|o| self.resource.storage_to_version(self.version, o.clone())),
+        }
     }
 
     fn invalid(&self, name: &str, errs: &[FieldError]) -> ApiError {

@@ -1,6 +1,7 @@
 //! create, update (PUT), patch and delete: the write verbs of the generic Store.
 
 use super::{Ctx, Store, being_deleted, check_fields, finalizers, meta_str};
+use crate::admission::attributes::{Attributes, Operation};
 use crate::apimachinery::decode::FieldValidation;
 use crate::apimachinery::managed_fields;
 use crate::apimachinery::meta;
@@ -174,7 +175,6 @@ impl Store {
             m.remove(*f);
         }
         r.default(ctx.version, &mut obj);
-        let errs = r.validate_versioned(ctx.version, &obj);
         let manager = self.manager(ctx, opts)?;
         let now = meta::timestamp_now();
         if record {
@@ -191,9 +191,16 @@ impl Store {
 
         // Admission sees the name as sent: a generateName create has none yet (as in Go).
         let requested_name = meta_str(&obj, "name").to_string();
-        self.admission
-            .admit_create(&self.storage, r, ctx.namespace, &requested_name)
-            .await?;
+        let mut attrs = ctx.admission(
+            Operation::Create,
+            &requested_name,
+            None,
+            opts.dry_run,
+            Some(&manager),
+        );
+        self.admit(ctx, &attrs, &mut obj).await?;
+        let errs = r.validate_versioned(ctx.version, &obj);
+        let requested_name = meta_str(&obj, "name").to_string();
 
         let generate = meta_str(&obj, "generateName").to_string();
         let generated = requested_name.is_empty() && !generate.is_empty();
@@ -213,6 +220,8 @@ impl Store {
             if !all.is_empty() {
                 return Err(ctx.invalid(&name, &all));
             }
+            attrs.name.clone_from(&name);
+            self.admission.validate(&attrs, Some(&obj)).await?;
             let stored = r.hub_to_storage(hub);
             if opts.dry_run {
                 // Nothing is written, but the answer must be the one a real create would give.
@@ -253,6 +262,19 @@ impl Store {
             }
         }
         Err(ApiError::internal("name generation did not converge"))
+    }
+
+    /// Mutating admission of `obj` (versioned JSON of the request's version); what webhooks
+    /// changed must still be an object of this kind in this namespace, with fields of the
+    /// right types.
+    async fn admit(&self, ctx: &Ctx<'_>, attrs: &Attributes<'_>, obj: &mut Value) -> ApiResult<()> {
+        self.admission
+            .mutate(&self.storage, attrs, Some(&mut *obj))
+            .await?;
+        Self::check_type_meta(ctx, obj)?;
+        Self::settle_namespace(ctx, obj)?;
+        check_fields(ctx, obj, Vec::new(), FieldValidation::Ignore, false)?;
+        Ok(())
     }
 
     fn exists_error(&self, ctx: &Ctx<'_>, name: &str, existing: &Value) -> ApiError {
@@ -330,7 +352,7 @@ impl Store {
     ) -> Result<Value, UpdateError> {
         let r = ctx.resource;
         r.default(ctx.version, &mut new);
-        let mut errs = r.validate_versioned(ctx.version, &new);
+        let attrs = ctx.admission(Operation::Update, name, Some(&old.object), dry_run, manager);
         // The server owns these; carry them over from the stored object.
         {
             let old_meta = &old.object["metadata"];
@@ -368,6 +390,11 @@ impl Store {
                 Some(&convert),
             );
         }
+        self.admit(ctx, &attrs, &mut new)
+            .await
+            .map_err(UpdateError::Api)?;
+        let mut errs = r.validate_versioned(ctx.version, &new);
+        let versioned = new.clone();
         let hub = r.to_hub(ctx.version, new);
         let old_hub = r.to_hub(r.storage_version(), old.object.clone());
         errs.extend(meta::validate_update(
@@ -379,6 +406,10 @@ impl Store {
         if !errs.is_empty() {
             return Err(UpdateError::Api(ctx.invalid(name, &errs)));
         }
+        self.admission
+            .validate(&attrs, Some(&versioned))
+            .await
+            .map_err(UpdateError::Api)?;
         let stored = r.hub_to_storage(hub);
         if same_ignoring_times(&stored, &old.object) {
             return Ok(old.object.clone());
@@ -497,6 +528,15 @@ impl Store {
                     &old.rv.to_string(),
                 ));
             }
+            let attrs = ctx.admission(
+                Operation::Delete,
+                name,
+                Some(&old.object),
+                opts.dry_run,
+                None,
+            );
+            self.admission.mutate(&self.storage, &attrs, None).await?;
+            self.admission.validate(&attrs, None).await?;
             let mut obj = old.object.clone();
             let mut fins = finalizers(&obj);
             // With the garbage collector on, Orphan/Foreground are finalizers the GC acts on.

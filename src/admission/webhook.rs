@@ -1,0 +1,763 @@
+//! MutatingAdmissionWebhook and ValidatingAdmissionWebhook (Go's
+//! `pkg/admission/plugin/webhook/{generic,mutating,validating,request}`): the cluster's
+//! webhook configurations (from informers) matched against a write, an `AdmissionReview`
+//! v1 POSTed over HTTPS to each matching webhook, JSONPatch responses applied, denials and
+//! call failures reported with Go's messages and per `failurePolicy`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use k8s_openapi::api::admissionregistration::v1::{
+    MatchCondition, MutatingWebhookConfiguration, RuleWithOperations,
+    ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde_json::{Value, json};
+
+use super::attributes::{Attributes, Operation};
+use super::cel;
+use super::informer::Informer;
+use super::matching::{self, Rule};
+use super::namespace::Namespaces;
+use super::warnings;
+use crate::apimachinery::status::{ApiError, ApiResult, StatusCause};
+
+/// Go's default `timeoutSeconds`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest webhook response read (an object is at most 3 MiB; its patch and review
+/// wrapper fit in this with room to spare).
+const MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// HTTP clients kept per (endpoint, caBundle); the cache is reset when it grows past this.
+const MAX_CLIENTS: usize = 256;
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// One webhook of either kind, as dispatch needs it.
+struct Hook {
+    name: String,
+    client_config: WebhookClientConfig,
+    rules: Vec<RuleWithOperations>,
+    match_policy: Option<String>,
+    namespace_selector: Option<LabelSelector>,
+    object_selector: Option<LabelSelector>,
+    match_conditions: Vec<MatchCondition>,
+    /// failurePolicy Ignore (the v1 default is Fail).
+    ignore_failures: bool,
+    side_effects: String,
+    timeout: Duration,
+    /// reinvocationPolicy IfNeeded (mutating only).
+    reinvoke: bool,
+    review_versions: Vec<String>,
+}
+
+macro_rules! hook_from {
+    ($w:expr, $reinvoke:expr) => {{
+        let w = $w;
+        Hook {
+            name: w.name.clone(),
+            client_config: w.client_config.clone(),
+            rules: w.rules.clone().unwrap_or_default(),
+            match_policy: w.match_policy.clone(),
+            namespace_selector: w.namespace_selector.clone(),
+            object_selector: w.object_selector.clone(),
+            match_conditions: w.match_conditions.clone().unwrap_or_default(),
+            ignore_failures: w.failure_policy.as_deref() == Some("Ignore"),
+            side_effects: w.side_effects.clone(),
+            timeout: w.timeout_seconds.map_or(DEFAULT_TIMEOUT, |s| {
+                Duration::from_secs(s.clamp(1, 30) as u64)
+            }),
+            reinvoke: $reinvoke,
+            review_versions: w.admission_review_versions.clone(),
+        }
+    }};
+}
+
+/// Both webhook plugins: the configuration informers, namespaces for namespaceSelector, and
+/// the HTTP clients.
+pub struct Webhooks {
+    pub mutating: Option<Arc<Informer<MutatingWebhookConfiguration>>>,
+    pub validating: Option<Arc<Informer<ValidatingWebhookConfiguration>>>,
+    pub namespaces: Arc<Namespaces>,
+    clients: Mutex<HashMap<(String, Vec<u8>), HttpClient>>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks").finish_non_exhaustive()
+    }
+}
+
+/// Why a call failed (Go's `ErrCallingWebhook`): subject to failurePolicy.
+struct CallError {
+    reason: String,
+}
+
+/// The outcome of one call that did not fail.
+enum Verdict {
+    Allowed { patch: Option<Vec<u8>> },
+    Denied(ApiError),
+}
+
+impl Webhooks {
+    pub fn new(
+        mutating: Option<Arc<Informer<MutatingWebhookConfiguration>>>,
+        validating: Option<Arc<Informer<ValidatingWebhookConfiguration>>>,
+        namespaces: Arc<Namespaces>,
+    ) -> Arc<Self> {
+        Arc::new(Webhooks {
+            mutating,
+            validating,
+            namespaces,
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The mutating webhooks, configurations in name order (as Go sorts them).
+    fn mutating_hooks(&self) -> Vec<Hook> {
+        let Some(inf) = &self.mutating else {
+            return Vec::new();
+        };
+        inf.snapshot()
+            .values()
+            .flat_map(|c| c.webhooks.iter().flatten())
+            .map(|w| hook_from!(w, w.reinvocation_policy.as_deref() == Some("IfNeeded")))
+            .collect()
+    }
+
+    fn validating_hooks(&self) -> Vec<Hook> {
+        let Some(inf) = &self.validating else {
+            return Vec::new();
+        };
+        inf.snapshot()
+            .values()
+            .flat_map(|c| c.webhooks.iter().flatten())
+            .map(|w| hook_from!(w, false))
+            .collect()
+    }
+
+    /// MutatingAdmissionWebhook: call every matching mutating webhook in order, applying its
+    /// patch to `obj` (versioned JSON of the request's version); then once more those with
+    /// `reinvocationPolicy: IfNeeded` that ran before a later webhook changed the object.
+    pub async fn mutate(&self, a: &Attributes<'_>, mut obj: Option<&mut Value>) -> ApiResult<()> {
+        let hooks = self.mutating_hooks();
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        // For each called hook: the number of changes made after it ran.
+        let mut called: Vec<(usize, usize)> = Vec::new();
+        let mut changes = 0usize;
+        for (i, h) in hooks.iter().enumerate() {
+            if self.call_mutating(a, h, obj.as_deref_mut()).await? {
+                changes += 1;
+                called.iter_mut().for_each(|(_, c)| *c += 1);
+            }
+            if let Some(c) = called.iter_mut().find(|(j, _)| *j == i) {
+                c.1 = 0;
+            } else {
+                called.push((i, 0));
+            }
+        }
+        if changes == 0 {
+            return Ok(());
+        }
+        for (i, later_changes) in called {
+            if hooks[i].reinvoke && later_changes > 0 {
+                self.call_mutating(a, &hooks[i], obj.as_deref_mut()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One mutating webhook; Ok(true) if it changed the object.
+    async fn call_mutating(
+        &self,
+        a: &Attributes<'_>,
+        h: &Hook,
+        obj: Option<&mut Value>,
+    ) -> ApiResult<bool> {
+        let Some(version) = self.should_call(a, h, obj.as_deref()).await? else {
+            return Ok(false);
+        };
+        let versioned = obj.as_deref().map(|o| a.convert(o, version));
+        match self.call(a, h, version, versioned.as_ref(), true).await {
+            Err(e) => fail(h, e).map(|()| false),
+            Ok(Verdict::Denied(e)) => Err(e),
+            Ok(Verdict::Allowed { patch: None }) => Ok(false),
+            Ok(Verdict::Allowed { patch: Some(p) }) => {
+                let (Some(current), Some(versioned)) = (obj, versioned) else {
+                    return Ok(false);
+                };
+                let patched = apply_json_patch(versioned.clone(), &p)?;
+                if patched == versioned {
+                    return Ok(false);
+                }
+                // Back to the request's version, as Go converts the patched object.
+                let r = a.resource;
+                *current = if version == a.version {
+                    patched
+                } else {
+                    r.hub_to_version(a.version, r.to_hub(version, patched))
+                };
+                Ok(true)
+            }
+        }
+    }
+
+    /// ValidatingAdmissionWebhook: every matching webhook is called (concurrently, as in Go);
+    /// the first denial or failure in webhook order is returned.
+    pub async fn validate(&self, a: &Attributes<'_>, obj: Option<&Value>) -> ApiResult<()> {
+        let hooks = self.validating_hooks();
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let mut calls = Vec::new();
+        for h in &hooks {
+            if let Some(version) = self.should_call(a, h, obj).await? {
+                calls.push((h, version, obj.map(|o| a.convert(o, version))));
+            }
+        }
+        let results = futures::future::join_all(
+            calls
+                .iter()
+                .map(|(h, v, o)| self.call(a, h, v, o.as_ref(), false)),
+        )
+        .await;
+        for ((h, _, _), r) in calls.iter().zip(results) {
+            match r {
+                Ok(Verdict::Allowed { .. }) => {}
+                Ok(Verdict::Denied(e)) => return Err(e),
+                Err(e) => fail(h, e)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Go's `ShouldCallHook` + match conditions: the version the webhook is called in, or None.
+    async fn should_call(
+        &self,
+        a: &Attributes<'_>,
+        h: &Hook,
+        obj: Option<&Value>,
+    ) -> ApiResult<Option<&'static str>> {
+        let Some(version) =
+            matching::matched_version(a, h.match_policy.as_deref(), h.rules.iter().map(Rule::from))
+        else {
+            return Ok(None);
+        };
+        if !selectors_match(
+            a,
+            &self.namespaces,
+            h.namespace_selector.as_ref(),
+            h.object_selector.as_ref(),
+            obj,
+        )
+        .await
+        .map_err(|e| internal(&e))?
+        {
+            return Ok(None);
+        }
+        if h.match_conditions.is_empty() {
+            return Ok(Some(version));
+        }
+        let mut act = cel::Activation::default();
+        bind_request(&mut act, a, version, obj);
+        for mc in &h.match_conditions {
+            let result = act.eval_compiled_bool(&cel::compile_cached(&mc.expression));
+            match result {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    fail(
+                        h,
+                        CallError {
+                            reason: format!(
+                                "failed to evaluate match condition {:?}: {e}",
+                                mc.name
+                            ),
+                        },
+                    )?;
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(version))
+    }
+
+    /// POST an AdmissionReview for `a` (objects already in `version`) and judge the response.
+    async fn call(
+        &self,
+        a: &Attributes<'_>,
+        h: &Hook,
+        version: &'static str,
+        obj: Option<&Value>,
+        mutating: bool,
+    ) -> Result<Verdict, CallError> {
+        if a.dry_run && !matches!(h.side_effects.as_str(), "None" | "NoneOnDryRun") {
+            // Go: not a call failure, so failurePolicy does not apply.
+            return Ok(Verdict::Denied(ApiError::bad_request(format!(
+                "admission webhook {:?} does not support dry run",
+                h.name
+            ))));
+        }
+        if !h.review_versions.iter().any(|v| v == "v1") {
+            return Err(CallError {
+                reason: format!(
+                    "webhook does not accept known AdmissionReview versions {:?}",
+                    h.review_versions
+                ),
+            });
+        }
+        let uid = uuid::Uuid::new_v4().to_string();
+        let mut request = admission_request(a, version);
+        request["uid"] = json!(uid);
+        request["object"] = obj.cloned().unwrap_or(Value::Null);
+        request["oldObject"] = a
+            .old
+            .as_ref()
+            .map_or(Value::Null, |o| a.convert(o, version));
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": request,
+        });
+        let (url, client) = self.client(&h.client_config).map_err(|reason| CallError {
+            reason: format!("could not get REST client: {reason}"),
+        })?;
+        let body = serde_json::to_vec(&review).map_err(|e| CallError {
+            reason: e.to_string(),
+        })?;
+        let req = http::Request::post(&url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CallError {
+                reason: format!("failed to call webhook: {e}"),
+            })?;
+        let post = async {
+            let resp = client.request(req).await.map_err(|e| {
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg = format!("{msg}: {s}");
+                    src = s.source();
+                }
+                msg
+            })?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, bytes))
+        };
+        let (status, bytes) = match tokio::time::timeout(h.timeout, post).await {
+            Err(_) => {
+                return Err(CallError {
+                    reason: format!(
+                        "failed to call webhook: Post {url:?}: context deadline exceeded"
+                    ),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(CallError {
+                    reason: format!("failed to call webhook: Post {url:?}: {e}"),
+                });
+            }
+            Ok(Ok(x)) => x,
+        };
+        if !status.is_success() {
+            return Err(CallError {
+                reason: format!(
+                    "failed to call webhook: the server responded with the status code {} but did not return more information",
+                    status.as_u16()
+                ),
+            });
+        }
+        let response: Value = serde_json::from_slice(&bytes).map_err(|e| CallError {
+            reason: format!("failed to call webhook: {e}"),
+        })?;
+        verify_response(&uid, mutating, &response).map_err(|e| CallError {
+            reason: format!("received invalid webhook response: {e}"),
+        })?;
+        let r = &response["response"];
+        for w in r["warnings"].as_array().into_iter().flatten() {
+            if let Some(w) = w.as_str() {
+                warnings::add(w);
+            }
+        }
+        if r["allowed"].as_bool() != Some(true) {
+            return Ok(Verdict::Denied(denial(&h.name, &r["status"])));
+        }
+        let patch = match r.get("patch").and_then(Value::as_str) {
+            None => None,
+            Some(p) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(p)
+                    .map_err(|e| CallError {
+                        reason: format!("received invalid webhook response: patch: {e}"),
+                    })?,
+            ),
+        };
+        Ok(Verdict::Allowed { patch })
+    }
+
+    /// The endpoint URL and a cached client trusting only `caBundle` (or the system roots).
+    fn client(&self, cc: &WebhookClientConfig) -> Result<(String, HttpClient), String> {
+        let url = match (&cc.url, &cc.service) {
+            (Some(u), _) => u.clone(),
+            // Go's default service resolver: the service's cluster DNS name.
+            (None, Some(s)) => format!(
+                "https://{}.{}.svc:{}{}",
+                s.name,
+                s.namespace,
+                s.port.unwrap_or(443),
+                s.path.as_deref().unwrap_or("")
+            ),
+            (None, None) => return Err("neither url nor service is set".into()),
+        };
+        if !url.starts_with("https://") {
+            return Err(format!("webhook URL {url:?} is not https"));
+        }
+        let ca = cc
+            .ca_bundle
+            .as_ref()
+            .map(|b| b.0.clone())
+            .unwrap_or_default();
+        let key = (url.clone(), ca);
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok((url, c.clone()));
+        }
+        let client = build_client(&key.1)?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok((url, client))
+    }
+}
+
+/// A rustls client (ring) trusting the PEM `ca_bundle`, or the system roots when it is empty.
+fn build_client(ca_bundle: &[u8]) -> Result<HttpClient, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    if ca_bundle.is_empty() {
+        for c in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(c);
+        }
+    } else {
+        let mut rd = ca_bundle;
+        let certs: Vec<_> = rustls_pki_types::pem::PemObject::pem_reader_iter(&mut rd)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("invalid caBundle: {e}"))?;
+        for c in certs {
+            roots.add(c).map_err(|e| format!("invalid caBundle: {e}"))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https),
+    )
+}
+
+/// A call failure under the hook's failurePolicy: Ignore logs and goes on; Fail is Go's
+/// InternalError `failed calling webhook "x": <reason>`.
+fn fail(h: &Hook, e: CallError) -> ApiResult<()> {
+    let msg = format!("failed calling webhook {:?}: {}", h.name, e.reason);
+    if h.ignore_failures {
+        tracing::warn!(webhook = %h.name, error = %msg, "failed calling webhook, failing open");
+        return Ok(());
+    }
+    tracing::warn!(webhook = %h.name, error = %msg, "failed calling webhook, failing closed");
+    Err(internal(&msg))
+}
+
+/// Go's `NewInternalError`: the message, and the same text as the one cause.
+pub(super) fn internal(msg: &str) -> ApiError {
+    let mut e = ApiError::internal(msg);
+    e.details
+        .get_or_insert_with(Box::default)
+        .causes
+        .push(StatusCause {
+            reason: String::new(),
+            message: msg.to_string(),
+            field: String::new(),
+        });
+    e
+}
+
+/// Go's `VerifyAdmissionResponse` for v1.
+fn verify_response(uid: &str, mutating: bool, review: &Value) -> Result<(), String> {
+    let av = review["apiVersion"].as_str().unwrap_or("");
+    let kind = review["kind"].as_str().unwrap_or("");
+    if av != "admission.k8s.io/v1" || kind != "AdmissionReview" {
+        return Err(format!(
+            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {av}, Kind={kind}"
+        ));
+    }
+    let r = &review["response"];
+    if !r.is_object() {
+        return Err("webhook response was absent".into());
+    }
+    let got = r["uid"].as_str().unwrap_or("");
+    if got != uid {
+        return Err(format!("expected response.uid={uid:?}, got {got:?}"));
+    }
+    let has_patch = r.get("patch").is_some_and(|p| !p.is_null());
+    let patch_type = r.get("patchType").and_then(Value::as_str);
+    if has_patch && !mutating {
+        return Err("validating webhook may not return patches".into());
+    }
+    match (has_patch, patch_type) {
+        (true, None) => Err("webhook returned response.patch but not response.patchType".into()),
+        (_, Some(t)) if t != "JSONPatch" => Err(format!(
+            "webhook returned invalid response.patchType of {t:?}"
+        )),
+        (false, Some(_)) => {
+            Err("webhook returned response.patchType but not response.patch".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Go's `ToStatusErr`: a denial as a Status, code ≥ 400 (400 by default), message prefixed
+/// with `admission webhook "name" denied the request`.
+fn denial(name: &str, status: &Value) -> ApiError {
+    let denied_by = format!("admission webhook {name:?} denied the request");
+    let code = status["code"]
+        .as_u64()
+        .filter(|c| (400..600).contains(c))
+        .unwrap_or(400) as u16;
+    let message = status["message"].as_str().unwrap_or("");
+    let reason = status["reason"].as_str().unwrap_or("");
+    let text = if !message.is_empty() {
+        format!("{denied_by}: {message}")
+    } else if !reason.is_empty() {
+        format!("{denied_by}: {reason}")
+    } else {
+        format!("{denied_by} without explanation")
+    };
+    let mut e = ApiError::new(code, static_reason(reason), text);
+    if let Some(d) = status.get("details").filter(|d| d.is_object()) {
+        let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
+        let det = e.details.get_or_insert_with(Box::default);
+        det.name = s("name");
+        det.group = s("group");
+        det.kind = s("kind");
+        det.uid = s("uid");
+        for c in d["causes"].as_array().into_iter().flatten() {
+            det.causes.push(StatusCause {
+                reason: c["reason"].as_str().unwrap_or("").into(),
+                message: c["message"].as_str().unwrap_or("").into(),
+                field: c["field"].as_str().unwrap_or("").into(),
+            });
+        }
+    }
+    e
+}
+
+/// A webhook's free-text Status reason, kept when it is one of apimachinery's StatusReasons
+/// (the only ones clients act on); any other becomes "" (unknown), as an unset reason is.
+pub(super) fn static_reason(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "Unauthorized",
+        "Forbidden",
+        "NotFound",
+        "AlreadyExists",
+        "Conflict",
+        "Gone",
+        "Invalid",
+        "ServerTimeout",
+        "StoreReadError",
+        "Timeout",
+        "TooManyRequests",
+        "BadRequest",
+        "MethodNotAllowed",
+        "NotAcceptable",
+        "RequestEntityTooLarge",
+        "UnsupportedMediaType",
+        "InternalError",
+        "Expired",
+        "ServiceUnavailable",
+    ];
+    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("")
+}
+
+/// Apply a JSONPatch (RFC 6902) document to `obj`. A patch that does not parse or apply, or
+/// that leaves no object, is an internal error, as in Go.
+pub fn apply_json_patch(mut obj: Value, patch: &[u8]) -> ApiResult<Value> {
+    let p: json_patch::Patch =
+        serde_json::from_slice(patch).map_err(|e| internal(&e.to_string()))?;
+    json_patch::patch(&mut obj, &p).map_err(|e| internal(&e.to_string()))?;
+    if !obj.is_object() {
+        return Err(internal("the patched object is not a JSON object"));
+    }
+    Ok(obj)
+}
+
+fn gvk(version: &str, kind: &str) -> Value {
+    json!({"group": crate::api::GROUP, "version": version, "kind": kind})
+}
+
+fn gvr(version: &str, resource: &str) -> Value {
+    json!({"group": crate::api::GROUP, "version": version, "resource": resource})
+}
+
+/// The AdmissionRequest fields shared by webhooks and CEL's `request` (no uid or objects):
+/// kind/resource in the matched `version`, requestKind/requestResource in the request's.
+pub(super) fn admission_request(a: &Attributes<'_>, version: &str) -> Value {
+    let r = a.resource;
+    let mut req = json!({
+        "kind": gvk(version, r.kind()),
+        "resource": gvr(version, r.plural()),
+        "requestKind": gvk(a.version, r.kind()),
+        "requestResource": gvr(a.version, r.plural()),
+        "operation": a.operation.as_str(),
+        "userInfo": a.user_info(),
+        "dryRun": a.dry_run,
+        "options": a.options(),
+    });
+    if !a.name.is_empty() {
+        req["name"] = json!(a.name);
+    }
+    if !a.namespace.is_empty() {
+        req["namespace"] = json!(a.namespace);
+    }
+    req
+}
+
+/// Bind `object`, `oldObject` and `request` for CEL (match conditions, policies).
+pub(super) fn bind_request(
+    act: &mut cel::Activation,
+    a: &Attributes<'_>,
+    version: &str,
+    obj: Option<&Value>,
+) {
+    // DELETE has no object; CREATE no oldObject: both are null in Go.
+    let object = match a.operation {
+        Operation::Delete => None,
+        _ => obj.map(|o| a.convert(o, version)),
+    };
+    let old = a.old.as_ref().map(|o| a.convert(o, version));
+    act.set(
+        "object",
+        object.as_ref().map_or(::cel::Value::Null, cel::from_json),
+    );
+    act.set(
+        "oldObject",
+        old.as_ref().map_or(::cel::Value::Null, cel::from_json),
+    );
+    act.set("request", cel::from_json(&admission_request(a, version)));
+}
+
+/// namespaceSelector and objectSelector of a webhook or policy. A cluster-scoped object is
+/// never excluded by a namespaceSelector (Go). Errors: an invalid selector, or a namespace
+/// that cannot be read.
+pub(super) async fn selectors_match(
+    a: &Attributes<'_>,
+    namespaces: &Namespaces,
+    ns_sel: Option<&LabelSelector>,
+    obj_sel: Option<&LabelSelector>,
+    obj: Option<&Value>,
+) -> Result<bool, String> {
+    let os = matching::label_selector(obj_sel)?;
+    if !matching::object_selector_matches(&os, obj, a.old.as_ref()) {
+        return Ok(false);
+    }
+    let ns = matching::label_selector(ns_sel)?;
+    if ns.is_empty() || a.namespace.is_empty() {
+        return Ok(true);
+    }
+    let Some(n) = namespaces.get(a.namespace).await.map_err(|e| e.message)? else {
+        return Err(format!("namespace {:?} not found", a.namespace));
+    };
+    let labels = matching::labels_json(n.metadata.labels.as_ref());
+    Ok(ns.matches(Some(&labels)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_patches_apply_in_order_and_bad_ones_are_internal_errors() {
+        let obj = json!({"metadata": {"name": "f"}, "spec": {}});
+        let p = br#"[{"op":"add","path":"/metadata/labels","value":{}},
+                     {"op":"add","path":"/metadata/labels/a","value":"1"},
+                     {"op":"replace","path":"/metadata/labels/a","value":"2"}]"#;
+        let out = apply_json_patch(obj.clone(), p).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"a": "2"}));
+        let e = apply_json_patch(obj.clone(), br#"[{"op":"remove","path":"/nope"}]"#).unwrap_err();
+        assert_eq!(e.code, 500);
+        assert!(apply_json_patch(obj.clone(), b"{").is_err());
+        assert!(apply_json_patch(obj, br#"[{"op":"replace","path":"","value":1}]"#).is_err());
+    }
+
+    #[test]
+    fn denials_are_formatted_as_go_does() {
+        let e = denial(
+            "deny.example.com",
+            &json!({"code": 403, "message": "no blue", "reason": "Forbidden"}),
+        );
+        assert_eq!(e.code, 403);
+        assert_eq!(e.reason, "Forbidden");
+        assert_eq!(
+            e.message,
+            "admission webhook \"deny.example.com\" denied the request: no blue"
+        );
+        let e = denial("x", &json!({"code": 200, "reason": "Custom"}));
+        assert_eq!((e.code, e.reason), (400, ""));
+        assert_eq!(
+            e.message,
+            "admission webhook \"x\" denied the request: Custom"
+        );
+        let e = denial("x", &Value::Null);
+        assert_eq!(
+            e.message,
+            "admission webhook \"x\" denied the request without explanation"
+        );
+    }
+
+    #[test]
+    fn responses_are_verified() {
+        let ok = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                        "response": {"uid": "u", "allowed": true}});
+        assert!(verify_response("u", false, &ok).is_ok());
+        assert!(
+            verify_response("other", false, &ok)
+                .unwrap_err()
+                .contains("expected response.uid")
+        );
+        let mut v1beta1 = ok.clone();
+        v1beta1["apiVersion"] = json!("admission.k8s.io/v1beta1");
+        assert!(verify_response("u", false, &v1beta1).is_err());
+        let mut patched = ok.clone();
+        patched["response"]["patch"] = json!("W10=");
+        patched["response"]["patchType"] = json!("JSONPatch");
+        assert!(verify_response("u", true, &patched).is_ok());
+        assert_eq!(
+            verify_response("u", false, &patched).unwrap_err(),
+            "validating webhook may not return patches"
+        );
+        patched["response"]["patchType"] = json!("MergePatch");
+        assert!(verify_response("u", true, &patched).is_err());
+    }
+}
