@@ -35,9 +35,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
     let (socket, addr) = reserve_port(&config.bind_address, config.secure_port)?;
     let port = addr.port();
-    std::fs::create_dir_all(&config.cert_dir).with_context(|| {
-        format!(
-            "cannot create --cert-dir {}; choose a directory you can write",
+    std::fs::create_dir_all(&config.cert_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create --cert-dir {}: {e}; choose a directory you can write",
             config.cert_dir.display()
         )
     })?;
@@ -76,9 +76,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .tls_private_key_file
             .as_ref()
             .context("--tls-private-key-file is required")?;
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read {flag} {}: {e}; give a PEM file wardle can read",
+                    path.display()
+                )
+            })
+        };
         (
-            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
-            std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+            read("--tls-cert-file", cert)?,
+            read("--tls-private-key-file", key)?,
             (cert.clone(), key.clone()),
             None,
         )
@@ -322,8 +330,13 @@ async fn open_storage(url: &str, wait: Duration) -> anyhow::Result<Storage> {
         tokio::time::sleep(RETRY_EVERY.min(wait - waited)).await;
     }
     let storage = Storage::open(url).await.map_err(|e| {
+        let hint = if url.starts_with("sqlite:") {
+            " (a SQLite file's directory must exist and be writable)"
+        } else {
+            ""
+        };
         anyhow::anyhow!(
-            "cannot open the database {shown}: {e:#}; fix --database-url (or WARDLE_DATABASE_URL)"
+            "cannot open the database {shown}: {e:#}; fix --database-url (or WARDLE_DATABASE_URL){hint}"
         )
     })?;
     tracing::info!(engine = storage.engine(), "database schema up to date");

@@ -319,3 +319,51 @@ async fn json_logs_are_json_from_the_first_line() {
         "{logs}"
     );
 }
+
+#[test]
+fn files_that_cannot_be_made_or_read_are_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A regular file where a directory is needed: nobody, root included, can create under it.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").expect("write");
+    let under_file = file.join("dir");
+    let port = free_port().to_string();
+    let out = wardle(&["--secure-port", &port, "--cert-dir", path_arg(&under_file)]);
+    assert_fails(
+        &out,
+        1,
+        &[
+            "cannot create --cert-dir",
+            "a-file/dir",
+            "choose a directory",
+        ],
+    );
+
+    let url = format!("sqlite://{}/x.db?mode=rwc", under_file.display());
+    let out = wardle_on(tmp.path(), &url, &[]);
+    assert_fails(
+        &out,
+        1,
+        &[
+            "cannot open the database sqlite://",
+            "--database-url",
+            "directory must exist",
+        ],
+    );
+
+    let out = wardle(&[
+        "--secure-port",
+        &port,
+        "--cert-dir",
+        path_arg(tmp.path()),
+        "--tls-cert-file",
+        path_arg(&tmp.path().join("missing.crt")),
+        "--tls-private-key-file",
+        path_arg(&file),
+    ]);
+    assert_fails(
+        &out,
+        1,
+        &["cannot read --tls-cert-file", "missing.crt", "PEM file"],
+    );
+}
