@@ -50,7 +50,7 @@ wait_healthy
 
 step "2. copy the admin kubeconfig out"
 "${compose[@]}" exec -T wardle cat /var/lib/wardle/admin.kubeconfig > "$work/wardle.kubeconfig"
-grep -q 'server: https://127.0.0.1:8443' "$work/wardle.kubeconfig"
+grep -Eq 'server: "?https://127.0.0.1:8443' "$work/wardle.kubeconfig"
 
 step "3. kubectl get flunders -A"
 kc=(kubectl --kubeconfig "$work/wardle.kubeconfig")
