@@ -2,18 +2,20 @@
 # a non-root user. Used by docker-compose.yml; `docker build -t wardle-apiserver .` works alone.
 
 # ---- build ----
+# Plain Dockerfile syntax (no BuildKit-only `RUN --mount`), so the classic builder of older
+# compose clients (Debian's docker-compose 1.29) builds it too.
 FROM rust:1.94-slim-bookworm AS builder
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# The commit for `--version` and /version (build.rs; the build context has no .git):
+# `docker build --build-arg WARDLE_GIT_COMMIT=$(git rev-parse --short HEAD) .`
+ARG WARDLE_GIT_COMMIT=""
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src src
 COPY migrations migrations
 COPY reports reports
-# The caches keep crates and incremental output between builds (BuildKit); the binary is copied
-# out of the cached target dir because cache mounts are not part of the image.
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin wardle-apiserver \
- && install -m 0755 target/release/wardle-apiserver /usr/local/bin/wardle-apiserver
+RUN cargo build --release --locked --bin wardle-apiserver \
+ && install -m 0755 target/release/wardle-apiserver /usr/local/bin/wardle-apiserver \
+ && rm -rf target
 
 # ---- run ----
 FROM debian:bookworm-slim
@@ -32,4 +34,5 @@ EXPOSE 8443
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=12 \
   CMD curl -fsk https://127.0.0.1:8443/readyz || exit 1
 ENTRYPOINT ["wardle-apiserver"]
-CMD ["--cert-dir", "/var/lib/wardle"]
+# A container is reached through its network interface, not its loopback: listen on all.
+CMD ["--cert-dir", "/var/lib/wardle", "--bind-address", "0.0.0.0"]

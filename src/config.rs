@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "wardle-apiserver",
-    version,
+    version = crate::VERSION,
+    next_line_help = true,
     about = "The wardle.example.com API server on Postgres or SQLite"
 )]
 pub struct Config {
@@ -14,13 +15,19 @@ pub struct Config {
     #[arg(long, default_value_t = 8443)]
     pub secure_port: u16,
 
-    /// The IP address on which to listen.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// The IP address on which to listen: `0.0.0.0` (or `::`) for every interface. The default
+    /// keeps a standalone server local; containers and pods pass `0.0.0.0` (Go's default).
+    #[arg(long, default_value = "127.0.0.1")]
     pub bind_address: String,
 
     /// Where objects live: `postgres://…` or `sqlite://path` (default: a SQLite file in --cert-dir).
     #[arg(long, env = "WARDLE_DATABASE_URL")]
     pub database_url: Option<String>,
+
+    /// How long to keep retrying a database that does not answer at start-up (a progress line
+    /// every 2 s) before giving up; `0` tries once.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub storage_wait: std::time::Duration,
 
     /// Directory for the standalone CA, serving cert, admin client cert and admin.kubeconfig.
     #[arg(long, default_value = ".wardle")]
@@ -48,17 +55,24 @@ pub struct Config {
 
     /// How often the event log is compacted to the resourceVersion seen one interval earlier
     /// (like kube-apiserver's --etcd-compaction-interval); `0` turns compaction off.
-    #[arg(long, default_value = "5m", value_parser = crate::storage::compaction::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub compaction_interval: std::time::Duration,
 
     /// How long the change history (the `change_history` view) keeps changes that compaction has
     /// moved out of the watch window; `0` keeps them forever. Pruned at each compaction run.
-    #[arg(long, default_value = "168h", value_parser = crate::storage::compaction::parse_duration)]
+    #[arg(long, default_value = "168h", value_parser = parse_duration)]
     pub history_retention: std::time::Duration,
 
-    /// Admission plugins to turn off: NamespaceLifecycle, MutatingAdmissionWebhook,
-    /// ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, BanFlunder.
-    #[arg(long, value_delimiter = ',')]
+    /// Admission plugins to turn on in addition to the default ones (all are on by default, as in
+    /// Go). Go's names: NamespaceLifecycle, MutatingAdmissionWebhook, BanFlunder,
+    /// ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, MutatingAdmissionPolicy (accepted,
+    /// not implemented).
+    #[arg(long, value_delimiter = ',', value_parser = crate::admission::plugin_name)]
+    pub enable_admission_plugins: Vec<String>,
+
+    /// Admission plugins to turn off although they are on by default (any name
+    /// --enable-admission-plugins knows).
+    #[arg(long, value_delimiter = ',', value_parser = crate::admission::plugin_name)]
     pub disable_admission_plugins: Vec<String>,
 
     /// Log line format on stderr: `text` (human) or `json` (one JSON object per line).
@@ -97,7 +111,7 @@ pub struct Config {
     pub authentication_kubeconfig: Option<PathBuf>,
 
     /// How long TokenReview answers are cached.
-    #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub authentication_token_webhook_cache_ttl: std::time::Duration,
 
     /// Don't read kube-system/extension-apiserver-authentication for missing settings.
@@ -114,11 +128,11 @@ pub struct Config {
     pub authorization_kubeconfig: Option<PathBuf>,
 
     /// How long allowed SubjectAccessReview answers are cached.
-    #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub authorization_webhook_cache_authorized_ttl: std::time::Duration,
 
     /// How long denied SubjectAccessReview answers are cached.
-    #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub authorization_webhook_cache_unauthorized_ttl: std::time::Duration,
 
     /// kubeconfig of the core cluster (namespaces for NamespaceLifecycle); in a pod the
@@ -127,7 +141,7 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
 
     /// How often certificate files and the authentication ConfigMap are re-read.
-    #[arg(long, default_value = "10s", value_parser = crate::storage::compaction::parse_duration, hide = true)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration, hide = true)]
     pub config_reload_interval: std::time::Duration,
 
     /// The most non-mutating requests (get, list) in flight at once; beyond it clients get 429.
@@ -140,13 +154,13 @@ pub struct Config {
     pub max_mutating_requests_inflight: usize,
 
     /// How long a request that is not a watch may take, reading its body included; then 504.
-    #[arg(long, default_value = "60s", value_parser = crate::storage::compaction::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::config::parse_duration)]
     pub request_timeout: std::time::Duration,
 
     /// How long a client may take to send a request's headers (Go: ReadHeaderTimeout, fixed at
     /// 32 s); also how long an idle keep-alive connection stays open (hyper starts this timer
     /// when the connection waits for its next request; Go's IdleTimeout is 90 s).
-    #[arg(long, default_value = "32s", value_parser = crate::storage::compaction::parse_duration, hide = true)]
+    #[arg(long, default_value = "32s", value_parser = crate::config::parse_duration, hide = true)]
     pub http_header_read_timeout: std::time::Duration,
 
     /// `--audit-*`: policy, log and webhook backends, as kube-apiserver's.
@@ -174,15 +188,123 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.cert_dir.join("wardle.db").display()
-            ),
+            None => default_database_url(&self.cert_dir),
         }
+    }
+
+    /// Whether admission plugin `name` runs: on unless disabled (Go's enabledPluginNames, where
+    /// every registered plugin is on by default and an explicit enable wins).
+    pub fn admission_plugin_enabled(&self, name: &str) -> bool {
+        let listed = |list: &[String]| list.iter().any(|p| p == name);
+        listed(&self.enable_admission_plugins) || !listed(&self.disable_admission_plugins)
+    }
+
+    /// Errors clap cannot see: the same plugin both enabled and disabled (Go's AdmissionOptions
+    /// Validate refuses that too).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut both: Vec<&str> = self
+            .enable_admission_plugins
+            .iter()
+            .filter(|p| !p.is_empty() && self.disable_admission_plugins.contains(p))
+            .map(String::as_str)
+            .collect();
+        both.sort_unstable();
+        both.dedup();
+        if !both.is_empty() {
+            anyhow::bail!(
+                "{} in both --enable-admission-plugins and --disable-admission-plugins; name each plugin in one of them only",
+                both.join(", ")
+            );
+        }
+        Ok(())
     }
 
     /// Standalone mode: no serving cert given, so wardle runs its own PKI.
     pub fn standalone(&self) -> bool {
         self.tls_cert_file.is_none()
+    }
+}
+
+/// The database used when no `--database-url` is given: `wardle.db` in the cert dir, created if
+/// missing (`mode=rwc`). `report` reads the same file by default.
+pub fn default_database_url(cert_dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", cert_dir.join("wardle.db").display())
+}
+
+/// Parses a duration flag in Go's `time.ParseDuration` syntax (`1.5h`, `1h30m`, `500us`, `250ms`,
+/// `0`) through kube-core's `Duration`, which mirrors it. Refused: negative and empty durations,
+/// and values beyond Go's ~292 years (`time.Duration` is int64 nanoseconds). The screening
+/// before parsing bounds the input so that kube-core's float arithmetic cannot overflow (it
+/// panics on that) — at most 64 bytes, at most 15 digits in a row.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    const HINT: &str = "use Go's duration syntax, e.g. 30s, 5m, 1.5h, 1h30m, 500ms, 500us, or 0";
+    const GO_MAX: std::time::Duration = std::time::Duration::from_nanos(i64::MAX as u64);
+    let longest_digit_run = s
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    if s.len() > 64 || longest_digit_run > 15 {
+        return Err(format!("duration {s:?} is out of range; {HINT}"));
+    }
+    if s.trim().is_empty() {
+        return Err(format!("empty duration; {HINT}"));
+    }
+    let d: kube::core::Duration = s
+        .parse()
+        .map_err(|e| format!("invalid duration {s:?} ({e}); {HINT}"))?;
+    let negative = d.is_negative();
+    let d = std::time::Duration::from(d);
+    if negative && !d.is_zero() {
+        return Err(format!("duration {s:?} is negative; {HINT}"));
+    }
+    if d > GO_MAX {
+        return Err(format!("duration {s:?} is out of range; {HINT}"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_duration_syntax() {
+        let ok = [
+            ("5m", Duration::from_secs(300)),
+            ("1m30s", Duration::from_secs(90)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1.5h", Duration::from_secs(5400)),
+            (".5s", Duration::from_millis(500)),
+            ("250ms", Duration::from_millis(250)),
+            ("500us", Duration::from_micros(500)),
+            ("500µs", Duration::from_micros(500)),
+            ("10ns", Duration::from_nanos(10)),
+            ("0", Duration::ZERO),
+            ("+5s", Duration::from_secs(5)),
+            ("-0s", Duration::ZERO),
+            ("2562047h", Duration::from_secs(2562047 * 3600)),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in [
+            "",
+            " ",
+            "5",
+            "m",
+            "5x",
+            "1.5",
+            "-5s",
+            "5m ",
+            "1e3s",
+            "2562048h",
+            "9999999999999999h",
+            "99999999999999h99999999999999h99999999999999h",
+        ] {
+            let err = parse_duration(bad).expect_err(bad);
+            assert!(err.contains("Go's duration syntax"), "{bad}: {err}");
+        }
     }
 }

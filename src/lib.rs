@@ -16,3 +16,12 @@ pub mod report;
 pub mod server;
 pub mod storage;
 pub mod tls;
+
+/// `--version`: the crate version and the git commit it was built from (build.rs; `unknown`
+/// outside a git checkout, e.g. in the container build).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WARDLE_GIT_COMMIT_OR_UNKNOWN"),
+    ")"
+);

@@ -99,9 +99,14 @@ pub struct ReportArgs {
     #[arg(long)]
     pub list: bool,
 
-    /// The database: `postgres://…` (a read-only role is enough) or `sqlite://path`.
+    /// The database: `postgres://…` (a read-only role is enough) or `sqlite://path`; without it,
+    /// the server's default (the SQLite file in --cert-dir).
     #[arg(long, env = "WARDLE_DATABASE_URL")]
     pub database_url: Option<String>,
+
+    /// The server's --cert-dir, whose `wardle.db` is read when no --database-url is given.
+    #[arg(long, default_value = ".wardle")]
+    pub cert_dir: std::path::PathBuf,
 
     /// How to print the answer.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
@@ -337,9 +342,20 @@ pub async fn main(args: ReportArgs) -> anyhow::Result<()> {
     let Some(report) = find(name) else {
         bail!("no report named {name:?}; `wardle-apiserver report --list` shows them")
     };
-    let url = args
-        .database_url
-        .context("--database-url (or WARDLE_DATABASE_URL) is required")?;
+    let url = match args.database_url {
+        Some(url) => url,
+        None => {
+            let file = args.cert_dir.join("wardle.db");
+            if !file.exists() {
+                bail!(
+                    "no database at {} (the server's default); start the server first (`cargo run`), \
+                     or name the database with --database-url or --cert-dir",
+                    file.display()
+                );
+            }
+            crate::config::default_database_url(&args.cert_dir)
+        }
+    };
     let table = query(&url, report.sql_for(&url))
         .await
         .with_context(|| format!("running report {name}"))?;

@@ -21,32 +21,39 @@ use crate::storage::compaction::{self, CompactionStats};
 use crate::tls;
 use anyhow::Context;
 use futures::FutureExt;
-use std::net::SocketAddr;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::net::TcpSocket;
 
+/// Start-up, one log line per phase: the port is taken first (so a busy port fails before any
+/// file or database is touched), then the database (waited for up to `--storage-wait`), the
+/// certificates and kubeconfig, the watch cache; then serving. Errors name the cause and the fix.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     tls::server::install_crypto_provider();
-    // First, so a bad policy or audit flag stops startup before anything else is touched.
+    config.validate()?;
+    let (socket, addr) = reserve_port(&config.bind_address, config.secure_port)?;
+    let port = addr.port();
+    // Then audit, so a bad policy or audit flag stops startup before anything else is touched.
     let auditor = crate::audit::Auditor::from_options(&config.audit)
         .await
         .context("setting up auditing")?;
-    std::fs::create_dir_all(&config.cert_dir)
-        .with_context(|| format!("creating --cert-dir {}", config.cert_dir.display()))?;
+    std::fs::create_dir_all(&config.cert_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create --cert-dir {}: {e}; choose a directory you can write",
+            config.cert_dir.display()
+        )
+    })?;
 
     let url = config.database_url();
-    let storage = Storage::open(&url)
-        .await
-        .with_context(|| format!("opening storage {}", redact(&url)))?;
+    tracing::info!(database = %redact(&url), "using database");
+    let storage = open_storage(&url, config.storage_wait).await?;
 
     // Serving cert and client CAs: given by flags, or made here (standalone mode).
     let mut client_cas: Vec<u8> = Vec::new();
-    let public_url = format!(
-        "https://{}:{}",
-        url_host(&config.external_hostname),
-        config.secure_port
-    );
+    let public_url = format!("https://{}:{port}", url_host(&config.external_hostname));
     let (cert_pem, key_pem, cert_paths, kubeconfig) = if config.standalone() {
         let pki = tls::pki::ensure_standalone(
             &config.cert_dir,
@@ -74,9 +81,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .tls_private_key_file
             .as_ref()
             .context("--tls-private-key-file is required")?;
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read {flag} {}: {e}; give a PEM file wardle can read",
+                    path.display()
+                )
+            })
+        };
         (
-            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
-            std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+            read("--tls-cert-file", cert)?,
+            read("--tls-private-key-file", key)?,
             (cert.clone(), key.clone()),
             None,
         )
@@ -151,7 +166,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ));
     }
 
-    let disabled = |name: &str| config.disable_admission_plugins.iter().any(|p| p == name);
+    // Go's enabledPluginNames: every plugin is on unless disabled; an explicit enable wins.
+    let disabled = |name: &str| !config.admission_plugin_enabled(name);
     let admission = admission_chain(core_client, &disabled);
     let cache = WatchCache::start(storage.clone())
         .await
@@ -180,7 +196,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         authenticator: authenticator.clone(),
         authorizer: Arc::new(authorizer),
         auditor: auditor.clone(),
-        external_address: format!("{}:{}", config.external_hostname, config.secure_port),
+        external_address: format!("{}:{port}", config.external_hostname),
         shutting_down: AtomicBool::new(false),
         limits: Limits::new(
             config.max_requests_inflight,
@@ -201,13 +217,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(move || hints_of.ca_bundles()),
         config.config_reload_interval,
     ));
-    let addr: SocketAddr = format!("{}:{}", url_host(&config.bind_address), config.secure_port)
-        .parse()
-        .with_context(|| format!("bad --bind-address {}", config.bind_address))?;
     let handle = axum_server::Handle::new();
-
     let app = router(state.clone());
-    let mut server = axum_server::bind_rustls(addr, rustls)
+    let acceptor =
+        axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(tls::server::PlainHttpAnswer);
+    // Listening starts only now, so a client that finds the port open finds wardle serving.
+    let listener = socket
+        .listen(1024)
+        .and_then(|l| l.into_std())
+        .map_err(|e| listen_error(addr, e))?;
+    let mut server = axum_server::from_tcp(listener)
+        .context("serving")?
+        .acceptor(acceptor)
         .handle(handle.clone())
         .first_request_timeout(config.http_header_read_timeout);
     tls::server::bound_connections(server.http_builder(), config.http_header_read_timeout);
@@ -224,11 +245,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     tokio::spawn(async move {
         if let Some(addr) = handle.listening().await {
-            tracing::info!(%addr, "serving");
+            tracing::info!(url = %public_url, listen = %addr, "serving");
             if let Some(kc) = &kubeconfig {
-                eprintln!(
-                    "\nwardle is serving on {public_url}; try:\n  kubectl --kubeconfig {} get flunders -A\n",
-                    kc.display()
+                let kc = kc.display();
+                tracing::info!(
+                    kubeconfig = %kc,
+                    "admin kubeconfig written (try: kubectl --kubeconfig {kc} get flunders -A)"
                 );
             }
         }
@@ -251,11 +273,172 @@ fn url_host(h: &str) -> String {
     }
 }
 
-/// Don't log passwords in database URLs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
+/// Binds the serving socket (without listening yet) before anything else is created, so a busy
+/// port or a wrong address fails first. Returns the socket and its address (`--secure-port 0`
+/// picks a free port). The errors say which address and what to change.
+fn reserve_port(bind_address: &str, port: u16) -> anyhow::Result<(TcpSocket, SocketAddr)> {
+    let ip: IpAddr = bind_address
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--bind-address {bind_address:?} is not an IP address; use 127.0.0.1 (this machine only), \
+                 0.0.0.0 (every interface) or another address of this machine"
+            )
+        })?;
+    let addr = SocketAddr::new(ip, port);
+    let socket = if ip.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| listen_error(addr, e))?;
+    // As std's and tokio's listeners do: a restart need not wait for old connections' TIME_WAIT.
+    socket
+        .set_reuseaddr(true)
+        .and_then(|()| socket.bind(addr))
+        .map_err(|e| listen_error(addr, e))?;
+    let bound = socket.local_addr().map_err(|e| listen_error(addr, e))?;
+    Ok((socket, bound))
+}
+
+/// The error for a socket that cannot serve on `addr`: the cause and what to change.
+fn listen_error(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    let port = addr.port();
+    let fix = match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "another process (maybe another wardle-apiserver) is serving on port {port}; \
+             stop it or choose a free port with --secure-port"
+        ),
+        ErrorKind::AddrNotAvailable => {
+            "that is not an address of this machine; fix --bind-address".to_string()
+        }
+        ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges; choose --secure-port 1024 or higher".to_string()
+        }
+        _ => "check --bind-address and --secure-port".to_string(),
+    };
+    anyhow::anyhow!("cannot listen on {addr}: {e}; {fix}")
+}
+
+/// Opens the storage, first waiting (up to `wait`, a progress line every 2 s) for a Postgres
+/// server that does not answer yet: in compose or a pod the database often starts after wardle.
+/// Failures that waiting cannot fix (a refused login, a missing database, a bad URL) end at once.
+async fn open_storage(url: &str, wait: Duration) -> anyhow::Result<Storage> {
+    const RETRY_EVERY: Duration = Duration::from_secs(2);
+    let shown = redact(url);
+    let started = tokio::time::Instant::now();
+    while let Some(cause) = postgres_unreachable(url).await? {
+        let waited = started.elapsed();
+        if waited >= wait {
+            anyhow::bail!(
+                "cannot reach the database {shown}: {cause} (waited {}s). Start the database or \
+                 fix --database-url (or WARDLE_DATABASE_URL); --storage-wait sets how long to wait",
+                waited.as_secs()
+            );
+        }
+        tracing::warn!(
+            database = %shown,
+            %cause,
+            waited_s = waited.as_secs(),
+            storage_wait_s = wait.as_secs(),
+            "database not reachable yet; retrying every 2s until --storage-wait"
+        );
+        tokio::time::sleep(RETRY_EVERY.min(wait - waited)).await;
+    }
+    let storage = Storage::open(url).await.map_err(|e| {
+        let hint = if url.starts_with("sqlite:") {
+            " (a SQLite file's directory must exist and be writable)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!(
+            "cannot open the database {shown}: {e:#}; fix --database-url (or WARDLE_DATABASE_URL){hint}"
+        )
+    })?;
+    tracing::info!(engine = storage.engine(), "database schema up to date");
+    Ok(storage)
+}
+
+/// For a Postgres URL: one connection attempt, `Some(cause)` when it failed in a way waiting can
+/// fix (connection refused, unknown host, server starting up), an error when it cannot. `None`
+/// when the server answered, and for SQLite (opening a file needs no wait).
+async fn postgres_unreachable(url: &str) -> anyhow::Result<Option<String>> {
+    use sqlx::Connection;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok(None);
+    }
+    let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "--database-url {} is not a valid Postgres URL: {e}",
+            redact(url)
+        )
+    })?;
+    let attempt = sqlx::PgConnection::connect_with(&options);
+    let error = match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Err(_) => return Ok(Some("no answer within 5s".to_string())),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            return Ok(None);
+        }
+        Ok(Err(e)) => e,
+    };
+    let code = error
+        .as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned());
+    let fix = match code.as_deref() {
+        // invalid_authorization_specification, invalid_password
+        Some("28000" | "28P01") => "fix the user or password in --database-url",
+        // invalid_catalog_name
+        Some("3D000") => "create the database (createdb) or fix its name in --database-url",
+        // cannot_connect_now (starting up, shutting down), too_many_connections: wait.
+        Some(_) | None if !matches!(error, sqlx::Error::Configuration(_)) => {
+            return Ok(Some(error.to_string()));
+        }
+        _ => "fix --database-url",
+    };
+    anyhow::bail!(
+        "the database {} refused the connection: {error}; {fix}",
+        redact(url)
+    )
+}
+
+/// Database URLs as logged: the password (in the user info or a `password=` parameter) is
+/// replaced by `***`; the rest (user, host, database) stays, so a wrong host or user can be seen.
+pub fn redact(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{}?{}", redact_userinfo(base), params.join("&"))
+        }
+        None => redact_userinfo(url),
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return url.to_string();
+    };
+    match url[scheme_end..at].find(':').map(|i| scheme_end + i) {
+        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -301,4 +484,34 @@ fn admission_chain(core: Option<kube::Client>, disabled: &dyn Fn(&str) -> bool) 
         admission.policies = Some(Policies::start(client, namespaces));
     }
     admission
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://wardle:s3cret@db:5432/wardle?sslmode=disable"),
+            "postgres://wardle:***@db:5432/wardle?sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://a:b@c@db/wardle"),
+            "postgres://a:***@db/wardle"
+        );
+        assert_eq!(redact("postgres://wardle@db/w"), "postgres://wardle@db/w");
+        assert_eq!(
+            redact("postgres://db/w?user=a@b"),
+            "postgres://db/w?user=a@b"
+        );
+        assert_eq!(
+            redact("postgres://db/w?user=u&password=p@x"),
+            "postgres://db/w?user=u&password=***"
+        );
+        assert_eq!(
+            redact("sqlite://.wardle/wardle.db"),
+            "sqlite://.wardle/wardle.db"
+        );
+    }
 }

@@ -20,6 +20,37 @@ use crate::apimachinery::status::{ApiError, ApiResult};
 use crate::storage::cache::WatchCache;
 use serde_json::Value;
 
+/// Every admission plugin name the Go sample-apiserver registers (k8s.io/apiserver
+/// `server.RegisterAllAdmissionPlugins` plus the sample's BanFlunder), so flags written for Go
+/// work here. All but MutatingAdmissionPolicy run (see the module docs); that one is accepted
+/// and does nothing.
+pub const PLUGINS: &[&str] = &[
+    "NamespaceLifecycle",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionWebhook",
+    "BanFlunder",
+];
+
+/// clap value parser of `--enable-admission-plugins`/`--disable-admission-plugins`: a
+/// registered name (case-sensitive, as in Go's AdmissionOptions.Validate, which refuses unknown
+/// names) or `""` (an empty list item, which pflag's string slices allow too).
+pub fn plugin_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || PLUGINS.contains(&name) {
+        return Ok(name.to_string());
+    }
+    let hint = PLUGINS
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(name))
+        .map(|p| format!("did you mean {p}? "))
+        .unwrap_or_default();
+    Err(format!(
+        "unknown admission plugin; {hint}known plugins (case-sensitive): {}",
+        PLUGINS.join(", ")
+    ))
+}
+
 /// The admission chain. Standalone mode has no namespace API to consult, so only BanFlunder runs.
 #[derive(Clone, Debug)]
 pub struct Admission {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::backend::{LogFormat, Mode};
-use crate::storage::compaction::parse_duration;
+use crate::config::parse_duration;
 
 /// The batch-mode settings of one backend (Go's `BatchConfig`).
 #[derive(Debug, Clone)]

@@ -261,8 +261,13 @@ async fn route(
     }
     let path = info.path.trim_end_matches('/');
     // Go serves /version and discovery through go-restful routes for GET only (405 otherwise);
-    // the health checks, /metrics, /openapi and the index are plain handlers for any method.
-    let restful = path == "/version" || path == "/apis" || path.starts_with("/apis/");
+    // the health checks, /metrics, /openapi, the index and paths of no route (another group, or
+    // /api/v1/namespaces for `kubectl create namespace`: 404) are plain handlers for any method.
+    let group_path = format!("/apis/{}", crate::api::GROUP);
+    let restful = path == "/version"
+        || path == "/apis"
+        || path == group_path
+        || path.starts_with(&format!("{group_path}/"));
     if restful && parts.method != Method::GET && parts.method != Method::HEAD {
         return ApiError::method_not_allowed().into_response();
     }

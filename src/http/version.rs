@@ -28,7 +28,7 @@ pub fn info() -> Value {
         "minCompatibilityMajor": "1",
         "minCompatibilityMinor": "1",
         "gitVersion": format!("v1.2.0-wardle.{}", env!("CARGO_PKG_VERSION")),
-        "gitCommit": "",
+        "gitCommit": env!("WARDLE_GIT_COMMIT"),
         "gitTreeState": "",
         "buildDate": "",
         "goVersion": "",

@@ -160,6 +160,78 @@ impl ClientCertVerifier for AcceptAnyClientCert {
     }
 }
 
+/// Go's answer to plain HTTP on a TLS port (net/http `conn.serve`), byte for byte.
+pub const PLAIN_HTTP_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// The first five bytes of an HTTP request that Go recognises instead of a TLS record header
+/// (net/http `tlsRecordHeaderLooksLikeHTTP`).
+fn looks_like_http(header: &[u8]) -> bool {
+    matches!(header, b"GET /" | b"HEAD " | b"POST " | b"PUT /" | b"OPTIO")
+}
+
+/// axum-server acceptor run before the TLS handshake: a connection whose first bytes are an HTTP
+/// request gets Go's `400 Client sent an HTTP request to an HTTPS server.` instead of TLS alert
+/// bytes. It peeks (reads nothing), so TLS clients are untouched.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlainHttpAnswer;
+
+impl<S: Send + 'static> axum_server::accept::Accept<tokio::net::TcpStream, S> for PlainHttpAnswer {
+    type Stream = tokio::net::TcpStream;
+    type Service = S;
+    type Future = futures::future::BoxFuture<'static, std::io::Result<(Self::Stream, S)>>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        Box::pin(async move {
+            // The same bound as the TLS handshake's, so a silent client is not held longer.
+            let header = tokio::time::timeout(Duration::from_secs(10), peek_header(&stream))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            if looks_like_http(&header) {
+                answer_plain_http(stream).await;
+                return Err(std::io::Error::other(
+                    "client sent an HTTP request to an HTTPS server",
+                ));
+            }
+            Ok((stream, service))
+        })
+    }
+}
+
+/// Up to the first five bytes (fewer if the client closes first).
+async fn peek_header(stream: &tokio::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = [0u8; 5];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == buf.len() || n == 0 {
+            return Ok(buf[..n].to_vec());
+        }
+        // Part of the header has come; peek returns at once while the rest is missing.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Writes Go's 400, then reads (and drops) what the client sent for up to a second before
+/// closing: closing with unread input would reset the connection and could lose the answer.
+async fn answer_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.write_all(PLAIN_HTTP_ANSWER).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        while total < 64 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
 /// The current client-CA bundles to name in the CertificateRequest. Go clients only send a
 /// certificate whose issuer is among them, so they must follow authenticator reloads.
 pub type CaHints = Arc<dyn Fn() -> Vec<Vec<u8>> + Send + Sync>;
@@ -207,6 +279,23 @@ pub async fn watch_serving_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_recognises_these_http_starts() {
+        for h in ["GET /", "HEAD ", "POST ", "PUT /", "OPTIO"] {
+            assert!(looks_like_http(h.as_bytes()), "{h}");
+        }
+        // A TLS ClientHello record header, and methods Go does not look for.
+        for h in [
+            &[0x16, 0x03, 0x01, 0x02, 0x00][..],
+            b"PATCH",
+            b"DELET",
+            b"GET",
+            b"",
+        ] {
+            assert!(!looks_like_http(h), "{h:?}");
+        }
+    }
 
     #[tokio::test]
     async fn watcher_swaps_config_when_files_change() {

@@ -43,6 +43,14 @@ pub fn admin_url() -> String {
     server().admin_url.clone()
 }
 
+/// `url` with its user info (`user` or `user:password`) replaced by `user`.
+pub fn with_user(url: &str, user: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{}{user}@{host}", &url[..scheme_end])
+}
+
 /// A new, empty database on the test server; every call gives a different one.
 pub fn fresh_database_url() -> String {
     let admin = admin_url();
@@ -97,7 +105,7 @@ pub fn run_sql(url: &str, sql: String) {
 }
 
 /// Replaces the database name in a postgres URL.
-fn with_database(url: &str, db: &str) -> String {
+pub fn with_database(url: &str, db: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
