@@ -120,6 +120,71 @@ async fn unknown_fields_are_pruned(engine: Engine) {
     assert!(!mentions_bogus(mf), "{mf}");
 }
 
+/// Strict-decoding warnings belong to the request, not to its success (Go's decoder adds them
+/// to the request context): a create, update or patch under Warn that then fails (already
+/// exists, a stale resourceVersion, invalid) still says which fields it dropped.
+async fn unknown_field_warnings_outlive_failures(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let body = json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+        "metadata": {"name": "wf"}, "spec": {"referenceType": "Flunder", "flunderReference": "x"}});
+    let live = created(&w, NS_BETA, &body).await;
+    let stale = live["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut update = live.clone();
+    update["metadata"]["labels"] = json!({"a": "b"});
+    let r = w.put(&format!("{NS_BETA}/wf"), &update).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    let mut again = body.clone();
+    again["bogus"] = json!(1);
+    let r = w
+        .post(&format!("{NS_BETA}?fieldValidation=Warn"), &again)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(
+        warned(&r.warnings(), r#"unknown field "bogus""#),
+        "{:?}",
+        r.warnings()
+    );
+
+    let mut put = live.clone();
+    put["spec"]["bogus"] = json!(1);
+    let r = w
+        .put(&format!("{NS_BETA}/wf?fieldValidation=Warn"), &put)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(
+        warned(&r.warnings(), r#"unknown field "spec.bogus""#),
+        "{:?}",
+        r.warnings()
+    );
+
+    let patch = json!({"metadata": {"resourceVersion": stale}, "spec": {"bogus": 1}});
+    let r = w
+        .patch(&format!("{NS_BETA}/wf"), MERGE, &patch.to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(
+        warned(&r.warnings(), r#"unknown field "spec.bogus""#),
+        "{:?}",
+        r.warnings()
+    );
+
+    // Invalid after decoding (a Fischer reference with a Flunder name set): 422, still warned.
+    let bad = json!({"spec": {"referenceType": "Fischer", "flunderReference": "x", "fischerReference": "y", "bogus": 1}});
+    let r = w
+        .patch(&format!("{NS_BETA}/wf"), MERGE, &bad.to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(
+        warned(&r.warnings(), r#"unknown field "spec.bogus""#),
+        "{:?}",
+        r.warnings()
+    );
+}
+
 /// PUT: missing object → 404 even without resourceVersion; another uid → 409 (a storage
 /// precondition); creationTimestamp/generation from the body are ignored; `managedFields: []`
 /// clears managed fields; merge PATCH of the uid → 422 (immutable).
@@ -562,6 +627,7 @@ async fn kubectl_explain_reads_protobuf_openapi_v2(engine: Engine) {
 
 engine_tests!(
     unknown_fields_are_pruned,
+    unknown_field_warnings_outlive_failures,
     update_rules,
     finalizer_removal_answers_the_update,
     apply_needs_the_endpoint_type,

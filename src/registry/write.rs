@@ -469,7 +469,7 @@ impl Store {
         body: &[u8],
         opts: &WriteOptions,
         validation: FieldValidation,
-    ) -> ApiResult<(Value, Vec<String>)> {
+    ) -> ApiResult<Value> {
         let manager = self.manager(ctx, opts)?;
         let gr = ctx.resource.group_resource();
         for _ in 0..MAX_RETRIES {
@@ -478,7 +478,7 @@ impl Store {
                 .resource
                 .storage_to_version(ctx.version, old.object.clone());
             let mut patched = patch::apply_patch(patch_type, &original, body)?;
-            let warnings = check_fields(ctx, &mut patched, Vec::new(), validation, true)?;
+            check_fields(ctx, &mut patched, Vec::new(), validation, true)?;
             // The patched object is decoded into Go's types: empty metadata values vanish.
             meta::drop_empty_fields(&mut patched);
             Self::check_type_meta(ctx, &patched)?;
@@ -499,7 +499,7 @@ impl Store {
                 .update_from(ctx, name, &old, patched, Some(&manager), opts.dry_run)
                 .await
             {
-                Ok(v) => return Ok((v, warnings)),
+                Ok(v) => return Ok(v),
                 Err(UpdateError::Storage(StorageError::Conflict { .. })) if client_rv.is_none() => {
                     continue;
                 }
