@@ -116,7 +116,13 @@ pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    // Go's router refuses an Accept no route produces before any handler (or warning) runs.
+    // Go's router refuses a PATCH body type no route consumes, then an Accept no route
+    // produces, before any handler (or warning) runs.
+    if req.info.verb == "patch"
+        && let Err(e) = patch::route_consumes(header_str(req.headers, header::CONTENT_TYPE))
+    {
+        return e.into_response();
+    }
     let collection_get =
         req.info.name.is_empty() && matches!(req.info.verb.as_str(), "list" | "watch");
     if let Err(e) =
