@@ -265,6 +265,30 @@ async fn patch_errors(engine: Engine) {
     }
 }
 
+/// An apply that changes nothing records a manager new to the object without a time (Go sets
+/// the time only when the object changes), and that entry sorts first; the stored object says
+/// the same afterwards.
+async fn noop_apply_records_no_time(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let config = "apiVersion: wardle.example.com/v1beta1\nkind: Flunder\nmetadata:\n  name: sa\n  labels:\n    shared: x\n";
+    let r = w
+        .patch(&format!("{NS_BETA}/sa?fieldManager=alice"), APPLY, config)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = w
+        .patch(&format!("{NS_BETA}/sa?fieldManager=carol"), APPLY, config)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for obj in [r.json(), w.get(&format!("{NS_BETA}/sa")).await.json()] {
+        let mf = &obj["metadata"]["managedFields"];
+        assert_eq!(mf[0]["manager"], "carol", "{mf}");
+        assert!(mf[0].get("time").is_none(), "{mf}");
+        assert_eq!(mf[1]["manager"], "alice", "{mf}");
+        assert!(mf[1]["time"].is_string(), "{mf}");
+        assert_eq!(mf[0]["fieldsV1"], mf[1]["fieldsV1"], "{mf}");
+    }
+}
+
 /// PUT: missing object → 404 even without resourceVersion; another uid → 409 (a storage
 /// precondition); creationTimestamp/generation from the body are ignored; `managedFields: []`
 /// clears managed fields; merge PATCH of the uid → 422 (immutable).
@@ -710,6 +734,7 @@ engine_tests!(
     unknown_field_warnings_outlive_failures,
     create_refuses_a_resource_version,
     patch_errors,
+    noop_apply_records_no_time,
     update_rules,
     finalizer_removal_answers_the_update,
     apply_needs_the_endpoint_type,

@@ -570,6 +570,11 @@ impl Storage {
     }
 }
 
+/// Whether `s` holds a U+0000, which no stored key has and Postgres refuses as text.
+fn has_nul(s: &str) -> bool {
+    s.contains('\0')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,9 +639,4 @@ mod tests {
             Err(StorageError::Unavailable(_))
         ));
     }
-}
-
-/// Whether `s` holds a U+0000, which no stored key has and Postgres refuses as text.
-fn has_nul(s: &str) -> bool {
-    s.contains('\0')
 }
