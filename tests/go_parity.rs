@@ -161,28 +161,28 @@ async fn unknown_field_warnings_outlive_failures(engine: Engine) {
         r.warnings()
     );
 
-    let patch = json!({"metadata": {"resourceVersion": stale}, "spec": {"bogus": 1}});
-    let r = w
-        .patch(&format!("{NS_BETA}/wf"), MERGE, &patch.to_string())
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
-    assert!(
-        warned(&r.warnings(), r#"unknown field "spec.bogus""#),
-        "{:?}",
-        r.warnings()
-    );
-
-    // Invalid after decoding (a Fischer reference with a Flunder name set): 422, still warned.
-    let bad = json!({"spec": {"referenceType": "Fischer", "flunderReference": "x", "fischerReference": "y", "bogus": 1}});
-    let r = w
-        .patch(&format!("{NS_BETA}/wf"), MERGE, &bad.to_string())
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
-    assert!(
-        warned(&r.warnings(), r#"unknown field "spec.bogus""#),
-        "{:?}",
-        r.warnings()
-    );
+    // A merge patch with a stale resourceVersion (409), and one that is invalid after decoding
+    // (a Fischer reference with a Flunder name set, 422): both still warned.
+    for (patch, code) in [
+        (
+            json!({"metadata": {"resourceVersion": stale}, "spec": {"bogus": 1}}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"spec": {"referenceType": "Fischer", "flunderReference": "x", "fischerReference": "y", "bogus": 1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let r = w
+            .patch(&format!("{NS_BETA}/wf"), MERGE, &patch.to_string())
+            .await;
+        assert_eq!(r.status, code, "{}", r.text());
+        assert!(
+            warned(&r.warnings(), r#"unknown field "spec.bogus""#),
+            "{:?}",
+            r.warnings()
+        );
+    }
 }
 
 /// A create naming a resourceVersion is refused (Go: 500 from storage, its dry run succeeds;
