@@ -120,6 +120,175 @@ async fn unknown_fields_are_pruned(engine: Engine) {
     assert!(!mentions_bogus(mf), "{mf}");
 }
 
+/// Strict-decoding warnings belong to the request, not to its success (Go's decoder adds them
+/// to the request context): a create, update or patch under Warn that then fails (already
+/// exists, a stale resourceVersion, invalid) still says which fields it dropped.
+async fn unknown_field_warnings_outlive_failures(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let body = json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+        "metadata": {"name": "wf"}, "spec": {"referenceType": "Flunder", "flunderReference": "x"}});
+    let live = created(&w, NS_BETA, &body).await;
+    let stale = live["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut update = live.clone();
+    update["metadata"]["labels"] = json!({"a": "b"});
+    let r = w.put(&format!("{NS_BETA}/wf"), &update).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    let mut again = body.clone();
+    again["bogus"] = json!(1);
+    let r = w
+        .post(&format!("{NS_BETA}?fieldValidation=Warn"), &again)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(
+        warned(&r.warnings(), r#"unknown field "bogus""#),
+        "{:?}",
+        r.warnings()
+    );
+
+    let mut put = live.clone();
+    put["spec"]["bogus"] = json!(1);
+    let r = w
+        .put(&format!("{NS_BETA}/wf?fieldValidation=Warn"), &put)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(
+        warned(&r.warnings(), r#"unknown field "spec.bogus""#),
+        "{:?}",
+        r.warnings()
+    );
+
+    // A merge patch with a stale resourceVersion (409), and one that is invalid after decoding
+    // (a Fischer reference with a Flunder name set, 422): both still warned.
+    for (patch, code) in [
+        (
+            json!({"metadata": {"resourceVersion": stale}, "spec": {"bogus": 1}}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"spec": {"referenceType": "Fischer", "flunderReference": "x", "fischerReference": "y", "bogus": 1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let r = w
+            .patch(&format!("{NS_BETA}/wf"), MERGE, &patch.to_string())
+            .await;
+        assert_eq!(r.status, code, "{}", r.text());
+        assert!(
+            warned(&r.warnings(), r#"unknown field "spec.bogus""#),
+            "{:?}",
+            r.warnings()
+        );
+    }
+}
+
+/// A create naming a resourceVersion is refused (Go: 500 from storage, its dry run succeeds;
+/// wardle: 422 on the field, dry run alike, README `create-with-resource-version`); "0" is no
+/// resourceVersion (Go's storage check is for non-zero numbers).
+async fn create_refuses_a_resource_version(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let with_rv = |name: &str, rv: &str| {
+        json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+            "metadata": {"name": name, "resourceVersion": rv}, "spec": {}})
+    };
+    for path in [NS_BETA.to_string(), format!("{NS_BETA}?dryRun=All")] {
+        let r = w.post(&path, &with_rv("rv1", "5")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let s = r.json();
+        assert_eq!(s["reason"], "Invalid");
+        assert_eq!(
+            s["details"]["causes"][0]["field"],
+            "metadata.resourceVersion"
+        );
+        assert_eq!(
+            s["message"],
+            r#"Flunder.wardle.example.com "rv1" is invalid: metadata.resourceVersion: Invalid value: "5": resourceVersion should not be set on objects to be created"#
+        );
+    }
+    assert_eq!(
+        w.get(&format!("{NS_BETA}/rv1")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let made = created(&w, NS_BETA, &with_rv("rv0", "0")).await;
+    assert_ne!(made["metadata"]["resourceVersion"], "0");
+}
+
+/// PATCH errors as Go words them: go-restful's 415 (empty details) for a body type the PATCH
+/// routes do not consume, missing Content-Type included; a JSON patch whose operation is unknown
+/// or incomplete fails when applied (422 Invalid); truncated JSON is encoding/json's "unexpected
+/// end of JSON input" (400).
+async fn patch_errors(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let body = json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+        "metadata": {"name": "pe"}, "spec": {}});
+    created(&w, NS_BETA, &body).await;
+    let path = format!("{NS_BETA}/pe");
+    for headers in [
+        &[("content-type", "application/json")][..],
+        &[("content-type", "text/plain; charset=utf-8")][..],
+        &[][..],
+    ] {
+        let r = w
+            .request(Method::PATCH, &path, headers, Some(b"{}".to_vec()))
+            .await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text());
+        let s = r.json();
+        assert_eq!(s["message"], "415: Unsupported Media Type");
+        assert_eq!(s["reason"], "UnsupportedMediaType");
+        assert_eq!(s["details"], json!({}));
+    }
+    for ops in [
+        r#"[{"op":"frobnicate","path":"/spec"}]"#,
+        r#"[{"op":"add","value":1}]"#,
+    ] {
+        let r = w.patch(&path, "application/json-patch+json", ops).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert_eq!(r.json()["reason"], "Invalid");
+        assert_eq!(
+            r.json()["message"],
+            "the server rejected our request due to an error in our request"
+        );
+    }
+    for (ct, truncated) in [
+        ("application/json-patch+json", r#"[{"op":"#),
+        (MERGE, r#"{"spec":"#),
+    ] {
+        let r = w.patch(&path, ct, truncated).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert_eq!(
+            r.json()["message"],
+            "error decoding patch: unexpected end of JSON input"
+        );
+    }
+}
+
+/// An apply that changes nothing records a manager new to the object without a time (Go sets
+/// the time only when the object changes), and that entry sorts first; the stored object says
+/// the same afterwards.
+async fn noop_apply_records_no_time(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let config = "apiVersion: wardle.example.com/v1beta1\nkind: Flunder\nmetadata:\n  name: sa\n  labels:\n    shared: x\n";
+    let r = w
+        .patch(&format!("{NS_BETA}/sa?fieldManager=alice"), APPLY, config)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = w
+        .patch(&format!("{NS_BETA}/sa?fieldManager=carol"), APPLY, config)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for obj in [r.json(), w.get(&format!("{NS_BETA}/sa")).await.json()] {
+        let mf = &obj["metadata"]["managedFields"];
+        assert_eq!(mf[0]["manager"], "carol", "{mf}");
+        assert!(mf[0].get("time").is_none(), "{mf}");
+        assert_eq!(mf[1]["manager"], "alice", "{mf}");
+        assert!(mf[1]["time"].is_string(), "{mf}");
+        assert_eq!(mf[0]["fieldsV1"], mf[1]["fieldsV1"], "{mf}");
+    }
+}
+
 /// PUT: missing object → 404 even without resourceVersion; another uid → 409 (a storage
 /// precondition); creationTimestamp/generation from the body are ignored; `managedFields: []`
 /// clears managed fields; merge PATCH of the uid → 422 (immutable).
@@ -562,6 +731,10 @@ async fn kubectl_explain_reads_protobuf_openapi_v2(engine: Engine) {
 
 engine_tests!(
     unknown_fields_are_pruned,
+    unknown_field_warnings_outlive_failures,
+    create_refuses_a_resource_version,
+    patch_errors,
+    noop_apply_records_no_time,
     update_rules,
     finalizer_removal_answers_the_update,
     apply_needs_the_endpoint_type,

@@ -512,12 +512,13 @@ fn apply_now(live: &Value, config: &Value, req: &Apply<'_>) -> Result<Value, Api
         keep
     });
 
-    // The time moves only when the object changed or the applier's fields did (Go's
-    // managedFieldsUpdater).
-    let unchanged = merged == live_clean && previous.as_ref().is_some_and(|p| p.set == me.set);
-    let time = match &previous {
-        Some(p) if unchanged => p.time.clone(),
-        _ => Some(req.now.to_string()),
+    // The time moves only when the object changed (Go's managedFieldsUpdater.Apply sets it only
+    // when structured-merge-diff returns a new object): an apply that changes nothing keeps the
+    // applier's old time, and a manager new to the object gets an entry without one.
+    let time = if merged == live_clean {
+        previous.as_ref().and_then(|p| p.time.clone())
+    } else {
+        Some(req.now.to_string())
     };
     if !me.set.is_empty() {
         entries.push(Entry { time, ..me });
@@ -630,6 +631,37 @@ mod tests {
         );
         assert_eq!(m["spec"], json!({"referenceType": "Flunder"}));
         assert_eq!(m["list"], json!([3]), "atomic lists are replaced");
+    }
+
+    #[test]
+    fn time_moves_only_when_the_object_changes() {
+        // Real times: the sort of managedFields reads them (an unparsable one counts as none).
+        let (t1, t2, t3, t4) = (
+            "2024-01-01T00:00:01Z",
+            "2024-01-01T00:00:02Z",
+            "2024-01-01T00:00:03Z",
+            "2024-01-01T00:00:04Z",
+        );
+        let c = cfg(A1, json!({"a": "1"}), json!({"reference": "r"}));
+        let o1 = apply(&live(), &c, &req("alice", A1, false, t1)).unwrap();
+        // carol applies what alice already set: she co-owns the fields, the object is the same,
+        // so her new entry has no time (Go) and sorts first (no time counts as the epoch).
+        let o2 = apply(&o1, &c, &req("carol", A1, false, t2)).unwrap();
+        let carol = entry(&o2, "carol");
+        assert!(carol.get("time").is_none(), "{carol}");
+        assert_eq!(carol["fieldsV1"], entry(&o1, "alice")["fieldsV1"]);
+        assert_eq!(entry(&o2, "alice")["time"], t1);
+        assert_eq!(o2["metadata"]["managedFields"][0]["manager"], "carol");
+        // alice applies less (the object stays as it is, carol still owns the rest): her fields
+        // shrink, her time stays.
+        let c_less = cfg(A1, json!({"a": "1"}), json!({}));
+        let o3 = apply(&o2, &c_less, &req("alice", A1, false, t3)).unwrap();
+        assert_eq!(o3["spec"]["reference"], "r");
+        assert_eq!(entry(&o3, "alice")["time"], t1);
+        // carol changes a value: now she gets a time.
+        let c2 = cfg(A1, json!({"a": "2"}), json!({"reference": "r"}));
+        let o4 = apply(&o3, &c2, &req("carol", A1, true, t4)).unwrap();
+        assert_eq!(entry(&o4, "carol")["time"], t4);
     }
 
     #[test]

@@ -256,16 +256,21 @@ fn parse_json_now(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     .deserialize(&mut de)
     .and_then(|v| de.end().map(|_| v))
     .map_err(|e| {
-        // Go's encoding/json says this of truncated (and empty) input.
-        let why = match e.classify() {
-            serde_json::error::Category::Eof => "unexpected end of JSON input".to_string(),
-            _ => e.to_string(),
-        };
         ApiError::bad_request(format!(
-            "couldn't get version/kind; json parse error: {why}"
+            "couldn't get version/kind; json parse error: {}",
+            json_error_text(&e)
         ))
     })?;
     Ok((value, dupes))
+}
+
+/// A JSON syntax error in words: truncated (and empty) input is Go encoding/json's `unexpected
+/// end of JSON input`, anything else serde_json's own description (line and column).
+pub fn json_error_text(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end of JSON input".to_string(),
+        _ => e.to_string(),
+    }
 }
 
 /// Parses a YAML body (one document) like `parse_json`. Repeated keys are reported, not refused.

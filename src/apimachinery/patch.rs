@@ -54,6 +54,24 @@ pub fn patch_type(content_type: Option<&str>) -> Result<PatchType, ApiError> {
     }
 }
 
+/// go-restful's Content-Type check of the PATCH routes (which consume the four patch types),
+/// before Go's handler parses the type: some comma-separated clause, parameters dropped, must be
+/// one of them exactly; a missing Content-Type counts as `application/octet-stream`. Otherwise
+/// 415 in go-restful's words with empty details (Go's container error handler).
+pub fn route_consumes(content_type: Option<&str>) -> Result<(), ApiError> {
+    let ct = content_type
+        .filter(|c| !c.is_empty())
+        .unwrap_or("application/octet-stream");
+    let consumed = ct.split(',').any(|clause| {
+        let t = clause.split(';').next().unwrap_or("").trim();
+        [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH].contains(&t)
+    });
+    if consumed {
+        return Ok(());
+    }
+    Err(ApiError::route_unsupported_media_type())
+}
+
 /// Applies a patch body to `original` (the versioned object as the client sees it).
 pub fn apply_patch(
     patch_type: PatchType,
@@ -93,8 +111,9 @@ pub fn strict_error_value(patch_type: PatchType, body: &[u8], patched: &Value) -
     }
 }
 
-/// Go's `NewGenericServerResponse(422, ...)`: reason Invalid, a fixed message, the detail as an
-/// `UnexpectedServerResponse` cause.
+/// Go's `NewGenericServerResponse(422, ...)`: reason Invalid, a fixed message. Go drops the
+/// detail (its causes are nil); wardle keeps it as an `UnexpectedServerResponse` cause, so the
+/// client learns which operation failed (README difference `json-patch-failure-cause`).
 fn unprocessable(detail: impl Into<String>) -> ApiError {
     let mut e = ApiError::new(
         422,
@@ -115,17 +134,33 @@ fn unprocessable(detail: impl Into<String>) -> ApiError {
 // ---------------------------------------------------------------------------------------------
 // JSON patch and merge patch
 
+/// `error decoding patch: <why>` (400) for a body that is not JSON at all.
+fn undecodable_patch(e: &serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!(
+        "error decoding patch: {}",
+        crate::apimachinery::decode::json_error_text(e)
+    ))
+}
+
 fn json_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
-    let raw: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-    if !raw.is_array() {
+    let raw: Value = serde_json::from_slice(body).map_err(|e| undecodable_patch(&e))?;
+    let Some(elements) = raw.as_array() else {
         return Err(ApiError::bad_request(format!(
             "error decoding patch: json: cannot unmarshal {} into Go value of type []handlers.jsonPatchOp",
             json_kind(&raw)
         )));
+    };
+    // Go decodes each operation as a map (400 only for an element that is not an object) and
+    // judges its op, path, from and value when applying it: an unknown op or a missing member
+    // is a failed operation, 422.
+    if let Some(e) = elements.iter().find(|e| !e.is_object()) {
+        return Err(ApiError::bad_request(format!(
+            "json: cannot unmarshal {} into Go value of type jsonpatch.Operation",
+            json_kind(e)
+        )));
     }
-    let ops: json_patch::Patch = serde_json::from_value(raw)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let ops: json_patch::Patch =
+        serde_json::from_value(raw).map_err(|e| unprocessable(e.to_string()))?;
     if ops.0.len() > MAX_JSON_PATCH_OPERATIONS {
         return Err(ApiError::new(
             413,
@@ -194,8 +229,7 @@ fn json_patch_error(ops: &[json_patch::PatchOperation], e: &json_patch::PatchErr
 }
 
 fn merge_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
-    let patch: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let patch: Value = serde_json::from_slice(body).map_err(|e| undecodable_patch(&e))?;
     match &patch {
         Value::Object(_) => {}
         // evanphx MergePatch: a null patch document is ErrBadJSONPatch.
@@ -1003,8 +1037,19 @@ mod tests {
     fn json_patch_errors() {
         let e = apply_patch(PatchType::Json, &flunder(), b"[{").unwrap_err();
         assert_eq!(e.code, 400);
+        assert_eq!(
+            e.message,
+            "error decoding patch: unexpected end of JSON input"
+        );
+        let e = apply_patch(PatchType::Merge, &flunder(), br#"{"spec":"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "error decoding patch: unexpected end of JSON input")
+        );
+        let e = apply_patch(PatchType::Json, &flunder(), b"[1]").unwrap_err();
+        assert_eq!(e.code, 400);
         assert!(
-            e.message.starts_with("error decoding patch: "),
+            e.message.contains("cannot unmarshal number"),
             "{}",
             e.message
         );
@@ -1021,7 +1066,11 @@ mod tests {
             br#"[{"op":"frob","path":"/a"}]"#,
         )
         .unwrap_err();
-        assert_eq!(e.code, 400);
+        // Go judges an operation when applying it: an unknown op (or a missing path) is 422.
+        assert_eq!((e.code, e.reason), (422, "Invalid"));
+        assert!(e.to_status().to_string().contains("frob"), "{e:?}");
+        let e = apply_patch(PatchType::Json, &flunder(), br#"[{"op":"add"}]"#).unwrap_err();
+        assert_eq!(e.code, 422);
 
         let e = apply_patch(
             PatchType::Json,

@@ -371,6 +371,12 @@ impl ApiError {
         Self::not_acceptable(message).with_details(StatusDetails::default())
     }
 
+    /// 415 from Go's router (go-restful): its fixed words, empty details, as `route_not_acceptable`.
+    pub fn route_unsupported_media_type() -> Self {
+        Self::unsupported_media_type("415: Unsupported Media Type")
+            .with_details(StatusDetails::default())
+    }
+
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         ApiError::new(415, "UnsupportedMediaType", message)
     }

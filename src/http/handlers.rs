@@ -116,7 +116,13 @@ pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    // Go's router refuses an Accept no route produces before any handler (or warning) runs.
+    // Go's router refuses a PATCH body type no route consumes, then an Accept no route
+    // produces, before any handler (or warning) runs.
+    if req.info.verb == "patch"
+        && let Err(e) = patch::route_consumes(header_str(req.headers, header::CONTENT_TYPE))
+    {
+        return e.into_response();
+    }
     let collection_get =
         req.info.name.is_empty() && matches!(req.info.verb.as_str(), "list" | "watch");
     if let Err(e) =
@@ -319,7 +325,7 @@ fn decode_body(
     headers: &HeaderMap,
     body: &[u8],
     opts: &WriteOptions,
-) -> ApiResult<(Value, Vec<String>)> {
+) -> ApiResult<Value> {
     let format = negotiate::body_format(header_str(headers, header::CONTENT_TYPE))?;
     let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
     let kind = ctx.resource.kind();
@@ -332,10 +338,10 @@ fn decode_body(
     if let Some(e) = decode::not_an_object(kind, &obj, body) {
         return Err(e);
     }
-    let warnings = check_fields(ctx, &mut obj, dupes, mode, false)?;
+    check_fields(ctx, &mut obj, dupes, mode, false)?;
     // Go decodes the body into its types, whose metadata fields are all `omitempty`.
     crate::apimachinery::meta::drop_empty_fields(&mut obj);
-    Ok((obj, warnings))
+    Ok(obj)
 }
 
 async fn handle(
@@ -361,9 +367,8 @@ async fn handle(
     // informer asks for on a watch.
     let is_list = matches!(info.verb.as_str(), "list" | "deletecollection");
     let neg = negotiate::negotiate(accept, is_list)?;
-    let ok = |code: StatusCode, v: &Value, warnings: &[String]| {
-        response::object(code, v, neg.format, pretty, warnings)
-    };
+    // Warnings (strict decoding, admission) are on the request's recorder, sent by the caller.
+    let ok = |code: StatusCode, v: &Value| response::object(code, v, neg.format, pretty, &[]);
 
     match info.verb.as_str() {
         "get" => {
@@ -376,7 +381,6 @@ async fn handle(
             Ok(ok(
                 StatusCode::OK,
                 &render_item(resource, version, &neg, query, obj.value())?,
-                &[],
             ))
         }
         "list" => {
@@ -389,7 +393,6 @@ async fn handle(
             Ok(ok(
                 StatusCode::OK,
                 &render_list(resource, version, &neg, query, page)?,
-                &[],
             ))
         }
         "watch" => {
@@ -399,23 +402,21 @@ async fn handle(
         "create" => {
             let opts = WriteOptions::parse(query, "CreateOptions")?;
             let body = read_body(req.body).await?;
-            let (obj, warnings) = decode_body(&ctx, req.headers, &body, &opts)?;
+            let obj = decode_body(&ctx, req.headers, &body, &opts)?;
             let created = store.create(&ctx, obj, &opts).await?;
             Ok(ok(
                 StatusCode::CREATED,
                 &render_item(resource, version, &neg, query, created)?,
-                &warnings,
             ))
         }
         "update" => {
             let opts = WriteOptions::parse(query, "UpdateOptions")?;
             let body = read_body(req.body).await?;
-            let (obj, warnings) = decode_body(&ctx, req.headers, &body, &opts)?;
+            let obj = decode_body(&ctx, req.headers, &body, &opts)?;
             let updated = store.update(&ctx, &info.name, obj, &opts).await?;
             Ok(ok(
                 StatusCode::OK,
                 &render_item(resource, version, &neg, query, updated)?,
-                &warnings,
             ))
         }
         "patch" => {
@@ -445,16 +446,14 @@ async fn handle(
                 return Ok(ok(
                     code,
                     &render_item(resource, version, &neg, query, applied.object)?,
-                    &applied.warnings,
                 ));
             }
-            let (patched, warnings) = store
+            let patched = store
                 .patch(&ctx, &info.name, patch_type, &body, &opts, mode)
                 .await?;
             Ok(ok(
                 StatusCode::OK,
                 &render_item(resource, version, &neg, query, patched)?,
-                &warnings,
             ))
         }
         "delete" => {
@@ -474,7 +473,7 @@ async fn handle(
                             "uid": last["metadata"]["uid"],
                         },
                     });
-                    let mut resp = ok(StatusCode::OK, &status, &[]);
+                    let mut resp = ok(StatusCode::OK, &status);
                     resp.extensions_mut()
                         .insert(crate::audit::StatusObject(status));
                     Ok(resp)
@@ -482,7 +481,6 @@ async fn handle(
                 Deleted::Pending(obj) => Ok(ok(
                     StatusCode::OK,
                     &render_item(resource, version, &neg, query, obj)?,
-                    &[],
                 )),
             }
         }
@@ -494,7 +492,6 @@ async fn handle(
             Ok(ok(
                 StatusCode::OK,
                 &render_list(resource, version, &neg, query, page)?,
-                &[],
             ))
         }
         _ => Err(ApiError::method_not_allowed()),

@@ -11,10 +11,10 @@ use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
 use crate::storage::types::StorageError;
 use serde_json::{Value, json};
 
-/// What an apply did: the object, strict-decoding warnings, and whether it was created (201).
+/// What an apply did: the object and whether it was created (201). Strict-decoding warnings go
+/// to the request's recorder (`check_fields`).
 pub struct Applied {
     pub object: Value,
-    pub warnings: Vec<String>,
     pub created: bool,
 }
 
@@ -54,7 +54,7 @@ impl Store {
                 n = meta_str(&config, "name"),
             )));
         }
-        let warnings = check_fields(ctx, &mut config, dupes, validation, true)?;
+        check_fields(ctx, &mut config, dupes, validation, true)?;
 
         let r = ctx.resource;
         let api_version = ctx.api_version();
@@ -84,7 +84,6 @@ impl Store {
                     Ok(object) => {
                         return Ok(Applied {
                             object,
-                            warnings,
                             created: true,
                         });
                     }
@@ -111,7 +110,6 @@ impl Store {
                 Ok(object) => {
                     return Ok(Applied {
                         object,
-                        warnings,
                         created: false,
                     });
                 }

@@ -176,16 +176,20 @@ fn definitions() -> &'static serde_json::Map<String, Value> {
 }
 
 /// Unknown/duplicate fields and type errors of a decoded object, judged by the fieldValidation
-/// mode: Strict fails, Warn returns warnings, Ignore returns nothing. Type errors always fail.
-/// Unknown fields are dropped from `obj` (Go decodes into typed structs, which have no place
-/// for them), so they are never stored, served or recorded in managedFields.
+/// mode: Strict fails, Warn records warnings on the request, Ignore does nothing. Type errors
+/// always fail. Unknown fields are dropped from `obj` (Go decodes into typed structs, which have
+/// no place for them), so they are never stored, served or recorded in managedFields.
+///
+/// Warnings go to the request's recorder (`admission::warnings`), as Go's decoder adds them to
+/// the request context (`warning.AddWarning`): they are sent even when the request fails later
+/// (a conflict, a validation error), not only with a success.
 pub fn check_fields(
     ctx: &Ctx<'_>,
     obj: &mut Value,
     duplicates: Vec<String>,
     mode: FieldValidation,
     is_patch: bool,
-) -> ApiResult<Vec<String>> {
+) -> ApiResult<()> {
     let r = ctx.resource;
     let schema = r.schema(ctx.version);
     let type_errors = decode::type_errors(obj, &schema, definitions());
@@ -205,7 +209,10 @@ pub fn check_fields(
     }
     let unknown = decode::prune_unknown(obj, &schema, definitions());
     let problems = decode::strict_problems(&duplicates, &unknown);
-    decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)
+    for w in decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)? {
+        crate::admission::warnings::add(&w);
+    }
+    Ok(())
 }
 
 /// The Store serves every declared resource; cheap to clone. Writes go to storage; reads come

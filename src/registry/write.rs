@@ -172,6 +172,14 @@ impl Store {
         let r = ctx.resource;
         Self::check_type_meta(ctx, &obj)?;
         Self::settle_namespace(ctx, &mut obj)?;
+        // A create naming a resourceVersion is a client mistake. Go's etcd3 storage refuses it
+        // with a 500 (`errResourceVersionSetOnCreate`, for any non-zero number) while its dry run
+        // echoes the value; here it is a 422, dry run or not. Apply (`record` false) takes a
+        // resourceVersion as a precondition instead, checked by its caller.
+        let rv_set = meta_str(&obj, "resourceVersion")
+            .parse::<u64>()
+            .ok()
+            .filter(|rv| record && *rv != 0);
         let m = meta_mut(&mut obj);
         for f in SYSTEM_FIELDS {
             m.remove(*f);
@@ -201,7 +209,14 @@ impl Store {
             Some(&manager),
         );
         self.admit(ctx, &attrs, &mut obj).await?;
-        let errs = r.validate_versioned(ctx.version, &obj);
+        let mut errs = r.validate_versioned(ctx.version, &obj);
+        if let Some(rv) = rv_set {
+            errs.push(FieldError::invalid(
+                "metadata.resourceVersion",
+                rv.to_string(),
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         let requested_name = meta_str(&obj, "name").to_string();
 
         let generate = meta_str(&obj, "generateName").to_string();
@@ -469,7 +484,7 @@ impl Store {
         body: &[u8],
         opts: &WriteOptions,
         validation: FieldValidation,
-    ) -> ApiResult<(Value, Vec<String>)> {
+    ) -> ApiResult<Value> {
         let manager = self.manager(ctx, opts)?;
         let gr = ctx.resource.group_resource();
         for _ in 0..MAX_RETRIES {
@@ -478,7 +493,7 @@ impl Store {
                 .resource
                 .storage_to_version(ctx.version, old.object.clone());
             let mut patched = patch::apply_patch(patch_type, &original, body)?;
-            let warnings = check_fields(ctx, &mut patched, Vec::new(), validation, true)?;
+            check_fields(ctx, &mut patched, Vec::new(), validation, true)?;
             // The patched object is decoded into Go's types: empty metadata values vanish.
             meta::drop_empty_fields(&mut patched);
             Self::check_type_meta(ctx, &patched)?;
@@ -499,7 +514,7 @@ impl Store {
                 .update_from(ctx, name, &old, patched, Some(&manager), opts.dry_run)
                 .await
             {
-                Ok(v) => return Ok((v, warnings)),
+                Ok(v) => return Ok(v),
                 Err(UpdateError::Storage(StorageError::Conflict { .. })) if client_rv.is_none() => {
                     continue;
                 }
