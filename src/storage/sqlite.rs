@@ -191,12 +191,15 @@ const OPEN_ATTEMPTS: usize = 30;
 fn is_open_race(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         let msg = c.to_string();
-        // "already exists": another opener applied the migration after refinery read the
-        // history; the retry sees it as applied and skips it.
+        // "already exists" / a duplicate history row: another opener applied the migration
+        // after refinery read the history (a migration that only updates rows, like V4, fails
+        // on its history row rather than on its DDL); the transaction rolled back, and the retry
+        // sees the migration as applied and skips it.
         msg.contains("database is locked")
             || msg.contains("(code: 5)")
             || msg.contains("(code: 517)")
             || msg.contains("already exists")
+            || msg.contains("UNIQUE constraint failed: refinery_schema_history")
     })
 }
 
