@@ -30,6 +30,18 @@ async fn create(w: &Wardle, obj: &Value) -> Value {
 
 /// Patches that grow the object, crash the crate's undo, or sort thousands of list items; a
 /// watch timeout beyond what a clock holds; names past what the database can index.
+/// Empties `name`'s finalizers with a JSON patch (the grown lists would otherwise stay).
+async fn remove_finalizers(w: &Wardle, name: &str) {
+    let r = w
+        .patch(
+            &format!("{NS}/{name}"),
+            JSON_PATCH,
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
 async fn hostile_patches_and_parameters(engine: Engine) {
     let w = Wardle::start(engine).await;
     create(
@@ -83,14 +95,7 @@ async fn hostile_patches_and_parameters(engine: Engine) {
         }
     }
     assert_eq!(last, StatusCode::PAYLOAD_TOO_LARGE);
-    let r = w
-        .patch(
-            &format!("{NS}/f"),
-            JSON_PATCH,
-            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    remove_finalizers(&w, "f").await;
 
     // A move onto the parent, then a failing op: 422 (the crate's undo used to panic here).
     for second in [
@@ -146,14 +151,7 @@ async fn hostile_patches_and_parameters(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = w
-        .patch(
-            &format!("{NS}/f"),
-            JSON_PATCH,
-            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    remove_finalizers(&w, "f").await;
 
     // timeoutSeconds beyond any clock: the watch simply has no deadline.
     for t in [
