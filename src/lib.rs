@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod app;
 pub mod apimachinery;
 pub mod audit;
 pub mod authn;

@@ -11,9 +11,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{HeaderMap, Method};
-
-use crate::http::request_info::{RequestInfo, query_param};
 
 /// apiserver_request_duration_seconds buckets, as kube-apiserver's.
 const REQUEST_BUCKETS: &[f64] = &[
@@ -155,8 +152,24 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// What a request is reported as: kube-apiserver's labels, fixed before the handler runs (the
-/// APPLY verb needs the request's content type).
+/// The label values of one request, as kube-apiserver reports it (derived from the request by
+/// `http::request_info`: Go's CleanScope, CanonicalVerb and cleanVerb).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLabelValues<'a> {
+    /// `LIST`, `GET`, `WATCH`, `APPLY`, `POST`, ... or `other`.
+    pub verb: &'a str,
+    /// `All` or "".
+    pub dry_run: &'a str,
+    /// Group, version, resource, subresource: "" unless a resource this server has.
+    pub group: &'a str,
+    pub version: &'a str,
+    pub resource: &'a str,
+    pub subresource: &'a str,
+    /// `resource`, `namespace`, `cluster` or "".
+    pub scope: &'a str,
+}
+
+/// What a request is reported as, fixed before the handler runs.
 #[derive(Debug, Clone)]
 pub struct RequestLabels {
     /// verb, dry_run, group, version, resource, subresource, scope, component (rendered).
@@ -164,63 +177,18 @@ pub struct RequestLabels {
 }
 
 impl RequestLabels {
-    pub fn new(
-        info: &RequestInfo,
-        method: &Method,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> RequestLabels {
-        // Only resources this server has become label values: an unknown path must not create a
-        // new series per request (unbounded memory).
-        let known = info.is_resource_request
-            && info.api_group == crate::api::GROUP
-            && crate::api::GROUP_VERSIONS.contains(&info.api_version.as_str())
-            && crate::api::resource(&info.resource).is_some()
-            && matches!(info.subresource.as_str(), "" | "status");
-        let (group, version, resource, subresource) = if known {
-            (
-                info.api_group.as_str(),
-                info.api_version.as_str(),
-                info.resource.as_str(),
-                info.subresource.as_str(),
-            )
-        } else {
-            ("", "", "", "")
-        };
-        // Go's CleanScope.
-        let scope = if !info.is_resource_request {
-            ""
-        } else if !info.name.is_empty() || info.verb == "create" {
-            "resource"
-        } else if !info.namespace.is_empty() {
-            "namespace"
-        } else {
-            "cluster"
-        };
-        // Go's CanonicalVerb + cleanVerb.
-        let apply = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/apply-patch"));
-        let verb = match method.as_str() {
-            _ if info.verb == "watch" || info.verb == "watchList" => "WATCH",
-            "GET" | "HEAD" if scope != "resource" && !scope.is_empty() => "LIST",
-            "GET" | "HEAD" => "GET",
-            "PATCH" if apply => "APPLY",
-            m @ ("POST" | "PUT" | "PATCH" | "DELETE" | "CONNECT") => m,
-            _ => "other",
-        };
-        // Only the one valid value becomes a label value (any other is refused with a 400 and
-        // must not create a series of its own).
-        let dry_run = match query_param(query, "dryRun").as_deref() {
-            Some("All") => "All",
-            _ => "",
-        };
+    pub fn new(v: RequestLabelValues<'_>) -> RequestLabels {
         RequestLabels {
             base: format!(
-                "verb=\"{verb}\",dry_run=\"{dry_run}\",group=\"{group}\",version=\"{version}\",resource=\"{resource}\",subresource=\"{subresource}\",scope=\"{scope}\",component=\"apiserver\""
+                "verb=\"{}\",dry_run=\"{}\",group=\"{}\",version=\"{}\",resource=\"{}\",subresource=\"{}\",scope=\"{}\",component=\"apiserver\"",
+                v.verb, v.dry_run, v.group, v.version, v.resource, v.subresource, v.scope
             ),
         }
+    }
+
+    /// The rendered label set (without `code`).
+    pub fn rendered(&self) -> &str {
+        &self.base
     }
 
     /// Counts the request and observes its latency.
@@ -332,9 +300,22 @@ pub fn audit_request_rejected() {
     METRICS.audit_rejected.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Values read at scrape time from storage and the watch cache.
+/// Values read at scrape time from storage, the watch cache and compaction.
 #[derive(Debug, Default)]
 pub struct Gauges {
+    /// The committed resourceVersion (the database's counter) and the compaction horizon.
+    pub head_rv: u64,
+    pub compacted_rv: u64,
+    /// The resourceVersion the watch cache has applied, and the oldest it can replay from.
+    pub cache_head_rv: u64,
+    pub cache_oldest_rv: u64,
+    /// This process's group-commit writer: transactions, writes, largest batch.
+    pub batches: u64,
+    pub writes: u64,
+    pub max_batch: u64,
+    /// Compaction runs of this process, and failed ones.
+    pub compaction_runs: u64,
+    pub compaction_errors: u64,
     /// (resource plural, count) of current objects.
     pub objects: Vec<(String, i64)>,
     pub writer_queue_depth: usize,
@@ -342,12 +323,94 @@ pub struct Gauges {
     pub history_pruned: u64,
 }
 
-/// The series this module owns, in Prometheus text format.
-pub fn render(out: &mut String, gauges: &Gauges) {
+/// The whole `/metrics` page in Prometheus text format (version 0.0.4): storage and watch-cache
+/// gauges first, then the request, watch, audit and writer series.
+pub fn render(gauges: &Gauges) -> String {
+    let mut out = String::new();
+    render_storage(&mut out, gauges);
+    render_requests(&mut out);
+    render_watch(&mut out, gauges);
+    render_audit_and_writer(&mut out, gauges);
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// wardle's own storage and watch-cache series.
+fn render_storage(out: &mut String, g: &Gauges) {
+    let series: [(&str, &str, &str, u64); 10] = [
+        (
+            "wardle_storage_head_rv",
+            "gauge",
+            "The committed resourceVersion (the database's counter).",
+            g.head_rv,
+        ),
+        (
+            "wardle_storage_compacted_rv",
+            "gauge",
+            "Events at or below this resourceVersion may have been compacted away.",
+            g.compacted_rv,
+        ),
+        (
+            "wardle_watch_cache_lag",
+            "gauge",
+            "Committed resourceVersions the watch cache has not applied yet.",
+            g.head_rv.saturating_sub(g.cache_head_rv),
+        ),
+        (
+            "wardle_storage_batches_total",
+            "counter",
+            "Write transactions committed by the group-commit writer.",
+            g.batches,
+        ),
+        (
+            "wardle_storage_writes_total",
+            "counter",
+            "Writes committed (each write is one event).",
+            g.writes,
+        ),
+        (
+            "wardle_storage_batch_size_max",
+            "gauge",
+            "The largest batch committed in one transaction.",
+            g.max_batch,
+        ),
+        (
+            "wardle_watch_cache_head_rv",
+            "gauge",
+            "The resourceVersion the watch cache has applied.",
+            g.cache_head_rv,
+        ),
+        (
+            "wardle_watch_cache_oldest_rv",
+            "gauge",
+            "The oldest resourceVersion a watch can resume from without the database.",
+            g.cache_oldest_rv,
+        ),
+        (
+            "wardle_compaction_runs_total",
+            "counter",
+            "Compaction runs of this process.",
+            g.compaction_runs,
+        ),
+        (
+            "wardle_compaction_errors_total",
+            "counter",
+            "Compaction runs that failed (retried next interval).",
+            g.compaction_errors,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+/// kube-apiserver's request counter and latency histogram.
+fn render_requests(out: &mut String) {
     let m = &*METRICS;
-    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     header(
         out,
         "apiserver_request_total",
@@ -370,6 +433,11 @@ pub fn render(out: &mut String, gauges: &Gauges) {
     for (labels, h) in m.durations.sorted() {
         h.render(out, "apiserver_request_duration_seconds", &labels);
     }
+}
+
+/// Stored objects per resource, watch events sent and watchers registered.
+fn render_watch(out: &mut String, gauges: &Gauges) {
+    let m = &*METRICS;
     header(
         out,
         "apiserver_storage_objects",
@@ -417,6 +485,11 @@ pub fn render(out: &mut String, gauges: &Gauges) {
             g.load(Ordering::Relaxed)
         );
     }
+}
+
+/// The audit series, the writer's batch sizes and the scalar counters.
+fn render_audit_and_writer(out: &mut String, gauges: &Gauges) {
+    let m = &*METRICS;
     for (name, label, help, family) in [
         (
             "apiserver_audit_error_total",
@@ -502,49 +575,5 @@ mod tests {
             "x_bucket{a=\"b\",le=\"1\"} 2\nx_bucket{a=\"b\",le=\"2\"} 3\nx_bucket{a=\"b\",le=\"+Inf\"} 4\n\
              x_sum{a=\"b\"} 6\nx_count{a=\"b\"} 4\n"
         );
-    }
-
-    #[test]
-    fn request_labels_follow_go() {
-        let labels = |method: Method, path: &str, query: Option<&str>, ct: Option<&str>| {
-            let info = RequestInfo::new(&method, path, query);
-            let mut h = HeaderMap::new();
-            if let Some(ct) = ct {
-                h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
-            }
-            RequestLabels::new(&info, &method, &h, query).base
-        };
-        let ns = "/apis/wardle.example.com/v1alpha1/namespaces/ns/flunders";
-        assert!(labels(Method::GET, ns, None, None).starts_with("verb=\"LIST\",dry_run=\"\",group=\"wardle.example.com\",version=\"v1alpha1\",resource=\"flunders\",subresource=\"\",scope=\"namespace\""));
-        assert!(labels(Method::GET, ns, Some("watch=true"), None).starts_with("verb=\"WATCH\""));
-        assert!(labels(Method::GET, &format!("{ns}/a"), None, None).contains("verb=\"GET\""));
-        let create = labels(Method::POST, ns, Some("dryRun=All"), None);
-        assert!(create.contains("verb=\"POST\",dry_run=\"All\""), "{create}");
-        assert!(create.contains("scope=\"resource\""), "{create}");
-        let apply = labels(
-            Method::PATCH,
-            &format!("{ns}/a"),
-            None,
-            Some("application/apply-patch+yaml"),
-        );
-        assert!(apply.starts_with("verb=\"APPLY\""));
-        let cluster = labels(
-            Method::GET,
-            "/apis/wardle.example.com/v1alpha1/fischers",
-            None,
-            None,
-        );
-        assert!(cluster.contains("scope=\"cluster\""));
-        // Unknown resources and non-resource paths get no resource labels.
-        let unknown = labels(
-            Method::GET,
-            "/apis/wardle.example.com/v1alpha1/nope\"x",
-            None,
-            None,
-        );
-        assert!(unknown.contains("resource=\"\""), "{unknown}");
-        let metrics = labels(Method::GET, "/metrics", None, None);
-        assert!(metrics.starts_with("verb=\"GET\",dry_run=\"\",group=\"\""));
-        assert!(metrics.contains("scope=\"\""));
     }
 }

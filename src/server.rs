@@ -12,7 +12,8 @@ use crate::authz::webhook::SubjectAccessReviewer;
 use crate::config::Config;
 use crate::http::health::{Check, Health};
 use crate::http::limits::Limits;
-use crate::http::router::{AppState, router};
+use crate::app::AppState;
+use crate::http::router::router;
 use crate::kubeclient;
 use crate::registry::Store;
 use crate::storage::Storage;
@@ -24,7 +25,7 @@ use futures::FutureExt;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio::net::TcpSocket;
 
@@ -189,7 +190,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let state = Arc::new(AppState {
         store,
-        cache: cache.clone(),
         compaction: compaction_stats,
         health: Health::new(vec![("storage".to_string(), storage_check)])
             .not_for_liveness("storage"),
@@ -238,9 +238,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
-        shutdown_state.shutting_down.store(true, Ordering::Relaxed);
-        // End watch streams now, so the graceful drain isn't held open by them.
-        shutdown_state.cache.shutdown();
+        shutdown_state.shut_down();
         shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     tokio::spawn(async move {

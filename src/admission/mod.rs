@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use crate::api::{Resource, fischer};
 use crate::apimachinery::gofmt::go_json_escape;
-use crate::apimachinery::status::{ApiError, ApiResult};
+use crate::apimachinery::status::{ApiError, ApiResult, GroupKind};
+use crate::apimachinery::verb::Verb;
 use crate::storage::cache::WatchCache;
 use serde_json::Value;
 
@@ -77,13 +78,13 @@ impl Default for Admission {
 /// BanFlunder: a Flunder may not be created with a name listed in any Fischer's disallowedFlunders.
 /// Go reads the Fischers from an informer's cache; wardle reads its watch cache, after catching
 /// up to the committed horizon (one counter read), so a Fischer created just before counts. The
-/// database is not listed per create; while it is unreachable the answer is 503, not a 403 a
-/// client would take as final.
+/// database is not listed per create.
 async fn ban_flunder(cache: &WatchCache, flunders: &dyn Resource, name: &str) -> ApiResult<()> {
+    // Go's lister cannot fail (an informer's cache): a failed read here is storage's, mapped as
+    // any other (503 while the database is down), never a 403 a client would take as final.
     cache.consistent_rv().await.map_err(|e| {
-        ApiError::service_unavailable(format!(
-            "BanFlunder cannot read the Fischers, not yet ready to handle request: {e}"
-        ))
+        let kind = GroupKind::new(crate::api::GROUP, flunders.kind());
+        ApiError::from_storage(&Verb::Create, &flunders.group_resource(), &kind, name, e)
     })?;
     // A Fischer can only list the name if its JSON text holds it as a string (the text is
     // serialized the same way), so most Fischers are ruled out without parsing them.

@@ -21,8 +21,8 @@ use super::informer::Informer;
 use super::matching::{self, Rule};
 use super::namespace::Namespaces;
 use super::warnings;
-use super::webhook::{bind_request, selectors_match, static_reason};
-use crate::apimachinery::status::{ApiError, ApiResult, StatusCause};
+use super::webhook::{bind_request, selectors_match};
+use crate::apimachinery::status::{ApiError, ApiResult, Reason, StatusCause};
 
 /// The ValidatingAdmissionPolicy plugin.
 pub struct Policies {
@@ -416,15 +416,15 @@ fn denied(a: &Attributes<'_>, d: Denial) -> ApiError {
         ),
     };
     let mut e = ApiError::forbidden(&a.group_resource(), &a.name, &message);
-    let reason = match static_reason(&d.reason) {
-        "" => "Invalid",
+    let reason = match Reason::parse(&d.reason) {
+        Reason::Unknown => Reason::Invalid,
         r => r,
     };
     e.reason = reason;
     e.code = match reason {
-        "Forbidden" => 403,
-        "Unauthorized" => 401,
-        "RequestEntityTooLarge" => 413,
+        Reason::Forbidden => 403,
+        Reason::Unauthorized => 401,
+        Reason::RequestEntityTooLarge => 413,
         _ => 422,
     };
     e.details

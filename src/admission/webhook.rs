@@ -24,7 +24,7 @@ use super::informer::Informer;
 use super::matching::{self, Rule};
 use super::namespace::Namespaces;
 use super::warnings;
-use crate::apimachinery::status::{ApiError, ApiResult, StatusCause};
+use crate::apimachinery::status::{ApiError, ApiResult, Reason, StatusCause};
 
 /// Go's default `timeoutSeconds`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -570,7 +570,7 @@ fn denial(name: &str, status: &Value) -> ApiError {
     } else {
         format!("{denied_by} without explanation")
     };
-    let mut e = ApiError::new(code, static_reason(reason), text);
+    let mut e = ApiError::new(code, Reason::parse(reason), text);
     if let Some(d) = status.get("details").filter(|d| d.is_object()) {
         let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
         let det = e.details.get_or_insert_with(Box::default);
@@ -587,33 +587,6 @@ fn denial(name: &str, status: &Value) -> ApiError {
         }
     }
     e
-}
-
-/// A webhook's free-text Status reason, kept when it is one of apimachinery's StatusReasons
-/// (the only ones clients act on); any other becomes "" (unknown), as an unset reason is.
-pub(super) fn static_reason(reason: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "Unauthorized",
-        "Forbidden",
-        "NotFound",
-        "AlreadyExists",
-        "Conflict",
-        "Gone",
-        "Invalid",
-        "ServerTimeout",
-        "StoreReadError",
-        "Timeout",
-        "TooManyRequests",
-        "BadRequest",
-        "MethodNotAllowed",
-        "NotAcceptable",
-        "RequestEntityTooLarge",
-        "UnsupportedMediaType",
-        "InternalError",
-        "Expired",
-        "ServiceUnavailable",
-    ];
-    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("")
 }
 
 /// The most operations a webhook's patch may have (Go's limit on a client's JSON patch).
@@ -826,13 +799,13 @@ mod tests {
             &json!({"code": 403, "message": "no blue", "reason": "Forbidden"}),
         );
         assert_eq!(e.code, 403);
-        assert_eq!(e.reason, "Forbidden");
+        assert_eq!(e.reason, Reason::Forbidden);
         assert_eq!(
             e.message,
             "admission webhook \"deny.example.com\" denied the request: no blue"
         );
         let e = denial("x", &json!({"code": 200, "reason": "Custom"}));
-        assert_eq!((e.code, e.reason), (400, ""));
+        assert_eq!((e.code, e.reason), (400, Reason::Unknown));
         assert_eq!(
             e.message,
             "admission webhook \"x\" denied the request: Custom"

@@ -11,7 +11,7 @@ use crate::apimachinery::managed_fields::{
     decode_entries, path_string, strip_meta, write_entries,
 };
 use crate::apimachinery::patch::{ListStrategy, list_strategy};
-use crate::apimachinery::status::{ApiError, StatusCause, StatusDetails};
+use crate::apimachinery::status::{ApiError, Reason, StatusCause, StatusDetails};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -294,7 +294,7 @@ fn conflict_error(conflicts: &[(String, String)]) -> ApiError {
             lines.join("\n")
         )
     };
-    let mut e = ApiError::new(409, "Conflict", message);
+    let mut e = ApiError::new(409, Reason::Conflict, message);
     e.details = Some(Box::new(StatusDetails {
         causes: conflicts
             .iter()
@@ -723,7 +723,7 @@ mod tests {
         let o2_b1 = convert(&o2, B1).unwrap();
         let err = apply(&o2_b1, &bob_b1, &req("bob", B1, false, "t3")).unwrap_err();
         assert_eq!(err.code, 409);
-        assert_eq!(err.reason, "Conflict");
+        assert_eq!(err.reason, Reason::Conflict);
         assert_eq!(
             err.message,
             r#"Apply failed with 1 conflict: conflict with "alice": .spec.reference"#

@@ -211,6 +211,7 @@ fn go_json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apimachinery::status::Reason;
 
     fn raw(json: &str) -> String {
         RAW_URL.encode(json.as_bytes())
@@ -220,7 +221,7 @@ mod tests {
         match decode(token, all) {
             Ok(t) => panic!("{token:?} should fail, got {t:?}"),
             Err(e) => {
-                assert_eq!((e.code, e.reason), (400, "BadRequest"));
+                assert_eq!((e.code, e.reason), (400, Reason::BadRequest));
                 e.message
             }
         }

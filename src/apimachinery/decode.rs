@@ -7,7 +7,7 @@
 //! fields, type mismatches). Messages follow `sigs.k8s.io/json` and `encoding/json`.
 
 use crate::apimachinery::gofmt::json_kind;
-use crate::apimachinery::status::{ApiError, FieldError};
+use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -53,9 +53,7 @@ pub fn field_validation_error(q: Option<&str>) -> Option<FieldError> {
 pub fn parse_field_validation(q: Option<&str>) -> Result<FieldValidation, ApiError> {
     mode_of(q).ok_or_else(|| {
         ApiError::invalid(
-            "",
-            "",
-            "",
+            &GroupKind::default(),
             "",
             &field_validation_error(q).into_iter().collect::<Vec<_>>(),
         )
@@ -77,13 +75,7 @@ pub fn parse_field_validation_for(
 
 /// 422 `<Kind>Options.meta.k8s.io "" is invalid: ...`, the shape of every query-option error.
 pub fn options_invalid(options_kind: &str, errors: &[FieldError]) -> ApiError {
-    ApiError::invalid(
-        &format!("{options_kind}.meta.k8s.io"),
-        options_kind,
-        "meta.k8s.io",
-        "",
-        errors,
-    )
+    ApiError::invalid(&GroupKind::options(options_kind), "", errors)
 }
 
 /// One step of a path inside a decoded document.
@@ -773,7 +765,7 @@ fn outcome(
             if patch_value.is_none() {
                 err.value = None;
             }
-            Err(ApiError::invalid("", "", "", "", &[err]))
+            Err(ApiError::invalid(&GroupKind::default(), "", &[err]))
         }
     }
 }
@@ -781,6 +773,7 @@ fn outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apimachinery::status::Reason;
     use serde_json::json;
 
     fn flunder_schema() -> Value {
@@ -1018,7 +1011,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, 422);
-        assert_eq!(e.reason, "Invalid");
+        assert_eq!(e.reason, Reason::Invalid);
         assert_eq!(
             e.message,
             r#" "" is invalid: patch: Invalid value: "{\"a\":1}": strict decoding error: unknown field "spec.foo""#

@@ -230,6 +230,7 @@ pub fn escape_value(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apimachinery::status::Reason;
 
     fn sel(s: &str) -> FieldSelector {
         match parse_selector(s) {
@@ -358,6 +359,6 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("must fail"),
         };
-        assert_eq!((e.code, e.reason), (400, "BadRequest"));
+        assert_eq!((e.code, e.reason), (400, Reason::BadRequest));
     }
 }

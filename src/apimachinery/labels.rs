@@ -622,6 +622,7 @@ fn go_string_slice(v: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apimachinery::status::Reason;
     use serde_json::json;
 
     fn labels(v: Value) -> Map<String, Value> {
@@ -882,7 +883,7 @@ mod tests {
             Ok(_) => panic!("must fail"),
         };
         assert_eq!(e.code, 400);
-        assert_eq!(e.reason, "BadRequest");
+        assert_eq!(e.reason, Reason::BadRequest);
         assert!(e.message.starts_with("unable to parse requirement"));
     }
 

@@ -6,7 +6,7 @@
 //! operations (AS:`pkg/endpoints/handlers/fieldmanager`, SMD `merge/update.go`).
 
 use crate::apimachinery::patch::{ListStrategy, list_strategy};
-use crate::apimachinery::status::{ApiError, FieldError};
+use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -66,7 +66,7 @@ pub fn validate_manager(name: &str) -> Result<(), ApiError> {
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid("", "", "", "", &errs))
+        Err(ApiError::invalid(&GroupKind::default(), "", &errs))
     }
 }
 

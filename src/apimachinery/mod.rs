@@ -13,4 +13,6 @@ pub mod meta;
 pub mod names;
 pub mod options;
 pub mod patch;
+pub mod query;
 pub mod status;
+pub mod verb;

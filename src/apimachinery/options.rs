@@ -3,8 +3,8 @@
 
 use super::fields::{self, FieldSelector};
 use super::labels::{self, Selector};
-use super::status::{ApiError, ApiResult, FieldError};
-use crate::http::request_info::{parse_bool, query_params};
+use super::status::{ApiError, ApiResult, FieldError, GroupKind};
+use super::query::{parse_bool, query_params};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,13 +51,7 @@ pub struct ListOptions {
 }
 
 fn list_invalid(errs: Vec<FieldError>) -> ApiError {
-    ApiError::invalid(
-        "ListOptions.meta.k8s.io",
-        "ListOptions",
-        "meta.k8s.io",
-        "",
-        &errs,
-    )
+    ApiError::invalid(&GroupKind::options("ListOptions"), "", &errs)
 }
 
 fn bad_param(name: &str, value: &str) -> ApiError {
@@ -273,13 +267,7 @@ impl WriteOptions {
             ));
         }
         if !errs.is_empty() {
-            return Err(ApiError::invalid(
-                &format!("{kind}.meta.k8s.io"),
-                kind,
-                "meta.k8s.io",
-                "",
-                &errs,
-            ));
+            return Err(ApiError::invalid(&GroupKind::options(kind), "", &errs));
         }
         Ok(o)
     }
@@ -384,9 +372,7 @@ impl DeleteOptions {
         }
         if !errs.is_empty() {
             return Err(ApiError::invalid(
-                "DeleteOptions.meta.k8s.io",
-                "DeleteOptions",
-                "meta.k8s.io",
+                &GroupKind::options("DeleteOptions"),
                 "",
                 &errs,
             ));

@@ -6,7 +6,7 @@
 //! ObjectMeta ones, declared in `list_strategy`.
 
 use crate::apimachinery::gofmt::json_kind;
-use crate::apimachinery::status::{ApiError, StatusCause, StatusDetails};
+use crate::apimachinery::status::{ApiError, Reason, StatusCause, StatusDetails};
 use crate::storage::object::json_len;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -117,7 +117,7 @@ pub fn strict_error_value(patch_type: PatchType, body: &[u8], patched: &Value) -
 fn unprocessable(detail: impl Into<String>) -> ApiError {
     let mut e = ApiError::new(
         422,
-        "Invalid",
+        Reason::Invalid,
         "the server rejected our request due to an error in our request",
     );
     e.details = Some(Box::new(StatusDetails {
@@ -164,7 +164,7 @@ fn json_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
     if ops.0.len() > MAX_JSON_PATCH_OPERATIONS {
         return Err(ApiError::new(
             413,
-            "RequestEntityTooLarge",
+            Reason::RequestEntityTooLarge,
             format!(
                 "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
                 ops.0.len()
@@ -1067,7 +1067,7 @@ mod tests {
         )
         .unwrap_err();
         // Go judges an operation when applying it: an unknown op (or a missing path) is 422.
-        assert_eq!((e.code, e.reason), (422, "Invalid"));
+        assert_eq!((e.code, e.reason), (422, Reason::Invalid));
         assert!(e.to_status().to_string().contains("frob"), "{e:?}");
         let e = apply_patch(PatchType::Json, &flunder(), br#"[{"op":"add"}]"#).unwrap_err();
         assert_eq!(e.code, 422);
@@ -1079,7 +1079,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, 422);
-        assert_eq!(e.reason, "Invalid");
+        assert_eq!(e.reason, Reason::Invalid);
         assert_eq!(
             e.message,
             "the server rejected our request due to an error in our request"

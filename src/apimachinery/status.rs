@@ -1,6 +1,8 @@
 //! The one error type of the server (`ApiError`) and its Kubernetes `Status` form.
 //! Every failure on the request path ends up here; `http::response` turns it into a response.
 
+use super::verb::Verb;
+use crate::storage::types::{MAX_OBJECT_BYTES, StorageError};
 use serde_json::{Value, json};
 
 /// Group + resource, e.g. `flunders.wardle.example.com`; the prefix of most Status messages.
@@ -26,6 +28,130 @@ impl std::fmt::Display for GroupResource {
         } else {
             write!(f, "{}.{}", self.resource, self.group)
         }
+    }
+}
+
+/// Group + kind, e.g. `Flunder.wardle.example.com` (Go's `schema.GroupKind`): what a 422 Invalid
+/// names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupKind {
+    pub group: String,
+    pub kind: String,
+}
+
+impl GroupKind {
+    pub fn new(group: &str, kind: &str) -> Self {
+        GroupKind {
+            group: group.to_string(),
+            kind: kind.to_string(),
+        }
+    }
+
+    /// `<Kind>Options` of meta.k8s.io, e.g. `ListOptions.meta.k8s.io`: what a bad query option
+    /// is reported against.
+    pub fn options(kind: &str) -> Self {
+        GroupKind::new("meta.k8s.io", kind)
+    }
+}
+
+impl std::fmt::Display for GroupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.group.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}.{}", self.kind, self.group)
+        }
+    }
+}
+
+/// apimachinery's `StatusReason`s: the machine-readable reason of a failure, which clients act
+/// on. `Unknown` is the empty reason (an unset one, or one apimachinery does not define).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Unknown,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Gone,
+    Invalid,
+    ServerTimeout,
+    StoreReadError,
+    Timeout,
+    TooManyRequests,
+    BadRequest,
+    MethodNotAllowed,
+    NotAcceptable,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+    InternalError,
+    Expired,
+    ServiceUnavailable,
+}
+
+impl Reason {
+    const ALL: [Reason; 20] = [
+        Reason::Unknown,
+        Reason::Unauthorized,
+        Reason::Forbidden,
+        Reason::NotFound,
+        Reason::AlreadyExists,
+        Reason::Conflict,
+        Reason::Gone,
+        Reason::Invalid,
+        Reason::ServerTimeout,
+        Reason::StoreReadError,
+        Reason::Timeout,
+        Reason::TooManyRequests,
+        Reason::BadRequest,
+        Reason::MethodNotAllowed,
+        Reason::NotAcceptable,
+        Reason::RequestEntityTooLarge,
+        Reason::UnsupportedMediaType,
+        Reason::InternalError,
+        Reason::Expired,
+        Reason::ServiceUnavailable,
+    ];
+
+    /// The reason as a Status carries it (`NotFound`; "" for `Unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unknown => "",
+            Reason::Unauthorized => "Unauthorized",
+            Reason::Forbidden => "Forbidden",
+            Reason::NotFound => "NotFound",
+            Reason::AlreadyExists => "AlreadyExists",
+            Reason::Conflict => "Conflict",
+            Reason::Gone => "Gone",
+            Reason::Invalid => "Invalid",
+            Reason::ServerTimeout => "ServerTimeout",
+            Reason::StoreReadError => "StoreReadError",
+            Reason::Timeout => "Timeout",
+            Reason::TooManyRequests => "TooManyRequests",
+            Reason::BadRequest => "BadRequest",
+            Reason::MethodNotAllowed => "MethodNotAllowed",
+            Reason::NotAcceptable => "NotAcceptable",
+            Reason::RequestEntityTooLarge => "RequestEntityTooLarge",
+            Reason::UnsupportedMediaType => "UnsupportedMediaType",
+            Reason::InternalError => "InternalError",
+            Reason::Expired => "Expired",
+            Reason::ServiceUnavailable => "ServiceUnavailable",
+        }
+    }
+
+    /// A free-text reason (a webhook's, a policy's): one apimachinery defines, else `Unknown`.
+    pub fn parse(reason: &str) -> Reason {
+        Reason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == reason)
+            .unwrap_or(Reason::Unknown)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -181,7 +307,7 @@ pub struct StatusDetails {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub code: u16,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     pub details: Option<Box<StatusDetails>>,
     /// A `metadata.continue` for the Status (410 on an expired continue token).
@@ -199,7 +325,7 @@ impl std::error::Error for ApiError {}
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: u16, reason: Reason, message: impl Into<String>) -> Self {
         ApiError {
             code,
             reason,
@@ -224,14 +350,14 @@ impl ApiError {
     }
 
     pub fn not_found(gr: &GroupResource, name: &str) -> Self {
-        ApiError::new(404, "NotFound", format!("{gr} {name:?} not found"))
+        ApiError::new(404, Reason::NotFound, format!("{gr} {name:?} not found"))
             .with_details(Self::named(gr, name))
     }
 
     pub fn already_exists(gr: &GroupResource, name: &str) -> Self {
         ApiError::new(
             409,
-            "AlreadyExists",
+            Reason::AlreadyExists,
             format!("{gr} {name:?} already exists"),
         )
         .with_details(Self::named(gr, name))
@@ -241,7 +367,7 @@ impl ApiError {
     pub fn conflict(gr: &GroupResource, name: &str, detail: &str) -> Self {
         ApiError::new(
             409,
-            "Conflict",
+            Reason::Conflict,
             format!("Operation cannot be fulfilled on {gr} {name:?}: {detail}"),
         )
         .with_details(Self::named(gr, name))
@@ -255,14 +381,9 @@ impl ApiError {
         )
     }
 
-    /// 422 Invalid. `kind_group` is `Flunder.wardle.example.com` (Go uses the Kind here).
-    pub fn invalid(
-        kind_group: &str,
-        kind: &str,
-        group: &str,
-        name: &str,
-        errors: &[FieldError],
-    ) -> Self {
+    /// 422 Invalid: `<Kind>.<group> "<name>" is invalid: <causes>`, the causes in details
+    /// (Go's `errors.NewInvalid(qualifiedKind, name, errs)`).
+    pub fn invalid(gk: &GroupKind, name: &str, errors: &[FieldError]) -> Self {
         let list = if errors.len() == 1 {
             errors[0].to_string()
         } else {
@@ -285,20 +406,20 @@ impl ApiError {
             .collect();
         ApiError::new(
             422,
-            "Invalid",
-            format!("{kind_group} {name:?} is invalid: {list}"),
+            Reason::Invalid,
+            format!("{gk} {name:?} is invalid: {list}"),
         )
         .with_details(StatusDetails {
             name: name.into(),
-            group: group.into(),
-            kind: kind.into(),
+            group: gk.group.clone(),
+            kind: gk.kind.clone(),
             causes,
             ..Default::default()
         })
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(400, "BadRequest", message)
+        ApiError::new(400, Reason::BadRequest, message)
     }
 
     pub fn forbidden(gr: &GroupResource, name: &str, reason: &str) -> Self {
@@ -307,20 +428,20 @@ impl ApiError {
         } else {
             format!("{gr} {name:?} is forbidden: {reason}")
         };
-        ApiError::new(403, "Forbidden", msg).with_details(Self::named(gr, name))
+        ApiError::new(403, Reason::Forbidden, msg).with_details(Self::named(gr, name))
     }
 
     pub fn unauthorized() -> Self {
-        ApiError::new(401, "Unauthorized", "Unauthorized")
+        ApiError::new(401, Reason::Unauthorized, "Unauthorized")
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
-        ApiError::new(410, "Expired", message)
+        ApiError::new(410, Reason::Expired, message)
     }
 
     /// 504 Timeout; the message reads `Timeout: <message>` (AM `errors.NewTimeoutError`).
     pub fn timeout(message: impl Into<String>, retry_after: u32) -> Self {
-        ApiError::new(504, "Timeout", format!("Timeout: {}", message.into())).with_details(
+        ApiError::new(504, Reason::Timeout, format!("Timeout: {}", message.into())).with_details(
             StatusDetails {
                 retry_after_seconds: Some(retry_after),
                 ..Default::default()
@@ -346,7 +467,7 @@ impl ApiError {
     pub fn not_found_path() -> Self {
         ApiError::new(
             404,
-            "NotFound",
+            Reason::NotFound,
             "the server could not find the requested resource",
         )
         .with_details(StatusDetails::default())
@@ -355,14 +476,14 @@ impl ApiError {
     pub fn method_not_allowed() -> Self {
         ApiError::new(
             405,
-            "MethodNotAllowed",
+            Reason::MethodNotAllowed,
             "the server does not allow this method on the requested resource",
         )
         .with_details(StatusDetails::default())
     }
 
     pub fn not_acceptable(message: impl Into<String>) -> Self {
-        ApiError::new(406, "NotAcceptable", message)
+        ApiError::new(406, Reason::NotAcceptable, message)
     }
 
     /// 406 from Go's router (go-restful) rather than its handlers: empty details, as Go's
@@ -378,13 +499,13 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        ApiError::new(415, "UnsupportedMediaType", message)
+        ApiError::new(415, Reason::UnsupportedMediaType, message)
     }
 
     pub fn too_large_body() -> Self {
         ApiError::new(
             413,
-            "RequestEntityTooLarge",
+            Reason::RequestEntityTooLarge,
             "Request entity too large: limit is 3145728",
         )
     }
@@ -392,13 +513,87 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(
             500,
-            "InternalError",
+            Reason::InternalError,
             format!("Internal error occurred: {}", message.into()),
         )
     }
 
     pub fn service_unavailable(message: impl Into<String>) -> Self {
-        ApiError::new(503, "ServiceUnavailable", message)
+        ApiError::new(503, Reason::ServiceUnavailable, message)
+    }
+
+    /// 409 of a failed precondition, in Go's words, which name the *Kind* (rest/delete.go):
+    /// `the UID in the precondition (a) does not match the UID in record (b). ...`; `what` is
+    /// `UID` or `ResourceVersion`.
+    pub fn precondition_conflict(
+        gk: &GroupKind,
+        name: &str,
+        what: &str,
+        expected: &str,
+        actual: &str,
+    ) -> Self {
+        let tail = if what == "UID" {
+            "The object might have been deleted and then recreated"
+        } else {
+            "The object might have been modified"
+        };
+        Self::conflict(
+            &GroupResource::new(&gk.group, &gk.kind),
+            name,
+            &format!(
+                "the {what} in the precondition ({expected}) does not match the {what} in record ({actual}). {tail}"
+            ),
+        )
+    }
+
+    /// THE mapping of a storage failure to the Status a client gets (Go's
+    /// `storage.Interpret{Get,List,Create,Update,Delete,Watch}Error` and the cacher's errors).
+    /// `gr` and `gk` name the resource and its kind, `name` the object ("" for a collection).
+    /// The verb decides the words of an expired resourceVersion (a watch's `too old resource
+    /// version: R (C)`, a read's `The resourceVersion for the provided list is too old.`). A
+    /// database outage is 503 ServiceUnavailable for every verb, admission's reads included
+    /// (Go's etcd errors are mostly 500s; see README "Differences").
+    pub fn from_storage(
+        verb: &Verb,
+        gr: &GroupResource,
+        gk: &GroupKind,
+        name: &str,
+        e: StorageError,
+    ) -> Self {
+        match e {
+            StorageError::AlreadyExists => Self::already_exists(gr, name),
+            StorageError::NotFound => Self::not_found(gr, name),
+            StorageError::Conflict { .. } => Self::modified_conflict(gr, name),
+            StorageError::UidMismatch { expected, actual } => {
+                Self::precondition_conflict(gk, name, "UID", &expected, &actual)
+            }
+            StorageError::Compacted {
+                requested,
+                compacted,
+            } => match verb {
+                Verb::Watch => Self::gone(format!(
+                    "too old resource version: {requested} ({compacted})"
+                )),
+                _ => Self::gone("The resourceVersion for the provided list is too old."),
+            },
+            StorageError::TooLarge { requested, current } => {
+                Self::too_large_resource_version(requested, current)
+            }
+            StorageError::ObjectTooLarge(size) => Self::new(
+                413,
+                Reason::RequestEntityTooLarge,
+                format!(
+                    "Request entity too large: the object would be {size} bytes, the limit is {MAX_OBJECT_BYTES}"
+                ),
+            ),
+            StorageError::Rejected(msg) => {
+                Self::bad_request(format!("the object could not be stored: {msg}"))
+            }
+            StorageError::Unavailable(msg) => {
+                tracing::warn!(error = %msg, %verb, resource = %gr, "storage unavailable");
+                Self::service_unavailable(format!("storage is unavailable: {msg}"))
+            }
+        }
     }
 
     /// Attach or replace details' name/group/kind (used where the caller knows the object).
@@ -418,7 +613,7 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
+            "reason": self.reason.as_str(),
         });
         if let Some(c) = &self.continue_token {
             status["metadata"]["continue"] = json!(c);
@@ -470,9 +665,7 @@ mod tests {
     #[test]
     fn invalid_message_matches_go() {
         let e = ApiError::invalid(
-            "Flunder.wardle.example.com",
-            "Flunder",
-            "wardle.example.com",
+            &GroupKind::new("wardle.example.com", "Flunder"),
             "x",
             &[FieldError::invalid(
                 "spec.referenceType",
@@ -509,7 +702,7 @@ mod tests {
             b.to_string(),
             "metadata.resourceVersion: Invalid value: 0: must be specified for an update"
         );
-        let e = ApiError::invalid("K.g", "K", "g", "n", &[a, b]);
+        let e = ApiError::invalid(&GroupKind::new("g", "K"), "n", &[a, b]);
         assert!(
             e.message
                 .starts_with(r#"K.g "n" is invalid: [metadata.name: Required"#),
@@ -531,5 +724,45 @@ mod tests {
         assert_eq!(s["details"]["kind"], "flunders");
         assert_eq!(s["details"]["group"], "wardle.example.com");
         assert_eq!(s["reason"], "NotFound");
+    }
+
+    #[test]
+    fn storage_errors_map_by_verb() {
+        let gr = GroupResource::new("wardle.example.com", "flunders");
+        let gk = GroupKind::new("wardle.example.com", "Flunder");
+        let map = |verb: Verb, e: StorageError| ApiError::from_storage(&verb, &gr, &gk, "x", e);
+        let compacted = || StorageError::Compacted {
+            requested: 1,
+            compacted: 5,
+        };
+        let watch = map(Verb::Watch, compacted());
+        assert_eq!((watch.code, watch.reason), (410, Reason::Expired));
+        assert_eq!(watch.message, "too old resource version: 1 (5)");
+        let list = map(Verb::List, compacted());
+        assert_eq!(
+            list.message,
+            "The resourceVersion for the provided list is too old."
+        );
+        for verb in [Verb::Get, Verb::Create, Verb::Watch, Verb::DeleteCollection] {
+            let e = map(verb, StorageError::Unavailable("down".into()));
+            assert_eq!((e.code, e.reason), (503, Reason::ServiceUnavailable));
+        }
+        let e = map(Verb::Create, StorageError::AlreadyExists);
+        assert_eq!(e.message, r#"flunders.wardle.example.com "x" already exists"#);
+        let e = map(
+            Verb::Update,
+            StorageError::UidMismatch {
+                expected: "a".into(),
+                actual: "b".into(),
+            },
+        );
+        assert!(
+            e.message
+                .starts_with(r#"Operation cannot be fulfilled on Flunder.wardle.example.com "x": the UID in the precondition (a)"#),
+            "{}",
+            e.message
+        );
+        assert_eq!(Reason::parse("NotFound"), Reason::NotFound);
+        assert_eq!(Reason::parse("Nonsense"), Reason::Unknown);
     }
 }

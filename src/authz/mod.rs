@@ -10,7 +10,7 @@ use crate::apimachinery::gofmt::go_quote;
 use anyhow::{Result, bail};
 use std::sync::Arc;
 
-use crate::apimachinery::status::ApiError;
+use crate::apimachinery::status::{ApiError, Reason};
 use crate::authn::{SYSTEM_MASTERS, UserInfo};
 
 /// `--authorization-always-allow-paths` default.
@@ -243,7 +243,7 @@ pub fn forbidden(attrs: &Attributes, reason: &str) -> ApiError {
             format!("{gr} {} is forbidden: {msg}", go_quote(&attrs.name))
         }
     };
-    ApiError::new(403, "Forbidden", message).for_object(
+    ApiError::new(403, Reason::Forbidden, message).for_object(
         &attrs.name,
         &attrs.api_group,
         &attrs.resource,
@@ -320,7 +320,7 @@ mod tests {
     fn messages_match_go() {
         let e = forbidden(&res("list", "default", ""), "");
         assert_eq!(e.code, 403);
-        assert_eq!(e.reason, "Forbidden");
+        assert_eq!(e.reason, Reason::Forbidden);
         assert_eq!(
             e.message,
             r#"flunders.wardle.example.com is forbidden: User "bob" cannot list resource "flunders" in API group "wardle.example.com" in the namespace "default""#

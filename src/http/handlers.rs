@@ -1,18 +1,19 @@
 //! Resource request handlers: decode the request, call the registry, encode the answer.
 
 use super::negotiate::{self, BodyFormat, Negotiated, Target};
-use super::request_info::{RequestInfo, query_param};
+use super::request_info::RequestInfo;
 use super::response;
-use super::router::AppState;
 use super::table;
 use crate::api::{self, Resource};
+use crate::app::AppState;
 use crate::apimachinery::decode;
 use crate::apimachinery::options::{DeleteOptions, ListOptions, WriteOptions, parse_rv};
 use crate::apimachinery::patch::{self, PatchType};
-use crate::apimachinery::status::{ApiError, ApiResult};
+use crate::apimachinery::query::query_param;
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
+use crate::apimachinery::verb::Verb;
 use crate::authn::UserInfo;
-use crate::registry::{Ctx, Deleted, ListResult, check_fields};
-use crate::storage::types::Obj;
+use crate::registry::{Ctx, Deleted, ListResult, Obj, Store, check_fields};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
@@ -80,17 +81,23 @@ fn resolve(info: &RequestInfo) -> ApiResult<(&'static dyn Resource, &'static str
     if all_namespaces && info.name_in_path {
         return Err(ApiError::not_found_path());
     }
-    let served: &[&str] = if all_namespaces || info.legacy_watch_path {
-        &["list", "watch"]
+    let served = if all_namespaces || info.legacy_watch_path {
+        matches!(info.verb, Verb::List | Verb::Watch)
     } else if info.name_in_path {
-        &["get", "watch", "update", "patch", "delete"]
+        matches!(
+            info.verb,
+            Verb::Get | Verb::Watch | Verb::Update | Verb::Patch | Verb::Delete
+        )
     } else {
-        &["list", "watch", "create", "deletecollection"]
+        matches!(
+            info.verb,
+            Verb::List | Verb::Watch | Verb::Create | Verb::DeleteCollection
+        )
     };
-    if !served.contains(&info.verb.as_str()) {
+    if !served {
         return Err(ApiError::method_not_allowed());
     }
-    if info.name_in_path && info.verb != "watch" {
+    if info.name_in_path && info.verb != Verb::Watch {
         validate_path_name(&info.name)?;
     }
     Ok((resource, version))
@@ -118,13 +125,13 @@ pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
     };
     // Go's router refuses a PATCH body type no route consumes, then an Accept no route
     // produces, before any handler (or warning) runs.
-    if req.info.verb == "patch"
+    if req.info.verb == Verb::Patch
         && let Err(e) = patch::route_consumes(header_str(req.headers, header::CONTENT_TYPE))
     {
         return e.into_response();
     }
     let collection_get =
-        req.info.name.is_empty() && matches!(req.info.verb.as_str(), "list" | "watch");
+        req.info.name.is_empty() && matches!(req.info.verb, Verb::List | Verb::Watch);
     if let Err(e) =
         negotiate::route_accepts(header_str(req.headers, header::ACCEPT), collection_get)
     {
@@ -344,6 +351,50 @@ fn decode_body(
     Ok(obj)
 }
 
+/// One resolved resource request: what each verb's handler reads.
+struct Call<'a> {
+    store: &'a Store,
+    ctx: Ctx<'a>,
+    info: &'a RequestInfo,
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    neg: Negotiated,
+    pretty: bool,
+}
+
+impl Call<'_> {
+    /// A response carrying `v` in the negotiated format. Warnings (strict decoding, admission)
+    /// are on the request's recorder, sent by the caller.
+    fn respond(&self, code: StatusCode, v: &Value) -> Response {
+        response::object(code, v, self.neg.format, self.pretty, &[])
+    }
+
+    /// A response carrying one stored object in the form asked for.
+    fn item(&self, code: StatusCode, obj: Value) -> ApiResult<Response> {
+        let r = self.ctx.resource;
+        let out = render_item(r, self.ctx.version, &self.neg, self.query, obj)?;
+        Ok(self.respond(code, &out))
+    }
+
+    /// A response carrying a list in the form asked for (plain JSON spliced from cached text).
+    fn list(&self, page: ListResult) -> ApiResult<Response> {
+        let (r, version) = (self.ctx.resource, self.ctx.version);
+        if is_plain_json(&self.neg, self.pretty) {
+            let body = list_json(r, version, &page);
+            return Ok(response::raw_json(StatusCode::OK, body));
+        }
+        let out = render_list(r, version, &self.neg, self.query, page)?;
+        Ok(self.respond(StatusCode::OK, &out))
+    }
+
+    /// The body decoded as an object of the request's kind and version.
+    async fn object_body(&self, body: Body, opts: &WriteOptions) -> ApiResult<Value> {
+        let body = read_body(body).await?;
+        decode_body(&self.ctx, self.headers, &body, opts)
+    }
+}
+
+/// Dispatches a resolved request to its verb's handler.
 async fn handle(
     state: &AppState,
     resource: &'static dyn Resource,
@@ -351,151 +402,153 @@ async fn handle(
     req: ResourceRequest<'_>,
 ) -> ApiResult<Response> {
     let info = req.info;
-    let query = req.query;
-    let ctx = Ctx {
-        resource,
-        version,
-        namespace: &info.namespace,
-        user: req.user,
-        audit_id: req.audit_id,
-        user_agent: header_str(req.headers, header::USER_AGENT),
-    };
-    let store = &state.store;
-    let accept = header_str(req.headers, header::ACCEPT);
-    let pretty = negotiate::wants_pretty(query_param(query, "pretty").as_deref(), ctx.user_agent);
+    let user_agent = header_str(req.headers, header::USER_AGENT);
     // Watch events carry single objects: PartialObjectMetadata (not ...List) is what a metadata
     // informer asks for on a watch.
-    let is_list = matches!(info.verb.as_str(), "list" | "deletecollection");
-    let neg = negotiate::negotiate(accept, is_list)?;
-    // Warnings (strict decoding, admission) are on the request's recorder, sent by the caller.
-    let ok = |code: StatusCode, v: &Value| response::object(code, v, neg.format, pretty, &[]);
-
-    match info.verb.as_str() {
-        "get" => {
-            let rv = parse_rv(query_param(query, "resourceVersion").as_deref())?;
-            let obj = store.get(&ctx, &info.name, rv).await?;
-            if is_plain_json(&neg, pretty) {
-                let body = object_json(resource, version, &obj);
-                return Ok(response::raw_json(StatusCode::OK, body));
-            }
-            Ok(ok(
-                StatusCode::OK,
-                &render_item(resource, version, &neg, query, obj.value())?,
-            ))
-        }
-        "list" => {
-            let opts = ListOptions::parse(query, false)?;
-            let page = store.list(&ctx, &opts).await?;
-            if is_plain_json(&neg, pretty) {
-                let body = list_json(resource, version, &page);
-                return Ok(response::raw_json(StatusCode::OK, body));
-            }
-            Ok(ok(
-                StatusCode::OK,
-                &render_list(resource, version, &neg, query, page)?,
-            ))
-        }
-        "watch" => {
-            let opts = ListOptions::parse(query, info.legacy_watch_path)?;
-            super::watch::serve(state, &ctx, &info.name, opts, neg, query).await
-        }
-        "create" => {
-            let opts = WriteOptions::parse(query, "CreateOptions")?;
-            let body = read_body(req.body).await?;
-            let obj = decode_body(&ctx, req.headers, &body, &opts)?;
-            let created = store.create(&ctx, obj, &opts).await?;
-            Ok(ok(
-                StatusCode::CREATED,
-                &render_item(resource, version, &neg, query, created)?,
-            ))
-        }
-        "update" => {
-            let opts = WriteOptions::parse(query, "UpdateOptions")?;
-            let body = read_body(req.body).await?;
-            let obj = decode_body(&ctx, req.headers, &body, &opts)?;
-            let updated = store.update(&ctx, &info.name, obj, &opts).await?;
-            Ok(ok(
-                StatusCode::OK,
-                &render_item(resource, version, &neg, query, updated)?,
-            ))
-        }
-        "patch" => {
-            let opts = WriteOptions::parse(query, "PatchOptions")?;
-            let patch_type = patch::patch_type(header_str(req.headers, header::CONTENT_TYPE))?;
-            if opts.force.is_some() && patch_type != PatchType::Apply {
-                return Err(ApiError::invalid(
-                    "PatchOptions.meta.k8s.io",
-                    "PatchOptions",
-                    "meta.k8s.io",
-                    "",
-                    &[crate::apimachinery::status::FieldError::forbidden(
-                        "force",
-                        "may not be specified for non-apply patch",
-                    )],
-                ));
-            }
-            let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
-            let body = read_body(req.body).await?;
-            if patch_type == PatchType::Apply {
-                let applied = store.apply(&ctx, &info.name, &body, &opts, mode).await?;
-                let code = if applied.created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                return Ok(ok(
-                    code,
-                    &render_item(resource, version, &neg, query, applied.object)?,
-                ));
-            }
-            let patched = store
-                .patch(&ctx, &info.name, patch_type, &body, &opts, mode)
-                .await?;
-            Ok(ok(
-                StatusCode::OK,
-                &render_item(resource, version, &neg, query, patched)?,
-            ))
-        }
-        "delete" => {
-            let body = read_body(req.body).await?;
-            let opts = DeleteOptions::parse(query, &body)?;
-            match store.delete(&ctx, &info.name, &opts).await? {
-                Deleted::Gone(last) => {
-                    let status = json!({
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "metadata": {},
-                        "status": "Success",
-                        "details": {
-                            "name": info.name,
-                            "group": api::GROUP,
-                            "kind": resource.plural(),
-                            "uid": last["metadata"]["uid"],
-                        },
-                    });
-                    let mut resp = ok(StatusCode::OK, &status);
-                    resp.extensions_mut()
-                        .insert(crate::audit::StatusObject(status));
-                    Ok(resp)
-                }
-                Deleted::Pending(obj) => Ok(ok(
-                    StatusCode::OK,
-                    &render_item(resource, version, &neg, query, obj)?,
-                )),
-            }
-        }
-        "deletecollection" => {
-            let list = ListOptions::parse(query, false)?;
-            let body = read_body(req.body).await?;
-            let del = DeleteOptions::parse(query, &body)?;
-            let page = store.delete_collection(&ctx, &list, &del).await?;
-            Ok(ok(
-                StatusCode::OK,
-                &render_list(resource, version, &neg, query, page)?,
-            ))
-        }
-        _ => Err(ApiError::method_not_allowed()),
+    let is_list = matches!(info.verb, Verb::List | Verb::DeleteCollection);
+    let call = Call {
+        store: &state.store,
+        ctx: Ctx {
+            verb: &info.verb,
+            resource,
+            version,
+            namespace: &info.namespace,
+            user: req.user,
+            audit_id: req.audit_id,
+            user_agent,
+        },
+        info,
+        headers: req.headers,
+        query: req.query,
+        neg: negotiate::negotiate(header_str(req.headers, header::ACCEPT), is_list)?,
+        pretty: negotiate::wants_pretty(query_param(req.query, "pretty").as_deref(), user_agent),
+    };
+    match &info.verb {
+        Verb::Get => get(&call).await,
+        Verb::List => list(&call).await,
+        Verb::Watch => watch(&call).await,
+        Verb::Create => create(&call, req.body).await,
+        Verb::Update => update(&call, req.body).await,
+        Verb::Patch => patch(&call, req.body).await,
+        Verb::Delete => delete(&call, req.body).await,
+        Verb::DeleteCollection => delete_collection(&call, req.body).await,
+        Verb::Other(_) => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// GET of one object (plain JSON straight from its cached text).
+async fn get(call: &Call<'_>) -> ApiResult<Response> {
+    let rv = parse_rv(query_param(call.query, "resourceVersion").as_deref())?;
+    let obj = call.store.get(&call.ctx, &call.info.name, rv).await?;
+    if is_plain_json(&call.neg, call.pretty) {
+        let body = object_json(call.ctx.resource, call.ctx.version, &obj);
+        return Ok(response::raw_json(StatusCode::OK, body));
+    }
+    call.item(StatusCode::OK, obj.value())
+}
+
+async fn list(call: &Call<'_>) -> ApiResult<Response> {
+    let opts = ListOptions::parse(call.query, false)?;
+    let page = call.store.list(&call.ctx, &opts).await?;
+    call.list(page)
+}
+
+async fn watch(call: &Call<'_>) -> ApiResult<Response> {
+    let opts = ListOptions::parse(call.query, call.info.legacy_watch_path)?;
+    let name = &call.info.name;
+    super::watch::serve(call.store, &call.ctx, name, opts, call.neg, call.query).await
+}
+
+async fn create(call: &Call<'_>, body: Body) -> ApiResult<Response> {
+    let opts = WriteOptions::parse(call.query, "CreateOptions")?;
+    let obj = call.object_body(body, &opts).await?;
+    let created = call.store.create(&call.ctx, obj, &opts).await?;
+    call.item(StatusCode::CREATED, created)
+}
+
+async fn update(call: &Call<'_>, body: Body) -> ApiResult<Response> {
+    let opts = WriteOptions::parse(call.query, "UpdateOptions")?;
+    let obj = call.object_body(body, &opts).await?;
+    let name = &call.info.name;
+    let updated = call.store.update(&call.ctx, name, obj, &opts).await?;
+    call.item(StatusCode::OK, updated)
+}
+
+/// PATCH: server-side apply (201 when it creates) or a JSON/merge/strategic patch.
+async fn patch(call: &Call<'_>, body: Body) -> ApiResult<Response> {
+    let opts = WriteOptions::parse(call.query, "PatchOptions")?;
+    let patch_type = patch::patch_type(header_str(call.headers, header::CONTENT_TYPE))?;
+    if opts.force.is_some() && patch_type != PatchType::Apply {
+        return Err(ApiError::invalid(
+            &GroupKind::options("PatchOptions"),
+            "",
+            &[FieldError::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            )],
+        ));
+    }
+    let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
+    let body = read_body(body).await?;
+    let (ctx, name) = (&call.ctx, &call.info.name);
+    if patch_type == PatchType::Apply {
+        let applied = call.store.apply(ctx, name, &body, &opts, mode).await?;
+        let code = if applied.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        return call.item(code, applied.object);
+    }
+    let patched = call
+        .store
+        .patch(ctx, name, patch_type, &body, &opts, mode)
+        .await?;
+    call.item(StatusCode::OK, patched)
+}
+
+/// DELETE of one object: a Success Status when it is gone, the object while finalizers hold it.
+async fn delete(call: &Call<'_>, body: Body) -> ApiResult<Response> {
+    let body = read_body(body).await?;
+    let opts = DeleteOptions::parse(call.query, &body)?;
+    let name = &call.info.name;
+    match call.store.delete(&call.ctx, name, &opts).await? {
+        Deleted::Gone(last) => {
+            let status = json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": name,
+                    "group": api::GROUP,
+                    "kind": call.ctx.resource.plural(),
+                    "uid": last["metadata"]["uid"],
+                },
+            });
+            let mut resp = call.respond(StatusCode::OK, &status);
+            resp.extensions_mut()
+                .insert(crate::audit::StatusObject(status));
+            Ok(resp)
+        }
+        Deleted::Pending(obj) => call.item(StatusCode::OK, obj),
+    }
+}
+
+/// DELETE of a collection: the deleted objects as a list.
+async fn delete_collection(call: &Call<'_>, body: Body) -> ApiResult<Response> {
+    let list = ListOptions::parse(call.query, false)?;
+    let body = read_body(body).await?;
+    let del = DeleteOptions::parse(call.query, &body)?;
+    let page = call.store.delete_collection(&call.ctx, &list, &del).await?;
+    let out = render_list(
+        call.ctx.resource,
+        call.ctx.version,
+        &call.neg,
+        call.query,
+        page,
+    )?;
+    Ok(call.respond(StatusCode::OK, &out))
 }
 
 #[cfg(test)]

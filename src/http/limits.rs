@@ -16,7 +16,8 @@ use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::request_info::RequestInfo;
-use crate::apimachinery::status::ApiError;
+use crate::apimachinery::status::{ApiError, Reason};
+use crate::apimachinery::verb::Verb;
 use crate::authn::UserInfo;
 
 /// The in-flight limits and the request deadline of one server.
@@ -30,12 +31,9 @@ pub struct Limits {
     request_timeout: Duration,
 }
 
-/// Go's `nonMutatingRequestVerbs`.
-const READONLY_VERBS: [&str; 3] = ["get", "list", "watch"];
-
 /// Go's `BasicLongRunningRequestCheck(sets.NewString("watch"), …)` of the sample-apiserver.
 pub fn long_running(info: &RequestInfo) -> bool {
-    info.verb == "watch"
+    info.verb == Verb::Watch
 }
 
 /// Health probes never wait for a slot: a busy server must still answer its kubelet (Go's
@@ -69,7 +67,8 @@ impl Limits {
         if long_running(info) || probe(info) {
             return Ok(None);
         }
-        let sem = if READONLY_VERBS.contains(&info.verb.as_str()) {
+        // Go's `nonMutatingRequestVerbs`.
+        let sem = if info.verb.is_read_only() {
             &self.readonly
         } else {
             &self.mutating
@@ -110,7 +109,7 @@ impl Limits {
 pub fn too_many_requests() -> Response {
     let mut e = ApiError::new(
         429,
-        "TooManyRequests",
+        Reason::TooManyRequests,
         "Too many requests, please try again later.",
     );
     e.details = Some(Box::new(crate::apimachinery::status::StatusDetails {

@@ -400,6 +400,7 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apimachinery::status::Reason;
 
     /// What the Go server answered (tests/differential.rs checks the same against it).
     #[test]
@@ -562,7 +563,7 @@ mod tests {
         ] {
             let e = negotiate(Some(accept), false).unwrap_err();
             assert_eq!(e.code, 406, "{accept}");
-            assert_eq!(e.reason, "NotAcceptable");
+            assert_eq!(e.reason, Reason::NotAcceptable);
             assert_eq!(
                 e.message,
                 "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"

@@ -1,15 +1,18 @@
 //! RequestInfo: what a request path and method mean (verb, resource, namespace, name), as in Go's
 //! `RequestInfoFactory`. Authorization and the resource dispatcher both read it.
 
-use http::Method;
+use crate::apimachinery::query::{parse_bool, query_param};
+use crate::apimachinery::verb::Verb;
+use crate::metrics::{RequestLabelValues, RequestLabels};
+use http::{HeaderMap, Method};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RequestInfo {
     /// False for non-resource paths (/healthz, /openapi/v2, /apis, ...).
     pub is_resource_request: bool,
     pub path: String,
-    /// get, list, watch, create, update, patch, delete, deletecollection; lower-cased method otherwise.
-    pub verb: String,
+    /// get, list, watch, create, update, patch, delete, deletecollection; the method otherwise.
+    pub verb: Verb,
     pub api_group: String,
     pub api_version: String,
     pub namespace: String,
@@ -22,46 +25,10 @@ pub struct RequestInfo {
     pub legacy_watch_path: bool,
 }
 
-/// `strconv.ParseBool` as Go's query decoding accepts it.
-pub fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// The first value of a query parameter, percent-decoded.
-pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query_params(query)
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-}
-
-/// All query parameters in order, percent-decoded (`+` is a space, as in Go's url.ParseQuery).
-pub fn query_params(query: Option<&str>) -> Vec<(String, String)> {
-    let Some(q) = query else { return Vec::new() };
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_component(k), decode_component(v))
-        })
-        .collect()
-}
-
 /// A request path percent-decoded as Go's `URL.Path` is (`+` stays a plus): object names that
 /// need escaping in a URL (a space, non-ASCII letters) arrive as the names they are.
 pub fn decode_path(raw: &str) -> String {
     percent_encoding::percent_decode_str(raw)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-fn decode_component(s: &str) -> String {
-    let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
         .decode_utf8_lossy()
         .into_owned()
 }
@@ -72,7 +39,7 @@ impl RequestInfo {
     pub fn new(method: &Method, path: &str, query: Option<&str>) -> RequestInfo {
         let mut info = RequestInfo {
             path: path.to_string(),
-            verb: method.as_str().to_lowercase(),
+            verb: Verb::of_method(method.as_str()),
             ..Default::default()
         };
         let parts: Vec<&str> = path
@@ -136,18 +103,18 @@ impl RequestInfo {
             .and_then(|v| parse_bool(&v))
             .unwrap_or(false);
         info.verb = match *method {
-            Method::GET | Method::HEAD if watch || watch_param => "watch".into(),
-            Method::GET | Method::HEAD if info.name.is_empty() => "list".into(),
-            Method::GET | Method::HEAD => "get".into(),
-            Method::POST => "create".into(),
-            Method::PUT => "update".into(),
-            Method::PATCH => "patch".into(),
-            Method::DELETE if info.name.is_empty() => "deletecollection".into(),
-            Method::DELETE => "delete".into(),
+            Method::GET | Method::HEAD if watch || watch_param => Verb::Watch,
+            Method::GET | Method::HEAD if info.name.is_empty() => Verb::List,
+            Method::GET | Method::HEAD => Verb::Get,
+            Method::POST => Verb::Create,
+            Method::PUT => Verb::Update,
+            Method::PATCH => Verb::Patch,
+            Method::DELETE if info.name.is_empty() => Verb::DeleteCollection,
+            Method::DELETE => Verb::Delete,
             _ => info.verb,
         };
         // list/watch by metadata.name is authorized as that name (Go does the same).
-        if matches!(info.verb.as_str(), "list" | "watch")
+        if matches!(info.verb, Verb::List | Verb::Watch)
             && info.name.is_empty()
             && let Some(fs) = query_param(query, "fieldSelector")
         {
@@ -164,6 +131,72 @@ impl RequestInfo {
     }
 }
 
+impl RequestInfo {
+    /// The request's labels in kube-apiserver's request metrics. Only resources this server has
+    /// become label values: an unknown path must not create a new series per request (unbounded
+    /// memory); the APPLY verb needs the request's content type.
+    pub fn metric_labels(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> RequestLabels {
+        let known = self.is_resource_request
+            && self.api_group == crate::api::GROUP
+            && crate::api::GROUP_VERSIONS.contains(&self.api_version.as_str())
+            && crate::api::resource(&self.resource).is_some()
+            && matches!(self.subresource.as_str(), "" | "status");
+        let (group, version, resource, subresource) = if known {
+            (
+                self.api_group.as_str(),
+                self.api_version.as_str(),
+                self.resource.as_str(),
+                self.subresource.as_str(),
+            )
+        } else {
+            ("", "", "", "")
+        };
+        // Go's CleanScope.
+        let scope = if !self.is_resource_request {
+            ""
+        } else if !self.name.is_empty() || self.verb == Verb::Create {
+            "resource"
+        } else if !self.namespace.is_empty() {
+            "namespace"
+        } else {
+            "cluster"
+        };
+        // Go's CanonicalVerb + cleanVerb.
+        let apply = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/apply-patch"));
+        let verb = match method.as_str() {
+            _ if self.verb == Verb::Watch => "WATCH",
+            "GET" | "HEAD" if scope != "resource" && !scope.is_empty() => "LIST",
+            "GET" | "HEAD" => "GET",
+            "PATCH" if apply => "APPLY",
+            m @ ("POST" | "PUT" | "PATCH" | "DELETE" | "CONNECT") => m,
+            _ => "other",
+        };
+        // Only the one valid value becomes a label value (any other is refused with a 400 and
+        // must not create a series of its own).
+        let dry_run = match query_param(query, "dryRun").as_deref() {
+            Some("All") => "All",
+            _ => "",
+        };
+        RequestLabels::new(RequestLabelValues {
+            verb,
+            dry_run,
+            group,
+            version,
+            resource,
+            subresource,
+            scope,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,41 +210,41 @@ mod tests {
         );
         assert!(i.is_resource_request);
         assert_eq!(
-            (i.verb.as_str(), i.namespace.as_str(), i.resource.as_str()),
-            ("list", "default", "flunders")
+            (&i.verb, i.namespace.as_str(), i.resource.as_str()),
+            (&Verb::List, "default", "flunders")
         );
         let i = RequestInfo::new(
             &Method::GET,
             "/apis/wardle.example.com/v1alpha1/namespaces/default/flunders/x",
             None,
         );
-        assert_eq!((i.verb.as_str(), i.name.as_str()), ("get", "x"));
+        assert_eq!((&i.verb, i.name.as_str()), (&Verb::Get, "x"));
         let i = RequestInfo::new(
             &Method::DELETE,
             "/apis/wardle.example.com/v1alpha1/fischers",
             None,
         );
-        assert_eq!(i.verb, "deletecollection");
+        assert_eq!(i.verb, Verb::DeleteCollection);
         let i = RequestInfo::new(
             &Method::GET,
             "/apis/wardle.example.com/v1alpha1/watch/namespaces/ns/flunders",
             None,
         );
-        assert_eq!((i.verb.as_str(), i.legacy_watch_path), ("watch", true));
+        assert_eq!((&i.verb, i.legacy_watch_path), (&Verb::Watch, true));
         let i = RequestInfo::new(
             &Method::GET,
             "/apis/wardle.example.com/v1alpha1/flunders",
             Some("watch=1"),
         );
-        assert_eq!(i.verb, "watch");
+        assert_eq!(i.verb, Verb::Watch);
         let i = RequestInfo::new(
             &Method::PATCH,
             "/apis/wardle.example.com/v1alpha1/fischers/f",
             None,
         );
         assert_eq!(
-            (i.verb.as_str(), i.name.as_str(), i.namespace.as_str()),
-            ("patch", "f", "")
+            (&i.verb, i.name.as_str(), i.namespace.as_str()),
+            (&Verb::Patch, "f", "")
         );
     }
 
@@ -226,7 +259,7 @@ mod tests {
         ] {
             let i = RequestInfo::new(&Method::GET, p, None);
             assert!(!i.is_resource_request, "{p}");
-            assert_eq!(i.verb, "get");
+            assert_eq!(i.verb, Verb::Get);
         }
     }
 
@@ -241,10 +274,48 @@ mod tests {
     }
 
     #[test]
-    fn query_decoding() {
-        let q = query_params(Some("labelSelector=a%20in%20(b%2Cc)&x=1+2&flag"));
-        assert_eq!(q[0], ("labelSelector".into(), "a in (b,c)".into()));
-        assert_eq!(q[1], ("x".into(), "1 2".into()));
-        assert_eq!(q[2], ("flag".into(), "".into()));
+    fn metric_labels_follow_go() {
+        let labels = |method: Method, path: &str, query: Option<&str>, ct: Option<&str>| {
+            let info = RequestInfo::new(&method, path, query);
+            let mut h = HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            info.metric_labels(&method, &h, query)
+                .rendered()
+                .to_string()
+        };
+        let ns = "/apis/wardle.example.com/v1alpha1/namespaces/ns/flunders";
+        assert!(labels(Method::GET, ns, None, None).starts_with("verb=\"LIST\",dry_run=\"\",group=\"wardle.example.com\",version=\"v1alpha1\",resource=\"flunders\",subresource=\"\",scope=\"namespace\""));
+        assert!(labels(Method::GET, ns, Some("watch=true"), None).starts_with("verb=\"WATCH\""));
+        assert!(labels(Method::GET, &format!("{ns}/a"), None, None).contains("verb=\"GET\""));
+        let create = labels(Method::POST, ns, Some("dryRun=All"), None);
+        assert!(create.contains("verb=\"POST\",dry_run=\"All\""), "{create}");
+        assert!(create.contains("scope=\"resource\""), "{create}");
+        let apply = labels(
+            Method::PATCH,
+            &format!("{ns}/a"),
+            None,
+            Some("application/apply-patch+yaml"),
+        );
+        assert!(apply.starts_with("verb=\"APPLY\""));
+        let cluster = labels(
+            Method::GET,
+            "/apis/wardle.example.com/v1alpha1/fischers",
+            None,
+            None,
+        );
+        assert!(cluster.contains("scope=\"cluster\""));
+        // Unknown resources and non-resource paths get no resource labels.
+        let unknown = labels(
+            Method::GET,
+            "/apis/wardle.example.com/v1alpha1/nope\"x",
+            None,
+            None,
+        );
+        assert!(unknown.contains("resource=\"\""), "{unknown}");
+        let metrics = labels(Method::GET, "/metrics", None, None);
+        assert!(metrics.starts_with("verb=\"GET\",dry_run=\"\",group=\"\""));
+        assert!(metrics.contains("scope=\"\""));
     }
 }

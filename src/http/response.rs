@@ -9,7 +9,7 @@ use serde_json::Value;
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.code >= 500 {
-            tracing::warn!(code = self.code, reason = self.reason, message = %self.message, "request failed");
+            tracing::warn!(code = self.code, reason = self.reason.as_str(), message = %self.message, "request failed");
         }
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let status = self.to_status();

@@ -2,42 +2,25 @@
 //! by its RequestInfo, so static paths and resource paths share one filter chain.
 
 use super::handlers::{self, ResourceRequest};
-use super::health::Health;
 use super::request_info::RequestInfo;
 use super::{discovery, openapi, response, version};
+use crate::app::AppState;
+use crate::apimachinery::query::query_param;
 use crate::apimachinery::status::ApiError;
+use crate::apimachinery::verb::Verb;
 use crate::audit;
-use crate::authn::{Authenticator, UserInfo};
-use crate::authz::{Attributes, Authorizer, Decision};
-use crate::registry::Store;
-use crate::storage::cache::WatchCache;
+use crate::authn::UserInfo;
+use crate::authz::{Attributes, Decision};
+use crate::metrics::RequestLabels;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
-
-/// Shared state of the HTTP server.
-pub struct AppState {
-    pub store: Store,
-    /// This process's watch cache: watches are served from it.
-    pub cache: WatchCache,
-    pub compaction: Arc<crate::storage::compaction::CompactionStats>,
-    pub health: Health,
-    pub authenticator: Arc<Authenticator>,
-    pub authorizer: Arc<Authorizer>,
-    /// The audit policy and backends; None when auditing is off.
-    pub auditor: Option<Arc<crate::audit::Auditor>>,
-    /// host:port clients should use (discovery's serverAddressByClientCIDRs).
-    pub external_address: String,
-    pub shutting_down: AtomicBool,
-    /// In-flight limits and the request deadline.
-    pub limits: super::limits::Limits,
-}
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(guarded_entry).with_state(state)
@@ -65,94 +48,131 @@ const INDEX_PATHS: &[&str] = &[
     "/version",
 ];
 
+/// What the filters know of a request before its body is read: what it asks for, how its
+/// errors are encoded, and what its audit events and metrics record.
+struct Incoming {
+    started: Instant,
+    received: SystemTime,
+    info: RequestInfo,
+    labels: RequestLabels,
+    /// Go's WithAuditInit: the client's Audit-Id is kept, else one is made; it is echoed back.
+    audit_id: String,
+    /// Errors are encoded as the request negotiated (Go's ErrorNegotiated), whichever stage
+    /// fails.
+    accept: Option<String>,
+    pretty: bool,
+    peer_chain: Vec<Vec<u8>>,
+    /// Captured before authentication, which removes the credential headers.
+    audit_headers: Option<HeaderMap>,
+    request_uri: String,
+    peer: Option<std::net::IpAddr>,
+}
+
+impl Incoming {
+    fn new(state: &AppState, req: &Request) -> Incoming {
+        let method = req.method();
+        let path = super::request_info::decode_path(req.uri().path());
+        let query = req.uri().query();
+        let headers = req.headers();
+        let info = RequestInfo::new(method, &path, query);
+        let labels = info.metric_labels(method, headers, query);
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        Incoming {
+            started: Instant::now(),
+            received: SystemTime::now(),
+            labels,
+            audit_id: audit::request_audit_id(headers),
+            accept: header(header::ACCEPT).map(str::to_owned),
+            pretty: super::negotiate::wants_pretty(
+                query_param(query, "pretty").as_deref(),
+                header(header::USER_AGENT),
+            ),
+            peer_chain: req
+                .extensions()
+                .get::<Arc<axum_server::tls::TlsInfo>>()
+                .map(|t| t.peer_certificates.clone())
+                .unwrap_or_default(),
+            audit_headers: state.auditor.as_ref().map(|_| headers.clone()),
+            request_uri: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| path.clone(), |p| p.as_str().to_string()),
+            peer: req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+            info,
+        }
+    }
+
+    fn audit_parts<'a>(&'a self, headers: &'a HeaderMap) -> audit::RequestParts<'a> {
+        audit::RequestParts {
+            audit_id: &self.audit_id,
+            received: self.received,
+            request_uri: &self.request_uri,
+            headers,
+            peer: self.peer,
+            client_cert: !self.peer_chain.is_empty(),
+        }
+    }
+
+    /// The end of every request: its error encoded as negotiated, the common headers, the log
+    /// line and the metrics.
+    fn finish(&self, resp: Response, user: &str) -> Response {
+        let mut resp = response::negotiate_error(resp, self.accept.as_deref(), self.pretty);
+        common_headers(&mut resp, &self.audit_id);
+        finish(resp, &self.info, &self.labels, user, &self.audit_id, self.started)
+    }
+}
+
+/// The filter chain, in Go's order: authentication, max-in-flight, audit, authorization, then
+/// the handler under the request deadline.
 async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response {
-    let started = Instant::now();
-    let received = std::time::SystemTime::now();
-    let method = req.method().clone();
-    let path = super::request_info::decode_path(req.uri().path());
-    let info = RequestInfo::new(&method, &path, req.uri().query());
-    let labels =
-        crate::metrics::RequestLabels::new(&info, &method, req.headers(), req.uri().query());
-    // Go's WithAuditInit: the client's Audit-Id is kept, else one is made; it is echoed back.
-    let audit_id = audit::request_audit_id(req.headers());
-
-    // Errors are encoded as the request negotiated (Go's ErrorNegotiated), whichever stage fails.
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let pretty = super::negotiate::wants_pretty(
-        super::request_info::query_param(req.uri().query(), "pretty").as_deref(),
-        req.headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let encode_error = |resp| response::negotiate_error(resp, accept.as_deref(), pretty);
-
-    let peer_chain: Vec<Vec<u8>> = req
-        .extensions()
-        .get::<Arc<axum_server::tls::TlsInfo>>()
-        .map(|t| t.peer_certificates.clone())
-        .unwrap_or_default();
-    // Captured before authentication, which removes the credential headers.
-    let audit_headers = state.auditor.as_ref().map(|_| req.headers().clone());
-    let request_uri = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| path.clone(), |p| p.as_str().to_string());
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let parts = |headers| audit::RequestParts {
-        audit_id: &audit_id,
-        received,
-        request_uri: &request_uri,
-        headers,
-        peer,
-        client_cert: !peer_chain.is_empty(),
-    };
+    let incoming = Incoming::new(&state, &req);
     let auth = state
         .authenticator
-        .authenticate_request(&peer_chain, req.headers_mut())
+        .authenticate_request(&incoming.peer_chain, req.headers_mut())
         .await;
     let user = match auth {
         Ok(u) => u,
         Err(e) => {
-            let mut resp = encode_error(e.into_response());
-            if let (Some(a), Some(h)) = (&state.auditor, &audit_headers) {
-                let attrs = attributes(&UserInfo::default(), &info);
-                a.failed_authentication(&attrs, &parts(h), resp.status().as_u16())
+            let resp = e.into_response();
+            if let (Some(a), Some(h)) = (&state.auditor, &incoming.audit_headers) {
+                let attrs = attributes(&UserInfo::default(), &incoming.info);
+                a.failed_authentication(&attrs, &incoming.audit_parts(h), resp.status().as_u16())
                     .await;
             }
-            common_headers(&mut resp, &audit_id);
-            return finish(resp, &info, &labels, "", &audit_id, started);
+            return incoming.finish(resp, "");
         }
     };
     // Go's order: max-in-flight after authentication (system:masters may pass a full server),
     // before authorization.
-    let _slot = match state.limits.admit(&info, &user) {
+    let _slot = match state.limits.admit(&incoming.info, &user) {
         Ok(slot) => slot,
-        Err(resp) => {
-            let mut resp = encode_error(resp);
-            common_headers(&mut resp, &audit_id);
-            return finish(resp, &info, &labels, &user.name, &audit_id, started);
-        }
+        Err(resp) => return incoming.finish(resp, &user.name),
     };
-    let attrs = attributes(&user, &info);
-    let mut audit = match (&state.auditor, &audit_headers) {
-        (Some(a), Some(h)) => a.begin(&attrs, &parts(h)),
+    let resp = audited(&state, &incoming, &user, req).await;
+    incoming.finish(resp, &user.name)
+}
+
+/// Authorization and the handler, inside the request's audit events.
+async fn audited(
+    state: &Arc<AppState>,
+    incoming: &Incoming,
+    user: &UserInfo,
+    req: Request,
+) -> Response {
+    let info = &incoming.info;
+    let attrs = attributes(user, info);
+    let mut audit = match (&state.auditor, &incoming.audit_headers) {
+        (Some(a), Some(h)) => a.begin(&attrs, &incoming.audit_parts(h)),
         _ => None,
     };
     if let Some(a) = audit.as_mut()
         && !a.request_received().await
     {
         // blocking-strict: a request that cannot be audited is not served.
-        let mut resp =
-            encode_error(ApiError::internal("failed to store audit event").into_response());
-        common_headers(&mut resp, &audit_id);
-        return finish(resp, &info, &labels, &user.name, &audit_id, started);
+        return ApiError::internal("failed to store audit event").into_response();
     }
     let (decision, reason) = state.authorizer.decide(&attrs).await;
     if let Some(a) = audit.as_mut() {
@@ -163,23 +183,19 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
             Decision::Allow => {
                 // Boxed: the handler's future (decode, admission, storage, watch) is large, and
                 // nested inside the audit and deadline wrappers it overflowed a worker's stack.
-                state
-                    .limits
-                    .deadline(&info, Box::pin(route(&state, &info, &user, &audit_id, req)))
-                    .await
+                let audit_id = &incoming.audit_id;
+                let route = Box::pin(route(state, info, user, audit_id, req));
+                state.limits.deadline(info, route).await
             }
             Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),
             Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),
             Decision::Error(e) => ApiError::internal(e).into_response(),
         }
     };
-    let mut resp = match audit {
-        Some(a) => a.run(handler, info.verb == "watch").await,
+    match audit {
+        Some(a) => a.run(handler, info.verb == Verb::Watch).await,
         None => handler.await,
-    };
-    resp = encode_error(resp);
-    common_headers(&mut resp, &audit_id);
-    finish(resp, &info, &labels, &user.name, &audit_id, started)
+    }
 }
 
 /// Every Go apiserver response carries these: the audit ID and (unless set) Cache-Control.
@@ -198,7 +214,7 @@ fn common_headers(resp: &mut Response, audit_id: &str) {
 fn attributes(user: &UserInfo, info: &RequestInfo) -> Attributes {
     Attributes {
         user: user.clone(),
-        verb: info.verb.clone(),
+        verb: info.verb.to_string(),
         resource_request: info.is_resource_request,
         api_group: info.api_group.clone(),
         api_version: info.api_version.clone(),
@@ -238,6 +254,7 @@ fn finish(
     resp
 }
 
+/// A resource request goes to its handler; any other path to the static handler serving it.
 async fn route(
     state: &Arc<AppState>,
     info: &RequestInfo,
@@ -246,19 +263,29 @@ async fn route(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let query = parts.uri.query();
-    let headers = &parts.headers;
     if info.is_resource_request {
         let rr = ResourceRequest {
             info,
             user,
             audit_id,
-            headers,
-            query,
+            headers: &parts.headers,
+            query: parts.uri.query(),
             body,
         };
         return handlers::serve(state, rr).await;
     }
+    non_resource(state, info, &parts)
+        .await
+        .unwrap_or_else(|e| e.into_response())
+}
+
+/// The index, /version, discovery, /metrics, health and OpenAPI.
+async fn non_resource(
+    state: &AppState,
+    info: &RequestInfo,
+    parts: &http::request::Parts,
+) -> Result<Response, ApiError> {
+    let (query, headers) = (parts.uri.query(), &parts.headers);
     let path = info.path.trim_end_matches('/');
     // Go serves /version and discovery through go-restful routes for GET only (405 otherwise);
     // the health checks, /metrics, /openapi, the index and paths of no route (another group, or
@@ -269,13 +296,10 @@ async fn route(
         || path == group_path
         || path.starts_with(&format!("{group_path}/"));
     if restful && parts.method != Method::GET && parts.method != Method::HEAD {
-        return ApiError::method_not_allowed().into_response();
+        return Err(ApiError::method_not_allowed());
     }
-    let result = match path {
-        "" | "/index.html" => Ok(response::json(
-            StatusCode::OK,
-            &json!({"paths": INDEX_PATHS}),
-        )),
+    match path {
+        "" | "/index.html" => Ok(index(StatusCode::OK)),
         "/version" => Ok(version::version()),
         "/apis" => discovery::apis(headers, &state.external_address),
         "/metrics" => Ok(metrics(state).await),
@@ -287,124 +311,24 @@ async fn route(
             Ok(state.health.handle(path, query, down).await)
         }
         _ if path.starts_with("/openapi/") => openapi::serve(path, query, headers),
-        _ if path == "/apis/wardle.example.com" => discovery::group(headers),
-        _ if path.starts_with("/apis/") => {
-            let parts: Vec<&str> = path.trim_start_matches("/apis/").split('/').collect();
-            match parts.as_slice() {
-                [group, v] if *group == crate::api::GROUP => {
-                    discovery::version_resources(v, headers)
-                }
-                [group, ..] if *group == crate::api::GROUP => Err(ApiError::not_found_path()),
-                // Another group is no path of this server: the index, as for any unknown path.
-                _ => Ok(response::json(
-                    StatusCode::NOT_FOUND,
-                    &json!({"paths": INDEX_PATHS}),
-                )),
-            }
-        }
-        _ => Ok(response::json(
-            StatusCode::NOT_FOUND,
-            &json!({"paths": INDEX_PATHS}),
-        )),
-    };
-    result.unwrap_or_else(|e| e.into_response())
+        _ if path == group_path => discovery::group(headers),
+        _ => match path.strip_prefix(&format!("{group_path}/")) {
+            Some(v) if !v.contains('/') => discovery::version_resources(v, headers),
+            Some(_) => Err(ApiError::not_found_path()),
+            // Another group is no path of this server: the index, as for any unknown path.
+            None => Ok(index(StatusCode::NOT_FOUND)),
+        },
+    }
 }
 
-/// Prometheus text for storage, compaction and the watch cache (the full set is a later issue).
+/// The index of paths (Go's IndexLister): `/`, and the 404 of an unknown non-API path.
+fn index(code: StatusCode) -> Response {
+    response::json(code, &json!({"paths": INDEX_PATHS}))
+}
+
+/// `/metrics`: the Prometheus text of `AppState::metrics`.
 async fn metrics(state: &AppState) -> Response {
-    use std::fmt::Write;
-    let s = state.store.storage.stats();
-    let c = &state.compaction;
-    let cache_head = state.cache.head().max(0) as u64;
-    // The committed counter and horizon come from the database; if it is down, report what
-    // the cache knows and let /readyz tell the story.
-    let (head, compacted) = state
-        .store
-        .storage
-        .heads()
-        .await
-        .unwrap_or((state.cache.head(), 0));
-    let series: [(&str, &str, &str, u64); 10] = [
-        (
-            "wardle_storage_head_rv",
-            "gauge",
-            "The committed resourceVersion (the database's counter).",
-            head.max(0) as u64,
-        ),
-        (
-            "wardle_storage_compacted_rv",
-            "gauge",
-            "Events at or below this resourceVersion may have been compacted away.",
-            compacted.max(0) as u64,
-        ),
-        (
-            "wardle_watch_cache_lag",
-            "gauge",
-            "Committed resourceVersions the watch cache has not applied yet.",
-            (head.max(0) as u64).saturating_sub(cache_head),
-        ),
-        (
-            "wardle_storage_batches_total",
-            "counter",
-            "Write transactions committed by the group-commit writer.",
-            s.batches,
-        ),
-        (
-            "wardle_storage_writes_total",
-            "counter",
-            "Writes committed (each write is one event).",
-            s.writes,
-        ),
-        (
-            "wardle_storage_batch_size_max",
-            "gauge",
-            "The largest batch committed in one transaction.",
-            s.max_batch as u64,
-        ),
-        (
-            "wardle_watch_cache_head_rv",
-            "gauge",
-            "The resourceVersion the watch cache has applied.",
-            state.cache.head().max(0) as u64,
-        ),
-        (
-            "wardle_watch_cache_oldest_rv",
-            "gauge",
-            "The oldest resourceVersion a watch can resume from without the database.",
-            state.cache.oldest_rv().max(0) as u64,
-        ),
-        (
-            "wardle_compaction_runs_total",
-            "counter",
-            "Compaction runs of this process.",
-            c.runs.load(Ordering::Relaxed),
-        ),
-        (
-            "wardle_compaction_errors_total",
-            "counter",
-            "Compaction runs that failed (retried next interval).",
-            c.errors.load(Ordering::Relaxed),
-        ),
-    ];
-    let mut out = String::new();
-    for (name, kind, help, value) in series {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
-    }
-    let gauges = crate::metrics::Gauges {
-        objects: state
-            .store
-            .storage
-            .object_counts()
-            .await
-            .unwrap_or_default(),
-        writer_queue_depth: state.store.storage.queue_depth(),
-        history_pruned: c.history_pruned.load(Ordering::Relaxed),
-    };
-    crate::metrics::render(&mut out, &gauges);
-    let mut resp = (StatusCode::OK, Body::from(out)).into_response();
+    let mut resp = (StatusCode::OK, Body::from(state.metrics().await)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

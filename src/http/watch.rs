@@ -1,218 +1,66 @@
-//! Watch: streaming changes to a client from the watch cache — JSON (or YAML) event framing,
-//! Table and PartialObjectMetadata events, selector transitions, bookmarks, initial events.
+//! Watch on the wire: a session that encodes the registry's typed watch events as Kubernetes
+//! frames — JSON lines (or YAML documents) of `{"type", "object"}`, objects as the client asked
+//! (the version's object, a Table row, PartialObjectMetadata). Where a watch starts and which
+//! events it gets is the registry's (`registry::watch`).
 
 use super::negotiate::{self, Format, Negotiated, Target};
-use super::router::AppState;
 use super::table::{self, IncludeObject};
 use crate::api::{GROUP, Resource};
-use crate::apimachinery::fields;
-use crate::apimachinery::options::{ListOptions, Rv};
+use crate::apimachinery::options::ListOptions;
+use crate::apimachinery::query::query_param;
 use crate::apimachinery::status::{ApiError, ApiResult};
-use crate::registry::{self, Ctx};
-use crate::storage::cache::{Event, EventType, WatchCache, WatchEnd};
-use crate::storage::types::Obj;
-use crate::storage::types::StorageError;
+use crate::registry::{Ctx, Obj, Store, Watch, WatchEvent};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Events a watcher may have queued in the cache before it counts as too slow.
-const WATCHER_QUEUE: usize = 1000;
-/// How often an idle stream gets a bookmark (Go's cacher: about once a minute).
-const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
-/// How long a watch from a future resourceVersion waits for it (Go's cacher: 3 s).
-const FUTURE_RV_WAIT: Duration = Duration::from_secs(3);
+/// Encoded frames buffered between the session and the connection.
+const FRAMES_BUFFERED: usize = 64;
 
-/// One watch request's fixed parts, moved into the streaming task.
-struct Stream {
+/// One watch stream's encoder: the resource and version its objects are shown in, the
+/// negotiated form, and (for Tables) whether the column headers went out yet.
+struct Session {
     resource: &'static dyn Resource,
     version: &'static str,
     neg: Negotiated,
     include: IncludeObject,
-    opts: ListOptions,
     headers_sent: bool,
 }
 
+/// WATCH: opens the registry's watch (its errors are the response) and streams its events as
+/// a 200 response whose body ends with the watch.
 pub async fn serve(
-    state: &AppState,
+    store: &Store,
     ctx: &Ctx<'_>,
     name: &str,
-    mut opts: ListOptions,
+    opts: ListOptions,
     neg: Negotiated,
     query: Option<&str>,
 ) -> ApiResult<Response> {
-    let r = ctx.resource;
-    if !name.is_empty() {
-        // Watching one object is a watch with a metadata.name selector.
-        if let Some(n) = opts.field_selector.name_equals()
-            && n != name
-        {
-            return Err(ApiError::bad_request(
-                "fieldSelector metadata.name doesn't match requested name",
-            ));
-        }
-        let by_name = format!("metadata.name={}", fields::escape_value(name));
-        let combined = if opts.field_selector.is_empty() {
-            by_name
-        } else {
-            format!("{by_name},{}", opts.field_selector)
-        };
-        opts.field_selector = fields::parse(&combined)?;
-    }
     let include = match neg.target {
-        Target::Table => table::parse_include_object(
-            crate::http::request_info::query_param(query, "includeObject").as_deref(),
-        )?,
+        Target::Table => {
+            table::parse_include_object(query_param(query, "includeObject").as_deref())?
+        }
         _ => IncludeObject::Metadata,
     };
-    let cache: &WatchCache = &state.cache;
-    let ns = (!ctx.namespace.is_empty()).then(|| ctx.namespace.to_string());
-    let timeout = watch_timeout(opts.timeout_seconds);
-
-    // Where the stream starts, and which objects it first reports as ADDED.
-    let initial_events = match (opts.send_initial_events, opts.resource_version) {
-        (Some(send), _) => send,
-        // Go defaults a watch from "" or "0" to the current state first.
-        (None, Rv::Latest | Rv::Any) => true,
-        (None, Rv::At(_)) => false,
+    let watch = store.watch(ctx, name, opts).await?;
+    let session = Session {
+        resource: ctx.resource,
+        version: ctx.version,
+        neg,
+        include,
+        headers_sent: false,
     };
-    let storage_err = |e: StorageError| match e {
-        StorageError::TooLarge { requested, current } => {
-            ApiError::too_large_resource_version(requested, current)
-        }
-        other => ApiError::service_unavailable(other.to_string()),
-    };
-    let start_rv = match opts.resource_version {
-        Rv::Latest => cache.consistent_rv().await.map_err(storage_err)?,
-        Rv::Any => cache.head(),
-        Rv::At(n) => {
-            cache
-                .wait_for(n, FUTURE_RV_WAIT)
-                .await
-                .map_err(storage_err)?;
-            n
-        }
-    };
-    let mut initial = Vec::new();
-    let mut from_rv = start_rv;
-    if initial_events {
-        // The snapshot and the subscription must meet exactly: list at the cache's head, then
-        // watch everything after that head.
-        let chunk = cache.list(r.plural(), ns.as_deref(), None, 0);
-        from_rv = chunk.rv;
-        initial = chunk
-            .items
-            .into_iter()
-            .filter(|s| registry::selected(&opts, &s.key, &s.object))
-            .map(|s| s.object)
-            .collect();
-    }
     let content_type = match neg.format {
         Format::Json => "application/json",
         Format::Yaml => "application/yaml;stream=watch",
     };
-    let mut stream = Stream {
-        resource: r,
-        version: ctx.version,
-        neg,
-        include,
-        opts,
-        headers_sent: false,
-    };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-
-    let watcher = cache
-        .watch(r.plural(), ns.as_deref(), from_rv, WATCHER_QUEUE)
-        .await;
-    let mut watcher = match watcher {
-        Ok(w) => Some(w),
-        Err(StorageError::Compacted {
-            requested,
-            compacted,
-        }) => {
-            // Go answers 200 and an ERROR event, so clients relist.
-            let err = ApiError::gone(format!(
-                "too old resource version: {requested} ({compacted})"
-            ));
-            let frame = stream.frame("ERROR", err.to_status());
-            let _ = tx.send(Ok(frame)).await;
-            None
-        }
-        Err(e) => return Err(storage_err(e)),
-    };
-
-    if let Some(mut w) = watcher.take() {
-        let registered = crate::metrics::register_watcher(r.plural(), ctx.version);
-        tokio::spawn(async move {
-            let _registered = registered;
-            // A deadline past what the clock can hold is no deadline at all.
-            let deadline = tokio::time::Instant::now().checked_add(timeout);
-            let mut last_rv = from_rv;
-            for obj in initial {
-                if tx
-                    .send(Ok(stream.frame_stored("ADDED", &obj)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            if stream.opts.send_initial_events == Some(true) && stream.opts.allow_watch_bookmarks {
-                let b = stream.bookmark(from_rv, true);
-                if tx.send(Ok(b)).await.is_err() {
-                    return;
-                }
-            }
-            let mut tick = tokio::time::interval_at(
-                tokio::time::Instant::now() + BOOKMARK_EVERY,
-                BOOKMARK_EVERY,
-            );
-            loop {
-                tokio::select! {
-                    ev = w.next() => match ev {
-                        Some(Ok(ev)) => {
-                            last_rv = ev.rv;
-                            if let Some(frame) = stream.event(&ev)
-                                && tx.send(Ok(frame)).await.is_err() {
-                                    return;
-                                }
-                        }
-                        Some(Err(WatchEnd::Expired { requested, compacted })) => {
-                            let err = ApiError::gone(format!("too old resource version: {requested} ({compacted})"));
-                            let _ = tx.send(Ok(stream.frame("ERROR", err.to_status()))).await;
-                            return;
-                        }
-                        // Too slow or shutting down: end the stream; the client resumes from
-                        // the last resourceVersion it saw.
-                        Some(Err(_)) | None => return,
-                    },
-                    _ = tick.tick() => {
-                        if stream.opts.allow_watch_bookmarks {
-                            // Idle and fully delivered: the cache head is a valid bookmark.
-                            let rv = last_rv.max(w.bookmark_rv());
-                            if tx.send(Ok(stream.bookmark(rv, false))).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    _ = until(deadline) => {
-                        if stream.opts.allow_watch_bookmarks {
-                            let rv = last_rv.max(w.bookmark_rv());
-                            let _ = tx.send(Ok(stream.bookmark(rv, false))).await;
-                        }
-                        return;
-                    }
-                    _ = tx.closed() => return,
-                }
-            }
-        });
-    }
-
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(FRAMES_BUFFERED);
+    tokio::spawn(session.run(watch, tx));
     let body = Body::from_stream(ReceiverStream::new(rx));
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut()
@@ -220,31 +68,37 @@ pub async fn serve(
     Ok(resp)
 }
 
-/// Go's default watch timeout: a random time between MinRequestTimeout and twice it.
-fn default_timeout() -> u64 {
-    1800 + rand::random::<u64>() % 1800
-}
-
-/// How long a watch runs: `timeoutSeconds` as given (any u64 is accepted: a duration holds it),
-/// or Go's random default when absent or 0 (Go: `if timeout == 0 && minRequestTimeout > 0`).
-fn watch_timeout(timeout_seconds: Option<u64>) -> Duration {
-    match timeout_seconds {
-        None | Some(0) => Duration::from_secs(default_timeout()),
-        Some(n) => Duration::from_secs(n),
+impl Session {
+    /// Sends the watch's events until it ends or the client goes away.
+    async fn run(mut self, mut watch: Watch, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+        let _registered = watch
+            .is_live()
+            .then(|| crate::metrics::register_watcher(self.resource.plural(), self.version));
+        loop {
+            let event = tokio::select! {
+                ev = watch.next() => ev,
+                _ = tx.closed() => return,
+            };
+            let Some(event) = event else { return };
+            if tx.send(Ok(self.encode(event))).await.is_err() {
+                return;
+            }
+        }
     }
-}
 
-/// Waits until `deadline`, or forever when there is none.
-async fn until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-impl Stream {
-    fn api_version(&self) -> String {
-        format!("{GROUP}/{}", self.version)
+    /// One event as a frame.
+    fn encode(&mut self, event: WatchEvent) -> Bytes {
+        match event {
+            WatchEvent::Added(obj) => self.frame_stored("ADDED", &obj),
+            WatchEvent::Modified(obj) => self.frame_stored("MODIFIED", &obj),
+            WatchEvent::Deleted(obj) => self.frame_stored("DELETED", &obj),
+            WatchEvent::Left(last) => self.frame_object("DELETED", last),
+            WatchEvent::Bookmark {
+                rv,
+                initial_events_end,
+            } => self.bookmark(rv, initial_events_end),
+            WatchEvent::Error(e) => self.error(&e),
+        }
     }
 
     /// One framed event: a JSON line (or a YAML document).
@@ -312,31 +166,6 @@ impl Stream {
         Bytes::from(b)
     }
 
-    /// A cache event through the selectors: an object leaving them is DELETED (with its last
-    /// matching content and the event's RV), one entering them ADDED.
-    fn event(&mut self, ev: &Event) -> Option<Bytes> {
-        let now =
-            ev.kind != EventType::Deleted && registry::selected(&self.opts, &ev.key, &ev.object);
-        let before = ev
-            .prev_object
-            .as_ref()
-            .is_some_and(|p| registry::selected(&self.opts, &ev.key, p));
-        match (before, now) {
-            (false, true) => Some(self.frame_stored("ADDED", &ev.object)),
-            (true, true) => Some(self.frame_stored("MODIFIED", &ev.object)),
-            // A deletion's object is already the last state at the event's RV.
-            (true, false) if ev.kind == EventType::Deleted => {
-                Some(self.frame_stored("DELETED", &ev.object))
-            }
-            (true, false) => {
-                let mut last = ev.prev_object.as_ref().unwrap_or(&ev.object).value();
-                last["metadata"]["resourceVersion"] = json!(ev.rv.to_string());
-                Some(self.frame_object("DELETED", last))
-            }
-            (false, false) => None,
-        }
-    }
-
     /// A BOOKMARK: the kind's empty object (as Go encodes it: a Flunder keeps `spec: {}` and
     /// `status: {}`) carrying only the resourceVersion.
     fn bookmark(&mut self, rv: i64, initial_events_end: bool) -> Bytes {
@@ -349,10 +178,15 @@ impl Stream {
             .hub_to_version(self.version, json!({"metadata": {}}));
         obj["metadata"] = meta;
         obj["kind"] = json!(self.resource.kind());
-        obj["apiVersion"] = json!(self.api_version());
+        obj["apiVersion"] = json!(format!("{GROUP}/{}", self.version));
         match self.neg.target {
             Target::Object => self.frame("BOOKMARK", obj),
             _ => self.frame_object("BOOKMARK", obj),
         }
+    }
+
+    /// An ERROR event: the Status of why the stream ends.
+    fn error(&self, e: &ApiError) -> Bytes {
+        self.frame("ERROR", e.to_status())
     }
 }

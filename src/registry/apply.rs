@@ -7,7 +7,7 @@ use crate::apimachinery::apply::{self, Apply};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::meta;
 use crate::apimachinery::options::WriteOptions;
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind, Reason};
 use crate::storage::types::StorageError;
 use serde_json::{Value, json};
 
@@ -30,9 +30,7 @@ impl Store {
     ) -> ApiResult<Applied> {
         let Some(manager) = opts.field_manager.clone() else {
             return Err(ApiError::invalid(
-                "PatchOptions.meta.k8s.io",
-                "PatchOptions",
-                "meta.k8s.io",
+                &GroupKind::options("PatchOptions"),
                 "",
                 &[FieldError::required(
                     "fieldManager",
@@ -88,7 +86,7 @@ impl Store {
                         });
                     }
                     // Someone created it meanwhile: apply to theirs.
-                    Err(e) if e.reason == "AlreadyExists" && !opts.dry_run => continue,
+                    Err(e) if e.reason == Reason::AlreadyExists && !opts.dry_run => continue,
                     Err(e) => return Err(e),
                 }
             };

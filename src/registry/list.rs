@@ -3,7 +3,7 @@
 use super::{Ctx, Deleted, Store};
 use crate::apimachinery::continue_token;
 use crate::apimachinery::options::{DeleteOptions, ListOptions, Rv, RvMatch};
-use crate::apimachinery::status::{ApiError, ApiResult};
+use crate::apimachinery::status::{ApiError, ApiResult, Reason};
 use crate::storage::types::{Chunk, Obj, StorageError};
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ impl Store {
                     .map_err(|e| ctx.storage_error(name, e))?;
             }
             Rv::Any => {}
-            Rv::At(n) => self.wait_for_rv(n).await?,
+            Rv::At(n) => self.wait_for_rv(ctx, n).await?,
         }
         match self.cache.get(&ctx.key(name)) {
             Some(s) => Ok(s.object),
@@ -46,13 +46,11 @@ impl Store {
 
     /// Wait (up to 3 s, like Go's cacher) until this process has seen `rv`: another replica may
     /// be ahead of us, and a resourceVersion from the future is a 504.
-    async fn wait_for_rv(&self, rv: i64) -> ApiResult<()> {
-        self.cache.wait_for(rv, RV_WAIT).await.map_err(|e| match e {
-            StorageError::TooLarge { requested, current } => {
-                ApiError::too_large_resource_version(requested, current)
-            }
-            other => ApiError::service_unavailable(other.to_string()),
-        })
+    async fn wait_for_rv(&self, ctx: &Ctx<'_>, rv: i64) -> ApiResult<()> {
+        self.cache
+            .wait_for(rv, RV_WAIT)
+            .await
+            .map_err(|e| ctx.storage_error("", e))
     }
 
     /// One chunk of a list at `at_rv` (None: the cache's head). The cache answers when it is at
@@ -98,7 +96,7 @@ impl Store {
                 (Rv::At(n), Some(RvMatch::Exact)) => at_rv = Some(n),
                 // Go: a resourceVersion with a limit and no match rule is an exact read.
                 (Rv::At(n), None) if opts.limit.is_some() => at_rv = Some(n),
-                (Rv::At(n), _) => self.wait_for_rv(n).await?,
+                (Rv::At(n), _) => self.wait_for_rv(ctx, n).await?,
                 // A consistent read: the cache must have caught up with the committed horizon.
                 (Rv::Latest, _) => {
                     self.cache
@@ -112,7 +110,7 @@ impl Store {
         if let Some(n) = at_rv
             && !from_continue
         {
-            self.wait_for_rv(n).await?;
+            self.wait_for_rv(ctx, n).await?;
         }
 
         let limit = opts.limit;
@@ -126,16 +124,17 @@ impl Store {
             let chunk = match self
                 .chunk(r.plural(), ns_filter, at_rv, a, chunk_size)
                 .await
+                .map_err(|e| ctx.storage_error("", e))
             {
                 Ok(c) => c,
-                Err(StorageError::Compacted { .. }) if from_continue => {
+                Err(e) if e.reason == Reason::Expired && from_continue => {
                     let (ns, name) = after.clone().unwrap_or_default();
                     let mut e = ApiError::gone(EXPIRED_CONTINUE);
                     e.continue_token =
                         Some(continue_token::encode_fresh(all_namespaces, &ns, &name));
                     return Err(e);
                 }
-                Err(e) => return Err(ctx.storage_error("", e)),
+                Err(e) => return Err(e),
             };
             // Every later chunk is read at the first chunk's RV, so pages form one snapshot.
             at_rv = Some(chunk.rv);
@@ -173,10 +172,11 @@ impl Store {
                         .storage
                         .count_after(r.plural(), ns_filter, rv, (ns.as_str(), name.as_str()))
                         .await
+                        .map_err(|e| ctx.storage_error("", e))
                     {
                         Ok(n) => Some(n),
-                        Err(StorageError::Compacted { .. }) => None,
-                        Err(e) => return Err(ctx.storage_error("", e)),
+                        Err(e) if e.reason == Reason::Expired => None,
+                        Err(e) => return Err(e),
                     }
                 };
                 (Some(token), remaining)
@@ -221,7 +221,7 @@ impl Store {
             match self.delete(&item_ctx, &name, del).await {
                 Ok(Deleted::Gone(_)) | Ok(Deleted::Pending(_)) => deleted.push(obj),
                 // Someone else deleted it meanwhile: the collection delete still succeeded for it.
-                Err(e) if e.code == 404 => {}
+                Err(e) if e.reason == Reason::NotFound => {}
                 Err(e) => return Err(e),
             }
         }

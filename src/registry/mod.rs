@@ -4,28 +4,37 @@
 
 mod apply;
 mod list;
+mod watch;
 mod write;
 
 pub use apply::Applied;
 
 pub use list::ListResult;
+pub use watch::{Watch, WatchEvent};
 pub use write::Deleted;
+
+/// The objects the registry hands out: an immutable stored version (storage JSON with its
+/// resourceVersion) whose text the HTTP layer can splice into responses as it is.
+pub use crate::storage::types::Obj;
 
 use crate::admission::Admission;
 use crate::admission::attributes::{Attributes, Operation};
 use crate::api::{Resource, meta_schema};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::options::ListOptions;
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
+use crate::apimachinery::verb::Verb;
 use crate::authn::UserInfo;
 use crate::storage::Storage;
 use crate::storage::cache::WatchCache;
-use crate::storage::types::{Key, Obj, StorageError};
+use crate::storage::types::{Key, StorageError};
 use serde_json::Value;
 use std::sync::OnceLock;
 
 /// Who is asking for what: the resource, the version of the request, the namespace of the URL.
 pub struct Ctx<'a> {
+    /// The request's verb: what storage failures are reported as.
+    pub verb: &'a Verb,
     pub resource: &'static dyn Resource,
     pub version: &'static str,
     /// The URL's namespace; "" for cluster-scoped kinds and all-namespaces lists.
@@ -86,42 +95,14 @@ impl Ctx<'_> {
     }
 
     fn invalid(&self, name: &str, errs: &[FieldError]) -> ApiError {
-        let r = self.resource;
-        ApiError::invalid(&r.kind_group(), r.kind(), crate::api::GROUP, name, errs)
+        ApiError::invalid(&group_kind(self.resource), name, errs)
     }
 
-    /// Map a storage failure to the Status a client of this resource expects.
+    /// A storage failure of this request as the Status its client gets
+    /// (`ApiError::from_storage`, with the request's verb).
     fn storage_error(&self, name: &str, e: StorageError) -> ApiError {
-        let gr = self.resource.group_resource();
-        match e {
-            StorageError::AlreadyExists => ApiError::already_exists(&gr, name),
-            StorageError::NotFound => ApiError::not_found(&gr, name),
-            StorageError::Conflict { .. } => ApiError::modified_conflict(&gr, name),
-            StorageError::UidMismatch { expected, actual } => {
-                self.precondition_conflict(name, "UID", &expected, &actual)
-            }
-            StorageError::Compacted { .. } => {
-                ApiError::gone("The resourceVersion for the provided list is too old.")
-            }
-            StorageError::TooLarge { requested, current } => {
-                ApiError::too_large_resource_version(requested, current)
-            }
-            StorageError::ObjectTooLarge(size) => ApiError::new(
-                413,
-                "RequestEntityTooLarge",
-                format!(
-                    "Request entity too large: the object would be {size} bytes, the limit is {}",
-                    crate::storage::types::MAX_OBJECT_BYTES
-                ),
-            ),
-            StorageError::Rejected(msg) => {
-                ApiError::bad_request(format!("the object could not be stored: {msg}"))
-            }
-            StorageError::Unavailable(msg) => {
-                tracing::warn!(error = %msg, "storage unavailable");
-                ApiError::service_unavailable(format!("storage is unavailable: {msg}"))
-            }
-        }
+        let r = self.resource;
+        ApiError::from_storage(self.verb, &r.group_resource(), &group_kind(r), name, e)
     }
 
     /// 409 for a PUT whose body names another uid than the stored object's: Go makes the body's
@@ -150,23 +131,13 @@ impl Ctx<'_> {
         expected: &str,
         actual: &str,
     ) -> ApiError {
-        let gr = crate::apimachinery::status::GroupResource::new(
-            crate::api::GROUP,
-            self.resource.kind(),
-        );
-        let tail = if what == "UID" {
-            "The object might have been deleted and then recreated"
-        } else {
-            "The object might have been modified"
-        };
-        ApiError::conflict(
-            &gr,
-            name,
-            &format!(
-                "the {what} in the precondition ({expected}) does not match the {what} in record ({actual}). {tail}"
-            ),
-        )
+        ApiError::precondition_conflict(&group_kind(self.resource), name, what, expected, actual)
     }
+}
+
+/// The resource's kind in this API group (`Flunder.wardle.example.com`).
+fn group_kind(r: &dyn Resource) -> GroupKind {
+    GroupKind::new(crate::api::GROUP, r.kind())
 }
 
 /// The meta definitions (ObjectMeta, …) the kind schemas refer to; built once.

@@ -8,7 +8,7 @@ use crate::apimachinery::meta;
 use crate::apimachinery::names;
 use crate::apimachinery::options::{DeleteOptions, Propagation, WriteOptions};
 use crate::apimachinery::patch::{self, PatchType};
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
 use crate::storage::types::{Preconditions, StorageError, Write, WriteOp};
 use serde_json::{Value, json};
 
@@ -342,9 +342,7 @@ impl Store {
         let Some(rv) = rv_field else {
             let gr = ctx.resource.group_resource();
             return Err(ApiError::invalid(
-                &gr.to_string(),
-                ctx.resource.plural(),
-                crate::api::GROUP,
+                &GroupKind::new(&gr.group, &gr.resource),
                 name,
                 &[FieldError::invalid(
                     "metadata.resourceVersion",
