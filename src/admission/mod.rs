@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::api::{Resource, fischer};
 use crate::apimachinery::gofmt::go_json_escape;
-use crate::apimachinery::status::{ApiError, ApiResult, GroupKind};
+use crate::apimachinery::status::{ApiError, ApiResult};
 use crate::apimachinery::verb::Verb;
 use crate::storage::cache::WatchCache;
 use serde_json::Value;
@@ -83,8 +83,8 @@ async fn ban_flunder(cache: &WatchCache, flunders: &dyn Resource, name: &str) ->
     // Go's lister cannot fail (an informer's cache): a failed read here is storage's, mapped as
     // any other (503 while the database is down), never a 403 a client would take as final.
     cache.consistent_rv().await.map_err(|e| {
-        let kind = GroupKind::new(crate::api::GROUP, flunders.kind());
-        ApiError::from_storage(&Verb::Create, &flunders.group_resource(), &kind, name, e)
+        let (gr, gk) = (flunders.group_resource(), flunders.group_kind());
+        ApiError::from_storage(&Verb::Create, &gr, &gk, name, e)
     })?;
     // A Fischer can only list the name if its JSON text holds it as a string (the text is
     // serialized the same way), so most Fischers are ruled out without parsing them.

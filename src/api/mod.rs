@@ -6,7 +6,7 @@ pub mod fischer;
 pub mod flunder;
 pub mod meta_schema;
 
-use crate::apimachinery::status::{FieldError, GroupResource};
+use crate::apimachinery::status::{FieldError, GroupKind, GroupResource};
 use serde_json::Value;
 
 pub const GROUP: &str = "wardle.example.com";
@@ -70,9 +70,9 @@ pub trait Resource: Send + Sync + 'static {
     fn list_kind(&self) -> String {
         format!("{}List", self.kind())
     }
-    /// `Flunder.wardle.example.com`, the prefix of Invalid messages.
-    fn kind_group(&self) -> String {
-        format!("{}.{}", self.kind(), GROUP)
+    /// `Flunder.wardle.example.com`: what Invalid messages and precondition conflicts name.
+    fn group_kind(&self) -> GroupKind {
+        GroupKind::new(GROUP, self.kind())
     }
     fn serves(&self, version: &str) -> bool {
         self.versions().iter().any(|v| v.name == version)

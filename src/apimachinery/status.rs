@@ -23,11 +23,16 @@ impl GroupResource {
 
 impl std::fmt::Display for GroupResource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.group.is_empty() {
-            write!(f, "{}", self.resource)
-        } else {
-            write!(f, "{}.{}", self.resource, self.group)
-        }
+        qualified(f, &self.resource, &self.group)
+    }
+}
+
+/// `<name>.<group>`, or the name alone in the core group (Go's GroupResource/GroupKind String).
+fn qualified(f: &mut std::fmt::Formatter<'_>, name: &str, group: &str) -> std::fmt::Result {
+    if group.is_empty() {
+        f.write_str(name)
+    } else {
+        write!(f, "{name}.{group}")
     }
 }
 
@@ -56,11 +61,7 @@ impl GroupKind {
 
 impl std::fmt::Display for GroupKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.group.is_empty() {
-            write!(f, "{}", self.kind)
-        } else {
-            write!(f, "{}.{}", self.kind, self.group)
-        }
+        qualified(f, &self.kind, &self.group)
     }
 }
 

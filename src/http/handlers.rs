@@ -10,7 +10,7 @@ use crate::apimachinery::decode;
 use crate::apimachinery::options::{DeleteOptions, ListOptions, WriteOptions, parse_rv};
 use crate::apimachinery::patch::{self, PatchType};
 use crate::apimachinery::query::query_param;
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
 use crate::apimachinery::verb::Verb;
 use crate::authn::UserInfo;
 use crate::registry::{Ctx, Deleted, ListResult, Obj, Store, check_fields};
@@ -479,9 +479,8 @@ async fn patch(call: &Call<'_>, body: Body) -> ApiResult<Response> {
     let opts = WriteOptions::parse(call.query, "PatchOptions")?;
     let patch_type = patch::patch_type(header_str(call.headers, header::CONTENT_TYPE))?;
     if opts.force.is_some() && patch_type != PatchType::Apply {
-        return Err(ApiError::invalid(
-            &GroupKind::options("PatchOptions"),
-            "",
+        return Err(decode::options_invalid(
+            "PatchOptions",
             &[FieldError::forbidden(
                 "force",
                 "may not be specified for non-apply patch",

@@ -25,6 +25,25 @@ pub struct RequestInfo {
     pub legacy_watch_path: bool,
 }
 
+/// The API verb of a resource request's method (Go's RequestInfoFactory): GET is watch (the
+/// `/watch/` prefix or `?watch=true`), list or get; None for a method no verb has.
+fn resource_verb(method: &Method, info: &RequestInfo, query: Option<&str>) -> Option<Verb> {
+    let watch_param = query_param(query, "watch")
+        .and_then(|v| parse_bool(&v))
+        .unwrap_or(false);
+    Some(match *method {
+        Method::GET | Method::HEAD if info.legacy_watch_path || watch_param => Verb::Watch,
+        Method::GET | Method::HEAD if info.name.is_empty() => Verb::List,
+        Method::GET | Method::HEAD => Verb::Get,
+        Method::POST => Verb::Create,
+        Method::PUT => Verb::Update,
+        Method::PATCH => Verb::Patch,
+        Method::DELETE if info.name.is_empty() => Verb::DeleteCollection,
+        Method::DELETE => Verb::Delete,
+        _ => return None,
+    })
+}
+
 /// A request path percent-decoded as Go's `URL.Path` is (`+` stays a plus): object names that
 /// need escaping in a URL (a space, non-ASCII letters) arrive as the names they are.
 pub fn decode_path(raw: &str) -> String {
@@ -56,9 +75,7 @@ impl RequestInfo {
         info.api_version = parts[2].to_string();
         let mut rest = &parts[3..];
 
-        let mut watch = false;
         if rest.first() == Some(&"watch") {
-            watch = true;
             info.legacy_watch_path = true;
             rest = &rest[1..];
         }
@@ -99,20 +116,7 @@ impl RequestInfo {
             return info;
         }
 
-        let watch_param = query_param(query, "watch")
-            .and_then(|v| parse_bool(&v))
-            .unwrap_or(false);
-        info.verb = match *method {
-            Method::GET | Method::HEAD if watch || watch_param => Verb::Watch,
-            Method::GET | Method::HEAD if info.name.is_empty() => Verb::List,
-            Method::GET | Method::HEAD => Verb::Get,
-            Method::POST => Verb::Create,
-            Method::PUT => Verb::Update,
-            Method::PATCH => Verb::Patch,
-            Method::DELETE if info.name.is_empty() => Verb::DeleteCollection,
-            Method::DELETE => Verb::Delete,
-            _ => info.verb,
-        };
+        info.verb = resource_verb(method, &info, query).unwrap_or(info.verb);
         // list/watch by metadata.name is authorized as that name (Go does the same).
         if matches!(info.verb, Verb::List | Verb::Watch)
             && info.name.is_empty()

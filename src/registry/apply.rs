@@ -7,7 +7,7 @@ use crate::apimachinery::apply::{self, Apply};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::meta;
 use crate::apimachinery::options::WriteOptions;
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind, Reason};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError, Reason};
 use crate::storage::types::StorageError;
 use serde_json::{Value, json};
 
@@ -29,9 +29,8 @@ impl Store {
         validation: FieldValidation,
     ) -> ApiResult<Applied> {
         let Some(manager) = opts.field_manager.clone() else {
-            return Err(ApiError::invalid(
-                &GroupKind::options("PatchOptions"),
-                "",
+            return Err(decode::options_invalid(
+                "PatchOptions",
                 &[FieldError::required(
                     "fieldManager",
                     "is required for apply patch",

@@ -16,6 +16,12 @@ pub struct ListResult {
     pub remaining: Option<i64>,
 }
 
+/// Where a list's scan starts: after this (namespace, name), at this resourceVersion.
+struct Start {
+    after: Option<(String, String)>,
+    at_rv: Option<i64>,
+}
+
 /// Rows read per storage round trip when no limit bounds the page.
 const CHUNK: usize = 500;
 /// How long a read waits for a resourceVersion the server has not reached (Go's cacher: 3 s).
@@ -74,14 +80,12 @@ impl Store {
             .await
     }
 
-    /// LIST with label/field selectors, limit/continue and resourceVersion semantics.
-    pub async fn list(&self, ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<ListResult> {
-        let r = ctx.resource;
-        let all_namespaces = r.namespaced() && ctx.namespace.is_empty();
-        let ns_filter = (!ctx.namespace.is_empty()).then_some(ctx.namespace);
-        let mut after: Option<(String, String)> = None;
-        let mut at_rv: Option<i64> = None;
-        let from_continue = opts.continue_token.is_some();
+    /// Where a list starts: after the continue token's key at its resourceVersion, or from
+    /// the first key at the resourceVersion the request names (None: the cache's head, once it
+    /// is as fresh as the request asks). Errors: 400 for a bad token, 504 for a future
+    /// resourceVersion, the storage mapping's errors.
+    async fn list_start(&self, ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<Start> {
+        let all_namespaces = ctx.resource.namespaced() && ctx.namespace.is_empty();
         if let Some(token) = &opts.continue_token {
             let t = continue_token::decode(token, all_namespaces)?;
             let ns = if all_namespaces {
@@ -89,29 +93,42 @@ impl Store {
             } else {
                 ctx.namespace.to_string()
             };
-            after = Some((ns, t.name.clone()));
-            at_rv = (t.rv > 0).then_some(t.rv);
-        } else {
-            match (opts.resource_version, opts.rv_match) {
-                (Rv::At(n), Some(RvMatch::Exact)) => at_rv = Some(n),
-                // Go: a resourceVersion with a limit and no match rule is an exact read.
-                (Rv::At(n), None) if opts.limit.is_some() => at_rv = Some(n),
-                (Rv::At(n), _) => self.wait_for_rv(ctx, n).await?,
-                // A consistent read: the cache must have caught up with the committed horizon.
-                (Rv::Latest, _) => {
-                    self.cache
-                        .consistent_rv()
-                        .await
-                        .map_err(|e| ctx.storage_error("", e))?;
-                }
-                (Rv::Any, _) => {}
-            }
+            return Ok(Start {
+                after: Some((ns, t.name.clone())),
+                at_rv: (t.rv > 0).then_some(t.rv),
+            });
         }
-        if let Some(n) = at_rv
-            && !from_continue
-        {
+        let mut at_rv = None;
+        match (opts.resource_version, opts.rv_match) {
+            (Rv::At(n), Some(RvMatch::Exact)) => at_rv = Some(n),
+            // Go: a resourceVersion with a limit and no match rule is an exact read.
+            (Rv::At(n), None) if opts.limit.is_some() => at_rv = Some(n),
+            (Rv::At(n), _) => self.wait_for_rv(ctx, n).await?,
+            // A consistent read: the cache must have caught up with the committed horizon.
+            (Rv::Latest, _) => {
+                self.cache
+                    .consistent_rv()
+                    .await
+                    .map_err(|e| ctx.storage_error("", e))?;
+            }
+            (Rv::Any, _) => {}
+        }
+        if let Some(n) = at_rv {
             self.wait_for_rv(ctx, n).await?;
         }
+        Ok(Start { after: None, at_rv })
+    }
+
+    /// LIST with label/field selectors, limit/continue and resourceVersion semantics.
+    pub async fn list(&self, ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<ListResult> {
+        let r = ctx.resource;
+        let all_namespaces = r.namespaced() && ctx.namespace.is_empty();
+        let ns_filter = (!ctx.namespace.is_empty()).then_some(ctx.namespace);
+        let from_continue = opts.continue_token.is_some();
+        let Start {
+            mut after,
+            mut at_rv,
+        } = self.list_start(ctx, opts).await?;
 
         let limit = opts.limit;
         let chunk_size = limit.map(|l| (l + 1).max(32)).unwrap_or(CHUNK);
@@ -160,24 +177,12 @@ impl Store {
         }
         let rv = list_rv.unwrap_or_default();
         let (continue_token, remaining) = match (more_after_last, &last_key) {
-            (true, Some((ns, name))) => {
-                let token = continue_token::encode(rv, all_namespaces, ns, name);
+            (true, Some(last)) => {
+                let token = continue_token::encode(rv, all_namespaces, &last.0, &last.1);
                 let remaining = if opts.has_selectors() {
                     None
                 } else {
-                    // The count is a second read: compaction may pass `rv` between the page and
-                    // the count. The page is still a valid snapshot, and remainingItemCount is
-                    // optional, so it is left out rather than failing the page.
-                    match self
-                        .storage
-                        .count_after(r.plural(), ns_filter, rv, (ns.as_str(), name.as_str()))
-                        .await
-                        .map_err(|e| ctx.storage_error("", e))
-                    {
-                        Ok(n) => Some(n),
-                        Err(e) if e.reason == Reason::Expired => None,
-                        Err(e) => return Err(e),
-                    }
+                    self.remaining(ctx, rv, last).await?
                 };
                 (Some(token), remaining)
             }
@@ -189,6 +194,30 @@ impl Store {
             continue_token,
             remaining,
         })
+    }
+
+    /// remainingItemCount: the objects after `last` at `rv`. The count is a second read:
+    /// compaction may pass `rv` between the page and the count. The page is still a valid
+    /// snapshot, and remainingItemCount is optional, so it is left out (None) rather than
+    /// failing the page.
+    async fn remaining(
+        &self,
+        ctx: &Ctx<'_>,
+        rv: i64,
+        (ns, name): &(String, String),
+    ) -> ApiResult<Option<i64>> {
+        let ns_filter = (!ctx.namespace.is_empty()).then_some(ctx.namespace);
+        let plural = ctx.resource.plural();
+        match self
+            .storage
+            .count_after(plural, ns_filter, rv, (ns.as_str(), name.as_str()))
+            .await
+            .map_err(|e| ctx.storage_error("", e))
+        {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.reason == Reason::Expired => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// DELETE on a collection: every matching object goes through the normal delete path.

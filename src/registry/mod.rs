@@ -22,7 +22,7 @@ use crate::admission::attributes::{Attributes, Operation};
 use crate::api::{Resource, meta_schema};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::options::ListOptions;
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
 use crate::apimachinery::verb::Verb;
 use crate::authn::UserInfo;
 use crate::storage::Storage;
@@ -95,14 +95,14 @@ impl Ctx<'_> {
     }
 
     fn invalid(&self, name: &str, errs: &[FieldError]) -> ApiError {
-        ApiError::invalid(&group_kind(self.resource), name, errs)
+        ApiError::invalid(&self.resource.group_kind(), name, errs)
     }
 
     /// A storage failure of this request as the Status its client gets
     /// (`ApiError::from_storage`, with the request's verb).
     fn storage_error(&self, name: &str, e: StorageError) -> ApiError {
         let r = self.resource;
-        ApiError::from_storage(self.verb, &r.group_resource(), &group_kind(r), name, e)
+        ApiError::from_storage(self.verb, &r.group_resource(), &r.group_kind(), name, e)
     }
 
     /// 409 for a PUT whose body names another uid than the stored object's: Go makes the body's
@@ -131,13 +131,8 @@ impl Ctx<'_> {
         expected: &str,
         actual: &str,
     ) -> ApiError {
-        ApiError::precondition_conflict(&group_kind(self.resource), name, what, expected, actual)
+        ApiError::precondition_conflict(&self.resource.group_kind(), name, what, expected, actual)
     }
-}
-
-/// The resource's kind in this API group (`Flunder.wardle.example.com`).
-fn group_kind(r: &dyn Resource) -> GroupKind {
-    GroupKind::new(crate::api::GROUP, r.kind())
 }
 
 /// The meta definitions (ObjectMeta, …) the kind schemas refer to; built once.

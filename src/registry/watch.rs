@@ -3,7 +3,7 @@
 //! watch cache. The HTTP layer only encodes them (`http::watch`). Mirrors Go's cacher
 //! (`k8s.io/apiserver/pkg/storage/cacher`: `Watch`, `cacheWatcher`).
 
-use super::{Ctx, Store, group_kind, selected};
+use super::{Ctx, Store, selected};
 use crate::api::Resource;
 use crate::apimachinery::fields;
 use crate::apimachinery::options::{ListOptions, Rv};
@@ -226,7 +226,7 @@ impl Watch {
                         break Some(WatchEvent::Error(ApiError::from_storage(
                             &Verb::Watch,
                             &r.group_resource(),
-                            &group_kind(r),
+                            &r.group_kind(),
                             "",
                             e,
                         )));
