@@ -3,8 +3,8 @@
 
 pub mod admission;
 pub mod api;
-pub mod app;
 pub mod apimachinery;
+pub mod app;
 pub mod audit;
 pub mod authn;
 pub mod authz;

@@ -749,7 +749,10 @@ mod tests {
             assert_eq!((e.code, e.reason), (503, Reason::ServiceUnavailable));
         }
         let e = map(Verb::Create, StorageError::AlreadyExists);
-        assert_eq!(e.message, r#"flunders.wardle.example.com "x" already exists"#);
+        assert_eq!(
+            e.message,
+            r#"flunders.wardle.example.com "x" already exists"#
+        );
         let e = map(
             Verb::Update,
             StorageError::UidMismatch {

@@ -4,10 +4,10 @@
 use super::handlers::{self, ResourceRequest};
 use super::request_info::RequestInfo;
 use super::{discovery, openapi, response, version};
-use crate::app::AppState;
 use crate::apimachinery::query::query_param;
 use crate::apimachinery::status::ApiError;
 use crate::apimachinery::verb::Verb;
+use crate::app::AppState;
 use crate::audit;
 use crate::authn::UserInfo;
 use crate::authz::{Attributes, Decision};
@@ -121,7 +121,14 @@ impl Incoming {
     fn finish(&self, resp: Response, user: &str) -> Response {
         let mut resp = response::negotiate_error(resp, self.accept.as_deref(), self.pretty);
         common_headers(&mut resp, &self.audit_id);
-        finish(resp, &self.info, &self.labels, user, &self.audit_id, self.started)
+        finish(
+            resp,
+            &self.info,
+            &self.labels,
+            user,
+            &self.audit_id,
+            self.started,
+        )
     }
 }
 

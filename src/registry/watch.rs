@@ -34,7 +34,10 @@ pub enum WatchEvent {
     Left(Value),
     /// Everything up to `rv` has been sent; `initial_events_end` marks the end of the initial
     /// events of a watch-list (`sendInitialEvents=true`).
-    Bookmark { rv: i64, initial_events_end: bool },
+    Bookmark {
+        rv: i64,
+        initial_events_end: bool,
+    },
     /// The stream cannot go on (410 Expired: the client must relist). The last event.
     Error(ApiError),
 }
