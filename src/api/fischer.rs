@@ -1,8 +1,8 @@
 //! Fischer (cluster-scoped, v1alpha1 only): a list of Flunder names that may not be created.
 
-use super::{Column, GROUP, Resource, VersionDecl};
+use super::{Column, Resource, VersionDecl};
 use crate::apimachinery::status::FieldError;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 pub struct Fischer;
 
@@ -41,44 +41,19 @@ impl Resource for Fischer {
         "v1alpha1"
     }
 
-    fn schema(&self, version: &str) -> Value {
+    fn description(&self) -> &'static str {
+        "Fischer is an example cluster-scoped resource listing Flunder names that may not be created."
+    }
+
+    fn properties(&self, _version: &str) -> Value {
         json!({
-            "type": "object",
-            "description": "Fischer is an example cluster-scoped resource listing Flunder names that may not be created.",
-            "properties": {
-                "apiVersion": super::meta_schema::api_version_prop(),
-                "kind": super::meta_schema::kind_prop(),
-                "metadata": super::meta_schema::object_meta_ref(),
-                "disallowedFlunders": {
-                    "type": "array",
-                    "description": "disallowedFlunders holds a list of Flunder names that are not allowed to be created.",
-                    "items": {"type": "string", "default": ""},
-                    "x-kubernetes-list-type": "atomic",
-                },
+            "disallowedFlunders": {
+                "type": "array",
+                "description": "disallowedFlunders holds a list of Flunder names that are not allowed to be created.",
+                "items": {"type": "string", "default": ""},
+                "x-kubernetes-list-type": "atomic",
             },
-            "x-kubernetes-group-version-kind": [{"group": GROUP, "kind": "Fischer", "version": version}],
         })
-    }
-
-    fn to_hub(&self, _version: &str, mut obj: Value) -> Value {
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-        obj
-    }
-
-    fn hub_to_version(&self, version: &str, hub: Value) -> Value {
-        let mut out = Map::new();
-        out.insert("kind".into(), json!("Fischer"));
-        out.insert("apiVersion".into(), json!(format!("{GROUP}/{version}")));
-        if let Value::Object(m) = hub {
-            out.extend(
-                m.into_iter()
-                    .filter(|(k, _)| k != "kind" && k != "apiVersion"),
-            );
-        }
-        Value::Object(out)
     }
 
     fn validate(&self, hub: &Value) -> Vec<FieldError> {

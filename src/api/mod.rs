@@ -7,7 +7,8 @@ pub mod flunder;
 pub mod meta_schema;
 
 use crate::apimachinery::status::{FieldError, GroupResource};
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::sync::{Mutex, OnceLock};
 
 pub const GROUP: &str = "wardle.example.com";
 
@@ -43,8 +44,28 @@ pub trait Resource: Send + Sync + 'static {
     fn versions(&self) -> &'static [VersionDecl];
     fn storage_version(&self) -> &'static str;
 
+    /// What the kind is, the `description` of its schema.
+    fn description(&self) -> &'static str;
+    /// The kind's own top-level schema properties in `version` (`spec`, `status`, …), without
+    /// `apiVersion`, `kind` and `metadata`, which `schema` adds.
+    fn properties(&self, version: &str) -> Value;
+
     /// The OpenAPI v3 schema of the versioned kind, `metadata` as a `$ref` to ObjectMeta.
-    fn schema(&self, version: &str) -> Value;
+    fn schema(&self, version: &str) -> Value {
+        let mut properties = serde_json::Map::new();
+        properties.insert("apiVersion".into(), meta_schema::api_version_prop());
+        properties.insert("kind".into(), meta_schema::kind_prop());
+        properties.insert("metadata".into(), meta_schema::object_meta_ref());
+        if let Value::Object(own) = self.properties(version) {
+            properties.extend(own);
+        }
+        json!({
+            "type": "object",
+            "description": self.description(),
+            "properties": properties,
+            "x-kubernetes-group-version-kind": [{"group": GROUP, "kind": self.kind(), "version": version}],
+        })
+    }
 
     /// Versioned defaulting (runs on decoded request bodies, before conversion).
     fn default(&self, _version: &str, _obj: &mut Value) {}
@@ -52,17 +73,71 @@ pub trait Resource: Send + Sync + 'static {
     fn validate_versioned(&self, _version: &str, _obj: &Value) -> Vec<FieldError> {
         Vec::new()
     }
-    /// Versioned → hub. Keeps `metadata` as is; drops `apiVersion`/`kind`.
-    fn to_hub(&self, version: &str, obj: Value) -> Value;
-    /// Hub → versioned, with `apiVersion` and `kind` set.
-    fn hub_to_version(&self, version: &str, hub: Value) -> Value;
-    /// Spec validation on the hub object; runs on create and on update.
+    /// The kind's own conversion, versioned body → hub body: `apiVersion`/`kind` are already
+    /// gone (`to_hub` strips them), `metadata` must be kept as is. Identity by default (a kind
+    /// whose versions share one shape).
+    fn body_to_hub(&self, _version: &str, body: Value) -> Value {
+        body
+    }
+    /// The kind's own conversion, hub body → versioned body, without `apiVersion`/`kind`
+    /// (`hub_to_version` sets them). Identity by default.
+    fn body_from_hub(&self, _version: &str, hub: Value) -> Value {
+        hub
+    }
+    /// Spec validation on the hub object, on create (and on update unless `validate_update`
+    /// says otherwise). Go's strategy `Validate`.
     fn validate(&self, hub: &Value) -> Vec<FieldError>;
+    /// Update validation of the hub objects `new` against `old` (Go's strategy
+    /// `ValidateUpdate`, where immutable spec fields are refused); `validate(new)` by default.
+    /// ObjectMeta's own update rules are checked by the registry for every kind.
+    fn validate_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
+        self.validate(new)
+    }
+    /// Go's strategy `PrepareForCreate`: clear or set fields a client may not (e.g. status) on
+    /// the hub object, after mutating admission, before validation.
+    fn prepare_for_create(&self, _hub: &mut Value) {}
+    /// Go's strategy `PrepareForUpdate`: the same for an update of `old` (hub objects).
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+    /// Go's `WarningsOnCreate`: `Warning` header texts for a valid create (hub object).
+    fn warnings_on_create(&self, _hub: &Value) -> Vec<String> {
+        Vec::new()
+    }
+    /// Go's `WarningsOnUpdate`: `Warning` header texts for a valid update (hub objects).
+    fn warnings_on_update(&self, _new: &Value, _old: &Value) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Printer columns after Name (Name is always first; Age last is added by the table code).
     fn columns(&self) -> Vec<Column>;
     /// Cells for `columns()` from a hub object.
     fn cells(&self, hub: &Value) -> Vec<Value>;
+
+    /// Versioned → hub: drops `apiVersion`/`kind`, then the kind's `body_to_hub`.
+    fn to_hub(&self, version: &str, mut obj: Value) -> Value {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        self.body_to_hub(version, obj)
+    }
+    /// Hub → versioned: the kind's `body_from_hub`, led by `kind` and `apiVersion` (in that
+    /// order, as Go serializes TypeMeta).
+    fn hub_to_version(&self, version: &str, mut hub: Value) -> Value {
+        if let Some(m) = hub.as_object_mut() {
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        let mut out = serde_json::Map::new();
+        out.insert("kind".into(), Value::from(self.kind()));
+        out.insert(
+            "apiVersion".into(),
+            Value::from(format!("{GROUP}/{version}")),
+        );
+        if let Value::Object(m) = self.body_from_hub(version, hub) {
+            out.extend(m);
+        }
+        Value::Object(out)
+    }
 
     fn group_resource(&self) -> GroupResource {
         GroupResource::new(GROUP, self.plural())
@@ -126,10 +201,56 @@ pub fn managers_column() -> Column {
     }
 }
 
+/// The kinds wardle itself serves. A new kind is one file in this folder plus one entry here.
+static BUILT_IN: [&dyn Resource; 2] = [&fischer::Fischer, &flunder::Flunder];
+
+/// Kinds added by an embedding program (`server::run_with`) before serving starts.
+static REGISTERED: Mutex<Vec<&'static dyn Resource>> = Mutex::new(Vec::new());
+/// The served kinds, fixed by the first `resources()` call (discovery, OpenAPI and routing
+/// must agree for the life of the process).
+static ALL: OnceLock<Vec<&'static dyn Resource>> = OnceLock::new();
+
+/// Adds `kind` to the served kinds, next to the built-in ones; it then gets every verb, watch,
+/// discovery, OpenAPI, Table and SQL storage from the generic machinery. Registering a plural
+/// already served (the same kind again) is a no-op. Errors when the plural is taken by another
+/// kind, or when serving has started and the set of kinds is fixed.
+pub fn register(kind: &'static dyn Resource) -> Result<(), String> {
+    let plural = kind.plural();
+    let served = |list: &[&'static dyn Resource]| -> Result<bool, String> {
+        match list.iter().find(|r| r.plural() == plural) {
+            Some(r) if r.kind() == kind.kind() => Ok(true),
+            Some(r) => Err(format!(
+                "the plural {plural:?} is already served by {}",
+                r.kind()
+            )),
+            None => Ok(false),
+        }
+    };
+    if let Some(all) = ALL.get() {
+        return match served(all)? {
+            true => Ok(()),
+            false => Err(format!(
+                "cannot register {}: the served kinds are fixed once serving has started",
+                kind.kind()
+            )),
+        };
+    }
+    let mut registered = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
+    if !served(&BUILT_IN)? && !served(&registered)? {
+        registered.push(kind);
+    }
+    Ok(())
+}
+
 /// The resources this server serves, in discovery order (sorted by plural name).
 pub fn resources() -> &'static [&'static dyn Resource] {
-    static ALL: [&dyn Resource; 2] = [&fischer::Fischer, &flunder::Flunder];
-    &ALL
+    ALL.get_or_init(|| {
+        let registered = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<&'static dyn Resource> = BUILT_IN.to_vec();
+        all.extend(registered.iter().copied());
+        all.sort_by_key(|r| r.plural());
+        all
+    })
 }
 
 pub fn resource(plural: &str) -> Option<&'static dyn Resource> {

@@ -1,14 +1,13 @@
 //! PATCH with `application/apply-patch+yaml`: server-side apply on the generic Store (AS
 //! `handlers/patch.go` applyPatcher): create when absent, else merge with field ownership.
 
-use super::write::{MAX_RETRIES, UpdateError};
+use super::write::{UpdateOf, check_name, parse_rv_field};
 use super::{Ctx, Store, check_fields, meta_str};
 use crate::apimachinery::apply::{self, Apply};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::meta;
 use crate::apimachinery::options::WriteOptions;
 use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
-use crate::storage::types::StorageError;
 use serde_json::{Value, json};
 
 /// What an apply did: the object and whether it was created (201). Strict-decoding warnings go
@@ -69,57 +68,40 @@ impl Store {
         };
 
         // A resourceVersion in the configuration is a precondition, as in any patch.
-        let client_rv = super::write::parse_rv_field(&config)?;
-        for _ in 0..MAX_RETRIES {
-            let existing = match self.storage.get(&ctx.key(name)).await {
-                Ok(e) => e,
-                Err(e) => return Err(ctx.storage_error(name, e)),
-            };
-            let Some(stored) = existing else {
+        let client_rv = parse_rv_field(&config)?;
+        let (config, req) = (&config, &req);
+        self.guaranteed_update(ctx, name, move |current| async move {
+            let Some(old) = current else {
                 // Create-on-apply: the configuration applied to the kind's empty object.
                 let empty = r.hub_to_version(ctx.version, json!({"metadata": {}}));
-                let merged = apply::apply(&empty, &config, &req)?;
+                let merged = apply::apply(&empty, config, req)?;
                 check_name(&merged, name)?;
-                match self.create_inner(ctx, merged, opts, false).await {
-                    Ok(object) => {
-                        return Ok(Applied {
-                            object,
-                            created: true,
-                        });
-                    }
-                    // Someone created it meanwhile: apply to theirs.
-                    Err(e) if e.reason == "AlreadyExists" && !opts.dry_run => continue,
-                    Err(e) => return Err(e),
-                }
+                let step = self.create_step(ctx, merged, opts).await?;
+                return Ok(step.map(|object| Applied {
+                    object,
+                    created: true,
+                }));
             };
-            if client_rv.is_some_and(|rv| rv != stored.rv) {
+            if client_rv.is_some_and(|rv| rv != old.rv) {
                 return Err(ApiError::modified_conflict(&r.group_resource(), name));
             }
-            let old = super::write::Current {
-                rv: stored.rv,
-                object: stored.object.value(),
-            };
             let original = r.storage_to_version(ctx.version, old.object.clone());
-            let mut merged = apply::apply(&original, &config, &req)?;
+            let mut merged = apply::apply(&original, config, req)?;
             check_name(&merged, name)?;
             Self::settle_namespace(ctx, &mut merged)?;
-            match self
-                .update_from(ctx, name, &old, merged, None, opts.dry_run)
-                .await
-            {
-                Ok(object) => {
-                    return Ok(Applied {
-                        object,
-                        created: false,
-                    });
-                }
-                Err(UpdateError::Storage(StorageError::Conflict { .. })) if client_rv.is_none() => {
-                    continue;
-                }
-                Err(e) => return Err(e.into_api(ctx, name)),
-            }
-        }
-        Err(ApiError::modified_conflict(&r.group_resource(), name))
+            let update = UpdateOf {
+                old: &old,
+                manager: None,
+                dry_run: opts.dry_run,
+                retry: client_rv.is_none(),
+            };
+            let step = self.update_step(ctx, name, update, merged).await?;
+            Ok(step.map(|object| Applied {
+                object,
+                created: false,
+            }))
+        })
+        .await
     }
 }
 
@@ -170,14 +152,4 @@ fn parse_group_version(api_version: &str) -> (&str, &str) {
         Some((g, v)) if !v.contains('/') => (g, v),
         Some(_) => ("", ""),
     }
-}
-
-fn check_name(merged: &Value, name: &str) -> ApiResult<()> {
-    let got = meta_str(merged, "name");
-    if got != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({got}) does not match the name on the URL ({name})"
-        )));
-    }
-    Ok(())
 }

@@ -158,6 +158,31 @@ impl Wardle {
         w
     }
 
+    /// A server this test runs in its own process (`wardle::server::run_with`) on `port`, with
+    /// `dir` as cert dir: waits for its kubeconfig and port, then for /readyz.
+    pub async fn attach(dir: &Path, port: u16, db_url: &str) -> Wardle {
+        install_crypto();
+        let kubeconfig = dir.join("admin.kubeconfig");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !(kubeconfig.exists() && port_open(port)) {
+            assert!(Instant::now() < deadline, "in-process wardle did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let client = client_from(&kubeconfig, port).await;
+        let w = Wardle {
+            child: None,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            port,
+            db_url: db_url.into(),
+            kubeconfig,
+            client,
+            log: dir.join("in-process.log"),
+        };
+        w.wait_ready().await;
+        w
+    }
+
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
