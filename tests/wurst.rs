@@ -12,16 +12,24 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use std::time::Duration;
-use wardle::api::{Column, Resource, VersionDecl};
+use wardle::api::{Column, KindDecl, Resource, VersionDecl};
 use wardle::apimachinery::status::FieldError;
 
 /// A sausage: `spec.length` in cm, `spec.casing` fixed at creation; `status` is the server's.
 struct Wurst;
 
-static VERSIONS: [VersionDecl; 1] = [VersionDecl {
-    name: "v1alpha1",
-    deprecation_warning: None,
-}];
+static DECL: KindDecl = KindDecl {
+    kind: "Wurst",
+    plural: "wursts",
+    singular: "wurst",
+    namespaced: false,
+    versions: &[VersionDecl {
+        name: "v1alpha1",
+        deprecation_warning: None,
+    }],
+    storage_version: "v1alpha1",
+    description: "Wurst is a test kind: a sausage of some length in some casing.",
+};
 
 fn length(hub: &Value) -> i64 {
     hub["spec"]["length"].as_i64().unwrap_or(0)
@@ -32,26 +40,8 @@ fn casing(hub: &Value) -> &str {
 }
 
 impl Resource for Wurst {
-    fn plural(&self) -> &'static str {
-        "wursts"
-    }
-    fn singular(&self) -> &'static str {
-        "wurst"
-    }
-    fn kind(&self) -> &'static str {
-        "Wurst"
-    }
-    fn namespaced(&self) -> bool {
-        false
-    }
-    fn versions(&self) -> &'static [VersionDecl] {
-        &VERSIONS
-    }
-    fn storage_version(&self) -> &'static str {
-        "v1alpha1"
-    }
-    fn description(&self) -> &'static str {
-        "Wurst is a test kind: a sausage of some length in some casing."
+    fn decl(&self) -> &'static KindDecl {
+        &DECL
     }
     fn properties(&self, _version: &str) -> Value {
         json!({
@@ -243,13 +233,15 @@ async fn read(w: &Wardle, lang: &Value) {
         .request(Method::GET, WURSTS, &[("accept", accept)], None)
         .await
         .json();
-    let cols: Vec<&str> = t["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(cols, ["Name", "Length", "Casing", "Age"]);
+    let columns = ["Name", "Length", "Casing", "Age"];
+    assert_eq!(
+        t["columnDefinitions"].as_array().map(Vec::len),
+        Some(4),
+        "{t}"
+    );
+    for (i, name) in columns.iter().enumerate() {
+        assert_eq!(t["columnDefinitions"][i]["name"], *name);
+    }
     let cells = t["rows"][0]["cells"].as_array().unwrap();
     assert_eq!(cells[..3], [json!("lang"), json!(90), json!("natural")]);
 }

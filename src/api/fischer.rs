@@ -1,17 +1,25 @@
 //! Fischer (cluster-scoped, v1alpha1 only): a list of Flunder names that may not be created.
 
-use super::{Column, Resource, VersionDecl};
+use super::{Column, KindDecl, Resource, VersionDecl};
 use crate::apimachinery::status::FieldError;
 use serde_json::{Value, json};
 
 pub struct Fischer;
 
-static VERSIONS: [VersionDecl; 1] = [VersionDecl {
-    name: "v1alpha1",
-    deprecation_warning: Some(
-        "wardle.example.com/v1alpha1 Fischer is deprecated in v1.3+, unavailable in v1.10+",
-    ),
-}];
+static DECL: KindDecl = KindDecl {
+    kind: "Fischer",
+    plural: "fischers",
+    singular: "fischer",
+    namespaced: false,
+    versions: &[VersionDecl {
+        name: "v1alpha1",
+        deprecation_warning: Some(
+            "wardle.example.com/v1alpha1 Fischer is deprecated in v1.3+, unavailable in v1.10+",
+        ),
+    }],
+    storage_version: "v1alpha1",
+    description: "Fischer is an example cluster-scoped resource listing Flunder names that may not be created.",
+};
 
 /// The names a Fischer bans (BanFlunder admission and the table use it).
 pub fn disallowed(obj: &Value) -> Vec<&str> {
@@ -22,27 +30,8 @@ pub fn disallowed(obj: &Value) -> Vec<&str> {
 }
 
 impl Resource for Fischer {
-    fn plural(&self) -> &'static str {
-        "fischers"
-    }
-    fn singular(&self) -> &'static str {
-        "fischer"
-    }
-    fn kind(&self) -> &'static str {
-        "Fischer"
-    }
-    fn namespaced(&self) -> bool {
-        false
-    }
-    fn versions(&self) -> &'static [VersionDecl] {
-        &VERSIONS
-    }
-    fn storage_version(&self) -> &'static str {
-        "v1alpha1"
-    }
-
-    fn description(&self) -> &'static str {
-        "Fischer is an example cluster-scoped resource listing Flunder names that may not be created."
+    fn decl(&self) -> &'static KindDecl {
+        &DECL
     }
 
     fn properties(&self, _version: &str) -> Value {

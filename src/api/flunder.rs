@@ -4,7 +4,7 @@
 //! v1alpha1 spec: `{reference, referenceType}`; `reference` means whichever kind `referenceType` names.
 //! Storage version: v1alpha1 (as in Go, so storageVersionHash matches), lossless for valid objects.
 
-use super::{Column, Resource, VersionDecl};
+use super::{Column, KindDecl, Resource, VersionDecl};
 use crate::apimachinery::status::FieldError;
 use serde_json::{Map, Value, json};
 
@@ -13,18 +13,27 @@ pub struct Flunder;
 const FLUNDER: &str = "Flunder";
 const FISCHER: &str = "Fischer";
 
-static VERSIONS: [VersionDecl; 2] = [
-    VersionDecl {
-        name: "v1beta1",
-        deprecation_warning: None,
-    },
-    VersionDecl {
-        name: "v1alpha1",
-        deprecation_warning: Some(
-            "wardle.example.com/v1alpha1 Flunder is deprecated in v1.3+, unavailable in v1.10+",
-        ),
-    },
-];
+static DECL: KindDecl = KindDecl {
+    kind: FLUNDER,
+    plural: "flunders",
+    singular: "flunder",
+    namespaced: true,
+    versions: &[
+        VersionDecl {
+            name: "v1beta1",
+            deprecation_warning: None,
+        },
+        VersionDecl {
+            name: "v1alpha1",
+            deprecation_warning: Some(
+                "wardle.example.com/v1alpha1 Flunder is deprecated in v1.3+, unavailable in v1.10+",
+            ),
+        },
+    ],
+    // As in Go, so storageVersionHash matches.
+    storage_version: "v1alpha1",
+    description: "Flunder is an example namespaced resource that may refer to another Flunder or to a Fischer.",
+};
 
 fn str_at<'a>(obj: &'a Value, path: &[&str]) -> &'a str {
     let mut v = obj;
@@ -60,27 +69,8 @@ fn with_spec(mut obj: Value, spec: Map<String, Value>) -> Value {
 }
 
 impl Resource for Flunder {
-    fn plural(&self) -> &'static str {
-        "flunders"
-    }
-    fn singular(&self) -> &'static str {
-        "flunder"
-    }
-    fn kind(&self) -> &'static str {
-        FLUNDER
-    }
-    fn namespaced(&self) -> bool {
-        true
-    }
-    fn versions(&self) -> &'static [VersionDecl] {
-        &VERSIONS
-    }
-    fn storage_version(&self) -> &'static str {
-        "v1alpha1"
-    }
-
-    fn description(&self) -> &'static str {
-        "Flunder is an example namespaced resource that may refer to another Flunder or to a Fischer."
+    fn decl(&self) -> &'static KindDecl {
+        &DECL
     }
 
     fn properties(&self, version: &str) -> Value {

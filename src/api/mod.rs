@@ -30,22 +30,32 @@ pub struct Column {
     pub priority: i32,
 }
 
+/// The names and versions of a kind: the facts discovery, OpenAPI, routing and storage key on,
+/// declared once per kind as a `static`.
+#[derive(Debug)]
+pub struct KindDecl {
+    /// `Flunder`.
+    pub kind: &'static str,
+    /// `flunders`: the URL segment and the `objects.resource` column.
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub namespaced: bool,
+    /// Served versions, highest priority first.
+    pub versions: &'static [VersionDecl],
+    /// The version objects are stored in (its JSON is the `objects.object` column).
+    pub storage_version: &'static str,
+    /// What the kind is, the `description` of its schema.
+    pub description: &'static str,
+}
+
 /// Everything the generic machinery needs to serve one kind.
 ///
 /// Objects move between three shapes: the *versioned* JSON a client sends or reads, the *hub*
 /// (internal) JSON that validation and conversion pivot on, and the *storage* JSON, which is the
 /// versioned JSON of `storage_version`. All are `serde_json::Value` objects with `metadata`.
 pub trait Resource: Send + Sync + 'static {
-    fn plural(&self) -> &'static str;
-    fn singular(&self) -> &'static str;
-    fn kind(&self) -> &'static str;
-    fn namespaced(&self) -> bool;
-    /// Served versions, highest priority first.
-    fn versions(&self) -> &'static [VersionDecl];
-    fn storage_version(&self) -> &'static str;
-
-    /// What the kind is, the `description` of its schema.
-    fn description(&self) -> &'static str;
+    /// The kind's names and versions.
+    fn decl(&self) -> &'static KindDecl;
     /// The kind's own top-level schema properties in `version` (`spec`, `status`, …), without
     /// `apiVersion`, `kind` and `metadata`, which `schema` adds.
     fn properties(&self, version: &str) -> Value;
@@ -61,7 +71,7 @@ pub trait Resource: Send + Sync + 'static {
         }
         json!({
             "type": "object",
-            "description": self.description(),
+            "description": self.decl().description,
             "properties": properties,
             "x-kubernetes-group-version-kind": [{"group": GROUP, "kind": self.kind(), "version": version}],
         })
@@ -139,6 +149,25 @@ pub trait Resource: Send + Sync + 'static {
         Value::Object(out)
     }
 
+    fn plural(&self) -> &'static str {
+        self.decl().plural
+    }
+    fn singular(&self) -> &'static str {
+        self.decl().singular
+    }
+    fn kind(&self) -> &'static str {
+        self.decl().kind
+    }
+    fn namespaced(&self) -> bool {
+        self.decl().namespaced
+    }
+    /// Served versions, highest priority first.
+    fn versions(&self) -> &'static [VersionDecl] {
+        self.decl().versions
+    }
+    fn storage_version(&self) -> &'static str {
+        self.decl().storage_version
+    }
     fn group_resource(&self) -> GroupResource {
         GroupResource::new(GROUP, self.plural())
     }

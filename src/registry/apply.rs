@@ -40,21 +40,7 @@ impl Store {
             ));
         };
         // WriteOptions::parse has already refused an invalid fieldManager.
-        let (mut config, dupes) = decode_config(ctx, body)?;
-        // Apply is always strict about unknown fields (SMD's typed conversion refuses them),
-        // whatever fieldValidation says; duplicates follow fieldValidation.
-        let schema = ctx.resource.schema(ctx.version);
-        if let Some(u) = decode::unknown_fields(&config, &schema, super::definitions()).first() {
-            return Err(ApiError::bad_request(format!(
-                "failed to create typed patch object ({api_version}, Kind={kind}; {ns}/{n}): .{u}: field not declared in schema",
-                api_version = ctx.api_version(),
-                kind = ctx.resource.kind(),
-                ns = ctx.namespace,
-                n = meta_str(&config, "name"),
-            )));
-        }
-        check_fields(ctx, &mut config, dupes, validation, true)?;
-
+        let config = typed_config(ctx, body, validation)?;
         let r = ctx.resource;
         let api_version = ctx.api_version();
         let convert = |obj: &Value, to: &str| ctx.convert(obj, to);
@@ -103,6 +89,25 @@ impl Store {
         })
         .await
     }
+}
+
+/// The applied configuration, decoded and checked against the kind's schema. Apply is always
+/// strict about unknown fields (SMD's typed conversion refuses them), whatever fieldValidation
+/// says; duplicates follow fieldValidation.
+fn typed_config(ctx: &Ctx<'_>, body: &[u8], validation: FieldValidation) -> ApiResult<Value> {
+    let (mut config, dupes) = decode_config(ctx, body)?;
+    let schema = ctx.resource.schema(ctx.version);
+    if let Some(u) = decode::unknown_fields(&config, &schema, super::definitions()).first() {
+        return Err(ApiError::bad_request(format!(
+            "failed to create typed patch object ({api_version}, Kind={kind}; {ns}/{n}): .{u}: field not declared in schema",
+            api_version = ctx.api_version(),
+            kind = ctx.resource.kind(),
+            ns = ctx.namespace,
+            n = meta_str(&config, "name"),
+        )));
+    }
+    check_fields(ctx, &mut config, dupes, validation, true)?;
+    Ok(config)
 }
 
 /// The applied configuration: YAML or JSON, a full object of the URL's version and kind, with
