@@ -244,6 +244,7 @@ static ALL: OnceLock<Vec<&'static dyn Resource>> = OnceLock::new();
 /// already served (the same kind again) is a no-op. Errors when the plural is taken by another
 /// kind, or when serving has started and the set of kinds is fixed.
 pub fn register(kind: &'static dyn Resource) -> Result<(), String> {
+    check_decl(kind.decl())?;
     let plural = kind.plural();
     let served = |list: &[&'static dyn Resource]| -> Result<bool, String> {
         match list.iter().find(|r| r.plural() == plural) {
@@ -271,6 +272,32 @@ pub fn register(kind: &'static dyn Resource) -> Result<(), String> {
     Ok(())
 }
 
+/// A kind can be served only in the group's versions, and must be stored in one it serves.
+fn check_decl(d: &KindDecl) -> Result<(), String> {
+    if d.versions.is_empty() {
+        return Err(format!("{} serves no version", d.kind));
+    }
+    if let Some(v) = d
+        .versions
+        .iter()
+        .find(|v| !GROUP_VERSIONS.contains(&v.name))
+    {
+        return Err(format!(
+            "{} serves {}, which is not a version of {GROUP} ({})",
+            d.kind,
+            v.name,
+            GROUP_VERSIONS.join(", ")
+        ));
+    }
+    if !d.versions.iter().any(|v| v.name == d.storage_version) {
+        return Err(format!(
+            "{} is stored in {}, a version it does not serve",
+            d.kind, d.storage_version
+        ));
+    }
+    Ok(())
+}
+
 /// The resources this server serves, in discovery order (sorted by plural name).
 pub fn resources() -> &'static [&'static dyn Resource] {
     ALL.get_or_init(|| {
@@ -288,3 +315,44 @@ pub fn resource(plural: &str) -> Option<&'static dyn Resource> {
 
 /// Served versions of the group, highest priority first (v1beta1 is preferred, as in Go).
 pub const GROUP_VERSIONS: &[&str] = &["v1beta1", "v1alpha1"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_kinds_are_well_declared() {
+        for r in BUILT_IN {
+            assert_eq!(check_decl(r.decl()), Ok(()), "{}", r.kind());
+        }
+    }
+
+    #[test]
+    fn kinds_outside_the_group_versions_are_refused() {
+        static V2: [VersionDecl; 1] = [VersionDecl {
+            name: "v2",
+            deprecation_warning: None,
+        }];
+        let mut d = KindDecl {
+            kind: "Wurst",
+            plural: "wursts",
+            singular: "wurst",
+            namespaced: false,
+            versions: &V2,
+            storage_version: "v2",
+            description: "",
+        };
+        assert_eq!(
+            check_decl(&d).unwrap_err(),
+            "Wurst serves v2, which is not a version of wardle.example.com (v1beta1, v1alpha1)"
+        );
+        d.versions = fischer::Fischer.versions();
+        d.storage_version = "v1beta1";
+        assert_eq!(
+            check_decl(&d).unwrap_err(),
+            "Wurst is stored in v1beta1, a version it does not serve"
+        );
+        d.versions = &[];
+        assert_eq!(check_decl(&d).unwrap_err(), "Wurst serves no version");
+    }
+}

@@ -13,4 +13,5 @@ pub mod meta;
 pub mod names;
 pub mod options;
 pub mod patch;
+pub mod query;
 pub mod status;

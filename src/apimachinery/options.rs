@@ -3,8 +3,8 @@
 
 use super::fields::{self, FieldSelector};
 use super::labels::{self, Selector};
+use super::query::{parse_bool, query_params};
 use super::status::{ApiError, ApiResult, FieldError};
-use crate::http::request_info::{parse_bool, query_params};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
