@@ -5,7 +5,7 @@ use crate::admission::informer::Informer;
 use crate::admission::namespace::{NamespaceLifecycle, Namespaces};
 use crate::admission::policy::Policies;
 use crate::admission::webhook::Webhooks;
-use crate::app::AppState;
+use crate::api::{self, Resource};
 use crate::authn::source::{AuthnSources, RequestHeaderFlags};
 use crate::authn::{Authenticator, TokenReviewAuthenticator};
 use crate::authz::Authorizer;
@@ -13,6 +13,7 @@ use crate::authz::webhook::SubjectAccessReviewer;
 use crate::config::Config;
 use crate::http::health::{Check, Health};
 use crate::http::limits::Limits;
+use crate::app::AppState;
 use crate::http::router::router;
 use crate::kubeclient;
 use crate::registry::Store;
@@ -33,10 +34,19 @@ use tokio::net::TcpSocket;
 /// file or database is touched), then the database (waited for up to `--storage-wait`), the
 /// certificates and kubeconfig, the watch cache; then serving. Errors name the cause and the fix.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_with(config, &[]).await
+}
+
+/// `run`, serving `kinds` next to the built-in ones (`api::register`): the way a program
+/// embedding wardle (or a test) adds a kind. Each gets discovery, OpenAPI, Table, watch and SQL
+/// storage from the generic machinery.
+pub async fn run_with(config: Config, kinds: &[&'static dyn Resource]) -> anyhow::Result<()> {
+    for kind in kinds {
+        api::register(*kind).map_err(anyhow::Error::msg)?;
+    }
     tls::server::install_crypto_provider();
     config.validate()?;
     let (socket, addr) = reserve_port(&config.bind_address, config.secure_port)?;
-    let port = addr.port();
     // Then audit, so a bad policy or audit flag stops startup before anything else is touched.
     let auditor = crate::audit::Auditor::from_options(&config.audit)
         .await
@@ -47,36 +57,84 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.cert_dir.display()
         )
     })?;
-
     let url = config.database_url();
     tracing::info!(database = %redact(&url), "using database");
     let storage = open_storage(&url, config.storage_wait).await?;
+    let identity = ServingIdentity::load(&config, addr.port())?;
+    let clients = Clients::connect(&config).await?;
+    let authenticator = authenticator(&config, &clients, identity.client_cas.clone()).await?;
+    let authorizer = authorizer(&config, clients.authz.clone())?;
+    // Go's enabledPluginNames: every plugin is on unless disabled; an explicit enable wins.
+    let disabled = |name: &str| !config.admission_plugin_enabled(name);
+    let admission = admission_chain(clients.core.clone(), &disabled);
+    let cache = WatchCache::start(storage.clone())
+        .await
+        .context("starting the watch cache")?;
+    let compaction = start_compaction(&config, &storage);
+    let state = Arc::new(AppState {
+        store: Store::new(storage.clone(), cache, admission),
+        compaction,
+        health: Health::new(vec![("storage".to_string(), storage_check(&storage))])
+            .not_for_liveness("storage"),
+        authenticator,
+        authorizer: Arc::new(authorizer),
+        auditor: auditor.clone(),
+        external_address: format!("{}:{}", config.external_hostname, addr.port()),
+        shutting_down: AtomicBool::new(false),
+        limits: Limits::new(
+            config.max_requests_inflight,
+            config.max_mutating_requests_inflight,
+            config.request_timeout,
+        ),
+    });
+    serve(&config, socket, addr, state, identity).await?;
+    if let Some(a) = &auditor {
+        // Buffered audit events are sent before exit (Go's backend Shutdown).
+        a.shutdown(Duration::from_secs(10)).await;
+    }
+    storage.close().await;
+    Ok(())
+}
 
-    // Serving cert and client CAs: given by flags, or made here (standalone mode).
-    let mut client_cas: Vec<u8> = Vec::new();
-    let public_url = format!("https://{}:{port}", url_host(&config.external_hostname));
-    let (cert_pem, key_pem, cert_paths, kubeconfig) = if config.standalone() {
-        let pki = tls::pki::ensure_standalone(
-            &config.cert_dir,
-            std::slice::from_ref(&config.external_hostname),
-        )?;
-        let kubeconfig = config.cert_dir.join("admin.kubeconfig");
-        tls::pki::write_kubeconfig(
-            &kubeconfig,
-            &public_url,
-            &pki.ca_pem,
-            &pki.admin_cert_pem,
-            &pki.admin_key_pem,
-            "wardle",
-        )?;
-        client_cas.extend_from_slice(pki.ca_pem.as_bytes());
-        (
-            pki.serving_cert_pem.into_bytes(),
-            pki.serving_key_pem.into_bytes(),
-            (pki.serving_cert_path, pki.serving_key_path),
-            Some(kubeconfig),
-        )
-    } else {
+/// The serving certificate and key (given by flags, or made here in standalone mode with a CA,
+/// an admin client certificate and a kubeconfig), and the client CAs standalone mode trusts.
+struct ServingIdentity {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    /// Watched for rotation.
+    cert_paths: (std::path::PathBuf, std::path::PathBuf),
+    /// The admin kubeconfig written in standalone mode.
+    kubeconfig: Option<std::path::PathBuf>,
+    client_cas: Vec<u8>,
+    public_url: String,
+}
+
+impl ServingIdentity {
+    fn load(config: &Config, port: u16) -> anyhow::Result<ServingIdentity> {
+        let public_url = format!("https://{}:{port}", url_host(&config.external_hostname));
+        if config.standalone() {
+            let pki = tls::pki::ensure_standalone(
+                &config.cert_dir,
+                std::slice::from_ref(&config.external_hostname),
+            )?;
+            let kubeconfig = config.cert_dir.join("admin.kubeconfig");
+            tls::pki::write_kubeconfig(
+                &kubeconfig,
+                &public_url,
+                &pki.ca_pem,
+                &pki.admin_cert_pem,
+                &pki.admin_key_pem,
+                "wardle",
+            )?;
+            return Ok(ServingIdentity {
+                cert_pem: pki.serving_cert_pem.into_bytes(),
+                key_pem: pki.serving_key_pem.into_bytes(),
+                cert_paths: (pki.serving_cert_path, pki.serving_key_path),
+                kubeconfig: Some(kubeconfig),
+                client_cas: pki.ca_pem.into_bytes(),
+                public_url,
+            });
+        }
         let cert = config.tls_cert_file.as_ref().expect("standalone() checked");
         let key = config
             .tls_private_key_file
@@ -90,27 +148,49 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 )
             })
         };
-        (
-            read("--tls-cert-file", cert)?,
-            read("--tls-private-key-file", key)?,
-            (cert.clone(), key.clone()),
-            None,
-        )
-    };
+        Ok(ServingIdentity {
+            cert_pem: read("--tls-cert-file", cert)?,
+            key_pem: read("--tls-private-key-file", key)?,
+            cert_paths: (cert.clone(), key.clone()),
+            kubeconfig: None,
+            client_cas: Vec::new(),
+            public_url,
+        })
+    }
+}
 
-    // Clients of the core cluster (delegated authn/authz, namespaces); None when standalone.
-    let authn_client = kubeclient::client_for(
-        config.authentication_kubeconfig.as_deref(),
-        "--authentication-kubeconfig",
-    )
-    .await?;
-    let authz_client = kubeclient::client_for(
-        config.authorization_kubeconfig.as_deref(),
-        "--authorization-kubeconfig",
-    )
-    .await?;
-    let core_client = kubeclient::client_for(config.kubeconfig.as_deref(), "--kubeconfig").await?;
+/// Clients of the core cluster (delegated authn/authz, namespaces); None when standalone.
+struct Clients {
+    authn: Option<kube::Client>,
+    authz: Option<kube::Client>,
+    core: Option<kube::Client>,
+}
 
+impl Clients {
+    async fn connect(config: &Config) -> anyhow::Result<Clients> {
+        Ok(Clients {
+            authn: kubeclient::client_for(
+                config.authentication_kubeconfig.as_deref(),
+                "--authentication-kubeconfig",
+            )
+            .await?,
+            authz: kubeclient::client_for(
+                config.authorization_kubeconfig.as_deref(),
+                "--authorization-kubeconfig",
+            )
+            .await?,
+            core: kubeclient::client_for(config.kubeconfig.as_deref(), "--kubeconfig").await?,
+        })
+    }
+}
+
+/// The authenticator from the flags and the cluster's authentication ConfigMap (kept fresh in
+/// the background); TokenReview when a cluster is attached.
+async fn authenticator(
+    config: &Config,
+    clients: &Clients,
+    client_cas: Vec<u8>,
+) -> anyhow::Result<Arc<Authenticator>> {
     let sources = AuthnSources {
         client_ca_file: config.client_ca_file.clone(),
         extra_client_ca_pem: (!client_cas.is_empty()).then_some(client_cas),
@@ -125,7 +205,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cluster: if config.authentication_skip_lookup {
             None
         } else {
-            authn_client.clone()
+            clients.authn.clone()
         },
         anonymous: true,
     };
@@ -143,7 +223,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Err(e) => return Err(e.context("loading the authentication configuration")),
     };
     let mut authenticator = Authenticator::with_config(&authn_config)?;
-    if let Some(c) = &authn_client {
+    if let Some(c) = &clients.authn {
         authenticator = authenticator.with_token_reviews(TokenReviewAuthenticator::new(
             c.clone(),
             config.authentication_token_webhook_cache_ttl,
@@ -155,66 +235,71 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         authn_config,
         config.config_reload_interval,
     ));
+    Ok(authenticator)
+}
+
+/// system:masters and the always-allowed paths; SubjectAccessReview when a cluster is attached.
+fn authorizer(config: &Config, client: Option<kube::Client>) -> anyhow::Result<Authorizer> {
     let mut authorizer = Authorizer::with_groups(
         &["system:masters".to_string()],
         &config.authorization_always_allow_paths,
     )?;
-    if let Some(c) = authz_client {
+    if let Some(c) = client {
         authorizer = authorizer.with_webhook(SubjectAccessReviewer::new(
             c,
             config.authorization_webhook_cache_authorized_ttl,
             config.authorization_webhook_cache_unauthorized_ttl,
         ));
     }
+    Ok(authorizer)
+}
 
-    // Go's enabledPluginNames: every plugin is on unless disabled; an explicit enable wins.
-    let disabled = |name: &str| !config.admission_plugin_enabled(name);
-    let admission = admission_chain(core_client, &disabled);
-    let cache = WatchCache::start(storage.clone())
-        .await
-        .context("starting the watch cache")?;
-    let compaction_stats = Arc::new(CompactionStats::default());
+/// Starts background compaction unless `--compaction-interval` is 0; its figures for /metrics.
+fn start_compaction(config: &Config, storage: &Storage) -> Arc<CompactionStats> {
+    let stats = Arc::new(CompactionStats::default());
     if !config.compaction_interval.is_zero() {
         compaction::spawn(
             storage.clone(),
             config.compaction_interval,
             config.history_retention,
-            compaction_stats.clone(),
+            stats.clone(),
         );
     }
-    let store = Store::new(storage.clone(), cache.clone(), admission);
-    let health_storage = storage.clone();
-    let storage_check: Check = Arc::new(move || {
-        let s = health_storage.clone();
-        async move { s.ready().await.map_err(|e| e.to_string()) }.boxed()
-    });
-    let state = Arc::new(AppState {
-        store,
-        compaction: compaction_stats,
-        health: Health::new(vec![("storage".to_string(), storage_check)])
-            .not_for_liveness("storage"),
-        authenticator: authenticator.clone(),
-        authorizer: Arc::new(authorizer),
-        auditor: auditor.clone(),
-        external_address: format!("{}:{port}", config.external_hostname),
-        shutting_down: AtomicBool::new(false),
-        limits: Limits::new(
-            config.max_requests_inflight,
-            config.max_mutating_requests_inflight,
-            config.request_timeout,
-        ),
-    });
+    stats
+}
 
+/// The readiness check of the database.
+fn storage_check(storage: &Storage) -> Check {
+    let storage = storage.clone();
+    Arc::new(move || {
+        let s = storage.clone();
+        async move { s.ready().await.map_err(|e| e.to_string()) }.boxed()
+    })
+}
+
+/// Serves HTTPS on the reserved socket until SIGTERM/SIGINT, reloading the serving certificate
+/// when its files change, then drains for up to 10 s.
+async fn serve(
+    config: &Config,
+    socket: TcpSocket,
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    identity: ServingIdentity,
+) -> anyhow::Result<()> {
+    let authenticator = state.authenticator.clone();
     let hints = authenticator.ca_bundles();
     let hint_refs: Vec<&[u8]> = hints.iter().map(Vec::as_slice).collect();
-    let tls_config = tls::server::server_config_with_ca_hints(&cert_pem, &key_pem, &hint_refs)?;
+    let tls_config = tls::server::server_config_with_ca_hints(
+        &identity.cert_pem,
+        &identity.key_pem,
+        &hint_refs,
+    )?;
     let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config));
-    let hints_of = authenticator.clone();
     tokio::spawn(tls::server::watch_serving_files(
         rustls.clone(),
-        cert_paths.0,
-        cert_paths.1,
-        Arc::new(move || hints_of.ca_bundles()),
+        identity.cert_paths.0,
+        identity.cert_paths.1,
+        Arc::new(move || authenticator.ca_bundles()),
         config.config_reload_interval,
     ));
     let handle = axum_server::Handle::new();
@@ -233,33 +318,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .first_request_timeout(config.http_header_read_timeout);
     tls::server::bound_connections(server.http_builder(), config.http_header_read_timeout);
     let server = server.serve(app.into_make_service_with_connect_info::<SocketAddr>());
-    let shutdown_state = state.clone();
-    let shutdown_handle = handle.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        shutdown_state.shut_down();
-        shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
-    tokio::spawn(async move {
-        if let Some(addr) = handle.listening().await {
-            tracing::info!(url = %public_url, listen = %addr, "serving");
-            if let Some(kc) = &kubeconfig {
-                let kc = kc.display();
-                tracing::info!(
-                    kubeconfig = %kc,
-                    "admin kubeconfig written (try: kubectl --kubeconfig {kc} get flunders -A)"
-                );
-            }
+    tokio::spawn(shut_down_on_signal(state, handle.clone()));
+    tokio::spawn(announce(handle, identity.public_url, identity.kubeconfig));
+    server.await.context("serving")
+}
+
+/// On SIGTERM/SIGINT: fail readiness, end watch streams (so the graceful drain isn't held open
+/// by them) and drain for up to 10 s.
+async fn shut_down_on_signal(state: Arc<AppState>, handle: axum_server::Handle<SocketAddr>) {
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    state.shut_down();
+    handle.graceful_shutdown(Some(Duration::from_secs(10)));
+}
+
+/// Logs the URL (and the admin kubeconfig) once the listener is up.
+async fn announce(
+    handle: axum_server::Handle<SocketAddr>,
+    public_url: String,
+    kubeconfig: Option<std::path::PathBuf>,
+) {
+    if let Some(addr) = handle.listening().await {
+        tracing::info!(url = %public_url, listen = %addr, "serving");
+        if let Some(kc) = &kubeconfig {
+            let kc = kc.display();
+            tracing::info!(
+                kubeconfig = %kc,
+                "admin kubeconfig written (try: kubectl --kubeconfig {kc} get flunders -A)"
+            );
         }
-    });
-    server.await.context("serving")?;
-    if let Some(a) = &auditor {
-        // Buffered audit events are sent before exit (Go's backend Shutdown).
-        a.shutdown(Duration::from_secs(10)).await;
     }
-    storage.close().await;
-    Ok(())
 }
 
 /// IPv6 literals need brackets in URLs and socket addresses.

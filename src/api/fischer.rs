@@ -1,17 +1,25 @@
 //! Fischer (cluster-scoped, v1alpha1 only): a list of Flunder names that may not be created.
 
-use super::{Column, GROUP, Resource, VersionDecl};
+use super::{Column, KindDecl, Resource, VersionDecl};
 use crate::apimachinery::status::FieldError;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 pub struct Fischer;
 
-static VERSIONS: [VersionDecl; 1] = [VersionDecl {
-    name: "v1alpha1",
-    deprecation_warning: Some(
-        "wardle.example.com/v1alpha1 Fischer is deprecated in v1.3+, unavailable in v1.10+",
-    ),
-}];
+static DECL: KindDecl = KindDecl {
+    kind: "Fischer",
+    plural: "fischers",
+    singular: "fischer",
+    namespaced: false,
+    versions: &[VersionDecl {
+        name: "v1alpha1",
+        deprecation_warning: Some(
+            "wardle.example.com/v1alpha1 Fischer is deprecated in v1.3+, unavailable in v1.10+",
+        ),
+    }],
+    storage_version: "v1alpha1",
+    description: "Fischer is an example cluster-scoped resource listing Flunder names that may not be created.",
+};
 
 /// The names a Fischer bans (BanFlunder admission and the table use it).
 pub fn disallowed(obj: &Value) -> Vec<&str> {
@@ -22,63 +30,19 @@ pub fn disallowed(obj: &Value) -> Vec<&str> {
 }
 
 impl Resource for Fischer {
-    fn plural(&self) -> &'static str {
-        "fischers"
-    }
-    fn singular(&self) -> &'static str {
-        "fischer"
-    }
-    fn kind(&self) -> &'static str {
-        "Fischer"
-    }
-    fn namespaced(&self) -> bool {
-        false
-    }
-    fn versions(&self) -> &'static [VersionDecl] {
-        &VERSIONS
-    }
-    fn storage_version(&self) -> &'static str {
-        "v1alpha1"
+    fn decl(&self) -> &'static KindDecl {
+        &DECL
     }
 
-    fn schema(&self, version: &str) -> Value {
+    fn properties(&self, _version: &str) -> Value {
         json!({
-            "type": "object",
-            "description": "Fischer is an example cluster-scoped resource listing Flunder names that may not be created.",
-            "properties": {
-                "apiVersion": super::meta_schema::api_version_prop(),
-                "kind": super::meta_schema::kind_prop(),
-                "metadata": super::meta_schema::object_meta_ref(),
-                "disallowedFlunders": {
-                    "type": "array",
-                    "description": "disallowedFlunders holds a list of Flunder names that are not allowed to be created.",
-                    "items": {"type": "string", "default": ""},
-                    "x-kubernetes-list-type": "atomic",
-                },
+            "disallowedFlunders": {
+                "type": "array",
+                "description": "disallowedFlunders holds a list of Flunder names that are not allowed to be created.",
+                "items": {"type": "string", "default": ""},
+                "x-kubernetes-list-type": "atomic",
             },
-            "x-kubernetes-group-version-kind": [{"group": GROUP, "kind": "Fischer", "version": version}],
         })
-    }
-
-    fn to_hub(&self, _version: &str, mut obj: Value) -> Value {
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-        obj
-    }
-
-    fn hub_to_version(&self, version: &str, hub: Value) -> Value {
-        let mut out = Map::new();
-        out.insert("kind".into(), json!("Fischer"));
-        out.insert("apiVersion".into(), json!(format!("{GROUP}/{version}")));
-        if let Value::Object(m) = hub {
-            out.extend(
-                m.into_iter()
-                    .filter(|(k, _)| k != "kind" && k != "apiVersion"),
-            );
-        }
-        Value::Object(out)
     }
 
     fn validate(&self, hub: &Value) -> Vec<FieldError> {

@@ -4,7 +4,7 @@
 //! v1alpha1 spec: `{reference, referenceType}`; `reference` means whichever kind `referenceType` names.
 //! Storage version: v1alpha1 (as in Go, so storageVersionHash matches), lossless for valid objects.
 
-use super::{Column, GROUP, Resource, VersionDecl};
+use super::{Column, KindDecl, Resource, VersionDecl};
 use crate::apimachinery::status::FieldError;
 use serde_json::{Map, Value, json};
 
@@ -13,18 +13,27 @@ pub struct Flunder;
 const FLUNDER: &str = "Flunder";
 const FISCHER: &str = "Fischer";
 
-static VERSIONS: [VersionDecl; 2] = [
-    VersionDecl {
-        name: "v1beta1",
-        deprecation_warning: None,
-    },
-    VersionDecl {
-        name: "v1alpha1",
-        deprecation_warning: Some(
-            "wardle.example.com/v1alpha1 Flunder is deprecated in v1.3+, unavailable in v1.10+",
-        ),
-    },
-];
+static DECL: KindDecl = KindDecl {
+    kind: FLUNDER,
+    plural: "flunders",
+    singular: "flunder",
+    namespaced: true,
+    versions: &[
+        VersionDecl {
+            name: "v1beta1",
+            deprecation_warning: None,
+        },
+        VersionDecl {
+            name: "v1alpha1",
+            deprecation_warning: Some(
+                "wardle.example.com/v1alpha1 Flunder is deprecated in v1.3+, unavailable in v1.10+",
+            ),
+        },
+    ],
+    // As in Go, so storageVersionHash matches.
+    storage_version: "v1alpha1",
+    description: "Flunder is an example namespaced resource that may refer to another Flunder or to a Fischer.",
+};
 
 fn str_at<'a>(obj: &'a Value, path: &[&str]) -> &'a str {
     let mut v = obj;
@@ -46,8 +55,6 @@ fn put(spec: &mut Map<String, Value>, key: &str, val: &str) {
 /// Rebuild an object around a new spec: metadata kept, status always present (Go emits `status:{}`).
 fn with_spec(mut obj: Value, spec: Map<String, Value>) -> Value {
     let map = obj.as_object_mut().expect("objects are JSON objects");
-    map.remove("apiVersion");
-    map.remove("kind");
     let status = map.remove("status").unwrap_or_else(|| json!({}));
     map.insert("spec".into(), Value::Object(spec));
     map.insert(
@@ -62,26 +69,11 @@ fn with_spec(mut obj: Value, spec: Map<String, Value>) -> Value {
 }
 
 impl Resource for Flunder {
-    fn plural(&self) -> &'static str {
-        "flunders"
-    }
-    fn singular(&self) -> &'static str {
-        "flunder"
-    }
-    fn kind(&self) -> &'static str {
-        FLUNDER
-    }
-    fn namespaced(&self) -> bool {
-        true
-    }
-    fn versions(&self) -> &'static [VersionDecl] {
-        &VERSIONS
-    }
-    fn storage_version(&self) -> &'static str {
-        "v1alpha1"
+    fn decl(&self) -> &'static KindDecl {
+        &DECL
     }
 
-    fn schema(&self, version: &str) -> Value {
+    fn properties(&self, version: &str) -> Value {
         let ref_type = json!({
             "type": "string",
             "description": "referenceType is the type of the referenced object: Flunder or Fischer.",
@@ -100,16 +92,8 @@ impl Resource for Flunder {
             })
         };
         json!({
-            "type": "object",
-            "description": "Flunder is an example namespaced resource that may refer to another Flunder or to a Fischer.",
-            "properties": {
-                "apiVersion": super::meta_schema::api_version_prop(),
-                "kind": super::meta_schema::kind_prop(),
-                "metadata": super::meta_schema::object_meta_ref(),
-                "spec": {"type": "object", "description": "spec is what the Flunder refers to.", "properties": spec_props},
-                "status": {"type": "object", "description": "status of the Flunder (no fields yet)."},
-            },
-            "x-kubernetes-group-version-kind": [{"group": GROUP, "kind": FLUNDER, "version": version}],
+            "spec": {"type": "object", "description": "spec is what the Flunder refers to.", "properties": spec_props},
+            "status": {"type": "object", "description": "status of the Flunder (no fields yet)."},
         })
     }
 
@@ -144,7 +128,7 @@ impl Resource for Flunder {
         Vec::new()
     }
 
-    fn to_hub(&self, version: &str, obj: Value) -> Value {
+    fn body_to_hub(&self, version: &str, obj: Value) -> Value {
         let mut spec = Map::new();
         let t = str_at(&obj, &["spec", "referenceType"]).to_string();
         if version == "v1alpha1" {
@@ -173,7 +157,7 @@ impl Resource for Flunder {
         with_spec(obj, spec)
     }
 
-    fn hub_to_version(&self, version: &str, hub: Value) -> Value {
+    fn body_from_hub(&self, version: &str, hub: Value) -> Value {
         let mut spec = Map::new();
         let t = str_at(&hub, &["spec", "referenceType"]).to_string();
         if version == "v1alpha1" {
@@ -197,14 +181,7 @@ impl Resource for Flunder {
             );
         }
         put(&mut spec, "referenceType", &t);
-        let body = with_spec(hub, spec);
-        let mut out = Map::new();
-        out.insert("kind".into(), json!(FLUNDER));
-        out.insert("apiVersion".into(), json!(format!("{GROUP}/{version}")));
-        if let Value::Object(m) = body {
-            out.extend(m);
-        }
-        Value::Object(out)
+        with_spec(hub, spec)
     }
 
     fn validate(&self, hub: &Value) -> Vec<FieldError> {

@@ -8,16 +8,14 @@
 use crate::apimachinery::gofmt::go_quote;
 use crate::apimachinery::managed_fields::{
     Comparison, Entry, FieldSet, PathElement, atomic_item, cap_update_managers, children, compare,
-    decode_entries, path_string, strip_meta, write_entries,
+    decode_entries, diff, path_string, strip_meta, write_entries,
 };
 use crate::apimachinery::patch::{ListStrategy, list_strategy};
 use crate::apimachinery::status::{ApiError, Reason, StatusCause, StatusDetails};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Converts a full object (carrying its `apiVersion`) to another apiVersion
-/// (`wardle.example.com/v1beta1`); None when that version is not served.
-pub type Convert<'a> = &'a (dyn Fn(&Value, &str) -> Option<Value> + Sync);
+pub use crate::apimachinery::managed_fields::Convert;
 
 /// One apply request.
 pub struct Apply<'a> {
@@ -402,16 +400,7 @@ fn allowed_from_last_applied(live: &Value, req: &Apply<'_>) -> FieldSet {
             None => return FieldSet::new(),
         }
     };
-    let mut cmp = Comparison::default();
-    compare(
-        &mut Vec::new(),
-        &mut Vec::new(),
-        Some(&last),
-        Some(live),
-        &strategy,
-        &mut cmp,
-        0,
-    );
+    let cmp = diff(&last, live);
     applied_set(&last)
         .difference(&cmp.modified)
         .difference(&cmp.removed)
@@ -451,63 +440,20 @@ fn apply_now(live: &Value, config: &Value, req: &Apply<'_>) -> Result<Value, Api
         merged = prune(merged, &entries, &applied_full, last, req);
     }
 
-    // Ownership: every other manager, asked in its own version (SMD `Updater.update`).
-    let mut old_cache = BTreeMap::new();
-    let mut new_cache = BTreeMap::new();
-    let mut comparisons: BTreeMap<String, Option<Comparison>> = BTreeMap::new();
-    let mut conflicts: Vec<(String, Vec<PathElement>)> = Vec::new();
-    let mut taken: Vec<(usize, FieldSet)> = Vec::new();
-    let mut drop_entries = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let cmp = comparisons.entry(e.api_version.clone()).or_insert_with(|| {
-            let old = converted(&mut old_cache, &live_clean, &e.api_version, req)?.clone();
-            let new = converted(&mut new_cache, &merged, &e.api_version, req)?;
-            let mut c = Comparison::default();
-            compare(
-                &mut Vec::new(),
-                &mut Vec::new(),
-                Some(&old),
-                Some(new),
-                &strategy,
-                &mut c,
-                0,
-            );
-            Some(c)
-        });
-        let Some(cmp) = cmp else {
-            // Go drops managers of versions it cannot convert to.
-            drop_entries.push(i);
-            continue;
-        };
-        let changed = cmp.modified.union(&cmp.added);
-        let conflict = e.set.intersection(&changed);
-        for p in conflict.paths() {
-            conflicts.push((print_manager(e), p));
-        }
-        taken.push((i, conflict.union(&cmp.removed)));
-    }
-    if !conflicts.is_empty() && !req.force {
-        // kubectl's first server-side apply of an object it managed client-side may take the
-        // fields its last-applied-configuration still describes (AS `lastAppliedManager`).
-        if req.manager == "kubectl" {
-            let allowed = allowed_from_last_applied(&live_clean, req);
-            conflicts.retain(|(_, p)| !allowed.contains(p));
-        }
-        if !conflicts.is_empty() {
-            let mut named: Vec<(String, String)> = conflicts
-                .iter()
-                .map(|(m, p)| (m.clone(), path_string(p)))
-                .collect();
-            named.sort();
-            return Err(conflict_error(&named));
-        }
+    let Ownership {
+        conflicts,
+        taken,
+        unconvertible,
+    } = ownership(&entries, &live_clean, &merged, req);
+    if !req.force {
+        refuse_conflicts(conflicts, &live_clean, req)?;
     }
     for (i, set) in taken {
         entries[i].set = entries[i].set.difference(&set);
     }
     let mut i = 0;
     entries.retain(|e| {
-        let keep = !drop_entries.contains(&i) && !e.set.is_empty();
+        let keep = !unconvertible.contains(&i) && !e.set.is_empty();
         i += 1;
         keep
     });
@@ -531,6 +477,70 @@ fn apply_now(live: &Value, config: &Value, req: &Apply<'_>) -> Result<Value, Api
     }
     write_entries(&mut merged, entries);
     Ok(merged)
+}
+
+/// What the other managers' entries lose to an apply, and where they object.
+struct Ownership {
+    /// (manager as printed, path) of each field another manager owns that the apply changes.
+    conflicts: Vec<(String, Vec<PathElement>)>,
+    /// Per entry index: the fields it no longer owns (changed or removed by the apply).
+    taken: Vec<(usize, FieldSet)>,
+    /// Entries of versions that cannot be converted to (Go drops those managers).
+    unconvertible: Vec<usize>,
+}
+
+/// Every other manager, asked in its own version (SMD `Updater.update`): which of its fields the
+/// apply changes (`live` → `merged`).
+fn ownership(entries: &[Entry], live: &Value, merged: &Value, req: &Apply<'_>) -> Ownership {
+    let mut old_cache = BTreeMap::new();
+    let mut new_cache = BTreeMap::new();
+    let mut comparisons: BTreeMap<String, Option<Comparison>> = BTreeMap::new();
+    let mut out = Ownership {
+        conflicts: Vec::new(),
+        taken: Vec::new(),
+        unconvertible: Vec::new(),
+    };
+    for (i, e) in entries.iter().enumerate() {
+        let cmp = comparisons.entry(e.api_version.clone()).or_insert_with(|| {
+            let old = converted(&mut old_cache, live, &e.api_version, req)?.clone();
+            let new = converted(&mut new_cache, merged, &e.api_version, req)?;
+            Some(diff(&old, new))
+        });
+        let Some(cmp) = cmp else {
+            out.unconvertible.push(i);
+            continue;
+        };
+        let changed = cmp.modified.union(&cmp.added);
+        let conflict = e.set.intersection(&changed);
+        for p in conflict.paths() {
+            out.conflicts.push((print_manager(e), p));
+        }
+        out.taken.push((i, conflict.union(&cmp.removed)));
+    }
+    out
+}
+
+/// 409 for the conflicts of an unforced apply. kubectl's first server-side apply of an object
+/// it managed client-side may take the fields its last-applied-configuration still describes
+/// (AS `lastAppliedManager`).
+fn refuse_conflicts(
+    mut conflicts: Vec<(String, Vec<PathElement>)>,
+    live: &Value,
+    req: &Apply<'_>,
+) -> Result<(), ApiError> {
+    if !conflicts.is_empty() && req.manager == "kubectl" {
+        let allowed = allowed_from_last_applied(live, req);
+        conflicts.retain(|(_, p)| !allowed.contains(p));
+    }
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let mut named: Vec<(String, String)> = conflicts
+        .iter()
+        .map(|(m, p)| (m.clone(), path_string(p)))
+        .collect();
+    named.sort();
+    Err(conflict_error(&named))
 }
 
 #[cfg(test)]

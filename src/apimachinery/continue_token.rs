@@ -78,33 +78,7 @@ fn decode_inner(token: &str, all_namespaces: bool) -> Result<ContinueToken, Stri
         ));
     };
 
-    // encoding/json matches field names case-insensitively and ignores unknown ones and nulls.
-    let mut version = String::new();
-    let mut rv: i64 = 0;
-    let mut start = String::new();
-    for (k, v) in obj {
-        let k = k.to_ascii_lowercase();
-        if v.is_null() {
-            continue;
-        }
-        match k.as_str() {
-            "v" => {
-                version = v
-                    .as_str()
-                    .ok_or_else(|| type_error(v, "v", "string"))?
-                    .to_string()
-            }
-            "rv" => rv = v.as_i64().ok_or_else(|| type_error(v, "rv", "int64"))?,
-            "start" => {
-                start = v
-                    .as_str()
-                    .ok_or_else(|| type_error(v, "start", "string"))?
-                    .to_string()
-            }
-            _ => {}
-        }
-    }
-
+    let (version, rv, start) = token_fields(obj)?;
     if version != VERSION {
         return Err(format!(
             "{GENERIC}: server does not recognize this encoded version {version}"
@@ -125,33 +99,61 @@ fn decode_inner(token: &str, all_namespaces: bool) -> Result<ContinueToken, Stri
         return Err(format!("{GENERIC}: {start}"));
     }
 
-    // This server only issues keys that name an object and end in NUL ("start after it"); any
-    // other start could not be resumed faithfully, so it is rejected like a traversal attempt.
-    // Go appends the cleaned key minus its root to the prefix, so "/a" means "a".
-    let relative = start.strip_prefix('/').unwrap_or(&start);
-    let Some(key) = relative.strip_suffix('\u{0}') else {
-        return Err(format!("{GENERIC}: {start}"));
-    };
-    // Names never hold a NUL, so a key with another one was not issued here.
-    if key.contains('\u{0}') {
-        return Err(format!("{GENERIC}: {start}"));
-    }
-    let (namespace, name) = if all_namespaces {
-        match key.split_once('/') {
-            Some((ns, n)) if !ns.is_empty() && !n.is_empty() && !n.contains('/') => (ns, n),
-            _ => return Err(format!("{GENERIC}: {start}")),
-        }
-    } else {
-        if key.is_empty() || key.contains('/') {
-            return Err(format!("{GENERIC}: {start}"));
-        }
-        ("", key)
-    };
+    let (namespace, name) = object_key(&start, all_namespaces)?;
     Ok(ContinueToken {
         rv,
         namespace: namespace.to_string(),
         name: name.to_string(),
     })
+}
+
+/// The fields of Go's `storage.continueToken` (v, rv, start): encoding/json matches field
+/// names case-insensitively and ignores unknown ones and nulls.
+fn token_fields(obj: &serde_json::Map<String, Value>) -> Result<(String, i64, String), String> {
+    let mut version = String::new();
+    let mut rv: i64 = 0;
+    let mut start = String::new();
+    for (k, v) in obj {
+        if v.is_null() {
+            continue;
+        }
+        let text = |field: &str| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| type_error(v, field, "string"))
+        };
+        match k.to_ascii_lowercase().as_str() {
+            "v" => version = text("v")?,
+            "rv" => rv = v.as_i64().ok_or_else(|| type_error(v, "rv", "int64"))?,
+            "start" => start = text("start")?,
+            _ => {}
+        }
+    }
+    Ok((version, rv, start))
+}
+
+/// The (namespace, name) a start key names. This server only issues keys that name an object
+/// and end in NUL ("start after it"); any other start could not be resumed faithfully, so it
+/// is rejected like a traversal attempt. Go appends the cleaned key minus its root to the
+/// prefix, so "/a" means "a".
+fn object_key(start: &str, all_namespaces: bool) -> Result<(&str, &str), String> {
+    let bad = || format!("{GENERIC}: {start}");
+    let relative = start.strip_prefix('/').unwrap_or(start);
+    let key = relative.strip_suffix('\u{0}').ok_or_else(bad)?;
+    // Names never hold a NUL, so a key with another one was not issued here.
+    if key.contains('\u{0}') {
+        return Err(bad());
+    }
+    if all_namespaces {
+        return match key.split_once('/') {
+            Some((ns, n)) if !ns.is_empty() && !n.is_empty() && !n.contains('/') => Ok((ns, n)),
+            _ => Err(bad()),
+        };
+    }
+    if key.is_empty() || key.contains('/') {
+        return Err(bad());
+    }
+    Ok(("", key))
 }
 
 /// True when `"/" + key` (or `key` if already rooted) is unchanged by Go's `path.Clean`: no

@@ -617,70 +617,92 @@ impl Walker<'_> {
                 }
             }
             Some("number") if !v.is_number() => self.type_error(v, "float64", owner),
-            Some("array") => {
-                let Some(items) = v.as_array() else {
+            Some("array") => match v.as_array() {
+                Some(items) => self.walk_items(items, s, owner, depth),
+                None => {
                     let t = self.go_type_name(s, owner, &last_field, depth);
                     self.type_error(v, &t, owner);
-                    return;
-                };
-                let Some(item_schema) = s.get("items") else {
-                    return;
-                };
-                for (i, item) in items.iter().enumerate() {
-                    self.path.push(Seg::Index(i));
-                    self.walk(item, item_schema, owner, depth + 1);
-                    self.path.pop();
                 }
-            }
-            Some("object") => {
-                let Some(map) = v.as_object() else {
+            },
+            Some("object") => match v.as_object() {
+                Some(map) => self.walk_fields(map, (s, def), owner, depth),
+                None => {
                     let t = self.go_type_name(schema, owner, &last_field, depth);
                     self.type_error(v, &t, owner);
-                    return;
-                };
-                let props = s.get("properties").and_then(Value::as_object);
-                let additional = s.get("additionalProperties");
-                // The Go struct this object is: a named definition, or `<Parent><Field>` inline.
-                let this = match def {
-                    Some(name) => {
-                        let full = def_go_name(name);
-                        let (package, struct_name) =
-                            full.split_once('.').unwrap_or(("", full.as_str()));
-                        GoType {
-                            struct_name: struct_name.to_string(),
-                            package: package.to_string(),
-                        }
-                    }
-                    None if self.fields.is_empty() => owner.clone(),
-                    None => GoType {
-                        struct_name: format!("{}{}", owner.struct_name, capitalize(&last_field)),
-                        package: owner.package.clone(),
-                    },
-                };
-                let open_custom = def.is_some() && props.is_none() && additional.is_none();
-                for (k, child) in map {
-                    self.path.push(Seg::Field(k.clone()));
-                    self.fields.push(k.clone());
-                    match (props.and_then(|p| p.get(k)), additional) {
-                        (Some(ps), _) => self.walk(child, ps, &this, depth + 1),
-                        (None, Some(ap)) if ap.is_object() => {
-                            // A Go map: its values belong to the struct holding the map field.
-                            self.fields.pop();
-                            self.walk(child, ap, owner, depth + 1);
-                            self.fields.push(k.clone());
-                        }
-                        (None, Some(Value::Bool(true))) => {}
-                        (None, _) if open_custom => {}
-                        (None, _) => {
-                            self.out.unknown.push(render_path(&self.path));
-                            self.out.unknown_at.push(self.path.clone());
-                        }
-                    }
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// The items of a list, against the list schema's `items`.
+    fn walk_items(&mut self, items: &[Value], s: &Value, owner: &GoType, depth: usize) {
+        let Some(item_schema) = s.get("items") else {
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            self.path.push(Seg::Index(i));
+            self.walk(item, item_schema, owner, depth + 1);
+            self.path.pop();
+        }
+    }
+
+    /// The fields of an object against its (resolved) schema and definition name: declared
+    /// properties are walked, map values too, anything else is an unknown field.
+    fn walk_fields(
+        &mut self,
+        map: &Map<String, Value>,
+        (s, def): (&Value, Option<&str>),
+        owner: &GoType,
+        depth: usize,
+    ) {
+        let props = s.get("properties").and_then(Value::as_object);
+        let additional = s.get("additionalProperties");
+        let this = self.struct_of(def, owner);
+        let open_custom = def.is_some() && props.is_none() && additional.is_none();
+        for (k, child) in map {
+            self.path.push(Seg::Field(k.clone()));
+            self.fields.push(k.clone());
+            match (props.and_then(|p| p.get(k)), additional) {
+                (Some(ps), _) => self.walk(child, ps, &this, depth + 1),
+                (None, Some(ap)) if ap.is_object() => {
+                    // A Go map: its values belong to the struct holding the map field.
                     self.fields.pop();
-                    self.path.pop();
+                    self.walk(child, ap, owner, depth + 1);
+                    self.fields.push(k.clone());
+                }
+                (None, Some(Value::Bool(true))) => {}
+                (None, _) if open_custom => {}
+                (None, _) => {
+                    self.out.unknown.push(render_path(&self.path));
+                    self.out.unknown_at.push(self.path.clone());
                 }
             }
-            _ => {}
+            self.fields.pop();
+            self.path.pop();
+        }
+    }
+
+    /// The Go struct an object is: a named definition, or `<Parent><Field>` inline.
+    fn struct_of(&self, def: Option<&str>, owner: &GoType) -> GoType {
+        match def {
+            Some(name) => {
+                let full = def_go_name(name);
+                let (package, struct_name) = full.split_once('.').unwrap_or(("", full.as_str()));
+                GoType {
+                    struct_name: struct_name.to_string(),
+                    package: package.to_string(),
+                }
+            }
+            None if self.fields.is_empty() => owner.clone(),
+            None => GoType {
+                struct_name: format!(
+                    "{}{}",
+                    owner.struct_name,
+                    capitalize(self.fields.last().map_or("", String::as_str))
+                ),
+                package: owner.package.clone(),
+            },
         }
     }
 }

@@ -10,6 +10,10 @@ use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
+/// Converts a full object (carrying its `apiVersion`) to another apiVersion
+/// (`wardle.example.com/v1beta1`); None when that version is not served.
+pub type Convert<'a> = &'a (dyn Fn(&Value, &str) -> Option<Value> + Sync);
+
 /// Longest accepted `fieldManager` (bytes), as in Go's `FieldManagerMaxLength`.
 pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
 
@@ -762,7 +766,7 @@ pub fn record_update_with(
     manager: &str,
     api_version: &str,
     now: &str,
-    convert: Option<crate::apimachinery::apply::Convert<'_>>,
+    convert: Option<Convert<'_>>,
 ) {
     let Some(new_obj) = new.as_object_mut() else {
         return;
@@ -791,46 +795,9 @@ pub fn record_update_with(
     if let Some(m) = base.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
     }
-    let mut cmp = Comparison::default();
-    compare(
-        &mut Vec::new(),
-        &mut Vec::new(),
-        Some(&base),
-        Some(&*new),
-        &list_strategy,
-        &mut cmp,
-        0,
-    );
-
+    let cmp = diff(&base, new);
     let changed = cmp.added.union(&cmp.modified);
-    let mut other_versions: BTreeMap<String, Option<FieldSet>> = BTreeMap::new();
-    for e in entries.iter_mut() {
-        let lost = match convert {
-            Some(convert) if e.api_version != api_version => other_versions
-                .entry(e.api_version.clone())
-                .or_insert_with(|| {
-                    let o = convert(&base, &e.api_version)?;
-                    let n = convert(&*new, &e.api_version)?;
-                    let mut c = Comparison::default();
-                    compare(
-                        &mut Vec::new(),
-                        &mut Vec::new(),
-                        Some(&o),
-                        Some(&n),
-                        &list_strategy,
-                        &mut c,
-                        0,
-                    );
-                    Some(c.added.union(&c.modified).union(&c.removed))
-                })
-                .clone(),
-            _ => None,
-        };
-        e.set = match lost {
-            Some(lost) => e.set.difference(&lost),
-            None => e.set.difference(&changed).difference(&cmp.removed),
-        };
-    }
+    lose_changed(&mut entries, &base, new, &cmp, api_version, convert);
     entries.retain(|e| !e.set.is_empty());
 
     let current = strip_meta(changed);
@@ -853,6 +820,54 @@ pub fn record_update_with(
     }
     cap_update_managers(&mut entries);
     write_entries(new, entries);
+}
+
+/// The fields that differ between `old` and `new` (whole objects, list rules of `list_strategy`).
+pub(crate) fn diff(old: &Value, new: &Value) -> Comparison {
+    let mut c = Comparison::default();
+    compare(
+        &mut Vec::new(),
+        &mut Vec::new(),
+        Some(old),
+        Some(new),
+        &list_strategy,
+        &mut c,
+        0,
+    );
+    c
+}
+
+/// Takes from each entry the fields an update changed (`cmp`, in `api_version`); an entry of
+/// another version is asked in its own version when `convert` can (Go's way).
+fn lose_changed(
+    entries: &mut [Entry],
+    base: &Value,
+    new: &Value,
+    cmp: &Comparison,
+    api_version: &str,
+    convert: Option<Convert<'_>>,
+) {
+    let changed = cmp.added.union(&cmp.modified);
+    let mut other_versions: BTreeMap<String, Option<FieldSet>> = BTreeMap::new();
+    for e in entries.iter_mut() {
+        let lost = match convert {
+            Some(convert) if e.api_version != api_version => other_versions
+                .entry(e.api_version.clone())
+                .or_insert_with(|| {
+                    let c = diff(
+                        &convert(base, &e.api_version)?,
+                        &convert(new, &e.api_version)?,
+                    );
+                    Some(c.added.union(&c.modified).union(&c.removed))
+                })
+                .clone(),
+            _ => None,
+        };
+        e.set = match lost {
+            Some(lost) => e.set.difference(&lost),
+            None => e.set.difference(&changed).difference(&cmp.removed),
+        };
+    }
 }
 
 /// Go's order of managedFields (Apply before Update, then by time, manager, apiVersion), written

@@ -352,31 +352,7 @@ pub fn validate_create(meta: &Value, namespaced: bool) -> Vec<FieldError> {
 /// answers it earlier with its own message. Repeated messages are dropped, as Go's aggregate does.
 pub fn validate_update(new: &Value, old: &Value, namespaced: bool) -> Vec<FieldError> {
     let mut errs = validate_create(new, namespaced);
-
-    let old_deleting = old.get("deletionTimestamp").is_some_and(|v| !v.is_null());
-    if old_deleting {
-        let old_fin = string_list(old.get("finalizers"));
-        let mut extra: Vec<String> = string_list(new.get("finalizers"))
-            .into_iter()
-            .filter(|f| !old_fin.contains(f))
-            .collect();
-        extra.sort();
-        extra.dedup();
-        if !extra.is_empty() {
-            let list = extra
-                .iter()
-                .map(|s| go_quote(s))
-                .collect::<Vec<_>>()
-                .join(", ");
-            errs.push(FieldError::forbidden(
-                "metadata.finalizers",
-                &format!(
-                    "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
-                ),
-            ));
-        }
-    }
-
+    errs.extend(no_new_finalizers_while_deleting(new, old));
     let new_gen = new.get("generation").and_then(Value::as_i64).unwrap_or(0);
     let old_gen = old.get("generation").and_then(Value::as_i64).unwrap_or(0);
     if new_gen < old_gen {
@@ -386,15 +362,62 @@ pub fn validate_update(new: &Value, old: &Value, namespaced: bool) -> Vec<FieldE
             "must not be decremented",
         ));
     }
+    errs.extend(immutable_fields(new, old));
+    let mut seen: Vec<String> = Vec::new();
+    errs.retain(|e| {
+        let s = e.to_string();
+        if seen.contains(&s) {
+            false
+        } else {
+            seen.push(s);
+            true
+        }
+    });
+    errs
+}
 
+/// Go's rule that an object being deleted takes no new finalizers (only removals).
+fn no_new_finalizers_while_deleting(new: &Value, old: &Value) -> Option<FieldError> {
+    if old.get("deletionTimestamp").is_none_or(Value::is_null) {
+        return None;
+    }
+    let old_fin = string_list(old.get("finalizers"));
+    let mut extra: Vec<String> = string_list(new.get("finalizers"))
+        .into_iter()
+        .filter(|f| !old_fin.contains(f))
+        .collect();
+    extra.sort();
+    extra.dedup();
+    if extra.is_empty() {
+        return None;
+    }
+    let list = extra
+        .iter()
+        .map(|s| go_quote(s))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(FieldError::forbidden(
+        "metadata.finalizers",
+        &format!(
+            "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+        ),
+    ))
+}
+
+/// The identity and lifecycle fields an update may not change, each shown as Go prints its type.
+fn immutable_fields(new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut immutable = |field: &str, shown: Value| {
+        errs.push(FieldError::invalid(
+            &format!("metadata.{field}"),
+            shown,
+            FIELD_IMMUTABLE,
+        ));
+    };
     for key in ["name", "namespace", "uid"] {
         let (n, o) = (str_field(new, key), str_field(old, key));
         if n != o {
-            errs.push(FieldError::invalid(
-                &format!("metadata.{key}"),
-                n,
-                FIELD_IMMUTABLE,
-            ));
+            immutable(key, Value::from(n));
         }
     }
     // creationTimestamp is a value type in Go: a missing one is the zero time and prints as such.
@@ -408,58 +431,32 @@ pub fn validate_update(new: &Value, old: &Value, namespaced: bool) -> Vec<FieldE
         } else {
             go_time_string(nc)
         };
-        errs.push(FieldError::invalid(
-            "metadata.creationTimestamp",
-            shown,
-            FIELD_IMMUTABLE,
-        ));
+        immutable("creationTimestamp", Value::from(shown));
     }
     // deletionTimestamp is a pointer in Go: missing prints as null.
-    let nd = new
-        .get("deletionTimestamp")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let od = old
-        .get("deletionTimestamp")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if !same_instant(nd, od) {
+    let deletion = |o: &Value| {
+        o.get("deletionTimestamp")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (nd, od) = (deletion(new), deletion(old));
+    if !same_instant(&nd, &od) {
         let shown = if nd.is_empty() {
             Value::Null
         } else {
-            Value::String(go_time_string(nd))
+            Value::String(go_time_string(&nd))
         };
-        errs.push(FieldError::invalid(
-            "metadata.deletionTimestamp",
-            shown,
-            FIELD_IMMUTABLE,
-        ));
+        immutable("deletionTimestamp", shown);
     }
-    let ng = new
-        .get("deletionGracePeriodSeconds")
-        .and_then(Value::as_i64);
-    let og = old
-        .get("deletionGracePeriodSeconds")
-        .and_then(Value::as_i64);
+    let grace = |o: &Value| o.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+    let (ng, og) = (grace(new), grace(old));
     if ng != og {
-        let shown = ng.map(Value::from).unwrap_or(Value::Null);
-        errs.push(FieldError::invalid(
-            "metadata.deletionGracePeriodSeconds",
-            shown,
-            FIELD_IMMUTABLE,
-        ));
+        immutable(
+            "deletionGracePeriodSeconds",
+            ng.map(Value::from).unwrap_or(Value::Null),
+        );
     }
-
-    let mut seen: Vec<String> = Vec::new();
-    errs.retain(|e| {
-        let s = e.to_string();
-        if seen.contains(&s) {
-            false
-        } else {
-            seen.push(s);
-            true
-        }
-    });
     errs
 }
 

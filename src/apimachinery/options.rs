@@ -126,69 +126,16 @@ impl ListOptions {
         let resource_version = parse_rv(rv.as_deref())?;
         let rv_given = !matches!(rv.as_deref(), None | Some(""));
         let mut errs = Vec::new();
-        let rv_match = match rv_match.as_deref() {
-            None | Some("") => None,
-            Some("Exact") => Some(RvMatch::Exact),
-            Some("NotOlderThan") => Some(RvMatch::NotOlderThan),
-            Some(other) => {
-                errs.push(FieldError::not_supported(
-                    "resourceVersionMatch",
-                    other,
-                    &["Exact", "NotOlderThan", ""],
-                ));
-                None
-            }
-        };
+        let rv_match = parse_rv_match(rv_match.as_deref(), &mut errs);
         if watch {
-            // Go's validateWatchOptions: the match rule only goes with sendInitialEvents.
-            if initial.is_some() && rv_match != Some(RvMatch::NotOlderThan) {
-                errs.push(FieldError::forbidden(
-                    "resourceVersionMatch",
-                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                ));
-            }
-            if let Some(m) = rv_match {
-                if initial.is_none() {
-                    errs.push(FieldError::forbidden(
-                        "resourceVersionMatch",
-                        "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
-                    ));
-                }
-                if m != RvMatch::NotOlderThan {
-                    errs.push(FieldError::not_supported(
-                        "resourceVersionMatch",
-                        "Exact",
-                        &["NotOlderThan"],
-                    ));
-                }
-            }
+            errs.extend(watch_option_errors(rv_match, initial));
         } else {
-            if let Some(m) = rv_match {
-                if !rv_given {
-                    errs.push(FieldError::forbidden(
-                        "resourceVersionMatch",
-                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
-                    ));
-                }
-                if cont.is_some() {
-                    errs.push(FieldError::forbidden(
-                        "resourceVersionMatch",
-                        "resourceVersionMatch is forbidden when continue is provided",
-                    ));
-                }
-                if m == RvMatch::Exact && resource_version == Rv::Any {
-                    errs.push(FieldError::forbidden(
-                        "resourceVersionMatch",
-                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
-                    ));
-                }
-            }
-            if initial.is_some() {
-                errs.push(FieldError::forbidden(
-                    "sendInitialEvents",
-                    "sendInitialEvents is forbidden for list",
-                ));
-            }
+            let given = ListGiven {
+                rv_given,
+                resource_version,
+                continued: cont.is_some(),
+            };
+            errs.extend(list_option_errors(rv_match, initial, given));
         }
         if !errs.is_empty() {
             return Err(list_invalid(errs));
@@ -226,6 +173,90 @@ impl ListOptions {
     ) -> bool {
         self.field_selector.matches(namespace, name) && self.label_selector.matches_with(label)
     }
+}
+
+fn parse_rv_match(value: Option<&str>, errs: &mut Vec<FieldError>) -> Option<RvMatch> {
+    match value {
+        None | Some("") => None,
+        Some("Exact") => Some(RvMatch::Exact),
+        Some("NotOlderThan") => Some(RvMatch::NotOlderThan),
+        Some(other) => {
+            errs.push(FieldError::not_supported(
+                "resourceVersionMatch",
+                other,
+                &["Exact", "NotOlderThan", ""],
+            ));
+            None
+        }
+    }
+}
+
+/// Go's validateWatchOptions: the match rule only goes with sendInitialEvents.
+fn watch_option_errors(rv_match: Option<RvMatch>, initial: Option<bool>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if initial.is_some() && rv_match != Some(RvMatch::NotOlderThan) {
+        errs.push(FieldError::forbidden(
+            "resourceVersionMatch",
+            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
+    if let Some(m) = rv_match {
+        if initial.is_none() {
+            errs.push(FieldError::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            ));
+        }
+        if m != RvMatch::NotOlderThan {
+            errs.push(FieldError::not_supported(
+                "resourceVersionMatch",
+                "Exact",
+                &["NotOlderThan"],
+            ));
+        }
+    }
+    errs
+}
+
+/// What a list request gave besides the match rule (for `list_option_errors`).
+struct ListGiven {
+    rv_given: bool,
+    resource_version: Rv,
+    continued: bool,
+}
+
+/// Go's ValidateListOptions for a list (not a watch).
+fn list_option_errors(
+    rv_match: Option<RvMatch>,
+    initial: Option<bool>,
+    given: ListGiven,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let forbidden = |detail: &str| FieldError::forbidden("resourceVersionMatch", detail);
+    if let Some(m) = rv_match {
+        if !given.rv_given {
+            errs.push(forbidden(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if given.continued {
+            errs.push(forbidden(
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if m == RvMatch::Exact && given.resource_version == Rv::Any {
+            errs.push(forbidden(
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+    }
+    if initial.is_some() {
+        errs.push(FieldError::forbidden(
+            "sendInitialEvents",
+            "sendInitialEvents is forbidden for list",
+        ));
+    }
+    errs
 }
 
 /// dryRun, fieldManager, fieldValidation and force of create/update/patch.
@@ -294,41 +325,11 @@ impl DeleteOptions {
     pub fn parse(query: Option<&str>, body: &[u8]) -> ApiResult<DeleteOptions> {
         let mut o = DeleteOptions::default();
         let mut errs = Vec::new();
-        let mut orphan: Option<bool> = None;
-        let mut policy: Option<String> = None;
-        let mut dry_run: Vec<String> = Vec::new();
-        if !body.iter().all(u8::is_ascii_whitespace) {
-            // Syntax errors read as Go's decoder words them (`couldn't get version/kind; ...`).
-            let (v, _) = super::decode::parse_json(body)?;
-            if !v.is_object() {
-                return Err(ApiError::bad_request(
-                    "error decoding DeleteOptions: not a JSON object",
-                ));
-            }
-            if let Some(k) = v.get("kind").and_then(Value::as_str)
-                && k != "DeleteOptions"
-            {
-                return Err(ApiError::bad_request(format!(
-                    "expected DeleteOptions, got {k}"
-                )));
-            }
-            policy = v
-                .get("propagationPolicy")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            orphan = v.get("orphanDependents").and_then(Value::as_bool);
-            o.grace_period_seconds = v.get("gracePeriodSeconds").and_then(Value::as_i64);
-            if let Some(p) = v.get("preconditions") {
-                o.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
-                o.precondition_rv = p
-                    .get("resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-            }
-            if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
-                dry_run.extend(d.iter().filter_map(Value::as_str).map(str::to_string));
-            }
-        }
+        let Raw {
+            mut orphan,
+            mut policy,
+            mut dry_run,
+        } = o.read_body(body)?;
         for (k, v) in query_params(query) {
             match k.as_str() {
                 "dryRun" => dry_run.push(v),
@@ -341,35 +342,7 @@ impl DeleteOptions {
             }
         }
         o.dry_run = check_dry_run(&dry_run, &mut errs);
-        o.propagation = match policy.as_deref() {
-            None | Some("") => None,
-            Some("Orphan") => Some(Propagation::Orphan),
-            Some("Background") => Some(Propagation::Background),
-            Some("Foreground") => Some(Propagation::Foreground),
-            Some(other) => {
-                errs.push(FieldError::not_supported(
-                    "propagationPolicy",
-                    other,
-                    &["Foreground", "Background", "Orphan", "nil"],
-                ));
-                None
-            }
-        };
-        if let Some(orphan) = orphan {
-            if policy.as_deref().is_some_and(|p| !p.is_empty()) {
-                errs.push(FieldError::invalid(
-                    "propagationPolicy",
-                    policy.clone().unwrap_or_default(),
-                    "orphanDependents and deletionPropagation cannot be both set",
-                ));
-            } else {
-                o.propagation = Some(if orphan {
-                    Propagation::Orphan
-                } else {
-                    Propagation::Background
-                });
-            }
-        }
+        o.propagation = propagation(policy.as_deref(), orphan, &mut errs);
         if !errs.is_empty() {
             return Err(ApiError::invalid(
                 &GroupKind::options("DeleteOptions"),
@@ -379,6 +352,91 @@ impl DeleteOptions {
         }
         Ok(o)
     }
+}
+
+/// The parameters of a DELETE body that query parameters may still override.
+#[derive(Default)]
+struct Raw {
+    orphan: Option<bool>,
+    policy: Option<String>,
+    dry_run: Vec<String>,
+}
+
+impl DeleteOptions {
+    /// Reads a DeleteOptions body (blank: none) into `self`; what the query may add to or
+    /// override is returned.
+    fn read_body(&mut self, body: &[u8]) -> ApiResult<Raw> {
+        let mut raw = Raw::default();
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(raw);
+        }
+        // Syntax errors read as Go's decoder words them (`couldn't get version/kind; ...`).
+        let (v, _) = super::decode::parse_json(body)?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request(
+                "error decoding DeleteOptions: not a JSON object",
+            ));
+        }
+        if let Some(k) = v.get("kind").and_then(Value::as_str)
+            && k != "DeleteOptions"
+        {
+            return Err(ApiError::bad_request(format!(
+                "expected DeleteOptions, got {k}"
+            )));
+        }
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        raw.policy = text(v.get("propagationPolicy"));
+        raw.orphan = v.get("orphanDependents").and_then(Value::as_bool);
+        self.grace_period_seconds = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+        if let Some(p) = v.get("preconditions") {
+            self.precondition_uid = text(p.get("uid"));
+            self.precondition_rv = text(p.get("resourceVersion"));
+        }
+        if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
+            raw.dry_run
+                .extend(d.iter().filter_map(Value::as_str).map(str::to_string));
+        }
+        Ok(raw)
+    }
+}
+
+/// The propagation policy from `propagationPolicy` and the legacy `orphanDependents`, which
+/// may not both be set.
+fn propagation(
+    policy: Option<&str>,
+    orphan: Option<bool>,
+    errs: &mut Vec<FieldError>,
+) -> Option<Propagation> {
+    let from_policy = match policy {
+        None | Some("") => None,
+        Some("Orphan") => Some(Propagation::Orphan),
+        Some("Background") => Some(Propagation::Background),
+        Some("Foreground") => Some(Propagation::Foreground),
+        Some(other) => {
+            errs.push(FieldError::not_supported(
+                "propagationPolicy",
+                other,
+                &["Foreground", "Background", "Orphan", "nil"],
+            ));
+            None
+        }
+    };
+    let Some(orphan) = orphan else {
+        return from_policy;
+    };
+    if policy.is_some_and(|p| !p.is_empty()) {
+        errs.push(FieldError::invalid(
+            "propagationPolicy",
+            policy.unwrap_or_default(),
+            "orphanDependents and deletionPropagation cannot be both set",
+        ));
+        return from_policy;
+    }
+    Some(if orphan {
+        Propagation::Orphan
+    } else {
+        Propagation::Background
+    })
 }
 
 #[cfg(test)]

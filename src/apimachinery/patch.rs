@@ -543,65 +543,68 @@ fn merge_set_element_order(
             Some((SET_ELEMENT_ORDER, rest)) => rest.to_string(),
             _ => return bad("invalid patch format of setElementOrder list"),
         };
-        let orig_list = match original.get(&list_key) {
-            None => None,
-            Some(Value::Array(a)) => Some(a.clone()),
-            Some(other) => return bad_arg_type("[]interface {}", other),
-        };
-        let patch_list = match patch.get(&list_key) {
-            None => None,
-            Some(Value::Array(a)) => Some(a.clone()),
-            Some(other) => return bad_arg_type("[]interface {}", other),
-        };
+        let orig_list = array_at(original, &list_key)?;
+        let patch_list = array_at(patch, &list_key)?;
         path.push(list_key.clone());
-        let strategy = list_strategy(path);
-        let merge_key = match strategy {
-            ListStrategy::Map(k) => k,
-            _ => "",
-        };
-        validate_patch_with_set_order_list(
-            patch_list.as_deref().unwrap_or(&[]),
-            &order,
-            merge_key,
-        )?;
-        let merged = match (&orig_list, &patch_list) {
-            (Some(o), None) => o.clone(),
-            (None, Some(p)) => p.clone(),
-            (Some(o), Some(p)) => merge_slice_handler(o.clone(), p.clone(), strategy, false, path)?,
-            (None, None) => {
-                path.pop();
-                continue;
-            }
-        };
-        let (patch_items, server_only) = if merge_key.is_empty() {
-            partition_primitives(&merged, &order)
-        } else {
-            partition_maps(&merged, &order, merge_key)?
-        };
-        let orig_slice = orig_list.unwrap_or_default();
-        let kind = match slice_element_kind(&[&orig_slice, patch_list.as_deref().unwrap_or(&[])])? {
-            Some(k) => k,
-            None => {
-                // Both lists empty: nothing to order (Go errors out here; empty is the answer).
-                original.insert(list_key.clone(), Value::Array(merged));
-                patch.remove(&list_key);
-                path.pop();
-                continue;
-            }
-        };
-        let both = normalize_element_order(
-            patch_items,
-            server_only,
-            &order,
-            &orig_slice,
-            merge_key,
-            kind,
-        )?;
+        let ordered = ordered_list(orig_list, patch_list, &order, path);
         path.pop();
-        original.insert(list_key.clone(), Value::Array(both));
-        patch.remove(&list_key);
+        if let Some(list) = ordered? {
+            original.insert(list_key.clone(), Value::Array(list));
+            patch.remove(&list_key);
+        }
     }
     Ok(())
+}
+
+/// The list at `key` of a map (None when absent); a non-list is a type error.
+fn array_at(map: &Map<String, Value>, key: &str) -> SmpResult<Option<Vec<Value>>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(a.clone())),
+        Some(other) => bad_arg_type("[]interface {}", other),
+    }
+}
+
+/// One `$setElementOrder` list at `path`: the original and patch lists merged and put in
+/// `order`; None when neither object has the list.
+fn ordered_list(
+    orig_list: Option<Vec<Value>>,
+    patch_list: Option<Vec<Value>>,
+    order: &[Value],
+    path: &mut Vec<String>,
+) -> SmpResult<Option<Vec<Value>>> {
+    let strategy = list_strategy(path);
+    let merge_key = match strategy {
+        ListStrategy::Map(k) => k,
+        _ => "",
+    };
+    validate_patch_with_set_order_list(patch_list.as_deref().unwrap_or(&[]), order, merge_key)?;
+    let merged = match (&orig_list, &patch_list) {
+        (Some(o), None) => o.clone(),
+        (None, Some(p)) => p.clone(),
+        (Some(o), Some(p)) => merge_slice_handler(o.clone(), p.clone(), strategy, false, path)?,
+        (None, None) => return Ok(None),
+    };
+    let (patch_items, server_only) = if merge_key.is_empty() {
+        partition_primitives(&merged, order)
+    } else {
+        partition_maps(&merged, order, merge_key)?
+    };
+    let orig_slice = orig_list.unwrap_or_default();
+    let Some(kind) = slice_element_kind(&[&orig_slice, patch_list.as_deref().unwrap_or(&[])])?
+    else {
+        // Both lists empty: nothing to order (Go errors out here; empty is the answer).
+        return Ok(Some(merged));
+    };
+    normalize_element_order(
+        patch_items,
+        server_only,
+        order,
+        &orig_slice,
+        merge_key,
+        kind,
+    )
+    .map(Some)
 }
 
 /// `validatePatchWithSetOrderList`: patch items must appear in the order list, in its order.

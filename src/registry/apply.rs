@@ -1,14 +1,13 @@
 //! PATCH with `application/apply-patch+yaml`: server-side apply on the generic Store (AS
 //! `handlers/patch.go` applyPatcher): create when absent, else merge with field ownership.
 
-use super::write::{MAX_RETRIES, UpdateError};
+use super::write::{UpdateOf, check_name, parse_rv_field};
 use super::{Ctx, Store, check_fields, meta_str};
 use crate::apimachinery::apply::{self, Apply};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::meta;
 use crate::apimachinery::options::WriteOptions;
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError, Reason};
-use crate::storage::types::StorageError;
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
 use serde_json::{Value, json};
 
 /// What an apply did: the object and whether it was created (201). Strict-decoding warnings go
@@ -38,21 +37,7 @@ impl Store {
             ));
         };
         // WriteOptions::parse has already refused an invalid fieldManager.
-        let (mut config, dupes) = decode_config(ctx, body)?;
-        // Apply is always strict about unknown fields (SMD's typed conversion refuses them),
-        // whatever fieldValidation says; duplicates follow fieldValidation.
-        let schema = ctx.resource.schema(ctx.version);
-        if let Some(u) = decode::unknown_fields(&config, &schema, super::definitions()).first() {
-            return Err(ApiError::bad_request(format!(
-                "failed to create typed patch object ({api_version}, Kind={kind}; {ns}/{n}): .{u}: field not declared in schema",
-                api_version = ctx.api_version(),
-                kind = ctx.resource.kind(),
-                ns = ctx.namespace,
-                n = meta_str(&config, "name"),
-            )));
-        }
-        check_fields(ctx, &mut config, dupes, validation, true)?;
-
+        let config = typed_config(ctx, body, validation)?;
         let r = ctx.resource;
         let api_version = ctx.api_version();
         let convert = |obj: &Value, to: &str| ctx.convert(obj, to);
@@ -66,58 +51,60 @@ impl Store {
         };
 
         // A resourceVersion in the configuration is a precondition, as in any patch.
-        let client_rv = super::write::parse_rv_field(&config)?;
-        for _ in 0..MAX_RETRIES {
-            let existing = match self.storage.get(&ctx.key(name)).await {
-                Ok(e) => e,
-                Err(e) => return Err(ctx.storage_error(name, e)),
-            };
-            let Some(stored) = existing else {
+        let client_rv = parse_rv_field(&config)?;
+        let (config, req) = (&config, &req);
+        self.guaranteed_update(ctx, name, move |current| async move {
+            let Some(old) = current else {
                 // Create-on-apply: the configuration applied to the kind's empty object.
                 let empty = r.hub_to_version(ctx.version, json!({"metadata": {}}));
-                let merged = apply::apply(&empty, &config, &req)?;
+                let merged = apply::apply(&empty, config, req)?;
                 check_name(&merged, name)?;
-                match self.create_inner(ctx, merged, opts, false).await {
-                    Ok(object) => {
-                        return Ok(Applied {
-                            object,
-                            created: true,
-                        });
-                    }
-                    // Someone created it meanwhile: apply to theirs.
-                    Err(e) if e.reason == Reason::AlreadyExists && !opts.dry_run => continue,
-                    Err(e) => return Err(e),
-                }
+                let step = self.create_step(ctx, merged, opts).await?;
+                return Ok(step.map(|object| Applied {
+                    object,
+                    created: true,
+                }));
             };
-            if client_rv.is_some_and(|rv| rv != stored.rv) {
+            if client_rv.is_some_and(|rv| rv != old.rv) {
                 return Err(ApiError::modified_conflict(&r.group_resource(), name));
             }
-            let old = super::write::Current {
-                rv: stored.rv,
-                object: stored.object.value(),
-            };
             let original = r.storage_to_version(ctx.version, old.object.clone());
-            let mut merged = apply::apply(&original, &config, &req)?;
+            let mut merged = apply::apply(&original, config, req)?;
             check_name(&merged, name)?;
             Self::settle_namespace(ctx, &mut merged)?;
-            match self
-                .update_from(ctx, name, &old, merged, None, opts.dry_run)
-                .await
-            {
-                Ok(object) => {
-                    return Ok(Applied {
-                        object,
-                        created: false,
-                    });
-                }
-                Err(UpdateError::Storage(StorageError::Conflict { .. })) if client_rv.is_none() => {
-                    continue;
-                }
-                Err(e) => return Err(e.into_api(ctx, name)),
-            }
-        }
-        Err(ApiError::modified_conflict(&r.group_resource(), name))
+            let update = UpdateOf {
+                old: &old,
+                manager: None,
+                dry_run: opts.dry_run,
+                retry: client_rv.is_none(),
+            };
+            let step = self.update_step(ctx, name, update, merged).await?;
+            Ok(step.map(|object| Applied {
+                object,
+                created: false,
+            }))
+        })
+        .await
     }
+}
+
+/// The applied configuration, decoded and checked against the kind's schema. Apply is always
+/// strict about unknown fields (SMD's typed conversion refuses them), whatever fieldValidation
+/// says; duplicates follow fieldValidation.
+fn typed_config(ctx: &Ctx<'_>, body: &[u8], validation: FieldValidation) -> ApiResult<Value> {
+    let (mut config, dupes) = decode_config(ctx, body)?;
+    let schema = ctx.resource.schema(ctx.version);
+    if let Some(u) = decode::unknown_fields(&config, &schema, super::definitions()).first() {
+        return Err(ApiError::bad_request(format!(
+            "failed to create typed patch object ({api_version}, Kind={kind}; {ns}/{n}): .{u}: field not declared in schema",
+            api_version = ctx.api_version(),
+            kind = ctx.resource.kind(),
+            ns = ctx.namespace,
+            n = meta_str(&config, "name"),
+        )));
+    }
+    check_fields(ctx, &mut config, dupes, validation, true)?;
+    Ok(config)
 }
 
 /// The applied configuration: YAML or JSON, a full object of the URL's version and kind, with
@@ -167,14 +154,4 @@ fn parse_group_version(api_version: &str) -> (&str, &str) {
         Some((g, v)) if !v.contains('/') => (g, v),
         Some(_) => ("", ""),
     }
-}
-
-fn check_name(merged: &Value, name: &str) -> ApiResult<()> {
-    let got = meta_str(merged, "name");
-    if got != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({got}) does not match the name on the URL ({name})"
-        )));
-    }
-    Ok(())
 }

@@ -8,12 +8,13 @@ use crate::apimachinery::meta;
 use crate::apimachinery::names;
 use crate::apimachinery::options::{DeleteOptions, Propagation, WriteOptions};
 use crate::apimachinery::patch::{self, PatchType};
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
 use crate::storage::types::{Preconditions, StorageError, Write, WriteOp};
 use serde_json::{Value, json};
+use std::future::Future;
 
 /// How often a write that raced another writer is retried before giving up with a 409.
-pub(super) const MAX_RETRIES: usize = 16;
+const MAX_RETRIES: usize = 16;
 /// Go retries a generateName collision this many times.
 const NAME_ATTEMPTS: usize = 8;
 
@@ -156,19 +157,108 @@ impl Store {
         Ok(())
     }
 
-    /// POST: returns the stored object (201).
-    pub async fn create(&self, ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
-        self.create_inner(ctx, obj, opts, true).await
-    }
-
-    /// create; `record` is false when managedFields were already computed (server-side apply).
-    pub(super) async fn create_inner(
+    /// Go's `GuaranteedUpdate` (k8s.io/apiserver storage/etcd3 + registry/generic Store.Update):
+    /// the one read-modify-write loop. It reads the stored object (None when absent), hands it
+    /// to `try_update`, and commits the write the transform asks for with the read
+    /// resourceVersion as precondition. When another writer got there first (Conflict, or
+    /// AlreadyExists for a create-on-apply) and the step allows it, it reads again and reruns
+    /// the transform, at most `MAX_RETRIES` times, then answers 409. A step that carries a
+    /// client's own precondition (a resourceVersion in the body, DeleteOptions.preconditions)
+    /// is not retried: the client asked to fail rather than act on a newer object.
+    pub(super) async fn guaranteed_update<T, F, Fut>(
         &self,
         ctx: &Ctx<'_>,
+        name: &str,
+        mut try_update: F,
+    ) -> ApiResult<T>
+    where
+        F: FnMut(Option<Current>) -> Fut,
+        Fut: Future<Output = ApiResult<Step<T>>>,
+    {
+        for _ in 0..MAX_RETRIES {
+            let current = match self.storage.get(&ctx.key(name)).await {
+                Ok(s) => s.map(|s| Current {
+                    rv: s.rv,
+                    object: s.object.value(),
+                }),
+                Err(e) => return Err(ctx.storage_error(name, e)),
+            };
+            let (op, retry, answer) = match try_update(current).await? {
+                Step::Done(out) => return Ok(out),
+                Step::Write { op, retry, answer } => (op, retry, answer),
+            };
+            match self.commit(ctx, name, op).await {
+                Ok(object) => return Ok(answer(object)),
+                Err(StorageError::Conflict { .. } | StorageError::AlreadyExists) if retry => {}
+                Err(e) => return Err(ctx.storage_error(name, e)),
+            }
+        }
+        Err(ApiError::modified_conflict(
+            &ctx.resource.group_resource(),
+            name,
+        ))
+    }
+
+    /// POST: returns the stored object (201). A generateName create retries with a new name
+    /// when the generated one is taken (Go's Store.Create does the same, outside
+    /// GuaranteedUpdate: a create reads nothing it could re-read).
+    pub async fn create(&self, ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        let mut new = self.prepare_create(ctx, obj, opts, true).await?;
+        for attempt in 1..=NAME_ATTEMPTS {
+            let name = new.next_name();
+            let stored = self.admit_create(ctx, &mut new, &name).await?;
+            if opts.dry_run {
+                return self.dry_run_create(ctx, &name, stored).await;
+            }
+            match self
+                .commit(ctx, &name, WriteOp::Create { object: stored })
+                .await
+            {
+                Ok(object) => return Ok(object),
+                Err(StorageError::AlreadyExists) if new.generated && attempt < NAME_ATTEMPTS => {}
+                Err(StorageError::AlreadyExists) => {
+                    return Err(self.create_exists_error(ctx, &name, new.generated).await);
+                }
+                Err(e) => return Err(ctx.storage_error(&name, e)),
+            }
+        }
+        Err(ApiError::internal("name generation did not converge"))
+    }
+
+    /// The create step of a create-on-apply: `obj` carries its name and managedFields.
+    pub(super) async fn create_step(
+        &self,
+        ctx: &Ctx<'_>,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Step<Value>> {
+        let mut new = self.prepare_create(ctx, obj, opts, false).await?;
+        let name = new.next_name();
+        let stored = self.admit_create(ctx, &mut new, &name).await?;
+        if opts.dry_run {
+            return self
+                .dry_run_create(ctx, &name, stored)
+                .await
+                .map(Step::Done);
+        }
+        // Someone else creating it meanwhile is retried: the apply then merges into theirs.
+        Ok(Step::Write {
+            op: WriteOp::Create { object: stored },
+            retry: true,
+            answer: Box::new(|object| object),
+        })
+    }
+
+    /// Everything a create does before its name is final: server-owned fields wiped,
+    /// defaulting, managedFields (`record` false: already computed by server-side apply),
+    /// uid and creationTimestamp, mutating admission.
+    async fn prepare_create<'c>(
+        &self,
+        ctx: &'c Ctx<'_>,
         mut obj: Value,
         opts: &WriteOptions,
         record: bool,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<NewObject<'c>> {
         let r = ctx.resource;
         Self::check_type_meta(ctx, &obj)?;
         Self::settle_namespace(ctx, &mut obj)?;
@@ -198,10 +288,9 @@ impl Store {
                 &now,
             );
         }
-
         // Admission sees the name as sent: a generateName create has none yet (as in Go).
         let requested_name = meta_str(&obj, "name").to_string();
-        let mut attrs = ctx.admission(
+        let attrs = ctx.admission(
             Operation::Create,
             &requested_name,
             None,
@@ -217,68 +306,71 @@ impl Store {
                 "resourceVersion should not be set on objects to be created",
             ));
         }
-        let requested_name = meta_str(&obj, "name").to_string();
-
         let generate = meta_str(&obj, "generateName").to_string();
-        let generated = requested_name.is_empty() && !generate.is_empty();
+        let generated = meta_str(&obj, "name").is_empty() && !generate.is_empty();
         let m = meta_mut(&mut obj);
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         m.insert("creationTimestamp".into(), json!(now));
+        Ok(NewObject {
+            obj,
+            errs,
+            attrs,
+            generate,
+            generated,
+        })
+    }
 
-        for attempt in 0..NAME_ATTEMPTS {
-            if generated {
-                meta_mut(&mut obj).insert("name".into(), json!(names::generate(&generate)));
-            }
-            let name = meta_str(&obj, "name").to_string();
-            let hub = r.to_hub(ctx.version, obj.clone());
-            let mut all = errs.clone();
-            all.extend(meta::validate_create(&hub["metadata"], r.namespaced()));
-            all.extend(r.validate(&hub));
-            if !all.is_empty() {
-                return Err(ctx.invalid(&name, &all));
-            }
-            attrs.name.clone_from(&name);
-            self.admission.validate(&attrs, Some(&obj)).await?;
-            let stored = r.hub_to_storage(hub);
-            if opts.dry_run {
-                // Nothing is written, but the answer must be the one a real create would give.
-                return match self.storage.get(&ctx.key(&name)).await {
-                    Ok(Some(existing)) => {
-                        Err(self.exists_error(ctx, &name, &existing.object.value()))
-                    }
-                    Ok(None) => Ok(stored),
-                    Err(e) => Err(ctx.storage_error(&name, e)),
-                };
-            }
-            match self
-                .commit(ctx, &name, WriteOp::Create { object: stored })
-                .await
-            {
-                Ok(object) => return Ok(object),
-                Err(StorageError::AlreadyExists) if generated && attempt + 1 < NAME_ATTEMPTS => {
-                    continue;
-                }
-                Err(StorageError::AlreadyExists) if generated => {
-                    let mut e = ApiError::already_exists(&r.group_resource(), &name);
-                    e.message.push_str(
-                        ", the server was not able to generate a unique name for the object",
-                    );
-                    if let Some(d) = e.details.as_mut() {
-                        d.retry_after_seconds = Some(1);
-                    }
-                    return Err(e);
-                }
-                Err(StorageError::AlreadyExists) => {
-                    let existing = self.storage.get(&ctx.key(&name)).await.ok().flatten();
-                    return Err(match existing {
-                        Some(s) => self.exists_error(ctx, &name, &s.object.value()),
-                        None => ApiError::already_exists(&r.group_resource(), &name),
-                    });
-                }
-                Err(e) => return Err(ctx.storage_error(&name, e)),
-            }
+    /// Validation (ObjectMeta, the kind's strategy) and validating admission of a create named
+    /// `name`; the storage JSON to write.
+    async fn admit_create(
+        &self,
+        ctx: &Ctx<'_>,
+        new: &mut NewObject<'_>,
+        name: &str,
+    ) -> ApiResult<Value> {
+        let r = ctx.resource;
+        let mut hub = r.to_hub(ctx.version, new.obj.clone());
+        r.prepare_for_create(&mut hub);
+        let mut all = new.errs.clone();
+        all.extend(meta::validate_create(&hub["metadata"], r.namespaced()));
+        all.extend(r.validate(&hub));
+        if !all.is_empty() {
+            return Err(ctx.invalid(name, &all));
         }
-        Err(ApiError::internal("name generation did not converge"))
+        for w in r.warnings_on_create(&hub) {
+            crate::admission::warnings::add(&w);
+        }
+        new.attrs.name = name.to_string();
+        self.admission.validate(&new.attrs, Some(&new.obj)).await?;
+        Ok(r.hub_to_storage(hub))
+    }
+
+    /// A dry-run create writes nothing, but answers as a real create would.
+    async fn dry_run_create(&self, ctx: &Ctx<'_>, name: &str, stored: Value) -> ApiResult<Value> {
+        match self.storage.get(&ctx.key(name)).await {
+            Ok(Some(existing)) => Err(self.exists_error(ctx, name, &existing.object.value())),
+            Ok(None) => Ok(stored),
+            Err(e) => Err(ctx.storage_error(name, e)),
+        }
+    }
+
+    /// 409 AlreadyExists for a create whose name is taken; for a generated name, Go's
+    /// "could not generate a unique name" with a Retry-After.
+    async fn create_exists_error(&self, ctx: &Ctx<'_>, name: &str, generated: bool) -> ApiError {
+        let gr = ctx.resource.group_resource();
+        if generated {
+            let mut e = ApiError::already_exists(&gr, name);
+            e.message
+                .push_str(", the server was not able to generate a unique name for the object");
+            if let Some(d) = e.details.as_mut() {
+                d.retry_after_seconds = Some(1);
+            }
+            return e;
+        }
+        match self.storage.get(&ctx.key(name)).await.ok().flatten() {
+            Some(s) => self.exists_error(ctx, name, &s.object.value()),
+            None => ApiError::already_exists(&gr, name),
+        }
     }
 
     /// Mutating admission of `obj` (versioned JSON of the request's version); what webhooks
@@ -302,18 +394,7 @@ impl Store {
         e
     }
 
-    pub(super) async fn current(&self, ctx: &Ctx<'_>, name: &str) -> ApiResult<Current> {
-        match self.storage.get(&ctx.key(name)).await {
-            Ok(Some(s)) => Ok(Current {
-                rv: s.rv,
-                object: s.object.value(),
-            }),
-            Ok(None) => Err(ApiError::not_found(&ctx.resource.group_resource(), name)),
-            Err(e) => Err(ctx.storage_error(name, e)),
-        }
-    }
-
-    /// PUT: the body must carry the resourceVersion it was based on.
+    /// PUT: the body must carry the resourceVersion it was based on; never retried.
     pub async fn update(
         &self,
         ctx: &Ctx<'_>,
@@ -329,80 +410,69 @@ impl Store {
             )));
         }
         Self::settle_namespace(ctx, &mut obj)?;
-        // Go's order (registry Store.Update): the object must exist (Flunders and Fischers do
-        // not allow create-on-update), then a uid in the body is a storage precondition, then
-        // the resourceVersion must be given and current.
         let rv_field = parse_rv_field(&obj)?;
-        let old = self.current(ctx, name).await?;
-        let uid = meta_str(&obj, "uid");
-        let old_uid = meta_str(&old.object, "uid");
-        if !uid.is_empty() && uid != old_uid {
-            return Err(ctx.uid_precondition_failed(name, uid, old_uid));
-        }
-        let Some(rv) = rv_field else {
-            let gr = ctx.resource.group_resource();
-            return Err(ApiError::invalid(
-                &GroupKind::new(&gr.group, &gr.resource),
-                name,
-                &[FieldError::invalid(
-                    "metadata.resourceVersion",
-                    0,
-                    "must be specified for an update",
-                )],
-            ));
-        };
-        if old.rv != rv {
-            return Err(ApiError::modified_conflict(
-                &ctx.resource.group_resource(),
-                name,
-            ));
-        }
-        let manager = self.manager(ctx, opts)?;
-        self.update_from(ctx, name, &old, obj, Some(&manager), opts.dry_run)
-            .await
-            .map_err(|e| e.into_api(ctx, name))
+        let obj = &obj;
+        self.guaranteed_update(ctx, name, move |current| async move {
+            let old = exists(ctx, name, current)?;
+            // Go's order (registry Store.Update): the object must exist (no create-on-update
+            // here), then a uid in the body is a storage precondition, then the resourceVersion
+            // must be given and current.
+            let uid = meta_str(obj, "uid");
+            let old_uid = meta_str(&old.object, "uid");
+            if !uid.is_empty() && uid != old_uid {
+                return Err(ctx.uid_precondition_failed(name, uid, old_uid));
+            }
+            let Some(rv) = rv_field else {
+                let gr = ctx.resource.group_resource();
+                return Err(ApiError::invalid(
+                    &GroupKind::new(&gr.group, &gr.resource),
+                    name,
+                    &[FieldError::invalid(
+                        "metadata.resourceVersion",
+                        0,
+                        "must be specified for an update",
+                    )],
+                ));
+            };
+            if old.rv != rv {
+                return Err(ApiError::modified_conflict(
+                    &ctx.resource.group_resource(),
+                    name,
+                ));
+            }
+            let manager = self.manager(ctx, opts)?;
+            let update = UpdateOf {
+                old: &old,
+                manager: Some(&manager),
+                dry_run: opts.dry_run,
+                retry: false,
+            };
+            self.update_step(ctx, name, update, obj.clone()).await
+        })
+        .await
     }
 
-    /// The part of update shared by PUT and PATCH: `new` is versioned JSON based on `old`.
-    /// `manager` None: managedFields were already computed (server-side apply).
-    pub(super) async fn update_from(
+    /// The update transform shared by PUT, PATCH and apply: `new` is versioned JSON based on
+    /// `update.old`; the step writes it (or deletes the object when its last finalizer went).
+    pub(super) async fn update_step(
         &self,
         ctx: &Ctx<'_>,
         name: &str,
-        old: &Current,
+        update: UpdateOf<'_>,
         mut new: Value,
-        manager: Option<&str>,
-        dry_run: bool,
-    ) -> Result<Value, UpdateError> {
+    ) -> ApiResult<Step<Value>> {
         let r = ctx.resource;
+        let old = update.old;
         r.default(ctx.version, &mut new);
-        let attrs = ctx.admission(Operation::Update, name, Some(&old.object), dry_run, manager);
-        // The server owns these (Go's rest.BeforeUpdate): generation, creationTimestamp and a
-        // deletionTimestamp already set are the stored ones whatever the body says; an empty uid
-        // or a missing grace period is taken from the stored object; the rest is validated as
-        // immutable below.
-        {
-            let old_meta = &old.object["metadata"];
-            let m = meta_mut(&mut new);
-            m.remove("resourceVersion");
-            m.remove("selfLink");
-            let set = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
-            for f in ["generation", "creationTimestamp", "deletionTimestamp"] {
-                match old_meta.get(f) {
-                    Some(v) if set(Some(v)) => m.insert(f.into(), v.clone()),
-                    _ if f == "generation" => m.remove(f),
-                    _ => None,
-                };
-            }
-            for f in ["uid", "deletionGracePeriodSeconds"] {
-                if !set(m.get(f))
-                    && let Some(v) = old_meta.get(f).filter(|v| set(Some(v)))
-                {
-                    m.insert(f.into(), v.clone());
-                }
-            }
-        }
-        if let Some(manager) = manager {
+        let attrs = ctx.admission(
+            Operation::Update,
+            name,
+            Some(&old.object),
+            update.dry_run,
+            update.manager,
+        );
+        before_update(&mut new, &old.object);
+        if let Some(manager) = update.manager {
             let old_versioned = r.storage_to_version(ctx.version, old.object.clone());
             let convert = |obj: &Value, to: &str| ctx.convert(obj, to);
             managed_fields::record_update_with(
@@ -414,62 +484,26 @@ impl Store {
                 Some(&convert),
             );
         }
-        self.admit(ctx, &attrs, &mut new)
-            .await
-            .map_err(UpdateError::Api)?;
+        self.admit(ctx, &attrs, &mut new).await?;
         let mut errs = r.validate_versioned(ctx.version, &new);
         let versioned = new.clone();
-        let hub = r.to_hub(ctx.version, new);
+        let mut hub = r.to_hub(ctx.version, new);
         let old_hub = r.to_hub(r.storage_version(), old.object.clone());
+        r.prepare_for_update(&mut hub, &old_hub);
         errs.extend(meta::validate_update(
             &hub["metadata"],
             &old_hub["metadata"],
             r.namespaced(),
         ));
-        errs.extend(r.validate(&hub));
+        errs.extend(r.validate_update(&hub, &old_hub));
         if !errs.is_empty() {
-            return Err(UpdateError::Api(ctx.invalid(name, &errs)));
+            return Err(ctx.invalid(name, &errs));
         }
-        self.admission
-            .validate(&attrs, Some(&versioned))
-            .await
-            .map_err(UpdateError::Api)?;
-        let stored = r.hub_to_storage(hub);
-        if same_ignoring_times(&stored, &old.object) {
-            return Ok(old.object.clone());
+        for w in r.warnings_on_update(&hub, &old_hub) {
+            crate::admission::warnings::add(&w);
         }
-        let pre = Preconditions {
-            rv: Some(old.rv),
-            uid: None,
-        };
-        // Removing the last finalizer of an object being deleted completes the deletion. The
-        // answer is the object as updated, at the resourceVersion it was updated from (Go's
-        // deleteWithoutFinalizers returns the request's object, not the deleted one).
-        if being_deleted(&stored) && finalizers(&stored).is_empty() {
-            let mut last = stored;
-            meta_mut(&mut last).insert("resourceVersion".into(), json!(old.rv.to_string()));
-            if !dry_run {
-                self.commit(ctx, name, WriteOp::Delete { pre })
-                    .await
-                    .map_err(UpdateError::Storage)?;
-            }
-            return Ok(last);
-        }
-        if dry_run {
-            let mut out = stored;
-            meta_mut(&mut out).insert("resourceVersion".into(), json!(old.rv.to_string()));
-            return Ok(out);
-        }
-        self.commit(
-            ctx,
-            name,
-            WriteOp::Update {
-                object: stored,
-                pre,
-            },
-        )
-        .await
-        .map_err(UpdateError::Storage)
+        self.admission.validate(&attrs, Some(&versioned)).await?;
+        Ok(update.step(r.hub_to_storage(hub)))
     }
 
     /// PATCH: applied to the latest object; retried when another writer got there first,
@@ -484,9 +518,9 @@ impl Store {
         validation: FieldValidation,
     ) -> ApiResult<Value> {
         let manager = self.manager(ctx, opts)?;
-        let gr = ctx.resource.group_resource();
-        for _ in 0..MAX_RETRIES {
-            let old = self.current(ctx, name).await?;
+        let manager = manager.as_str();
+        self.guaranteed_update(ctx, name, move |current| async move {
+            let old = exists(ctx, name, current)?;
             let original = ctx
                 .resource
                 .storage_to_version(ctx.version, old.object.clone());
@@ -495,31 +529,26 @@ impl Store {
             // The patched object is decoded into Go's types: empty metadata values vanish.
             meta::drop_empty_fields(&mut patched);
             Self::check_type_meta(ctx, &patched)?;
-            let patched_name = meta_str(&patched, "name");
-            if patched_name != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({patched_name}) does not match the name on the URL ({name})"
-                )));
-            }
+            check_name(&patched, name)?;
             // A changed uid is no precondition here (Go's patcher has no object to take one
             // from): it fails update validation as immutable (422).
             let client_rv = parse_rv_field(&patched)?;
             if client_rv.is_some_and(|rv| rv != old.rv) {
-                return Err(ApiError::modified_conflict(&gr, name));
+                return Err(ApiError::modified_conflict(
+                    &ctx.resource.group_resource(),
+                    name,
+                ));
             }
             Self::settle_namespace(ctx, &mut patched)?;
-            match self
-                .update_from(ctx, name, &old, patched, Some(&manager), opts.dry_run)
-                .await
-            {
-                Ok(v) => return Ok(v),
-                Err(UpdateError::Storage(StorageError::Conflict { .. })) if client_rv.is_none() => {
-                    continue;
-                }
-                Err(e) => return Err(e.into_api(ctx, name)),
-            }
-        }
-        Err(ApiError::modified_conflict(&gr, name))
+            let update = UpdateOf {
+                old: &old,
+                manager: Some(manager),
+                dry_run: opts.dry_run,
+                retry: client_rv.is_none(),
+            };
+            self.update_step(ctx, name, update, patched).await
+        })
+        .await
     }
 
     /// DELETE: immediate, or graceful while finalizers remain.
@@ -529,23 +558,19 @@ impl Store {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Deleted> {
-        for _ in 0..MAX_RETRIES {
-            let old = self.current(ctx, name).await?;
+        self.guaranteed_update(ctx, name, move |current| async move {
+            let old = exists(ctx, name, current)?;
             let uid = meta_str(&old.object, "uid").to_string();
             if let Some(want) = &opts.precondition_uid
                 && *want != uid
             {
                 return Err(ctx.precondition_conflict(name, "UID", want, &uid));
             }
+            let rv = old.rv.to_string();
             if let Some(want) = &opts.precondition_rv
-                && *want != old.rv.to_string()
+                && *want != rv
             {
-                return Err(ctx.precondition_conflict(
-                    name,
-                    "ResourceVersion",
-                    want,
-                    &old.rv.to_string(),
-                ));
+                return Err(ctx.precondition_conflict(name, "ResourceVersion", want, &rv));
             }
             let attrs = ctx.admission(
                 Operation::Delete,
@@ -556,73 +581,200 @@ impl Store {
             );
             self.admission.mutate(&self.cache, &attrs, None).await?;
             self.admission.validate(&attrs, None).await?;
-            let mut obj = old.object.clone();
-            let mut fins = finalizers(&obj);
-            // With the garbage collector on, Orphan/Foreground are finalizers the GC acts on.
-            let extra = match opts.propagation {
-                Some(Propagation::Orphan) => Some("orphan"),
-                Some(Propagation::Foreground) => Some("foregroundDeletion"),
-                _ => None,
-            };
-            if let Some(f) = extra
-                && !fins.iter().any(|x| x == f)
-            {
-                fins.push(f.to_string());
-            }
-            let pre = Preconditions {
-                rv: Some(old.rv),
-                uid: Some(uid),
-            };
-            let result = if fins.is_empty() {
-                if opts.dry_run {
-                    return Ok(Deleted::Gone(obj));
-                }
-                self.commit(ctx, name, WriteOp::Delete { pre })
-                    .await
-                    .map(Deleted::Gone)
-            } else {
-                let unchanged = being_deleted(&obj) && fins == finalizers(&obj);
-                if unchanged {
-                    return Ok(Deleted::Pending(obj));
-                }
-                let m = meta_mut(&mut obj);
-                m.insert("finalizers".into(), json!(fins));
-                if m.get("deletionTimestamp").is_none_or(|v| v.is_null()) {
-                    m.insert("deletionTimestamp".into(), json!(meta::timestamp_now()));
-                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
-                }
-                m.remove("resourceVersion");
-                if opts.dry_run {
-                    return Ok(Deleted::Pending(obj));
-                }
-                self.commit(ctx, name, WriteOp::Update { object: obj, pre })
-                    .await
-                    .map(Deleted::Pending)
-            };
-            match result {
-                Ok(d) => return Ok(d),
-                Err(StorageError::Conflict { .. }) if opts.precondition_rv.is_none() => continue,
-                Err(e) => return Err(ctx.storage_error(name, e)),
-            }
-        }
-        Err(ApiError::modified_conflict(
-            &ctx.resource.group_resource(),
-            name,
-        ))
+            Ok(delete_step(old, uid, opts))
+        })
+        .await
     }
 }
 
-/// An update failure that the patch loop may retry (a storage Conflict) or report.
-pub(super) enum UpdateError {
-    Api(ApiError),
-    Storage(StorageError),
+/// The stored object a verb that needs one (PUT, PATCH, DELETE) starts from; 404 when absent.
+fn exists(ctx: &Ctx<'_>, name: &str, current: Option<Current>) -> ApiResult<Current> {
+    current.ok_or_else(|| ApiError::not_found(&ctx.resource.group_resource(), name))
 }
 
-impl UpdateError {
-    pub(super) fn into_api(self, ctx: &Ctx<'_>, name: &str) -> ApiError {
+/// 400 when a patched or applied object names another object than the URL.
+pub(super) fn check_name(obj: &Value, name: &str) -> ApiResult<()> {
+    let got = meta_str(obj, "name");
+    if got != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({got}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
+/// The server owns these on update (Go's rest.BeforeUpdate): generation, creationTimestamp and
+/// a deletionTimestamp already set are the stored ones whatever the body says; an empty uid or
+/// a missing grace period is taken from the stored object; the rest is validated as immutable.
+fn before_update(new: &mut Value, old: &Value) {
+    let old_meta = &old["metadata"];
+    let m = meta_mut(new);
+    m.remove("resourceVersion");
+    m.remove("selfLink");
+    let set = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+    for f in ["generation", "creationTimestamp", "deletionTimestamp"] {
+        match old_meta.get(f) {
+            Some(v) if set(Some(v)) => m.insert(f.into(), v.clone()),
+            _ if f == "generation" => m.remove(f),
+            _ => None,
+        };
+    }
+    for f in ["uid", "deletionGracePeriodSeconds"] {
+        if !set(m.get(f))
+            && let Some(v) = old_meta.get(f).filter(|v| set(Some(v)))
+        {
+            m.insert(f.into(), v.clone());
+        }
+    }
+}
+
+/// The graceful-delete transform: delete now when no finalizer holds the object, else set
+/// deletionTimestamp and the finalizers the propagation policy adds (with the garbage
+/// collector on, Orphan/Foreground are finalizers it acts on).
+fn delete_step(old: Current, uid: String, opts: &DeleteOptions) -> Step<Deleted> {
+    let mut obj = old.object;
+    let mut fins = finalizers(&obj);
+    let extra = match opts.propagation {
+        Some(Propagation::Orphan) => Some("orphan"),
+        Some(Propagation::Foreground) => Some("foregroundDeletion"),
+        _ => None,
+    };
+    if let Some(f) = extra
+        && !fins.iter().any(|x| x == f)
+    {
+        fins.push(f.to_string());
+    }
+    let pre = Preconditions {
+        rv: Some(old.rv),
+        uid: Some(uid),
+    };
+    let retry = opts.precondition_rv.is_none();
+    if fins.is_empty() {
+        if opts.dry_run {
+            return Step::Done(Deleted::Gone(obj));
+        }
+        return Step::Write {
+            op: WriteOp::Delete { pre },
+            retry,
+            answer: Box::new(Deleted::Gone),
+        };
+    }
+    if being_deleted(&obj) && fins == finalizers(&obj) {
+        return Step::Done(Deleted::Pending(obj));
+    }
+    let m = meta_mut(&mut obj);
+    m.insert("finalizers".into(), json!(fins));
+    if m.get("deletionTimestamp").is_none_or(|v| v.is_null()) {
+        m.insert("deletionTimestamp".into(), json!(meta::timestamp_now()));
+        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    m.remove("resourceVersion");
+    if opts.dry_run {
+        return Step::Done(Deleted::Pending(obj));
+    }
+    Step::Write {
+        op: WriteOp::Update { object: obj, pre },
+        retry,
+        answer: Box::new(Deleted::Pending),
+    }
+}
+
+/// A create on its way to storage: the object (name still open for generateName), the
+/// versioned validation errors found so far, and what validating admission will see.
+struct NewObject<'c> {
+    obj: Value,
+    errs: Vec<FieldError>,
+    attrs: Attributes<'c>,
+    generate: String,
+    generated: bool,
+}
+
+impl NewObject<'_> {
+    /// The name to try: the requested one, or a fresh one made from generateName.
+    fn next_name(&mut self) -> String {
+        if self.generated {
+            meta_mut(&mut self.obj).insert("name".into(), json!(names::generate(&self.generate)));
+        }
+        meta_str(&self.obj, "name").to_string()
+    }
+}
+
+/// What an update transform knows besides the new object.
+pub(super) struct UpdateOf<'o> {
+    pub(super) old: &'o Current,
+    /// None: managedFields were already computed (server-side apply).
+    pub(super) manager: Option<&'o str>,
+    pub(super) dry_run: bool,
+    /// Whether a lost race may be retried (no resourceVersion given by the client).
+    pub(super) retry: bool,
+}
+
+impl UpdateOf<'_> {
+    /// The write that turns `old` into `stored` (storage JSON): nothing for a no-op, a delete
+    /// when the last finalizer of an object being deleted went, else an update.
+    fn step(&self, stored: Value) -> Step<Value> {
+        let old = self.old;
+        if same_ignoring_times(&stored, &old.object) {
+            return Step::Done(old.object.clone());
+        }
+        let pre = Preconditions {
+            rv: Some(old.rv),
+            uid: None,
+        };
+        let at_old_rv = |mut obj: Value| {
+            meta_mut(&mut obj).insert("resourceVersion".into(), json!(old.rv.to_string()));
+            obj
+        };
+        // Removing the last finalizer of an object being deleted completes the deletion. The
+        // answer is the object as updated, at the resourceVersion it was updated from (Go's
+        // deleteWithoutFinalizers returns the request's object, not the deleted one).
+        if being_deleted(&stored) && finalizers(&stored).is_empty() {
+            let last = at_old_rv(stored);
+            if self.dry_run {
+                return Step::Done(last);
+            }
+            return Step::Write {
+                op: WriteOp::Delete { pre },
+                retry: self.retry,
+                answer: Box::new(move |_| last),
+            };
+        }
+        if self.dry_run {
+            return Step::Done(at_old_rv(stored));
+        }
+        Step::Write {
+            op: WriteOp::Update {
+                object: stored,
+                pre,
+            },
+            retry: self.retry,
+            answer: Box::new(|object| object),
+        }
+    }
+}
+
+/// What a transform of `guaranteed_update` decides for the object it was given.
+pub(super) enum Step<T> {
+    /// Nothing to write (a no-op, a dry run): answer with this.
+    Done(T),
+    /// Commit `op` (preconditioned on the resourceVersion read); `answer` makes the reply from
+    /// the committed object. `retry`: a lost race reruns the transform on the newer object.
+    Write {
+        op: WriteOp,
+        retry: bool,
+        answer: Box<dyn FnOnce(Value) -> T + Send>,
+    },
+}
+
+impl<T: 'static> Step<T> {
+    pub(super) fn map<U>(self, f: impl FnOnce(T) -> U + Send + 'static) -> Step<U> {
         match self {
-            UpdateError::Api(e) => e,
-            UpdateError::Storage(e) => ctx.storage_error(name, e),
+            Step::Done(t) => Step::Done(f(t)),
+            Step::Write { op, retry, answer } => Step::Write {
+                op,
+                retry,
+                answer: Box::new(move |v| f(answer(v))),
+            },
         }
     }
 }

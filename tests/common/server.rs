@@ -123,9 +123,27 @@ impl Wardle {
             .stderr(logfile)
             .spawn()
             .expect("spawn wardle-apiserver");
+        Wardle::started(dir, port, db_url, Some(child), log).await
+    }
+
+    /// A server this test runs in its own process (`wardle::server::run_with`) on `port`, with
+    /// `dir` as cert dir: waits for its kubeconfig and port, then for /readyz.
+    pub async fn attach(dir: &Path, port: u16, db_url: &str) -> Wardle {
+        install_crypto();
+        Wardle::started(dir, port, db_url, None, dir.join("in-process.log")).await
+    }
+
+    /// Waits until the server on `port` wrote its kubeconfig, listens and is ready (`child`, if
+    /// any, must not exit meanwhile); its logs are in `log`.
+    async fn started(
+        dir: &Path,
+        port: u16,
+        db_url: &str,
+        mut child: Option<Child>,
+        log: PathBuf,
+    ) -> Wardle {
         let kubeconfig = dir.join("admin.kubeconfig");
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut child = Some(child);
         loop {
             if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!(
