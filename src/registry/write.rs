@@ -8,7 +8,7 @@ use crate::apimachinery::meta;
 use crate::apimachinery::names;
 use crate::apimachinery::options::{DeleteOptions, Propagation, WriteOptions};
 use crate::apimachinery::patch::{self, PatchType};
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
 use crate::storage::types::{Preconditions, StorageError, Write, WriteOp};
 use serde_json::{Value, json};
 use std::future::Future;
