@@ -168,7 +168,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // Go's enabledPluginNames: every plugin is on unless disabled; an explicit enable wins.
     let disabled = |name: &str| !config.admission_plugin_enabled(name);
-    let admission = admission_chain(core_client, &disabled);
+    let plugin_configs =
+        crate::admission::config::load(config.admission_control_config_file.as_deref())?;
+    let admission = admission_chain(core_client, &disabled, &plugin_configs);
     let cache = WatchCache::start(storage.clone())
         .await
         .context("starting the watch cache")?;
@@ -461,7 +463,11 @@ async fn wait_for_signal() {
 
 /// The admission chain: BanFlunder always (unless disabled); with a cluster attached also
 /// NamespaceLifecycle, the webhooks and ValidatingAdmissionPolicy, each unless disabled.
-fn admission_chain(core: Option<kube::Client>, disabled: &dyn Fn(&str) -> bool) -> Admission {
+fn admission_chain(
+    core: Option<kube::Client>,
+    disabled: &dyn Fn(&str) -> bool,
+    configs: &crate::admission::config::PluginConfigs,
+) -> Admission {
     let mut admission = Admission {
         ban_flunder: !disabled("BanFlunder"),
         ..Admission::default()
@@ -478,7 +484,12 @@ fn admission_chain(core: Option<kube::Client>, disabled: &dyn Fn(&str) -> bool) 
     let validating = (!disabled("ValidatingAdmissionWebhook"))
         .then(|| Informer::start(kube::Api::all(client.clone())));
     if mutating.is_some() || validating.is_some() {
-        admission.webhooks = Some(Webhooks::new(mutating, validating, namespaces.clone()));
+        admission.webhooks = Some(Webhooks::new(
+            mutating,
+            validating,
+            namespaces.clone(),
+            configs,
+        ));
     }
     if !disabled("ValidatingAdmissionPolicy") {
         admission.policies = Some(Policies::start(client, namespaces));

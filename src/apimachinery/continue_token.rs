@@ -220,7 +220,7 @@ mod tests {
         match decode(token, all) {
             Ok(t) => panic!("{token:?} should fail, got {t:?}"),
             Err(e) => {
-                assert_eq!((e.code, e.reason), (400, "BadRequest"));
+                assert_eq!((e.code, &*e.reason), (400, "BadRequest"));
                 e.message
             }
         }

@@ -358,6 +358,6 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("must fail"),
         };
-        assert_eq!((e.code, e.reason), (400, "BadRequest"));
+        assert_eq!((e.code, &*e.reason), (400, "BadRequest"));
     }
 }

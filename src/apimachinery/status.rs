@@ -181,7 +181,8 @@ pub struct StatusDetails {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub code: u16,
-    pub reason: &'static str,
+    /// A `StatusReason`; a webhook's own reason passes through as it sent it (Go's `ToStatusErr`).
+    pub reason: std::borrow::Cow<'static, str>,
     pub message: String,
     pub details: Option<Box<StatusDetails>>,
     /// A `metadata.continue` for the Status (410 on an expired continue token).
@@ -199,10 +200,14 @@ impl std::error::Error for ApiError {}
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        code: u16,
+        reason: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             code,
-            reason,
+            reason: reason.into(),
             message: message.into(),
             details: None,
             continue_token: None,

@@ -531,6 +531,18 @@ impl Store {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Deleted> {
+        self.delete_admitted_as(ctx, name, opts, name).await
+    }
+
+    /// DELETE of `name` with admission seeing the name `admitted_name`: "" for the items of a
+    /// deletecollection, as Go's static admission attributes of that request.
+    pub(super) async fn delete_admitted_as(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        opts: &DeleteOptions,
+        admitted_name: &str,
+    ) -> ApiResult<Deleted> {
         for _ in 0..MAX_RETRIES {
             let old = self.current(ctx, name).await?;
             let uid = meta_str(&old.object, "uid").to_string();
@@ -551,7 +563,7 @@ impl Store {
             }
             let attrs = ctx.admission(
                 Operation::Delete,
-                name,
+                admitted_name,
                 Some(&old.object),
                 opts.dry_run,
                 None,
