@@ -101,8 +101,8 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<PluginConfigs> {
         let Some(raw) = plugin_config(p, base)? else {
             continue;
         };
-        let kubeconfig = webhook_kubeconfig(&raw)
-            .with_context(|| format!("{}: plugin {}", what(), p.name))?;
+        let kubeconfig =
+            webhook_kubeconfig(&raw).with_context(|| format!("{}: plugin {}", what(), p.name))?;
         *slot = Some(Arc::new(AuthInfoResolver::load(&kubeconfig)?));
     }
     Ok(out)
@@ -125,19 +125,21 @@ fn plugin_config(p: &PluginConfiguration, base: &Path) -> anyhow::Result<Option<
             file.display()
         )
     })?;
-    let v = serde_saphyr::from_str(&text)
-        .with_context(|| format!("decoding {}", file.display()))?;
+    let v =
+        serde_saphyr::from_str(&text).with_context(|| format!("decoding {}", file.display()))?;
     Ok(Some(v))
 }
 
 /// The kubeConfigFile of a WebhookAdmissionConfiguration (Go's `config.LoadConfig`).
 fn webhook_kubeconfig(raw: &Value) -> anyhow::Result<PathBuf> {
-    let w: WebhookAdmission = serde_json::from_value(raw.clone())
-        .context("decoding WebhookAdmissionConfiguration")?;
+    let w: WebhookAdmission =
+        serde_json::from_value(raw.clone()).context("decoding WebhookAdmissionConfiguration")?;
     let known = matches!(
         (w.api_version.as_str(), w.kind.as_str()),
-        ("apiserver.config.k8s.io/v1", "WebhookAdmissionConfiguration")
-            | ("apiserver.config.k8s.io/v1alpha1", "WebhookAdmission")
+        (
+            "apiserver.config.k8s.io/v1",
+            "WebhookAdmissionConfiguration"
+        ) | ("apiserver.config.k8s.io/v1alpha1", "WebhookAdmission")
     );
     if !known {
         bail!(
@@ -231,7 +233,9 @@ plugins:
             "{head}plugins:\n- name: ValidatingAdmissionWebhook\n  configuration:\n    apiVersion: apiserver.config.k8s.io/v1\n    kind: WebhookAdmissionConfiguration\n    kubeConfigFile: /nonexistent/kubeconfig\n"
         ));
         assert!(e.contains("/nonexistent/kubeconfig"), "{e}");
-        let e = case(&format!("{head}plugins:\n- name: MutatingAdmissionWebhook\n  path: missing.yaml\n"));
+        let e = case(&format!(
+            "{head}plugins:\n- name: MutatingAdmissionWebhook\n  path: missing.yaml\n"
+        ));
         assert!(e.contains("missing.yaml"), "{e}");
         let missing = dir.path().join("none.yaml");
         assert!(load(Some(&missing)).is_err());

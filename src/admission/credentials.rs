@@ -36,8 +36,9 @@ impl AuthInfoResolver {
     /// Read `path` (Go's `NewDefaultAuthenticationInfoResolver`). Errors: the file cannot be
     /// read or is not a kubeconfig.
     pub fn load(path: &Path) -> anyhow::Result<AuthInfoResolver> {
-        let kc = Kubeconfig::read_from(path)
-            .map_err(|e| anyhow::anyhow!("reading webhook kubeConfigFile {}: {e}", path.display()))?;
+        let kc = Kubeconfig::read_from(path).map_err(|e| {
+            anyhow::anyhow!("reading webhook kubeConfigFile {}: {e}", path.display())
+        })?;
         let current_user = kc.current_context.as_ref().and_then(|cur| {
             kc.contexts
                 .iter()
@@ -121,7 +122,8 @@ fn credentials(name: &str, u: &AuthInfo) -> Result<Credentials, String> {
         c.basic = Some((username, password.unwrap_or_default()));
     }
     if let Some(user) = u.impersonate.as_ref().filter(|s| !s.is_empty()) {
-        c.impersonate.push(("Impersonate-User".into(), user.clone()));
+        c.impersonate
+            .push(("Impersonate-User".into(), user.clone()));
         if let Some(uid) = u.impersonate_uid.as_ref().filter(|s| !s.is_empty()) {
             c.impersonate.push(("Impersonate-Uid".into(), uid.clone()));
         }

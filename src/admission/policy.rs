@@ -194,7 +194,11 @@ impl Policies {
             }
         }
         let params = match self
-            .params(p.spec.param_kind.as_ref(), bspec.param_ref.as_ref(), a.namespace)
+            .params(
+                p.spec.param_kind.as_ref(),
+                bspec.param_ref.as_ref(),
+                a.namespace,
+            )
             .await
         {
             Ok(params) => params,

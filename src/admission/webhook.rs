@@ -336,9 +336,8 @@ impl Webhooks {
             .client(&h.client_config, auth.as_deref())
             .map_err(|reason| CallError::new(format!("could not get REST client: {reason}")))?;
         let response = endpoint.post(h.timeout, &review).await?;
-        verify_response(&uid, mutating, &response).map_err(|e| {
-            CallError::new(format!("received invalid webhook response: {e}"))
-        })?;
+        verify_response(&uid, mutating, &response)
+            .map_err(|e| CallError::new(format!("received invalid webhook response: {e}")))?;
         judge(h, &response["response"])
     }
 
@@ -420,7 +419,11 @@ impl Endpoint {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| CallError::new(format!("failed to call webhook: {e}")))?;
         let post = async {
-            let resp = self.client.request(req).await.map_err(|e| error_chain(&e))?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| error_chain(&e))?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
@@ -504,7 +507,9 @@ fn judge(h: &Hook, r: &Value) -> Result<Verdict, CallError> {
         return Ok(Verdict::Allowed { patch: None });
     }
     let ops: json_patch::Patch = serde_json::from_slice(&patch).map_err(|e| {
-        CallError::new(format!("received undecodable patch in webhook response: {e}"))
+        CallError::new(format!(
+            "received undecodable patch in webhook response: {e}"
+        ))
     })?;
     if r["patchType"] != "JSONPatch" {
         return Err(CallError::new(format!(
@@ -519,7 +524,10 @@ fn judge(h: &Hook, r: &Value) -> Result<Verdict, CallError> {
 
 /// A rustls client (ring) trusting the PEM `ca_bundle`, or the system roots when it is empty,
 /// presenting `identity` (PEM certificate chain, key) when given.
-fn build_client(ca_bundle: &[u8], identity: Option<&(Vec<u8>, Vec<u8>)>) -> Result<HttpClient, String> {
+fn build_client(
+    ca_bundle: &[u8],
+    identity: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<HttpClient, String> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     if ca_bundle.is_empty() {
@@ -881,7 +889,10 @@ mod tests {
         // A reason of the webhook's own passes through (Go keeps the whole Status).
         let e = denial("x", &json!({"code": 200, "reason": "Custom"}));
         assert_eq!((e.code, &*e.reason), (400, "Custom"));
-        let e = denial("x", &json!({"code": 429, "reason": "PolicyViolation", "message": "m"}));
+        let e = denial(
+            "x",
+            &json!({"code": 429, "reason": "PolicyViolation", "message": "m"}),
+        );
         assert_eq!((e.code, &*e.reason), (429, "PolicyViolation"));
         assert_eq!(e.to_status()["reason"], "PolicyViolation");
         assert_eq!(
