@@ -219,8 +219,10 @@ plugins:
             format!("{:#}", load(Some(&p)).unwrap_err())
         };
         let head = "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\n";
-        let e = case(&format!("{head}plugins:\n- name: NamespaceLifecyle\n"));
+        let e = case(&format!("{head}plugins:\n- name: namespacelifecycle\n"));
         assert!(e.contains("did you mean NamespaceLifecycle"), "{e}");
+        let e = case(&format!("{head}plugins:\n- name: PodSecurity\n"));
+        assert!(e.contains("unknown admission plugin"), "{e}");
         let e = case(&format!("{head}plugin: []\n"));
         assert!(e.contains("unknown field"), "{e}");
         let e = case("apiVersion: v1\nkind: AdmissionConfiguration\n");

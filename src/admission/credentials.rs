@@ -206,7 +206,9 @@ users:
         );
         let token = |t: &str| r.resolve(t).unwrap().bearer_token;
         assert_eq!(token("hook.example.com:8443").as_deref(), Some("exact"));
-        assert_eq!(token("other.example.com:8443").as_deref(), Some("wildcard"));
+        assert_eq!(token("other.example.com:443").as_deref(), Some("wildcard"));
+        // A port other than 443 is part of every name tried: only "*" matches.
+        assert_eq!(token("other.example.com:8443").as_deref(), Some("star"));
         assert_eq!(token("a.b.example.com:443").as_deref(), Some("wildcard"));
         let plain = r.resolve("plain.test:443").unwrap();
         assert_eq!(plain.basic, Some(("u".into(), "p".into())));

@@ -889,16 +889,16 @@ mod tests {
         // A reason of the webhook's own passes through (Go keeps the whole Status).
         let e = denial("x", &json!({"code": 200, "reason": "Custom"}));
         assert_eq!((e.code, &*e.reason), (400, "Custom"));
+        assert_eq!(
+            e.message,
+            "admission webhook \"x\" denied the request: Custom"
+        );
         let e = denial(
             "x",
             &json!({"code": 429, "reason": "PolicyViolation", "message": "m"}),
         );
         assert_eq!((e.code, &*e.reason), (429, "PolicyViolation"));
         assert_eq!(e.to_status()["reason"], "PolicyViolation");
-        assert_eq!(
-            e.message,
-            "admission webhook \"x\" denied the request: Custom"
-        );
         let e = denial("x", &Value::Null);
         assert_eq!(
             e.message,
