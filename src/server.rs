@@ -40,6 +40,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let auditor = crate::audit::Auditor::from_options(&config.audit)
         .await
         .context("setting up auditing")?;
+    // And the admission configuration: its errors, too, come before any state is touched.
+    let plugin_configs =
+        crate::admission::config::load(config.admission_control_config_file.as_deref())?;
     std::fs::create_dir_all(&config.cert_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create --cert-dir {}: {e}; choose a directory you can write",
@@ -168,8 +171,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // Go's enabledPluginNames: every plugin is on unless disabled; an explicit enable wins.
     let disabled = |name: &str| !config.admission_plugin_enabled(name);
-    let plugin_configs =
-        crate::admission::config::load(config.admission_control_config_file.as_deref())?;
     let admission = admission_chain(core_client, &disabled, &plugin_configs);
     let cache = WatchCache::start(storage.clone())
         .await
