@@ -75,6 +75,13 @@ pub struct Config {
     #[arg(long, value_delimiter = ',', value_parser = crate::admission::plugin_name)]
     pub disable_admission_plugins: Vec<String>,
 
+    /// AdmissionConfiguration file (apiserver.config.k8s.io/v1, as Go's): per plugin an
+    /// embedded `configuration` or a `path`. MutatingAdmissionWebhook and
+    /// ValidatingAdmissionWebhook take a WebhookAdmissionConfiguration whose `kubeConfigFile`
+    /// holds the credentials wardle presents to webhooks; the other plugins take none.
+    #[arg(long)]
+    pub admission_control_config_file: Option<PathBuf>,
+
     /// Log line format on stderr: `text` (human) or `json` (one JSON object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -51,6 +51,9 @@ pub async fn run_with(config: Config, kinds: &[&'static dyn Resource]) -> anyhow
     let auditor = crate::audit::Auditor::from_options(&config.audit)
         .await
         .context("setting up auditing")?;
+    // And the admission configuration: its errors, too, come before any state is touched.
+    let plugin_configs =
+        crate::admission::config::load(config.admission_control_config_file.as_deref())?;
     std::fs::create_dir_all(&config.cert_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create --cert-dir {}: {e}; choose a directory you can write",
@@ -66,7 +69,7 @@ pub async fn run_with(config: Config, kinds: &[&'static dyn Resource]) -> anyhow
     let authorizer = authorizer(&config, clients.authz.clone())?;
     // Go's enabledPluginNames: every plugin is on unless disabled; an explicit enable wins.
     let disabled = |name: &str| !config.admission_plugin_enabled(name);
-    let admission = admission_chain(clients.core.clone(), &disabled);
+    let admission = admission_chain(clients.core.clone(), &disabled, &plugin_configs);
     let cache = WatchCache::start(storage.clone())
         .await
         .context("starting the watch cache")?;
@@ -547,7 +550,11 @@ async fn wait_for_signal() {
 
 /// The admission chain: BanFlunder always (unless disabled); with a cluster attached also
 /// NamespaceLifecycle, the webhooks and ValidatingAdmissionPolicy, each unless disabled.
-fn admission_chain(core: Option<kube::Client>, disabled: &dyn Fn(&str) -> bool) -> Admission {
+fn admission_chain(
+    core: Option<kube::Client>,
+    disabled: &dyn Fn(&str) -> bool,
+    configs: &crate::admission::config::PluginConfigs,
+) -> Admission {
     let mut admission = Admission {
         ban_flunder: !disabled("BanFlunder"),
         ..Admission::default()
@@ -564,7 +571,12 @@ fn admission_chain(core: Option<kube::Client>, disabled: &dyn Fn(&str) -> bool) 
     let validating = (!disabled("ValidatingAdmissionWebhook"))
         .then(|| Informer::start(kube::Api::all(client.clone())));
     if mutating.is_some() || validating.is_some() {
-        admission.webhooks = Some(Webhooks::new(mutating, validating, namespaces.clone()));
+        admission.webhooks = Some(Webhooks::new(
+            mutating,
+            validating,
+            namespaces.clone(),
+            configs,
+        ));
     }
     if !disabled("ValidatingAdmissionPolicy") {
         admission.policies = Some(Policies::start(client, namespaces));

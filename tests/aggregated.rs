@@ -20,6 +20,10 @@ const ADMIN_TOKEN: &str = "admin-token-e2e";
 const ALICE_TOKEN: &str = "alice-token-e2e";
 const WARDLE_TOKEN: &str = "wardle-token-e2e";
 const KCM_TOKEN: &str = "kcm-token-e2e";
+/// What the test webhook server demands of wardle's webhook calls (from the webhook
+/// kubeconfigs of --admission-control-config-file).
+const VALIDATING_WEBHOOK_TOKEN: &str = "validating-webhook-token-e2e";
+const MUTATING_WEBHOOK_TOKEN: &str = "mutating-webhook-token-e2e";
 
 fn artifact(path: &str) -> String {
     format!("{}/artifacts/{path}", env!("CARGO_MANIFEST_DIR"))
@@ -63,8 +67,13 @@ struct Cluster {
     dir: PathBuf,
     /// wardle's own port, for requests that bypass the aggregator.
     wardle_port: u16,
+    /// The Postgres wardle's port (started alongside, behind the aggregator at the end).
+    pg_port: u16,
     admin: PathBuf,
     procs: Procs,
+    /// The test webhook server: its port and CA.
+    webhook_port: u16,
+    webhook_ca: Ca,
 }
 
 impl Cluster {
@@ -223,11 +232,16 @@ fn start() -> Cluster {
     kubeconfig(&admin, &server, &ca_pem, None, Some(ADMIN_TOKEN));
     let wardle_port = free_port();
     wardle_ca.write(dir, "wardle-ca.crt");
+    let webhook_ca = Ca::new("e2e-webhook-ca");
+    let webhook_port = webhook_server(&webhook_ca);
     let mut cluster = Cluster {
         dir: dir.to_path_buf(),
         wardle_port,
+        pg_port: free_port(),
         admin,
         procs,
+        webhook_port,
+        webhook_ca,
     };
     cluster.eventually("kube-apiserver ready", 120, |c| {
         let o = c.kubectl(&["get", "--raw", "/readyz"]);
@@ -261,37 +275,51 @@ fn start() -> Cluster {
 
     let wardle_kc = dir.join("wardle.kubeconfig");
     kubeconfig(&wardle_kc, &server, &ca_pem, None, Some(WARDLE_TOKEN));
-    std::fs::create_dir_all(dir.join("wardle")).expect("wardle dir");
     // Audit wardle's own resources at Metadata level, nothing else.
-    let audit_policy = dir.join("wardle/audit-policy.yaml");
+    let audit_policy = dir.join("audit-policy.yaml");
     std::fs::write(
         &audit_policy,
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources:\n  - group: wardle.example.com\n",
     )
     .expect("audit policy");
-    cluster.procs.spawn(
-        "wardle",
-        Command::new(env!("CARGO_BIN_EXE_wardle-apiserver"))
-            .args([
-                format!("--secure-port={wardle_port}"),
-                "--bind-address=127.0.0.1".into(),
-                format!("--cert-dir={}", p(&dir.join("wardle"))),
-                format!(
-                    "--database-url=sqlite://{}?mode=rwc",
-                    p(&dir.join("wardle/wardle.db"))
-                ),
-                format!("--tls-cert-file={}", p(&wardle_crt)),
-                format!("--tls-private-key-file={}", p(&wardle_key)),
-                format!("--authentication-kubeconfig={}", p(&wardle_kc)),
-                format!("--authorization-kubeconfig={}", p(&wardle_kc)),
-                format!("--kubeconfig={}", p(&wardle_kc)),
-                format!("--audit-policy-file={}", p(&audit_policy)),
-                format!("--audit-log-path={}", p(&dir.join("wardle/audit.log"))),
-            ])
-            .env("RUST_LOG", "info,sqlx=warn")
-            .env("NO_COLOR", "1"),
-        dir,
-    );
+    let admission_config = admission_config_file(dir, cluster.webhook_port);
+    let common_args = [
+        "--bind-address=127.0.0.1".to_string(),
+        format!("--tls-cert-file={}", p(&wardle_crt)),
+        format!("--tls-private-key-file={}", p(&wardle_key)),
+        format!("--authentication-kubeconfig={}", p(&wardle_kc)),
+        format!("--authorization-kubeconfig={}", p(&wardle_kc)),
+        format!("--kubeconfig={}", p(&wardle_kc)),
+        format!("--audit-policy-file={}", p(&audit_policy)),
+        format!("--admission-control-config-file={}", p(&admission_config)),
+    ];
+    // Both engines: a SQLite wardle (behind the aggregator first) and a Postgres one.
+    let pg_url = common::postgres::fresh_database_url();
+    for (name, port, db) in [
+        (
+            "wardle",
+            wardle_port,
+            format!("sqlite://{}?mode=rwc", p(&dir.join("wardle/wardle.db"))),
+        ),
+        ("wardle-pg", cluster.pg_port, pg_url),
+    ] {
+        let own = dir.join(name);
+        std::fs::create_dir_all(&own).expect("wardle dir");
+        cluster.procs.spawn(
+            name,
+            Command::new(env!("CARGO_BIN_EXE_wardle-apiserver"))
+                .args(&common_args)
+                .args([
+                    format!("--secure-port={port}"),
+                    format!("--cert-dir={}", p(&own)),
+                    format!("--database-url={db}"),
+                    format!("--audit-log-path={}", p(&own.join("audit.log"))),
+                ])
+                .env("RUST_LOG", "info,sqlx=warn")
+                .env("NO_COLOR", "1"),
+            dir,
+        );
+    }
 
     let kcm_kc = dir.join("kcm.kubeconfig");
     kubeconfig(&kcm_kc, &server, &ca_pem, None, Some(KCM_TOKEN));
@@ -309,17 +337,24 @@ fn start() -> Cluster {
         dir,
     );
 
-    // wardle behind the aggregator: an ExternalName Service (the aggregator's default service
-    // resolver dials externalName:port; endpoints could not hold a loopback address).
+    register(&mut cluster, wardle_port);
+    cluster
+}
+
+/// Put the wardle on `port` behind the aggregator: an ExternalName Service (the aggregator's
+/// default service resolver dials externalName:port; endpoints could not hold a loopback
+/// address) and the two APIServices.
+fn register(c: &mut Cluster, port: u16) {
+    let ca = std::fs::read_to_string(c.dir.join("wardle-ca.crt")).expect("wardle ca");
     let ca_bundle = {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(&wardle_ca.cert_pem)
+        base64::engine::general_purpose::STANDARD.encode(ca)
     };
     let mut objects = vec![serde_json::json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "api", "namespace": "wardle"},
         "spec": {"type": "ExternalName", "externalName": "localhost",
-                  "ports": [{"port": wardle_port, "protocol": "TCP"}]}
+                  "ports": [{"port": port, "protocol": "TCP"}]}
     })];
     for (v, prio) in [("v1alpha1", 10), ("v1beta1", 15)] {
         objects.push(serde_json::json!({
@@ -327,14 +362,54 @@ fn start() -> Cluster {
             "metadata": {"name": format!("{v}.wardle.example.com")},
             "spec": {"group": "wardle.example.com", "version": v, "groupPriorityMinimum": 1000,
                       "versionPriority": prio, "caBundle": ca_bundle,
-                      "service": {"name": "api", "namespace": "wardle", "port": wardle_port}}
+                      "service": {"name": "api", "namespace": "wardle", "port": port}}
         }));
     }
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let f = dir.join("register.json");
+    let f = c.dir.join("register.json");
     std::fs::write(&f, serde_json::to_vec(&list).expect("json")).expect("write");
-    cluster.kubectl_ok(&["apply", "-f", &p(&f)]);
-    cluster
+    c.kubectl_ok(&["apply", "-f", f.to_str().expect("utf8")]);
+}
+
+/// The AdmissionConfiguration wardle reads: each webhook plugin gets a kubeconfig with the
+/// bearer token the test webhook server demands of it — the validating one through a file
+/// (`path`) and a user named after the server's `host:port`, the mutating one embedded with
+/// a `*` user.
+fn admission_config_file(dir: &Path, webhook_port: u16) -> PathBuf {
+    let kc = |file: &str, user: &str, token: &str| {
+        let path = dir.join(file);
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Config",
+            "users": [{"name": user, "user": {"token": token}}]});
+        std::fs::write(&path, body.to_string()).expect("webhook kubeconfig");
+        path
+    };
+    let validating = kc(
+        "validating-webhooks.kubeconfig",
+        &format!("127.0.0.1:{webhook_port}"),
+        VALIDATING_WEBHOOK_TOKEN,
+    );
+    let mutating = kc("mutating-webhooks.kubeconfig", "*", MUTATING_WEBHOOK_TOKEN);
+    std::fs::write(
+        dir.join("validating-webhooks.yaml"),
+        format!(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: WebhookAdmissionConfiguration\nkubeConfigFile: {}\n",
+            validating.display()
+        ),
+    )
+    .expect("webhook admission config");
+    let path = dir.join("admission-config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n\
+             - name: ValidatingAdmissionWebhook\n  path: validating-webhooks.yaml\n\
+             - name: MutatingAdmissionWebhook\n  configuration:\n    apiVersion: apiserver.config.k8s.io/v1\n    \
+             kind: WebhookAdmissionConfiguration\n    kubeConfigFile: {}\n",
+            mutating.display()
+        ),
+    )
+    .expect("admission config");
+    path
 }
 
 fn flunder(name: &str) -> String {
@@ -786,9 +861,13 @@ fn wardle_behind_a_real_kube_apiserver() {
 }
 
 /// The test webhook server (a real HTTPS server with its own CA; it stands in for a platform
-/// team's webhook such as Gatekeeper): `/validate` denies flunders labelled `deny`,
-/// `/mutate` adds the label `mutated: "yes"`, `/versions` denies flunders labelled
-/// `check-version` naming the version it was sent and the version requested.
+/// team's webhook such as Gatekeeper). It answers 401 to a call without the bearer token of
+/// its plugin (`/mutate`: the mutating one, others: the validating one), so every call that
+/// gets through proves --admission-control-config-file's credentials. `/validate` denies
+/// flunders labelled `deny` (with a reason of its own), `/mutate` adds the label
+/// `mutated: "yes"`, `/versions` denies flunders labelled `check-version` naming the version
+/// it was sent and the version requested, `/guard` denies every DELETE naming the name it was
+/// given.
 fn webhook_server(ca: &Ca) -> u16 {
     use base64::Engine as _;
     use serde_json::{Value, json};
@@ -796,16 +875,29 @@ fn webhook_server(ca: &Ca) -> u16 {
     let cfg = wardle::tls::server::server_config(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes())
         .expect("webhook tls");
     let review = |path: &str, r: &Value| -> Value {
-        let labels = &r["request"]["object"]["metadata"]["labels"];
-        let mut resp = json!({"uid": r["request"]["uid"], "allowed": true});
+        let req = &r["request"];
+        let labels = &req["object"]["metadata"]["labels"];
+        let mut resp = json!({"uid": req["uid"], "allowed": true});
+        let mut deny = |status: Value| {
+            resp["allowed"] = json!(false);
+            resp["status"] = status;
+        };
         match path {
             "/validate" if labels.get("deny").is_some() => {
-                resp["allowed"] = json!(false);
-                resp["status"] = json!({"code": 403, "reason": "Forbidden",
-                    "message": "flunders labelled deny are not allowed"});
+                deny(json!({"code": 403, "reason": "PolicyViolation",
+                    "message": "flunders labelled deny are not allowed"}));
+            }
+            "/versions" if labels.get("check-version").is_some() => {
+                let v = |k: &str| req[k]["version"].as_str().unwrap_or("").to_string();
+                let msg = format!("seen as {}, requested as {}", v("kind"), v("requestKind"));
+                deny(json!({"message": msg}));
+            }
+            "/guard" => {
+                let name = req["name"].as_str().unwrap_or("");
+                deny(json!({"code": 403, "message": format!("delete of name {name:?}")}));
             }
             "/validate" => {
-                resp["warnings"] = json!(["the validating webhook saw this"]);
+                resp["warnings"] = json!(["the validating webhook saw this ✓"]);
                 resp["auditAnnotations"] = json!({"checked": "yes"});
             }
             "/mutate" => {
@@ -819,28 +911,34 @@ fn webhook_server(ca: &Ca) -> u16 {
                 resp["patch"] =
                     json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
             }
-            "/versions" if labels.get("check-version").is_some() => {
-                let msg = format!(
-                    "seen as {}, requested as {}",
-                    r["request"]["kind"]["version"].as_str().unwrap_or(""),
-                    r["request"]["requestKind"]["version"]
-                        .as_str()
-                        .unwrap_or("")
-                );
-                resp["allowed"] = json!(false);
-                resp["status"] = json!({"message": msg});
-            }
             _ => {}
         }
         json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
     };
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| async move {
         let path = req.uri().path().to_string();
+        let token = if path == "/mutate" {
+            MUTATING_WEBHOOK_TOKEN
+        } else {
+            VALIDATING_WEBHOOK_TOKEN
+        };
+        let authorized = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes() == format!("Bearer {token}").as_bytes());
         let body = axum::body::to_bytes(req.into_body(), 4 << 20)
             .await
             .unwrap_or_default();
+        if !authorized {
+            return (
+                http::StatusCode::UNAUTHORIZED,
+                [(http::header::CONTENT_TYPE, "text/plain")],
+                String::new(),
+            );
+        }
         let r: Value = serde_json::from_slice(&body).unwrap_or_default();
         (
+            http::StatusCode::OK,
             [(http::header::CONTENT_TYPE, "application/json")],
             review(&path, &r).to_string(),
         )
@@ -861,20 +959,25 @@ fn webhook_server(ca: &Ca) -> u16 {
     port
 }
 
-/// The cluster's admission reaches wardle: webhooks (validating, mutating, matchPolicy
-/// Equivalent, failurePolicy with the webhook down, dryRun) and ValidatingAdmissionPolicies
-/// (Deny with the message, Warn as a Warning, params from a ConfigMap).
-fn cluster_admission(c: &mut Cluster) {
+/// A v1beta1 Flunder with `labels`, as JSON.
+fn labelled(name: &str, labels: serde_json::Value) -> String {
+    serde_json::json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+           "metadata": {"name": name, "labels": labels}, "spec": {}})
+    .to_string()
+}
+
+/// The cluster's webhook configurations and policies for wardle's flunders (applied once;
+/// every wardle sees them through its informers).
+fn admission_objects(c: &mut Cluster) {
     use base64::Engine as _;
     use serde_json::json;
-    let ca = Ca::new("e2e-webhook-ca");
-    let port = webhook_server(&ca);
-    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&ca.cert_pem);
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&c.webhook_ca.cert_pem);
     let dead_port = free_port();
-    let rules = |versions: &[&str]| {
-        json!([{"operations": ["CREATE", "UPDATE"], "apiGroups": ["wardle.example.com"],
+    let rules = |ops: &[&str], versions: &[&str]| {
+        json!([{"operations": ops, "apiGroups": ["wardle.example.com"],
                 "apiVersions": versions, "resources": ["flunders"]}])
     };
+    let writes = |versions: &[&str]| rules(&["CREATE", "UPDATE"], versions);
     let hook = |name: &str, url: String, rules: serde_json::Value, extra: serde_json::Value| {
         let mut h = json!({"name": name, "clientConfig": {"url": url, "caBundle": ca_bundle},
             "rules": rules, "sideEffects": "None", "admissionReviewVersions": ["v1"]});
@@ -883,28 +986,30 @@ fn cluster_admission(c: &mut Cluster) {
         }
         h
     };
-    let base = format!("https://127.0.0.1:{port}");
+    let base = format!("https://127.0.0.1:{}", c.webhook_port);
     let dead = format!("https://127.0.0.1:{dead_port}/down");
     let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
          "metadata": {"name": "wardle-e2e"},
          "webhooks": [
-            hook("deny.wardle.test", format!("{base}/validate"), rules(&["*"]), json!({})),
-            hook("versions.wardle.test", format!("{base}/versions"), rules(&["v1alpha1"]),
+            hook("deny.wardle.test", format!("{base}/validate"), writes(&["*"]), json!({})),
+            hook("versions.wardle.test", format!("{base}/versions"), writes(&["v1alpha1"]),
                  json!({"matchPolicy": "Equivalent"})),
-            hook("down-fail.wardle.test", dead.clone(), rules(&["*"]),
+            hook("guard.wardle.test", format!("{base}/guard"), rules(&["DELETE"], &["*"]),
+                 json!({"objectSelector": {"matchLabels": {"guard": "1"}}})),
+            hook("down-fail.wardle.test", dead.clone(), writes(&["*"]),
                  json!({"failurePolicy": "Fail", "objectSelector": {"matchLabels": {"down": "fail"}}})),
-            hook("down-ignore.wardle.test", dead, rules(&["*"]),
+            hook("down-ignore.wardle.test", dead, writes(&["*"]),
                  json!({"failurePolicy": "Ignore", "objectSelector": {"matchLabels": {"down": "ignore"}}})),
          ]},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
          "metadata": {"name": "wardle-e2e"},
-         "webhooks": [hook("label.wardle.test", format!("{base}/mutate"), rules(&["*"]),
+         "webhooks": [hook("label.wardle.test", format!("{base}/mutate"), writes(&["*"]),
                            json!({"objectSelector": {"matchLabels": {"mutate": "me"}}}))]},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
          "metadata": {"name": "no-vap-deny"},
          "spec": {"failurePolicy": "Fail",
-                  "matchConstraints": {"resourceRules": rules(&["*"])},
+                  "matchConstraints": {"resourceRules": writes(&["*"])},
                   "validations": [{"expression": "!has(object.metadata.labels) || !('vap-deny' in object.metadata.labels)",
                                    "message": "flunders may not carry vap-deny"}]}},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
@@ -912,8 +1017,8 @@ fn cluster_admission(c: &mut Cluster) {
          "spec": {"policyName": "no-vap-deny", "validationActions": ["Deny"]}},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
          "metadata": {"name": "warn-names"},
-         "spec": {"matchConstraints": {"resourceRules": rules(&["*"])},
-                  "validations": [{"expression": "!object.metadata.name.startsWith('warn-')",
+         "spec": {"matchConstraints": {"resourceRules": writes(&["*"])},
+                  "validations": [{"expression": "!object.metadata.name.contains('warn-')",
                                    "messageExpression": "'name ' + object.metadata.name + ' is discouraged'"}]}},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
          "metadata": {"name": "warn-names-binding"},
@@ -921,7 +1026,7 @@ fn cluster_admission(c: &mut Cluster) {
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
          "metadata": {"name": "label-limit"},
          "spec": {"paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
-                  "matchConstraints": {"resourceRules": rules(&["*"])},
+                  "matchConstraints": {"resourceRules": writes(&["*"])},
                   "validations": [{"expression": "!has(object.metadata.labels) || size(object.metadata.labels) <= int(params.data.max)",
                                    "messageExpression": "'at most ' + params.data.max + ' labels'"}]}},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
@@ -942,79 +1047,159 @@ fn cluster_admission(c: &mut Cluster) {
     let f = c.dir.join("admission.json");
     std::fs::write(&f, objects.to_string()).expect("write");
     c.kubectl_ok(&["apply", "-f", f.to_str().expect("utf8")]);
+}
 
-    let labelled = |name: &str, labels: serde_json::Value| {
-        json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
-               "metadata": {"name": name, "labels": labels}, "spec": {}})
-        .to_string()
+/// The cases every engine × path runs, through `via` (a kubeconfig: the aggregator, or wardle
+/// itself with a bearer token), names prefixed with `p`: a validating webhook's denial (its
+/// message and own reason) and warning reach the client, a mutating webhook's label is
+/// stored, a ValidatingAdmissionPolicy denies with its message and warns, and a
+/// deletecollection's items reach webhooks with name "" (a DELETE of one, with its name).
+fn admission_cases(c: &mut Cluster, via: &Path, p: &str) {
+    use serde_json::json;
+    let create = |c: &Cluster, name: &str, labels: serde_json::Value| {
+        let o = create_from_str(
+            c,
+            Some(via),
+            "default",
+            &labelled(&format!("{p}-{name}"), labels),
+            &[],
+        );
+        (o.status.success(), text(&o))
     };
-    // A validating webhook denies; its message reaches kubectl as Go formats it (also on dryRun:
-    // sideEffects None webhooks are called for dry runs).
-    for dry in [&["--dry-run=server"][..], &[]] {
-        c.eventually("the validating webhook denies", 60, |c| {
-            let o = create_from_str(c, None, "default", &labelled("denied", json!({"deny": "1"})), dry);
-            let t = text(&o);
-            if !o.status.success() && t.contains(r#"admission webhook "deny.wardle.test" denied the request: flunders labelled deny are not allowed"#) {
+    // The first case waits for this wardle's informers to hold the webhooks.
+    c.eventually(&format!("{p}: the validating webhook denies"), 60, |c| {
+        let _ = c.kubectl_as(via, &["delete", "flunder", &format!("{p}-denied"), "-n", "default", "--ignore-not-found"]);
+        match create(c, "denied", json!({"deny": "1"})) {
+            (false, t) if t.contains(r#"Error from server (PolicyViolation)"#)
+                && t.contains(r#"admission webhook "deny.wardle.test" denied the request: flunders labelled deny are not allowed"#) => Ok(()),
+            (_, t) => Err(t),
+        }
+    });
+    let (ok, t) = create(c, "warned", json!({}));
+    assert!(
+        ok && t.contains("Warning: the validating webhook saw this ✓"),
+        "{p}: {t}"
+    );
+
+    let name = format!("{p}-mutant");
+    c.eventually(
+        &format!("{p}: the mutating webhook's label is stored"),
+        60,
+        |c| {
+            let _ = c.kubectl_as(
+                via,
+                &[
+                    "delete",
+                    "flunder",
+                    &name,
+                    "-n",
+                    "default",
+                    "--ignore-not-found",
+                ],
+            );
+            let (ok, t) = create(c, "mutant", json!({"mutate": "me"}));
+            let got = c.kubectl_as(
+                via,
+                &[
+                    "get",
+                    "flunder",
+                    &name,
+                    "-n",
+                    "default",
+                    "-o",
+                    "jsonpath={.metadata.labels.mutated}",
+                ],
+            );
+            if ok && text(&got).trim() == "yes" {
                 Ok(())
             } else {
-                let _ = c.kubectl(&["delete", "flunder", "denied", "-n", "default", "--ignore-not-found"]);
-                Err(t)
+                Err(format!("{t}{}", text(&got)))
             }
-        });
-    }
-    // Its warnings reach kubectl.
-    let o = create_from_str(c, None, "default", &labelled("warned", json!({})), &[]);
-    assert!(o.status.success(), "{}", text(&o));
+        },
+    );
+
+    let (ok, t) = create(c, "vap", json!({"vap-deny": "1"}));
+    // Reason Invalid (422) with the message as the one cause: kubectl prints it as Go's does.
+    let want = format!(
+        r#"The flunders "{p}-vap" is invalid: : ValidatingAdmissionPolicy 'no-vap-deny' with binding 'no-vap-deny-binding' denied request: flunders may not carry vap-deny"#
+    );
+    assert!(!ok && t.contains(&want), "{p}: {t}");
+    let (ok, t) = create(c, "warn-me", json!({}));
+    let want = format!(
+        "Warning: Validation failed for ValidatingAdmissionPolicy 'warn-names' with binding 'warn-names-binding': name {p}-warn-me is discouraged"
+    );
+    assert!(ok && t.contains(&want), "{p}: {t}");
+
+    let (ok, t) = create(c, "guarded", json!({"guard": "1"}));
+    assert!(ok, "{p}: {t}");
+    let guarded = format!("{p}-guarded");
+    let o = c.kubectl_as(via, &["delete", "flunder", &guarded, "-n", "default"]);
     assert!(
-        text(&o).contains("Warning: the validating webhook saw this"),
-        "{}",
+        text(&o).contains(&format!("delete of name {guarded:?}")),
+        "{p}: {}",
         text(&o)
     );
-    // Its auditAnnotations go into wardle's audit event as `<webhook>/<key>` (Go's dispatcher).
+    let collection =
+        "/apis/wardle.example.com/v1beta1/namespaces/default/flunders?labelSelector=guard%3D1";
+    let o = c.kubectl_as(via, &["delete", "--raw", collection]);
+    assert!(
+        text(&o).contains(r#"delete of name """#),
+        "{p}: {}",
+        text(&o)
+    );
+}
+
+/// The cluster's admission reaches wardle: webhooks (validating, mutating, matchPolicy
+/// Equivalent, failurePolicy with the webhook down, dryRun) and ValidatingAdmissionPolicies
+/// (Deny with the message, Warn as a Warning, params from a ConfigMap) — on both engines,
+/// through the aggregator and straight to wardle with a bearer token (TokenReview).
+fn cluster_admission(c: &mut Cluster) {
+    use serde_json::json;
+    admission_objects(c);
+    let wardle_ca = std::fs::read_to_string(c.dir.join("wardle-ca.crt")).expect("wardle ca");
+    let direct = |c: &Cluster, port: u16, file: &str| {
+        let kc = c.dir.join(file);
+        kubeconfig(
+            &kc,
+            &format!("https://127.0.0.1:{port}"),
+            &wardle_ca,
+            None,
+            Some(ADMIN_TOKEN),
+        );
+        kc
+    };
+    let sqlite_direct = direct(c, c.wardle_port, "admin-direct.kubeconfig");
+    let pg_direct = direct(c, c.pg_port, "admin-direct-pg.kubeconfig");
+    let admin = c.admin.clone();
+    admission_cases(c, &admin, "agg-sqlite");
+    admission_cases(c, &sqlite_direct, "direct-sqlite");
+    admission_cases(c, &pg_direct, "direct-pg");
+
+    // The rest once (the dispatch is the same for every path and engine).
+    // A dryRun is sent to sideEffects None webhooks too.
+    let o = create_from_str(
+        c,
+        None,
+        "default",
+        &labelled("denied", json!({"deny": "1"})),
+        &["--dry-run=server"],
+    );
+    assert!(
+        text(&o).contains(r#"admission webhook "deny.wardle.test" denied the request: flunders labelled deny are not allowed"#),
+        "{}", text(&o)
+    );
+    // The validating webhook's auditAnnotations go into wardle's audit event as
+    // `<webhook>/<key>` (Go's dispatcher).
     let audit = std::fs::read_to_string(c.dir.join("wardle/audit.log")).expect("audit log");
     assert!(
         audit.lines().any(|l| {
             let e: serde_json::Value = serde_json::from_str(l).expect("an audit event");
             e["stage"] == "ResponseComplete"
-                && e["objectRef"]["name"] == "warned"
+                && e["objectRef"]["name"] == "agg-sqlite-warned"
                 && e["annotations"]["deny.wardle.test/checked"] == "yes"
         }),
         "no audit event of the warned create with the webhook's annotation"
     );
-
-    // A mutating webhook adds a label that is stored.
-    c.eventually("the mutating webhook labels", 60, |c| {
-        let _ = c.kubectl(&[
-            "delete",
-            "flunder",
-            "mutant",
-            "-n",
-            "default",
-            "--ignore-not-found",
-        ]);
-        let o = create_from_str(
-            c,
-            None,
-            "default",
-            &labelled("mutant", json!({"mutate": "me"})),
-            &[],
-        );
-        let got = c.kubectl(&[
-            "get",
-            "flunder",
-            "mutant",
-            "-n",
-            "default",
-            "-o",
-            "jsonpath={.metadata.labels.mutated}",
-        ]);
-        if o.status.success() && text(&got).trim() == "yes" {
-            Ok(())
-        } else {
-            Err(format!("{}{}", text(&o), text(&got)))
-        }
-    });
-
     // matchPolicy Equivalent: a webhook for v1alpha1 sees a v1beta1 request, in v1alpha1.
     let o = create_from_str(
         c,
@@ -1027,7 +1212,6 @@ fn cluster_admission(c: &mut Cluster) {
         text(&o).contains(r#"admission webhook "versions.wardle.test" denied the request: seen as v1alpha1, requested as v1beta1"#),
         "{}", text(&o)
     );
-
     // The webhook is down: failurePolicy Fail refuses, Ignore admits.
     let o = create_from_str(
         c,
@@ -1036,9 +1220,8 @@ fn cluster_admission(c: &mut Cluster) {
         &labelled("down-fail", json!({"down": "fail"})),
         &[],
     );
-    assert!(!o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains(r#"Internal error occurred: failed calling webhook "down-fail.wardle.test": failed to call webhook: Post"#),
+        !o.status.success() && text(&o).contains(r#"Internal error occurred: failed calling webhook "down-fail.wardle.test": failed to call webhook: Post"#),
         "{}", text(&o)
     );
     let o = create_from_str(
@@ -1049,26 +1232,7 @@ fn cluster_admission(c: &mut Cluster) {
         &[],
     );
     assert!(o.status.success(), "{}", text(&o));
-
-    // ValidatingAdmissionPolicy: Deny with its message, Warn as a Warning, params.
-    let o = create_from_str(
-        c,
-        None,
-        "default",
-        &labelled("vap", json!({"vap-deny": "1"})),
-        &[],
-    );
-    assert!(
-        text(&o).contains(// Reason Invalid (422) with the message as the one cause: kubectl prints it as Go's does.
-        r#"The flunders "vap" is invalid: : ValidatingAdmissionPolicy 'no-vap-deny' with binding 'no-vap-deny-binding' denied request: flunders may not carry vap-deny"#),
-        "{}", text(&o)
-    );
-    let o = create_from_str(c, None, "default", &labelled("warn-me", json!({})), &[]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        text(&o).contains("Warning: Validation failed for ValidatingAdmissionPolicy 'warn-names' with binding 'warn-names-binding': name warn-me is discouraged"),
-        "{}", text(&o)
-    );
+    // A policy with params (a ConfigMap in the request's namespace).
     let o = create_from_str(
         c,
         None,
@@ -1080,4 +1244,18 @@ fn cluster_admission(c: &mut Cluster) {
         text(&o).contains("ValidatingAdmissionPolicy 'label-limit' with binding 'label-limit-binding' denied request: at most 3 labels"),
         "{}", text(&o)
     );
+
+    // Last, the Postgres wardle behind the aggregator.
+    let pg_port = c.pg_port;
+    register(c, pg_port);
+    c.eventually("the aggregator proxies to the Postgres wardle", 120, |c| {
+        let o = c.kubectl(&["get", "flunders", "-n", "default", "-o", "name"]);
+        let t = text(&o);
+        if o.status.success() && t.contains("direct-pg-warned") && !t.contains("direct-sqlite") {
+            Ok(())
+        } else {
+            Err(t)
+        }
+    });
+    admission_cases(c, &admin, "agg-pg");
 }

@@ -173,6 +173,37 @@ fn unknown_admission_plugins_are_refused_with_the_known_names() {
 }
 
 #[test]
+fn admission_configuration_errors_stop_startup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("admission.yaml");
+    let head = "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n";
+    let run = |plugins: &str| {
+        std::fs::write(&file, format!("{head}{plugins}")).expect("write");
+        let cert_dir = dir.path().join("certs");
+        wardle(&[
+            "--secure-port",
+            "0",
+            "--cert-dir",
+            path_arg(&cert_dir),
+            "--admission-control-config-file",
+            path_arg(&file),
+        ])
+    };
+    let out = run("- name: validatingadmissionwebhook\n");
+    assert_fails(&out, 1, &["did you mean ValidatingAdmissionWebhook?"]);
+    let out = run(
+        "- name: ValidatingAdmissionWebhook\n  configuration:\n    apiVersion: apiserver.config.k8s.io/v1\n    kind: WebhookAdmissionConfiguration\n    kubeConfigFile: webhooks.kubeconfig\n",
+    );
+    assert_fails(
+        &out,
+        1,
+        &["kubeConfigFile", "must be an absolute file path"],
+    );
+    // Nothing was created before the error.
+    assert!(!dir.path().join("certs").exists());
+}
+
+#[test]
 fn durations_take_go_syntax_only() {
     for (flag, value) in [
         ("--compaction-interval", "1.5x"),

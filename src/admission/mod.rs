@@ -5,6 +5,8 @@
 pub mod attributes;
 pub mod cel;
 mod chain;
+pub mod config;
+pub mod credentials;
 pub mod informer;
 pub mod matching;
 pub mod namespace;

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::admissionregistration::v1::{
     MatchResources, ParamKind, ParamRef, ValidatingAdmissionPolicy,
-    ValidatingAdmissionPolicyBinding,
+    ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicyBindingSpec,
+    ValidatingAdmissionPolicySpec,
 };
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
@@ -48,6 +49,65 @@ struct Denial {
     reason: String,
 }
 
+/// One policy being run against a request.
+struct PolicyRun<'a> {
+    name: String,
+    spec: &'a ValidatingAdmissionPolicySpec,
+    /// failurePolicy Fail (the default).
+    fail_closed: bool,
+}
+
+impl PolicyRun<'_> {
+    /// A configuration error of the policy (`binding` None) or a binding: a denial only when
+    /// the policy fails closed.
+    fn config_error(&self, binding: Option<String>, err: String) -> Option<Denial> {
+        let what = if binding.is_some() {
+            "binding"
+        } else {
+            "policy"
+        };
+        self.fail_closed.then(|| Denial {
+            policy: self.name.clone(),
+            binding,
+            message: format!("failed to configure {what}: {err}"),
+            reason: String::new(),
+        })
+    }
+
+    /// A failed validation under the binding's validationActions: Deny → a denial, Warn → a
+    /// warning, Audit → a log line (Go records an audit annotation).
+    fn act_on(
+        &self,
+        bname: &str,
+        actions: &[String],
+        message: String,
+        reason: String,
+    ) -> Option<Denial> {
+        let name = &self.name;
+        let mut denial = None;
+        for action in actions {
+            match action.as_str() {
+                "Deny" => {
+                    denial = Some(Denial {
+                        policy: name.clone(),
+                        binding: Some(bname.to_string()),
+                        message: message.clone(),
+                        reason: reason.clone(),
+                    })
+                }
+                "Warn" => warnings::add(&format!(
+                    "Validation failed for ValidatingAdmissionPolicy '{name}' with binding '{bname}': {message}"
+                )),
+                _ => tracing::info!(
+                    policy = %name, binding = %bname, %message,
+                    "ValidatingAdmissionPolicy audit: validation failed"
+                ),
+            }
+        }
+        denial
+    }
+}
+
 /// One validation's result.
 enum Decision {
     Admit,
@@ -76,29 +136,18 @@ impl Policies {
         let bindings = self.bindings.snapshot();
         let mut denials: Vec<Denial> = Vec::new();
         for policy in policies.values() {
-            let name = policy.metadata.name.clone().unwrap_or_default();
             let Some(spec) = &policy.spec else { continue };
-            let fail_closed = spec.failure_policy.as_deref() != Some("Ignore");
-            // A configuration error denies only when the policy fails closed.
-            let config_error = |binding: Option<String>, err: String| {
-                let what = if binding.is_some() {
-                    "binding"
-                } else {
-                    "policy"
-                };
-                fail_closed.then(|| Denial {
-                    policy: name.clone(),
-                    binding,
-                    message: format!("failed to configure {what}: {err}"),
-                    reason: String::new(),
-                })
+            let p = PolicyRun {
+                name: policy.metadata.name.clone().unwrap_or_default(),
+                spec,
+                fail_closed: spec.failure_policy.as_deref() != Some("Ignore"),
             };
             let version = match self
                 .resources_match(a, spec.match_constraints.as_ref(), obj, true)
                 .await
             {
                 Err(e) => {
-                    denials.extend(config_error(None, e));
+                    denials.extend(p.config_error(None, e));
                     continue;
                 }
                 Ok(None) => continue,
@@ -106,75 +155,13 @@ impl Policies {
             };
             for b in bindings.values() {
                 let Some(bspec) = &b.spec else { continue };
-                if bspec.policy_name.as_deref() != Some(name.as_str()) {
+                if bspec.policy_name.as_deref() != Some(p.name.as_str()) {
                     continue;
                 }
                 let bname = b.metadata.name.clone().unwrap_or_default();
-                if bspec.match_resources.is_some() {
-                    match self
-                        .resources_match(a, bspec.match_resources.as_ref(), obj, false)
-                        .await
-                    {
-                        Err(e) => {
-                            denials.extend(config_error(Some(bname), e));
-                            continue;
-                        }
-                        Ok(None) => continue,
-                        Ok(Some(_)) => {}
-                    }
-                }
-                let params = match self
-                    .params(
-                        spec.param_kind.as_ref(),
-                        bspec.param_ref.as_ref(),
-                        a.namespace,
-                    )
-                    .await
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        denials.extend(config_error(Some(bname), e));
-                        continue;
-                    }
-                };
-                let namespace_object = if a.namespace.is_empty() {
-                    Value::Null
-                } else {
-                    match self.namespaces.get(a.namespace).await? {
-                        Some(ns) => namespace_object(&ns),
-                        None => Value::Null,
-                    }
-                };
-                let actions = bspec.validation_actions.clone().unwrap_or_default();
-                for param in params {
-                    let mut act = Activation::default();
-                    bind_request(&mut act, a, version, obj);
-                    act.set("params", cel::from_json(&param));
-                    act.set("namespaceObject", cel::from_json(&namespace_object));
-                    let decisions =
-                        cel::evaluate_blocking(|| evaluate(spec, &mut act, fail_closed));
-                    for d in decisions {
-                        let Decision::Deny(message, reason) = d else {
-                            continue;
-                        };
-                        for action in &actions {
-                            match action.as_str() {
-                                "Deny" => denials.push(Denial {
-                                    policy: name.clone(),
-                                    binding: Some(bname.clone()),
-                                    message: message.clone(),
-                                    reason: reason.clone(),
-                                }),
-                                "Warn" => warnings::add(&format!(
-                                    "Validation failed for ValidatingAdmissionPolicy '{name}' with binding '{bname}': {message}"
-                                )),
-                                _ => tracing::info!(
-                                    policy = %name, binding = %bname, %message,
-                                    "ValidatingAdmissionPolicy audit: validation failed"
-                                ),
-                            }
-                        }
-                    }
+                match self.run_binding(a, obj, &p, version, &bname, bspec).await? {
+                    Ok(d) => denials.extend(d),
+                    Err(e) => denials.extend(p.config_error(Some(bname), e)),
                 }
             }
         }
@@ -182,6 +169,64 @@ impl Policies {
             None => Ok(()),
             Some(d) => Err(denied(a, d)),
         }
+    }
+
+    /// One binding of a policy that matched (in `version`): its own matchResources, its
+    /// params, then the policy evaluated once per param object, the failed validations
+    /// handled per validationActions. The inner Err is a configuration error of the binding.
+    async fn run_binding(
+        &self,
+        a: &Attributes<'_>,
+        obj: Option<&Value>,
+        p: &PolicyRun<'_>,
+        version: &'static str,
+        bname: &str,
+        bspec: &ValidatingAdmissionPolicyBindingSpec,
+    ) -> ApiResult<Result<Vec<Denial>, String>> {
+        if bspec.match_resources.is_some() {
+            match self
+                .resources_match(a, bspec.match_resources.as_ref(), obj, false)
+                .await
+            {
+                Err(e) => return Ok(Err(e)),
+                Ok(None) => return Ok(Ok(Vec::new())),
+                Ok(Some(_)) => {}
+            }
+        }
+        let params = match self
+            .params(
+                p.spec.param_kind.as_ref(),
+                bspec.param_ref.as_ref(),
+                a.namespace,
+            )
+            .await
+        {
+            Ok(params) => params,
+            Err(e) => return Ok(Err(e)),
+        };
+        let namespace_object = if a.namespace.is_empty() {
+            Value::Null
+        } else {
+            match self.namespaces.get(a.namespace).await? {
+                Some(ns) => namespace_object(&ns),
+                None => Value::Null,
+            }
+        };
+        let actions = bspec.validation_actions.clone().unwrap_or_default();
+        let mut denials = Vec::new();
+        for param in params {
+            let mut act = Activation::default();
+            bind_request(&mut act, a, version, obj);
+            act.set("params", cel::from_json(&param));
+            act.set("namespaceObject", cel::from_json(&namespace_object));
+            let decisions = cel::evaluate_blocking(|| evaluate(p.spec, &mut act, p.fail_closed));
+            for d in decisions {
+                if let Decision::Deny(message, reason) = d {
+                    denials.extend(p.act_on(bname, &actions, message, reason));
+                }
+            }
+        }
+        Ok(Ok(denials))
     }
 
     /// matchConstraints (policy) or matchResources (binding): the version the policy sees the
@@ -320,7 +365,7 @@ impl Policies {
 /// Evaluate a policy's matchConditions, variables and validations with `act` (Go's
 /// `validator.Validate`). An evaluation error denies when the policy fails closed.
 fn evaluate(
-    spec: &k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicySpec,
+    spec: &ValidatingAdmissionPolicySpec,
     act: &mut Activation,
     fail_closed: bool,
 ) -> Vec<Decision> {
@@ -416,17 +461,16 @@ fn denied(a: &Attributes<'_>, d: Denial) -> ApiError {
         ),
     };
     let mut e = ApiError::forbidden(&a.group_resource(), &a.name, &message);
-    let reason = match Reason::parse(&d.reason) {
-        Reason::Unknown => Reason::Invalid,
-        r => r,
+    // The API allows these four reasons (kube-apiserver validates the policy); any other
+    // is Invalid.
+    let (reason, code) = match Reason::parse(&d.reason) {
+        r @ Reason::Forbidden => (r, 403),
+        r @ Reason::Unauthorized => (r, 401),
+        r @ Reason::RequestEntityTooLarge => (r, 413),
+        _ => (Reason::Invalid, 422),
     };
     e.reason = reason;
-    e.code = match reason {
-        Reason::Forbidden => 403,
-        Reason::Unauthorized => 401,
-        Reason::RequestEntityTooLarge => 413,
-        _ => 422,
-    };
+    e.code = code;
     e.details
         .get_or_insert_with(Box::default)
         .causes

@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 
 use super::attributes::{Attributes, Operation};
 use super::cel;
+use super::config::PluginConfigs;
+use super::credentials::{self, AuthInfoResolver, Credentials};
 use super::informer::Informer;
 use super::matching::{self, Rule};
 use super::namespace::Namespaces;
@@ -38,6 +40,9 @@ type HttpClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 >;
+
+/// A cached client's key: URL, caBundle and the kubeconfig user whose credentials it presents.
+type ClientKey = (String, Vec<u8>, String);
 
 /// One webhook of either kind, as dispatch needs it.
 struct Hook {
@@ -85,7 +90,10 @@ pub struct Webhooks {
     pub mutating: Option<Arc<Informer<MutatingWebhookConfiguration>>>,
     pub validating: Option<Arc<Informer<ValidatingWebhookConfiguration>>>,
     pub namespaces: Arc<Namespaces>,
-    clients: Mutex<HashMap<(String, Vec<u8>), HttpClient>>,
+    /// Client credentials of each plugin (`--admission-control-config-file`).
+    mutating_auth: Option<Arc<AuthInfoResolver>>,
+    validating_auth: Option<Arc<AuthInfoResolver>>,
+    clients: Mutex<HashMap<ClientKey, HttpClient>>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -97,6 +105,12 @@ impl std::fmt::Debug for Webhooks {
 /// Why a call failed (Go's `ErrCallingWebhook`): subject to failurePolicy.
 struct CallError {
     reason: String,
+}
+
+impl CallError {
+    fn new(reason: String) -> Self {
+        CallError { reason }
+    }
 }
 
 /// The outcome of one call that did not fail.
@@ -113,11 +127,14 @@ impl Webhooks {
         mutating: Option<Arc<Informer<MutatingWebhookConfiguration>>>,
         validating: Option<Arc<Informer<ValidatingWebhookConfiguration>>>,
         namespaces: Arc<Namespaces>,
+        configs: &PluginConfigs,
     ) -> Arc<Self> {
         Arc::new(Webhooks {
             mutating,
             validating,
             namespaces,
+            mutating_auth: configs.mutating_webhook_auth.clone(),
+            validating_auth: configs.validating_webhook_auth.clone(),
             clients: Mutex::new(HashMap::new()),
         })
     }
@@ -303,127 +320,35 @@ impl Webhooks {
             ))));
         }
         if !h.review_versions.iter().any(|v| v == "v1") {
-            return Err(CallError {
-                reason: format!(
-                    "webhook does not accept known AdmissionReview versions {:?}",
-                    h.review_versions
-                ),
-            });
+            return Err(CallError::new(format!(
+                "webhook does not accept known AdmissionReview versions {:?}",
+                h.review_versions
+            )));
         }
         let uid = uuid::Uuid::new_v4().to_string();
-        let mut request = admission_request(a, version);
-        request["uid"] = json!(uid);
-        request["object"] = obj.cloned().unwrap_or(Value::Null);
-        request["oldObject"] = a
-            .old
-            .as_ref()
-            .map_or(Value::Null, |o| a.convert(o, version));
-        let review = json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": request,
-        });
-        let (url, client) = self.client(&h.client_config).map_err(|reason| CallError {
-            reason: format!("could not get REST client: {reason}"),
-        })?;
-        let body = serde_json::to_vec(&review).map_err(|e| CallError {
-            reason: e.to_string(),
-        })?;
-        let req = http::Request::post(&url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| CallError {
-                reason: format!("failed to call webhook: {e}"),
-            })?;
-        let post = async {
-            let resp = client.request(req).await.map_err(|e| {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg = format!("{msg}: {s}");
-                    src = s.source();
-                }
-                msg
-            })?;
-            let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok::<_, String>((status, bytes))
+        let review = admission_review(a, &uid, version, obj);
+        let auth = if mutating {
+            &self.mutating_auth
+        } else {
+            &self.validating_auth
         };
-        let (status, bytes) = match tokio::time::timeout(h.timeout, post).await {
-            Err(_) => {
-                return Err(CallError {
-                    reason: format!(
-                        "failed to call webhook: Post {url:?}: context deadline exceeded"
-                    ),
-                });
-            }
-            Ok(Err(e)) => {
-                return Err(CallError {
-                    reason: format!("failed to call webhook: Post {url:?}: {e}"),
-                });
-            }
-            Ok(Ok(x)) => x,
-        };
-        if !status.is_success() {
-            return Err(CallError {
-                reason: format!(
-                    "failed to call webhook: the server responded with the status code {} but did not return more information",
-                    status.as_u16()
-                ),
-            });
-        }
-        let response: Value = serde_json::from_slice(&bytes).map_err(|e| CallError {
-            reason: format!("failed to call webhook: {e}"),
-        })?;
-        verify_response(&uid, mutating, &response).map_err(|e| CallError {
-            reason: format!("received invalid webhook response: {e}"),
-        })?;
-        let r = &response["response"];
-        for w in r["warnings"].as_array().into_iter().flatten() {
-            if let Some(w) = w.as_str() {
-                warnings::add(w);
-            }
-        }
-        // Go: the webhook's auditAnnotations go into the audit event as `<webhook>/<key>`.
-        for (k, v) in r["auditAnnotations"].as_object().into_iter().flatten() {
-            if let Some(v) = v.as_str() {
-                crate::audit::add_annotation(&format!("{}/{k}", h.name), v);
-            }
-        }
-        if r["allowed"].as_bool() != Some(true) {
-            return Ok(Verdict::Denied(denial(&h.name, &r["status"])));
-        }
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(r["patch"].as_str().unwrap_or(""))
-            .map_err(|e| CallError {
-                reason: format!("failed to call webhook: illegal base64 data: {e}"),
-            })?;
-        if patch.is_empty() {
-            return Ok(Verdict::Allowed { patch: None });
-        }
-        let ops: json_patch::Patch = serde_json::from_slice(&patch).map_err(|e| CallError {
-            reason: format!("received undecodable patch in webhook response: {e}"),
-        })?;
-        if r["patchType"] != "JSONPatch" {
-            return Err(CallError {
-                reason: format!(
-                    "unsupported patch type {:?}",
-                    r["patchType"].as_str().unwrap_or("")
-                ),
-            });
-        }
-        Ok(Verdict::Allowed {
-            patch: (!ops.0.is_empty()).then_some(ops),
-        })
+        let endpoint = self
+            .client(&h.client_config, auth.as_deref())
+            .map_err(|reason| CallError::new(format!("could not get REST client: {reason}")))?;
+        let response = endpoint.post(h.timeout, &review).await?;
+        verify_response(&uid, mutating, &response)
+            .map_err(|e| CallError::new(format!("received invalid webhook response: {e}")))?;
+        judge(h, &response["response"])
     }
 
-    /// The endpoint URL and a cached client trusting only `caBundle` (or the system roots).
-    fn client(&self, cc: &WebhookClientConfig) -> Result<(String, HttpClient), String> {
+    /// The endpoint of `cc`: its URL, a cached client trusting only `caBundle` (or the system
+    /// roots) and presenting the client certificate of `auth`'s matching user, and that
+    /// user's request credentials.
+    fn client(
+        &self,
+        cc: &WebhookClientConfig,
+        auth: Option<&AuthInfoResolver>,
+    ) -> Result<Endpoint, String> {
         let url = match (&cc.url, &cc.service) {
             (Some(u), _) => u.clone(),
             // Go's default service resolver: the service's cluster DNS name.
@@ -439,35 +364,178 @@ impl Webhooks {
         if !url.starts_with("https://") {
             return Err(format!("webhook URL {url:?} is not https"));
         }
+        let creds = match auth {
+            Some(r) => r.resolve(&credentials::target_of(&url))?,
+            None => Credentials::default(),
+        };
         let ca = cc
             .ca_bundle
             .as_ref()
             .map(|b| b.0.clone())
             .unwrap_or_default();
-        let key = (url.clone(), ca);
+        let key = (url.clone(), ca, creds.user.clone());
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&key) {
-            return Ok((url, c.clone()));
-        }
-        let client = build_client(&key.1)?;
-        if clients.len() >= MAX_CLIENTS {
-            clients.clear();
-        }
-        clients.insert(key, client.clone());
-        Ok((url, client))
+        let client = match clients.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let client = build_client(&key.1, creds.identity.as_ref())?;
+                if clients.len() >= MAX_CLIENTS {
+                    clients.clear();
+                }
+                clients.insert(key, client.clone());
+                client
+            }
+        };
+        Ok(Endpoint { url, client, creds })
     }
 }
 
-/// A rustls client (ring) trusting the PEM `ca_bundle`, or the system roots when it is empty.
-fn build_client(ca_bundle: &[u8]) -> Result<HttpClient, String> {
+/// Where one call goes: URL, client and request credentials.
+struct Endpoint {
+    url: String,
+    client: HttpClient,
+    creds: Credentials,
+}
+
+impl Endpoint {
+    /// POST `review` within `timeout`; the decoded JSON answer of a 2xx response.
+    async fn post(&self, timeout: Duration, review: &Value) -> Result<Value, CallError> {
+        let url = &self.url;
+        let body = serde_json::to_vec(review).map_err(|e| CallError::new(e.to_string()))?;
+        let mut req = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json");
+        let c = &self.creds;
+        if let Some(t) = &c.bearer_token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        } else if let Some((u, p)) = &c.basic {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            req = req.header(http::header::AUTHORIZATION, format!("Basic {basic}"));
+        }
+        for (k, v) in &c.impersonate {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CallError::new(format!("failed to call webhook: {e}")))?;
+        let post = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, bytes))
+        };
+        let (status, bytes) = match tokio::time::timeout(timeout, post).await {
+            Err(_) => {
+                return Err(CallError::new(format!(
+                    "failed to call webhook: Post {url:?}: context deadline exceeded"
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(CallError::new(format!(
+                    "failed to call webhook: Post {url:?}: {e}"
+                )));
+            }
+            Ok(Ok(x)) => x,
+        };
+        if !status.is_success() {
+            return Err(CallError::new(format!(
+                "failed to call webhook: the server responded with the status code {} but did not return more information",
+                status.as_u16()
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CallError::new(format!("failed to call webhook: {e}")))
+    }
+}
+
+/// An error and its sources, joined with `: ` as Go prints wrapped errors.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// The AdmissionReview v1 request of one call: uid, and objects in `version`.
+fn admission_review(a: &Attributes<'_>, uid: &str, version: &str, obj: Option<&Value>) -> Value {
+    let mut request = admission_request(a, version);
+    request["uid"] = json!(uid);
+    request["object"] = obj.cloned().unwrap_or(Value::Null);
+    request["oldObject"] = a
+        .old
+        .as_ref()
+        .map_or(Value::Null, |o| a.convert(o, version));
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": request,
+    })
+}
+
+/// A verified `response` judged: warnings and audit annotations recorded, then a denial as
+/// Go formats it, or the JSONPatch (base64) decoded.
+fn judge(h: &Hook, r: &Value) -> Result<Verdict, CallError> {
+    for w in r["warnings"].as_array().into_iter().flatten() {
+        if let Some(w) = w.as_str() {
+            warnings::add(w);
+        }
+    }
+    // Go: the webhook's auditAnnotations go into the audit event as `<webhook>/<key>`.
+    for (k, v) in r["auditAnnotations"].as_object().into_iter().flatten() {
+        if let Some(v) = v.as_str() {
+            crate::audit::add_annotation(&format!("{}/{k}", h.name), v);
+        }
+    }
+    if r["allowed"].as_bool() != Some(true) {
+        return Ok(Verdict::Denied(denial(&h.name, &r["status"])));
+    }
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(r["patch"].as_str().unwrap_or(""))
+        .map_err(|e| CallError::new(format!("failed to call webhook: illegal base64 data: {e}")))?;
+    if patch.is_empty() {
+        return Ok(Verdict::Allowed { patch: None });
+    }
+    let ops: json_patch::Patch = serde_json::from_slice(&patch).map_err(|e| {
+        CallError::new(format!(
+            "received undecodable patch in webhook response: {e}"
+        ))
+    })?;
+    if r["patchType"] != "JSONPatch" {
+        return Err(CallError::new(format!(
+            "unsupported patch type {:?}",
+            r["patchType"].as_str().unwrap_or("")
+        )));
+    }
+    Ok(Verdict::Allowed {
+        patch: (!ops.0.is_empty()).then_some(ops),
+    })
+}
+
+/// A rustls client (ring) trusting the PEM `ca_bundle`, or the system roots when it is empty,
+/// presenting `identity` (PEM certificate chain, key) when given.
+fn build_client(
+    ca_bundle: &[u8],
+    identity: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<HttpClient, String> {
+    use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     if ca_bundle.is_empty() {
         for c in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(c);
         }
     } else {
-        let mut rd = ca_bundle;
-        let certs: Vec<_> = rustls_pki_types::pem::PemObject::pem_reader_iter(&mut rd)
+        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(ca_bundle)
             .collect::<Result<_, _>>()
             .map_err(|e| format!("invalid caBundle: {e}"))?;
         for c in certs {
@@ -475,11 +543,23 @@ fn build_client(ca_bundle: &[u8]) -> Result<HttpClient, String> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = rustls_pki_types::CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("invalid client certificate: {e}"))?;
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key)
+                .map_err(|e| format!("invalid client key: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("invalid client certificate: {e}"))?
+        }
+    };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
@@ -553,8 +633,10 @@ fn verify_response(uid: &str, mutating: bool, review: &Value) -> Result<(), Stri
     }
 }
 
-/// Go's `ToStatusErr`: a denial as a Status, code ≥ 400 (400 by default), message prefixed
-/// with `admission webhook "name" denied the request`.
+/// Go's `ToStatusErr`: the webhook's Status passes through — its reason (any text, as the
+/// webhook sent it) and details — with a code of at least 400 (400 by default; wardle also
+/// keeps it below 600, the codes HTTP has) and the message prefixed with
+/// `admission webhook "name" denied the request`.
 fn denial(name: &str, status: &Value) -> ApiError {
     let denied_by = format!("admission webhook {name:?} denied the request");
     let code = status["code"]
@@ -804,12 +886,19 @@ mod tests {
             e.message,
             "admission webhook \"deny.example.com\" denied the request: no blue"
         );
+        // A reason of the webhook's own passes through (Go keeps the whole Status).
         let e = denial("x", &json!({"code": 200, "reason": "Custom"}));
-        assert_eq!((e.code, e.reason), (400, Reason::Unknown));
+        assert_eq!((e.code, e.reason), (400, Reason::Other("Custom".into())));
         assert_eq!(
             e.message,
             "admission webhook \"x\" denied the request: Custom"
         );
+        let e = denial(
+            "x",
+            &json!({"code": 429, "reason": "PolicyViolation", "message": "m"}),
+        );
+        assert_eq!((e.code, e.reason.as_str()), (429, "PolicyViolation"));
+        assert_eq!(e.to_status()["reason"], "PolicyViolation");
         let e = denial("x", &Value::Null);
         assert_eq!(
             e.message,

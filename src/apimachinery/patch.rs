@@ -1070,7 +1070,7 @@ mod tests {
         )
         .unwrap_err();
         // Go judges an operation when applying it: an unknown op (or a missing path) is 422.
-        assert_eq!((e.code, e.reason), (422, Reason::Invalid));
+        assert_eq!((e.code, &e.reason), (422, &Reason::Invalid));
         assert!(e.to_status().to_string().contains("frob"), "{e:?}");
         let e = apply_patch(PatchType::Json, &flunder(), br#"[{"op":"add"}]"#).unwrap_err();
         assert_eq!(e.code, 422);

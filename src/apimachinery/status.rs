@@ -66,10 +66,12 @@ impl std::fmt::Display for GroupKind {
 }
 
 /// apimachinery's `StatusReason`s: the machine-readable reason of a failure, which clients act
-/// on. `Unknown` is the empty reason (an unset one, or one apimachinery does not define).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// on. `Unknown` is the empty reason; `Other` one apimachinery does not define (a webhook's own
+/// reason passes through as it sent it, as Go's `ToStatusErr` keeps the whole Status).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     Unknown,
+    Other(String),
     Unauthorized,
     Forbidden,
     NotFound,
@@ -116,9 +118,10 @@ impl Reason {
     ];
 
     /// The reason as a Status carries it (`NotFound`; "" for `Unknown`).
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Reason::Unknown => "",
+            Reason::Other(reason) => reason,
             Reason::Unauthorized => "Unauthorized",
             Reason::Forbidden => "Forbidden",
             Reason::NotFound => "NotFound",
@@ -141,12 +144,13 @@ impl Reason {
         }
     }
 
-    /// A free-text reason (a webhook's, a policy's): one apimachinery defines, else `Unknown`.
+    /// A free-text reason (a webhook's, a policy's): one apimachinery defines, `Unknown` for "",
+    /// else `Other`.
     pub fn parse(reason: &str) -> Reason {
         Reason::ALL
             .into_iter()
             .find(|r| r.as_str() == reason)
-            .unwrap_or(Reason::Unknown)
+            .unwrap_or_else(|| Reason::Other(reason.to_string()))
     }
 }
 
@@ -329,7 +333,7 @@ impl ApiError {
     pub fn new(code: u16, reason: Reason, message: impl Into<String>) -> Self {
         ApiError {
             code,
-            reason,
+            reason: reason.into(),
             message: message.into(),
             details: None,
             continue_token: None,
@@ -767,6 +771,7 @@ mod tests {
             e.message
         );
         assert_eq!(Reason::parse("NotFound"), Reason::NotFound);
-        assert_eq!(Reason::parse("Nonsense"), Reason::Unknown);
+        assert_eq!(Reason::parse("Nonsense"), Reason::Other("Nonsense".into()));
+        assert_eq!(Reason::parse(""), Reason::Unknown);
     }
 }

@@ -137,21 +137,24 @@ pub async fn serve(state: &AppState, req: ResourceRequest<'_>) -> Response {
     {
         return e.into_response();
     }
-    // Admission's warnings (webhooks, policies) are recorded below and become headers here.
-    let (result, warnings) =
-        crate::admission::warnings::record(Box::pin(handle(state, resource, version, req))).await;
+    // Go adds the deprecation warning to every response of a deprecated version's routes,
+    // first; admission's warnings (webhooks, policies) are recorded below. All become headers
+    // here, bounded in total as Go's recorder bounds them.
+    let deprecation = resource
+        .version(version)
+        .and_then(|v| v.deprecation_warning);
+    let (result, warnings) = crate::admission::warnings::record(Box::pin(async move {
+        if let Some(w) = deprecation {
+            crate::admission::warnings::add(w);
+        }
+        handle(state, resource, version, req).await
+    }))
+    .await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     response::add_warnings(&mut resp, &warnings);
-    // Go adds the deprecation warning to every response of a deprecated version's routes.
-    if let Some(w) = resource
-        .version(version)
-        .and_then(|v| v.deprecation_warning)
-    {
-        response::add_warnings(&mut resp, &[w.to_string()]);
-    }
     resp
 }
 

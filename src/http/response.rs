@@ -56,10 +56,12 @@ pub fn negotiate_error(mut resp: Response, accept: Option<&str>, pretty: bool) -
     resp
 }
 
-/// Render `text` as an RFC 7234 warning the way Go's apiserver does: `299 - "<text>"`.
+/// Render `text` as an RFC 7234 warning the way Go's apiserver does (`net.NewWarningHeader`):
+/// `299 - "<text>"` with `"` and `\` escaped and any other character, non-ASCII included, as
+/// UTF-8. None for text a header cannot carry (control characters).
 pub fn warning_value(text: &str) -> Option<HeaderValue> {
     let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
-    HeaderValue::from_str(&format!("299 - \"{escaped}\"")).ok()
+    HeaderValue::from_bytes(format!("299 - \"{escaped}\"").as_bytes()).ok()
 }
 
 /// An encoded object with status code, format and warnings.
@@ -114,6 +116,9 @@ mod tests {
     fn warnings_are_quoted_like_go() {
         let v = warning_value(r#"unknown field "spec.foo""#).unwrap();
         assert_eq!(v.to_str().unwrap(), r#"299 - "unknown field \"spec.foo\"""#);
+        let v = warning_value("naïve ✓").unwrap();
+        assert_eq!(v.as_bytes(), "299 - \"naïve ✓\"".as_bytes());
+        assert!(warning_value("a\nb").is_none());
     }
 
     #[test]

@@ -220,8 +220,9 @@ impl Store {
         }
     }
 
-    /// DELETE on a collection: every matching object goes through the normal delete path.
-    /// Returns the matched objects as they were before deletion.
+    /// DELETE on a collection: every matching object goes through the normal delete path;
+    /// admission sees each with name "" (Go's static attributes of the request) and its own
+    /// namespace. Returns the matched objects as they were before deletion.
     pub async fn delete_collection(
         &self,
         ctx: &Ctx<'_>,
@@ -247,7 +248,7 @@ impl Store {
                 namespace: &ns,
                 ..*ctx
             };
-            match self.delete(&item_ctx, &name, del).await {
+            match self.delete_admitted_as(&item_ctx, &name, del, "").await {
                 Ok(Deleted::Gone(_)) | Ok(Deleted::Pending(_)) => deleted.push(obj),
                 // Someone else deleted it meanwhile: the collection delete still succeeded for it.
                 Err(e) if e.reason == Reason::NotFound => {}

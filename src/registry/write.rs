@@ -558,6 +558,18 @@ impl Store {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Deleted> {
+        self.delete_admitted_as(ctx, name, opts, name).await
+    }
+
+    /// DELETE of `name` with admission seeing the name `admitted_name`: "" for the items of a
+    /// deletecollection, as Go's static admission attributes of that request.
+    pub(super) async fn delete_admitted_as(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        opts: &DeleteOptions,
+        admitted_name: &str,
+    ) -> ApiResult<Deleted> {
         self.guaranteed_update(ctx, name, move |current| async move {
             let old = exists(ctx, name, current)?;
             let uid = meta_str(&old.object, "uid").to_string();
@@ -574,7 +586,7 @@ impl Store {
             }
             let attrs = ctx.admission(
                 Operation::Delete,
-                name,
+                admitted_name,
                 Some(&old.object),
                 opts.dry_run,
                 None,
