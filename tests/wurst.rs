@@ -213,6 +213,18 @@ async fn strategy(w: &Wardle) -> Value {
     let patched = r.json();
     assert_eq!(patched["spec"]["length"], 90);
     assert_eq!(patched["status"], json!({"grilled": false}));
+
+    // Server-side apply runs the same update hooks: a new casing, forced past the owner of
+    // the field, is refused there too.
+    let r = w
+        .patch(
+            &format!("{WURSTS}/lang?fieldManager=grill&force=true"),
+            "application/apply-patch+yaml",
+            "apiVersion: wardle.example.com/v1alpha1\nkind: Wurst\nmetadata: {name: lang}\nspec: {casing: synthetic}\n",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["details"]["causes"][0]["field"], "spec.casing");
     patched
 }
 
