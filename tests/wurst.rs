@@ -213,6 +213,18 @@ async fn strategy(w: &Wardle) -> Value {
     let patched = r.json();
     assert_eq!(patched["spec"]["length"], 90);
     assert_eq!(patched["status"], json!({"grilled": false}));
+
+    // Server-side apply runs the same update hooks: a new casing, forced past the owner of
+    // the field, is refused there too.
+    let r = w
+        .patch(
+            &format!("{WURSTS}/lang?fieldManager=grill&force=true"),
+            "application/apply-patch+yaml",
+            "apiVersion: wardle.example.com/v1alpha1\nkind: Wurst\nmetadata: {name: lang}\nspec: {casing: synthetic}\n",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["details"]["causes"][0]["field"], "spec.casing");
     patched
 }
 
@@ -244,6 +256,20 @@ async fn read(w: &Wardle, lang: &Value) {
     }
     let cells = t["rows"][0]["cells"].as_array().unwrap();
     assert_eq!(cells[..3], [json!("lang"), json!(90), json!("natural")]);
+    // The real kubectl finds the kind by discovery and prints its columns.
+    let out = w.kubectl(&["get", "wursts"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "LENGTH", "CASING", "AGE"], "{text}");
+    assert_eq!(lines[1][..3], ["lang", "90", "natural"], "{text}");
 }
 
 /// A watch from the list's resourceVersion sees the next writes, in order.

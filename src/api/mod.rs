@@ -231,7 +231,7 @@ pub fn managers_column() -> Column {
 }
 
 /// The kinds wardle itself serves. A new kind is one file in this folder plus one entry here.
-static BUILT_IN: [&dyn Resource; 2] = [&fischer::Fischer, &flunder::Flunder];
+static BUILT_IN: &[&dyn Resource] = &[&fischer::Fischer, &flunder::Flunder];
 
 /// Kinds added by an embedding program (`server::run_with`) before serving starts.
 static REGISTERED: Mutex<Vec<&'static dyn Resource>> = Mutex::new(Vec::new());
@@ -266,7 +266,7 @@ pub fn register(kind: &'static dyn Resource) -> Result<(), String> {
         };
     }
     let mut registered = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
-    if !served(&BUILT_IN)? && !served(&registered)? {
+    if !served(BUILT_IN)? && !served(&registered)? {
         registered.push(kind);
     }
     Ok(())

@@ -1,4 +1,6 @@
-//! create, update (PUT), patch and delete: the write verbs of the generic Store.
+//! create, update (PUT), patch and delete: the write verbs of the generic Store, and
+//! `guaranteed_update`, the one read-modify-write loop that update, patch, apply and graceful
+//! delete run their transforms in.
 
 use super::{Ctx, Store, being_deleted, check_fields, finalizers, meta_str};
 use crate::admission::attributes::{Attributes, Operation};
