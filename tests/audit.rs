@@ -640,6 +640,69 @@ async fn buffered_events_are_written_at_shutdown() {
     }
 }
 
+/// Max-in-flight runs inside the audit filter (Go's DefaultBuildHandlerChain: WithAudit wraps
+/// WithMaxInFlightLimit), so a request refused with 429 is audited, with no authorization
+/// annotations: authorization runs inside max-in-flight and never saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("audit.log");
+    let w = start_audited(
+        tmp.path(),
+        Engine::Sqlite,
+        &everything_at("Metadata"),
+        &[
+            "--audit-log-path",
+            log.to_str().unwrap(),
+            "--max-mutating-requests-inflight",
+            "1",
+        ],
+    )
+    .await;
+    // A POST whose body never finishes holds the only mutating slot until the request deadline.
+    let mut slow = common::raw::connect(tmp.path(), w.port).await;
+    common::raw::send(
+        &mut slow,
+        format!(
+            "POST {NS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await;
+    // Anonymous is not system:masters, so it does not pass a full server. Until the slow POST
+    // has its slot, an anonymous POST is refused by authorization instead (403).
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = w.anonymous(Method::POST, NS).await;
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 403, "{}", r.text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = refused.expect("an anonymous POST got 429 while the slot was held");
+    let id = r.header("audit-id").expect("Audit-Id header");
+    let events = eventually("the 429 is audited", || {
+        let e = of(&log_events(&log), &id);
+        (e.len() == 2).then_some(e)
+    })
+    .await;
+    assert_eq!(stages(&events), ["RequestReceived", "ResponseComplete"]);
+    let done = &events[1];
+    assert_eq!(done["verb"], "create");
+    assert_eq!(done["user"]["username"], "system:anonymous");
+    assert_eq!(done["objectRef"]["resource"], "flunders");
+    assert_eq!(done["responseStatus"]["code"], 429);
+    assert_eq!(done["responseStatus"]["reason"], "TooManyRequests");
+    assert!(
+        done.get("annotations")
+            .and_then(|a| a.get("authorization.k8s.io/decision"))
+            .is_none(),
+        "authorization never ran: {done}"
+    );
+}
+
 /// A policy file kube-apiserver would refuse stops wardle at startup, with the reason.
 #[test]
 fn a_bad_policy_stops_startup() {

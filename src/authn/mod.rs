@@ -53,6 +53,7 @@ impl UserInfo {
         self.name == ANONYMOUS_USER
     }
 
+    /// Is the user a member of `group` (e.g. `system:masters`)?
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.iter().any(|g| g == group)
     }

@@ -68,12 +68,6 @@ impl Health {
             .map(|(n, c)| (n.as_str(), c))
     }
 
-    /// Add a named check (e.g. `storage`) after the built-in ones.
-    pub fn with_check(mut self, name: &str, check: Check) -> Self {
-        self.checks.push((name.to_string(), check));
-        self
-    }
-
     /// Does `path` name a health endpoint or one of its checks? Lets the router send anything
     /// else (e.g. `/readyz/nope`) to its own 404.
     pub fn has_path(&self, path: &str) -> bool {

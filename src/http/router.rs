@@ -130,16 +130,6 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
             return finish(resp, &info, &labels, "", &audit_id, started);
         }
     };
-    // Go's order: max-in-flight after authentication (system:masters may pass a full server),
-    // before authorization.
-    let _slot = match state.limits.admit(&info, &user) {
-        Ok(slot) => slot,
-        Err(resp) => {
-            let mut resp = encode_error(resp);
-            common_headers(&mut resp, &audit_id);
-            return finish(resp, &info, &labels, &user.name, &audit_id, started);
-        }
-    };
     let attrs = attributes(&user, &info);
     let mut audit = match (&state.auditor, &audit_headers) {
         (Some(a), Some(h)) => a.begin(&attrs, &parts(h)),
@@ -154,6 +144,20 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
         common_headers(&mut resp, &audit_id);
         return finish(resp, &info, &labels, &user.name, &audit_id, started);
     }
+    // Go's order: max-in-flight after authentication (system:masters may pass a full server)
+    // and inside the audit filter (a 429 is audited), before authorization.
+    let _slot = match state.limits.admit(&info, &user) {
+        Ok(slot) => slot,
+        Err(resp) => {
+            let resp = match audit {
+                Some(a) => a.run(async { resp }, false).await,
+                None => resp,
+            };
+            let mut resp = encode_error(resp);
+            common_headers(&mut resp, &audit_id);
+            return finish(resp, &info, &labels, &user.name, &audit_id, started);
+        }
+    };
     let (decision, reason) = state.authorizer.decide(&attrs).await;
     if let Some(a) = audit.as_mut() {
         a.authorized(&decision, &reason);
