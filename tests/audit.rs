@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::Engine;
 use common::pki::{self, Ca};
-use common::server::{Engine, Wardle};
+use common::server::Wardle;
 use http::Method;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -546,11 +547,7 @@ async fn dead_webhook_does_not_hold_requests() {
 async fn blocking_strict_refuses_unaudited_requests() {
     let tmp = tempfile::tempdir().unwrap();
     // A port nobody listens on: every POST is refused at once.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = common::procs::free_port();
     let kubeconfig = tmp.path().join("refused.kubeconfig");
     pki::kubeconfig(
         &kubeconfig,

@@ -15,7 +15,7 @@ mod synthetic;
 #[path = "history/driver.rs"]
 mod driver;
 
-use common::server::Engine;
+use common::Engine;
 
 /// Workload seconds: `WARDLE_HISTORY_SECONDS`, else a short CI run.
 fn seconds(default: u64) -> u64 {

@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 
 fn artifact(path: &str) -> String {
     format!("{}/artifacts/{path}", env!("CARGO_MANIFEST_DIR"))
@@ -188,11 +189,7 @@ engine_tests!(seed_flow);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_shows_changes_from_another_replica() {
     use std::io::Read;
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let url = Engine::Postgres.fresh_url(dir_a.path());
-    let a = Wardle::start_with(dir_a.path(), &url, &[]).await;
-    let b = Wardle::start_with(dir_b.path(), &url, &[]).await;
+    let (a, b) = Wardle::pair(Engine::Postgres).await;
     a.kubectl_ok(&["create", "-f", &artifact("flunders/01-flunder.yaml")]);
     let mut watch = std::process::Command::new("kubectl")
         .arg("--kubeconfig")

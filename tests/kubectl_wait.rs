@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use std::process::{Child, Command, Stdio};
 
 fn held(name: &str) -> String {

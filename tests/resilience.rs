@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::Engine;
 use common::raw;
-use common::server::{Engine, Wardle};
+use common::server::Wardle;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::Engine;
 use common::procs::free_port;
-use common::server::{Engine, Wardle};
+use common::server::Wardle;
 use http::{Method, StatusCode};
 use std::io::{Read, Write};
 use std::path::Path;

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use http::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -262,11 +263,7 @@ async fn table_events(engine: Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_on_one_replica_sees_writes_through_another() {
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let url = Engine::Postgres.fresh_url(dir_a.path());
-    let a = Wardle::start_with(dir_a.path(), &url, &[]).await;
-    let b = Wardle::start_with(dir_b.path(), &url, &[]).await;
+    let (a, b) = Wardle::pair(Engine::Postgres).await;
     let mut s = b
         .watch(&format!("{NS}?watch=true&resourceVersion=0"), None)
         .await;

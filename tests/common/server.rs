@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use super::Engine;
 use super::procs::free_port;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -11,38 +12,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// The engines every API test runs against.
-#[derive(Clone, Copy, Debug)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-impl Engine {
-    /// A fresh, empty database for one test.
-    pub fn fresh_url(self, dir: &Path) -> String {
-        match self {
-            Engine::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("wardle.db").display()),
-            Engine::Postgres => super::postgres::fresh_database_url(),
-        }
-    }
-}
-
-/// Generate `mod sqlite` and `mod postgres` test wrappers for async test bodies taking an Engine.
-#[macro_export]
-macro_rules! engine_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::common::server::Engine::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::common::server::Engine::Postgres).await })*
-        }
-    };
-}
 
 pub struct Response {
     pub status: StatusCode,
@@ -99,6 +68,16 @@ impl Wardle {
         let mut w = Wardle::start_with(tmp.path(), &url, &[]).await;
         w._tmp = Some(tmp);
         w
+    }
+
+    /// Two replicas on one new database of `engine`, each with its own cert dir.
+    pub async fn pair(engine: Engine) -> (Wardle, Wardle) {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let url = engine.fresh_url(dir_a.path());
+        let mut a = Wardle::start_with(dir_a.path(), &url, &[]).await;
+        let mut b = Wardle::start_with(dir_b.path(), &url, &[]).await;
+        (a._tmp, b._tmp) = (Some(dir_a), Some(dir_b));
+        (a, b)
     }
 
     /// A server using `dir` as its cert dir (reused across restarts) and `db_url`.

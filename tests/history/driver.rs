@@ -5,8 +5,9 @@
 //! backend terminated). Everything observed is recorded into a `History` for the checker.
 
 use super::checker::*;
+use crate::common::Engine;
 use crate::common::postgres;
-use crate::common::server::{Engine, Wardle};
+use crate::common::server::Wardle;
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::BodyExt;
