@@ -10,7 +10,7 @@ use common::pki::{self, Ca};
 use common::server::Wardle;
 use http::Method;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const POLICY: &str = r#"
@@ -47,6 +47,14 @@ async fn start_audited(dir: &Path, engine: Engine, policy: &str, args: &[&str]) 
     let mut all = vec!["--audit-policy-file", policy_file.as_str()];
     all.extend_from_slice(args);
     Wardle::start_with(dir, &engine.fresh_url(dir), &all).await
+}
+
+/// wardle on SQLite auditing by `policy` to `dir/audit.log` (returned), with the flags `args`.
+async fn start_logging(dir: &Path, policy: &str, args: &[&str]) -> (Wardle, PathBuf) {
+    let log = dir.join("audit.log");
+    let log_arg = log.display().to_string();
+    let all = [&["--audit-log-path", log_arg.as_str()], args].concat();
+    (start_audited(dir, Engine::Sqlite, policy, &all).await, log)
 }
 
 /// A v1alpha1 Flunder named `name`, with `extra` merged into its metadata.
@@ -328,14 +336,10 @@ engine_tests!(levels_stages_and_the_sql_link);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_rotation() {
     let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("audit.log");
-    let w = start_audited(
+    let (w, log) = start_logging(
         tmp.path(),
-        Engine::Sqlite,
         &everything_at("RequestResponse"),
         &[
-            "--audit-log-path",
-            log.to_str().unwrap(),
             "--audit-log-maxsize",
             "1",
             "--audit-log-maxbackup",
@@ -495,14 +499,10 @@ async fn dead_webhook_does_not_hold_requests() {
         None,
         None,
     );
-    let log = tmp.path().join("audit.log");
-    let w = start_audited(
+    let (w, log) = start_logging(
         tmp.path(),
-        Engine::Sqlite,
         &everything_at("Metadata"),
         &[
-            "--audit-log-path",
-            log.to_str().unwrap(),
             "--audit-log-format",
             "legacy",
             "--audit-webhook-config-file",
@@ -599,14 +599,10 @@ async fn blocking_strict_refuses_unaudited_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_events_are_written_at_shutdown() {
     let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("audit.log");
-    let mut w = start_audited(
+    let (mut w, log) = start_logging(
         tmp.path(),
-        Engine::Sqlite,
         POLICY,
         &[
-            "--audit-log-path",
-            log.to_str().unwrap(),
             "--audit-log-mode",
             "batch",
             "--audit-log-batch-max-size",
@@ -643,17 +639,10 @@ async fn buffered_events_are_written_at_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_requests_are_audited() {
     let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("audit.log");
-    let w = start_audited(
+    let (w, log) = start_logging(
         tmp.path(),
-        Engine::Sqlite,
         &everything_at("Metadata"),
-        &[
-            "--audit-log-path",
-            log.to_str().unwrap(),
-            "--max-mutating-requests-inflight",
-            "1",
-        ],
+        &["--max-mutating-requests-inflight", "1"],
     )
     .await;
     // A POST whose body never finishes holds the only mutating slot until the request deadline.

@@ -3,6 +3,7 @@
 mod common;
 
 use common::Engine;
+use common::procs::succeeded;
 use common::server::Wardle;
 
 fn artifact(path: &str) -> String {
@@ -38,13 +39,8 @@ async fn seed_flow(engine: Engine) {
     );
 
     let out = w.kubectl(&["create", "-f", &artifact("flunders/01-flunder.yaml")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        succeeded("kubectl create", &out).trim(),
         "flunder.wardle.example.com/my-first-flunder created"
     );
     assert!(
@@ -69,12 +65,7 @@ async fn seed_flow(engine: Engine) {
     let manifest = "apiVersion: wardle.example.com/v1beta1\nkind: Flunder\nmetadata:\n  name: applied\nspec:\n  flunderReference: my-first-flunder\n  referenceType: Flunder\n";
     let out = w.kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("flunder.wardle.example.com/applied created")
+        succeeded("kubectl apply", &out).contains("flunder.wardle.example.com/applied created")
     );
     let out = w.kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
     assert!(

@@ -4,6 +4,7 @@
 mod common;
 
 use common::Engine;
+use common::procs::succeeded;
 use common::server::Wardle;
 use std::process::{Child, Command, Stdio};
 
@@ -76,13 +77,8 @@ async fn wait_for_delete(engine: Engine) {
     );
     release(&w, "a");
     let out = waiter.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        succeeded("kubectl wait", &out).trim(),
         "flunder.wardle.example.com/a condition met"
     );
 
@@ -97,13 +93,8 @@ async fn wait_for_delete(engine: Engine) {
     );
     release(&w, "b");
     let out = deleter.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        succeeded("kubectl delete", &out).trim(),
         r#"flunder.wardle.example.com "b" deleted"#
     );
     let out = w.kubectl(&["get", "flunder", "b"]);

@@ -6,6 +6,7 @@ mod common;
 
 use common::Engine;
 use common::backend::Backend;
+use common::procs::succeeded;
 use common::server::Wardle;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -27,12 +28,7 @@ fn report(url: &str, args: &[&str]) -> String {
         .args(["--database-url", url])
         .output()
         .expect("run report");
-    assert!(
-        out.status.success(),
-        "report {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    succeeded(&format!("report {args:?}"), &out)
 }
 
 fn report_json(url: &str, name: &str) -> Value {

@@ -301,9 +301,7 @@ engine_tests!(
 );
 
 async fn compaction_runs(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = engine.fresh_url(dir.path());
-    let w = Wardle::start_with(dir.path(), &url, &["--compaction-interval", "1s"]).await;
+    let w = Wardle::start_flags(engine, &["--compaction-interval", "1s"]).await;
     for n in ["a", "b", "c"] {
         create(&w, n, json!({})).await;
     }

@@ -20,6 +20,21 @@ pub struct Response {
 }
 
 impl Response {
+    /// The whole answer (a body cut short reads as what arrived, or empty).
+    async fn read(resp: http::Response<kube::client::Body>) -> Response {
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -63,9 +78,15 @@ pub fn install_crypto() {
 impl Wardle {
     /// A new server on a new database of `engine`.
     pub async fn start(engine: Engine) -> Wardle {
+        Wardle::start_flags(engine, &[]).await
+    }
+
+    /// A new server on a new database of `engine`, with the extra flags `args`; its cert dir
+    /// (`dir`) is a temp dir it keeps.
+    pub async fn start_flags(engine: Engine, args: &[&str]) -> Wardle {
         let tmp = tempfile::tempdir().expect("tempdir");
         let url = engine.fresh_url(tmp.path());
-        let mut w = Wardle::start_with(tmp.path(), &url, &[]).await;
+        let mut w = Wardle::start_with(tmp.path(), &url, args).await;
         w._tmp = Some(tmp);
         w
     }
@@ -213,18 +234,7 @@ impl Wardle {
         let req = b
             .body(kube::client::Body::from(body.unwrap_or_default()))
             .expect("request");
-        let resp = self.client.send(req).await?;
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        Ok(Response {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        Ok(Response::read(self.client.send(req).await?).await)
     }
 
     /// A request as the admin user (system:masters).
@@ -341,18 +351,7 @@ impl Wardle {
             .uri(path)
             .body(kube::client::Body::from(Vec::new()))
             .unwrap();
-        let resp = client.send(req).await.expect("anonymous request");
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        Response {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        Response::read(client.send(req).await.expect("anonymous request")).await
     }
 
     /// Run the real kubectl against this server.
