@@ -5,6 +5,7 @@
 //! succeeds, and anonymous only when no method *errored*. The method list sits behind an
 //! `ArcSwap`, so CA bundles and header names can be reloaded without restarting.
 
+pub mod cache;
 pub mod requestheader;
 pub mod source;
 pub mod token;
