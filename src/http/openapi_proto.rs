@@ -11,6 +11,20 @@
 use prost::Message;
 use serde_json::{Map, Value};
 
+/// gnostic's `Named<X>` message: one entry of a map kept in document order (`name` = 1,
+/// `value` = 2).
+macro_rules! named {
+    ($name:ident, $value:ty) => {
+        #[derive(Clone, PartialEq, Message)]
+        pub struct $name {
+            #[prost(string, tag = "1")]
+            pub name: String,
+            #[prost(message, optional, tag = "2")]
+            pub value: Option<$value>,
+        }
+    };
+}
+
 #[derive(Clone, PartialEq, Message)]
 pub struct Document {
     #[prost(string, tag = "1")]
@@ -60,13 +74,7 @@ pub struct Any {
     pub yaml: String,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedAny {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<Any>,
-}
+named!(NamedAny, Any);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Paths {
@@ -76,13 +84,7 @@ pub struct Paths {
     pub path: Vec<NamedPathItem>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedPathItem {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<PathItem>,
-}
+named!(NamedPathItem, PathItem);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct PathItem {
@@ -269,13 +271,7 @@ pub struct Responses {
     pub vendor_extension: Vec<NamedAny>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedResponseValue {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<ResponseValue>,
-}
+named!(NamedResponseValue, ResponseValue);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct ResponseValue {
@@ -401,13 +397,7 @@ pub struct Definitions {
     pub additional_properties: Vec<NamedSchema>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedSchema {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<Schema>,
-}
+named!(NamedSchema, Schema);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct ParameterDefinitions {
@@ -415,13 +405,7 @@ pub struct ParameterDefinitions {
     pub additional_properties: Vec<NamedParameter>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedParameter {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<Parameter>,
-}
+named!(NamedParameter, Parameter);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct SecurityDefinitions {
@@ -429,13 +413,7 @@ pub struct SecurityDefinitions {
     pub additional_properties: Vec<NamedSecurityDefinitionsItem>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedSecurityDefinitionsItem {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<SecurityDefinitionsItem>,
-}
+named!(NamedSecurityDefinitionsItem, SecurityDefinitionsItem);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct SecurityDefinitionsItem {
@@ -481,13 +459,7 @@ pub struct SecurityRequirement {
     pub additional_properties: Vec<NamedStringArray>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedStringArray {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<StringArray>,
-}
+named!(NamedStringArray, StringArray);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct StringArray {
