@@ -25,6 +25,18 @@ macro_rules! named {
     };
 }
 
+/// gnostic's map message: its entries (`Named<X>`) in document order (`additional_properties`
+/// = 1).
+macro_rules! map {
+    ($name:ident, $entry:ty) => {
+        #[derive(Clone, PartialEq, Message)]
+        pub struct $name {
+            #[prost(message, repeated, tag = "1")]
+            pub additional_properties: Vec<$entry>,
+        }
+    };
+}
+
 #[derive(Clone, PartialEq, Message)]
 pub struct Document {
     #[prost(string, tag = "1")]
@@ -385,33 +397,17 @@ pub struct ItemsItem {
     pub schema: Vec<Schema>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct Properties {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedSchema>,
-}
+map!(Properties, NamedSchema);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct Definitions {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedSchema>,
-}
+map!(Definitions, NamedSchema);
 
 named!(NamedSchema, Schema);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct ParameterDefinitions {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedParameter>,
-}
+map!(ParameterDefinitions, NamedParameter);
 
 named!(NamedParameter, Parameter);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct SecurityDefinitions {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedSecurityDefinitionsItem>,
-}
+map!(SecurityDefinitions, NamedSecurityDefinitionsItem);
 
 named!(NamedSecurityDefinitionsItem, SecurityDefinitionsItem);
 
@@ -453,11 +449,7 @@ pub struct ApiKeySecurity {
     pub vendor_extension: Vec<NamedAny>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct SecurityRequirement {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedStringArray>,
-}
+map!(SecurityRequirement, NamedStringArray);
 
 named!(NamedStringArray, StringArray);
 
