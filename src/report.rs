@@ -154,6 +154,25 @@ pub struct Table {
     pub rows: Vec<Vec<Datum>>,
 }
 
+/// Prepares `sql` on `conn` (a connection of either engine), reads every row through `row`
+/// (that engine's decoder) and closes the connection. A macro, as sqlx's connection, statement
+/// and row types differ by engine.
+macro_rules! read_table {
+    ($conn:expr, $sql:expr, $row:path) => {{
+        let mut conn = $conn;
+        let stmt = (&mut conn).prepare($sql).await?;
+        let columns = stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let rows = stmt.query().fetch_all(&mut conn).await?;
+        let rows = rows.iter().map($row).collect::<anyhow::Result<_>>()?;
+        conn.close().await?;
+        Ok(Table { columns, rows })
+    }};
+}
+
 /// Runs `sql` on a read-only connection to `url`.
 pub async fn query(url: &str, sql: &str) -> anyhow::Result<Table> {
     let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.to_owned()));
@@ -161,32 +180,20 @@ pub async fn query(url: &str, sql: &str) -> anyhow::Result<Table> {
         let options = sqlx::postgres::PgConnectOptions::from_str(url)?
             .application_name("wardle-report")
             .options([("default_transaction_read_only", "on")]);
-        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
-        let stmt = (&mut conn).prepare(sql).await?;
-        let columns = stmt
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect();
-        let rows = stmt.query().fetch_all(&mut conn).await?;
-        let rows = rows.iter().map(pg_row).collect::<anyhow::Result<_>>()?;
-        conn.close().await?;
-        Ok(Table { columns, rows })
+        read_table!(
+            sqlx::PgConnection::connect_with(&options).await?,
+            sql,
+            pg_row
+        )
     } else if url.starts_with("sqlite:") {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
             .create_if_missing(false)
             .read_only(true);
-        let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-        let stmt = (&mut conn).prepare(sql).await?;
-        let columns = stmt
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect();
-        let rows = stmt.query().fetch_all(&mut conn).await?;
-        let rows = rows.iter().map(sqlite_row).collect::<anyhow::Result<_>>()?;
-        conn.close().await?;
-        Ok(Table { columns, rows })
+        read_table!(
+            sqlx::SqliteConnection::connect_with(&options).await?,
+            sql,
+            sqlite_row
+        )
     } else {
         bail!("unsupported database URL (want postgres://, postgresql:// or sqlite:)")
     }

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 

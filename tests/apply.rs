@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use http::StatusCode;
 use serde_json::{Value, json};
 

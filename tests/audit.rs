@@ -5,11 +5,12 @@
 
 mod common;
 
+use common::Engine;
 use common::pki::{self, Ca};
-use common::server::{Engine, Wardle};
+use common::server::Wardle;
 use http::Method;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const POLICY: &str = r#"
@@ -46,6 +47,14 @@ async fn start_audited(dir: &Path, engine: Engine, policy: &str, args: &[&str]) 
     let mut all = vec!["--audit-policy-file", policy_file.as_str()];
     all.extend_from_slice(args);
     Wardle::start_with(dir, &engine.fresh_url(dir), &all).await
+}
+
+/// wardle on SQLite auditing by `policy` to `dir/audit.log` (returned), with the flags `args`.
+async fn start_logging(dir: &Path, policy: &str, args: &[&str]) -> (Wardle, PathBuf) {
+    let log = dir.join("audit.log");
+    let log_arg = log.display().to_string();
+    let all = [&["--audit-log-path", log_arg.as_str()], args].concat();
+    (start_audited(dir, Engine::Sqlite, policy, &all).await, log)
 }
 
 /// A v1alpha1 Flunder named `name`, with `extra` merged into its metadata.
@@ -327,14 +336,10 @@ engine_tests!(levels_stages_and_the_sql_link);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_rotation() {
     let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("audit.log");
-    let w = start_audited(
+    let (w, log) = start_logging(
         tmp.path(),
-        Engine::Sqlite,
         &everything_at("RequestResponse"),
         &[
-            "--audit-log-path",
-            log.to_str().unwrap(),
             "--audit-log-maxsize",
             "1",
             "--audit-log-maxbackup",
@@ -494,14 +499,10 @@ async fn dead_webhook_does_not_hold_requests() {
         None,
         None,
     );
-    let log = tmp.path().join("audit.log");
-    let w = start_audited(
+    let (w, log) = start_logging(
         tmp.path(),
-        Engine::Sqlite,
         &everything_at("Metadata"),
         &[
-            "--audit-log-path",
-            log.to_str().unwrap(),
             "--audit-log-format",
             "legacy",
             "--audit-webhook-config-file",
@@ -546,11 +547,7 @@ async fn dead_webhook_does_not_hold_requests() {
 async fn blocking_strict_refuses_unaudited_requests() {
     let tmp = tempfile::tempdir().unwrap();
     // A port nobody listens on: every POST is refused at once.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = common::procs::free_port();
     let kubeconfig = tmp.path().join("refused.kubeconfig");
     pki::kubeconfig(
         &kubeconfig,
@@ -602,14 +599,10 @@ async fn blocking_strict_refuses_unaudited_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_events_are_written_at_shutdown() {
     let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("audit.log");
-    let mut w = start_audited(
+    let (mut w, log) = start_logging(
         tmp.path(),
-        Engine::Sqlite,
         POLICY,
         &[
-            "--audit-log-path",
-            log.to_str().unwrap(),
             "--audit-log-mode",
             "batch",
             "--audit-log-batch-max-size",
@@ -638,6 +631,62 @@ async fn buffered_events_are_written_at_shutdown() {
             ["RequestReceived", "ResponseComplete"]
         );
     }
+}
+
+/// Max-in-flight runs inside the audit filter (Go's DefaultBuildHandlerChain: WithAudit wraps
+/// WithMaxInFlightLimit), so a request refused with 429 is audited, with no authorization
+/// annotations: authorization runs inside max-in-flight and never saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (w, log) = start_logging(
+        tmp.path(),
+        &everything_at("Metadata"),
+        &["--max-mutating-requests-inflight", "1"],
+    )
+    .await;
+    // A POST whose body never finishes holds the only mutating slot until the request deadline.
+    let mut slow = common::raw::connect(tmp.path(), w.port).await;
+    common::raw::send(
+        &mut slow,
+        format!(
+            "POST {NS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await;
+    // Anonymous is not system:masters, so it does not pass a full server. Until the slow POST
+    // has its slot, an anonymous POST is refused by authorization instead (403).
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = w.anonymous(Method::POST, NS).await;
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 403, "{}", r.text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = refused.expect("an anonymous POST got 429 while the slot was held");
+    let id = r.header("audit-id").expect("Audit-Id header");
+    let events = eventually("the 429 is audited", || {
+        let e = of(&log_events(&log), &id);
+        (e.len() == 2).then_some(e)
+    })
+    .await;
+    assert_eq!(stages(&events), ["RequestReceived", "ResponseComplete"]);
+    let done = &events[1];
+    assert_eq!(done["verb"], "create");
+    assert_eq!(done["user"]["username"], "system:anonymous");
+    assert_eq!(done["objectRef"]["resource"], "flunders");
+    assert_eq!(done["responseStatus"]["code"], 429);
+    assert_eq!(done["responseStatus"]["reason"], "TooManyRequests");
+    assert!(
+        done.get("annotations")
+            .and_then(|a| a.get("authorization.k8s.io/decision"))
+            .is_none(),
+        "authorization never ran: {done}"
+    );
 }
 
 /// A policy file kube-apiserver would refuse stops wardle at startup, with the reason.

@@ -19,9 +19,10 @@
 
 mod common;
 
+use common::Engine;
 use common::pki::{Ca, kubeconfig};
 use common::procs::{Procs, free_port};
-use common::server::{Engine, Wardle, install_crypto};
+use common::server::{Wardle, install_crypto};
 use http::{Method, Request};
 use http_body_util::BodyExt;
 use serde::Deserialize;

@@ -15,7 +15,7 @@ mod synthetic;
 #[path = "history/driver.rs"]
 mod driver;
 
-use common::server::Engine;
+use common::Engine;
 
 /// Workload seconds: `WARDLE_HISTORY_SECONDS`, else a short CI run.
 fn seconds(default: u64) -> u64 {
@@ -25,7 +25,19 @@ fn seconds(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn run_and_check(cfg: driver::Config) {
+/// Runs the workload (8 writers, 20 watchers, 2 listers, staged compaction keeping 40 RVs, a
+/// random seed) on `replicas` processes of `engine` for `seconds`, then checks its history.
+async fn run_and_check(engine: Engine, seconds: u64, replicas: usize) {
+    let cfg = driver::Config {
+        engine,
+        seconds,
+        replicas,
+        writers: 8,
+        watchers: 20,
+        listers: 2,
+        retain: 40,
+        seed: rand::random(),
+    };
     let name = format!("{:?}", cfg.engine).to_lowercase();
     eprintln!("history[{name}]: {cfg:?}");
     let out = driver::run(cfg).await;
@@ -82,31 +94,11 @@ async fn run_and_check(cfg: driver::Config) {
 /// a LISTEN backend terminated twice, a replica killed and restarted, Postgres crash-restarted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_replicas_under_faults() {
-    run_and_check(driver::Config {
-        engine: Engine::Postgres,
-        seconds: seconds(30),
-        replicas: 2,
-        writers: 8,
-        watchers: 20,
-        listers: 2,
-        retain: 40,
-        seed: rand::random(),
-    })
-    .await;
+    run_and_check(Engine::Postgres, seconds(30), 2).await;
 }
 
 /// One process on SQLite, killed and restarted twice, with staged compaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_process_restarts() {
-    run_and_check(driver::Config {
-        engine: Engine::Sqlite,
-        seconds: seconds(20),
-        replicas: 1,
-        writers: 8,
-        watchers: 20,
-        listers: 2,
-        retain: 40,
-        seed: rand::random(),
-    })
-    .await;
+    run_and_check(Engine::Sqlite, seconds(20), 1).await;
 }

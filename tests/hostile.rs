@@ -10,7 +10,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use http::{Method, StatusCode};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::procs::succeeded;
+use common::server::Wardle;
 
 fn artifact(path: &str) -> String {
     format!("{}/artifacts/{path}", env!("CARGO_MANIFEST_DIR"))
@@ -37,13 +39,8 @@ async fn seed_flow(engine: Engine) {
     );
 
     let out = w.kubectl(&["create", "-f", &artifact("flunders/01-flunder.yaml")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        succeeded("kubectl create", &out).trim(),
         "flunder.wardle.example.com/my-first-flunder created"
     );
     assert!(
@@ -68,12 +65,7 @@ async fn seed_flow(engine: Engine) {
     let manifest = "apiVersion: wardle.example.com/v1beta1\nkind: Flunder\nmetadata:\n  name: applied\nspec:\n  flunderReference: my-first-flunder\n  referenceType: Flunder\n";
     let out = w.kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("flunder.wardle.example.com/applied created")
+        succeeded("kubectl apply", &out).contains("flunder.wardle.example.com/applied created")
     );
     let out = w.kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
     assert!(
@@ -188,11 +180,7 @@ engine_tests!(seed_flow);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_shows_changes_from_another_replica() {
     use std::io::Read;
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let url = Engine::Postgres.fresh_url(dir_a.path());
-    let a = Wardle::start_with(dir_a.path(), &url, &[]).await;
-    let b = Wardle::start_with(dir_b.path(), &url, &[]).await;
+    let (a, b) = Wardle::pair(Engine::Postgres).await;
     a.kubectl_ok(&["create", "-f", &artifact("flunders/01-flunder.yaml")]);
     let mut watch = std::process::Command::new("kubectl")
         .arg("--kubeconfig")

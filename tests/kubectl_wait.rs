@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::procs::succeeded;
+use common::server::Wardle;
 use std::process::{Child, Command, Stdio};
 
 fn held(name: &str) -> String {
@@ -25,7 +27,13 @@ fn spawn(w: &Wardle, args: &[&str]) -> Child {
         .expect("kubectl runs")
 }
 
-fn release(w: &Wardle, name: &str) {
+/// `kubectl` (running `what`, which waits on `name`) must not have returned while the finalizer
+/// held the object; then the finalizer is removed, and its stdout returned once it succeeded.
+fn release_waiter(w: &Wardle, mut kubectl: Child, name: &str, what: &str) -> String {
+    assert!(
+        kubectl.try_wait().unwrap().is_none(),
+        "{what} returned while the finalizer held the object"
+    );
     w.kubectl_ok(&[
         "patch",
         "flunder",
@@ -34,6 +42,7 @@ fn release(w: &Wardle, name: &str) {
         "-p",
         r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
     ]);
+    succeeded(what, &kubectl.wait_with_output().unwrap())
 }
 
 /// Waits (without a clock assertion) until the object shows a deletionTimestamp, so the
@@ -66,43 +75,21 @@ async fn wait_for_delete(engine: Engine) {
         out.contains(r#"flunder.wardle.example.com "a" deleted"#),
         "{out}"
     );
-    let mut waiter = spawn(&w, &["wait", "--for=delete", "flunder/a", "--timeout=60s"]);
+    let waiter = spawn(&w, &["wait", "--for=delete", "flunder/a", "--timeout=60s"]);
     // The waiter is blocked while the finalizer holds the object.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    assert!(
-        waiter.try_wait().unwrap().is_none(),
-        "kubectl wait returned while the finalizer held the object"
-    );
-    release(&w, "a");
-    let out = waiter.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        release_waiter(&w, waiter, "a", "kubectl wait").trim(),
         "flunder.wardle.example.com/a condition met"
     );
 
     // kubectl delete (which waits by default) returns once the finalizer is removed.
     let out = w.kubectl_stdin(&["create", "-f", "-"], Some(&held("b")));
     assert!(out.status.success());
-    let mut deleter = spawn(&w, &["delete", "flunder", "b", "--timeout=60s"]);
+    let deleter = spawn(&w, &["delete", "flunder", "b", "--timeout=60s"]);
     until_terminating(&w, "b").await;
-    assert!(
-        deleter.try_wait().unwrap().is_none(),
-        "kubectl delete returned while the finalizer held the object"
-    );
-    release(&w, "b");
-    let out = deleter.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        release_waiter(&w, deleter, "b", "kubectl delete").trim(),
         r#"flunder.wardle.example.com "b" deleted"#
     );
     let out = w.kubectl(&["get", "flunder", "b"]);

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -27,9 +28,7 @@ const GROUP: &str = "group=\"wardle.example.com\"";
 engine_tests!(series_after_traffic, graceful_shutdown);
 
 async fn series_after_traffic(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = engine.fresh_url(dir.path());
-    let w = Wardle::start_with(dir.path(), &url, &["--log-format", "json"]).await;
+    let w = Wardle::start_flags(engine, &["--log-format", "json"]).await;
     let mut watch = w.watch(&format!("{NS}?watch=true"), None).await;
     assert_eq!(watch.status, StatusCode::OK);
     for name in ["a", "b"] {

@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::procs::succeeded;
 use common::server::Wardle;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -257,11 +258,7 @@ async fn read_only_role_recipe_works_for_a_plain_database_owner() {
         .args(["report", "flunders", "--database-url", &url_as(&reader)])
         .output()
         .expect("run report");
-    assert!(
-        out.status.success(),
-        "report as the reader: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded("report as the reader", &out);
     let write = try_sql(&url_as(&reader), "DELETE FROM objects").await;
     assert!(write.is_err(), "the reader must not write");
 }

@@ -2,18 +2,15 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use serde_json::json;
 
 const NS: &str = "/apis/wardle.example.com/v1alpha1/namespaces/default/flunders";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgres_see_each_other() {
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let url = Engine::Postgres.fresh_url(dir_a.path());
-    let a = Wardle::start_with(dir_a.path(), &url, &[]).await;
-    let b = Wardle::start_with(dir_b.path(), &url, &[]).await;
+    let (a, b) = Wardle::pair(Engine::Postgres).await;
     // Interleaved writes through both replicas: one gapless RV sequence, read-your-writes on the other.
     for i in 0..10 {
         let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };

@@ -4,8 +4,10 @@
 
 mod common;
 
+use common::Engine;
 use common::backend::Backend;
-use common::server::{Engine, Wardle};
+use common::procs::succeeded;
+use common::server::Wardle;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -26,12 +28,7 @@ fn report(url: &str, args: &[&str]) -> String {
         .args(["--database-url", url])
         .output()
         .expect("run report");
-    assert!(
-        out.status.success(),
-        "report {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    succeeded(&format!("report {args:?}"), &out)
 }
 
 fn report_json(url: &str, name: &str) -> Value {
@@ -513,7 +510,7 @@ async fn report_cli_formats() {
 
 /// History outlives compaction until --history-retention prunes it by age; each change keeps the
 /// audit ID of its request (NULL without one) in events, history and change_history alike.
-async fn history_retention(b: &Backend) {
+async fn history_retention(b: Backend) {
     let s = b.open().await;
     let write = |name: &str, audit_id: &str| Write {
         key: Key::new("fischers", "", name),
@@ -555,7 +552,7 @@ async fn history_retention(b: &Backend) {
     s.close().await;
 }
 
-on_both!(history_retention);
+engine_tests!(history_retention);
 
 /// The README's read-only Postgres role runs the reports and cannot write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::Engine;
 use common::raw;
-use common::server::{Engine, Wardle};
+use common::server::Wardle;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -243,11 +244,8 @@ engine_tests!(hostile_patches_and_parameters, one_bad_write_fails_alone);
 /// beyond the in-flight limit a client gets 429 + Retry-After (system:masters and watches pass).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_and_in_flight_limits() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let url = Engine::Sqlite.fresh_url(tmp.path());
-    let w = Wardle::start_with(
-        tmp.path(),
-        &url,
+    let w = Wardle::start_flags(
+        Engine::Sqlite,
         &[
             "--http-header-read-timeout",
             "1s",
@@ -263,12 +261,12 @@ async fn slow_clients_and_in_flight_limits() {
     let limit = Duration::from_secs(20);
 
     // Headers that never finish: the connection is closed.
-    let mut c = raw::connect(tmp.path(), w.port).await;
+    let mut c = raw::connect(&w.dir, w.port).await;
     raw::send(&mut c, b"GET /readyz HTTP/1.1\r\nHost: x\r\n").await;
     raw::read_until_closed(&mut c, limit).await;
 
     // An idle keep-alive connection is closed after its request was answered.
-    let mut c = raw::connect(tmp.path(), w.port).await;
+    let mut c = raw::connect(&w.dir, w.port).await;
     raw::send(&mut c, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let (head, body) = raw::read_response(&mut c, limit).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -277,7 +275,7 @@ async fn slow_clients_and_in_flight_limits() {
 
     // A body that never finishes: 504 Timeout Status at the request deadline. While it is read,
     // it holds the only mutating slot.
-    let mut slow = raw::connect(tmp.path(), w.port).await;
+    let mut slow = raw::connect(&w.dir, w.port).await;
     raw::send(
         &mut slow,
         format!(

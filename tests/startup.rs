@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::Engine;
 use common::procs::free_port;
-use common::server::{Engine, Wardle};
+use common::server::Wardle;
 use http::{Method, StatusCode};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -252,11 +253,8 @@ fn version_names_the_commit() {
 /// A served start with Go-syntax durations, then plain HTTP, unknown paths and the log format.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_gets_gos_400_and_unknown_paths_404_for_every_method() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = Engine::Sqlite.fresh_url(dir.path());
-    let w = Wardle::start_with(
-        dir.path(),
-        &url,
+    let w = Wardle::start_flags(
+        Engine::Sqlite,
         &[
             "--compaction-interval",
             "1.5h",
@@ -327,9 +325,7 @@ async fn plain_http_gets_gos_400_and_unknown_paths_404_for_every_method() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_json_from_the_first_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = Engine::Sqlite.fresh_url(dir.path());
-    let w = Wardle::start_with(dir.path(), &url, &["--log-format", "json"]).await;
+    let w = Wardle::start_flags(Engine::Sqlite, &["--log-format", "json"]).await;
     assert_eq!(w.get("/healthz").await.status, StatusCode::OK);
     let logs = w.logs();
     let mut messages = Vec::new();

@@ -97,7 +97,7 @@ impl Raw {
     }
 }
 
-on_both!(
+engine_tests!(
     crud_with_preconditions,
     precondition_failures_stay_in_their_write,
     concurrent_creates_are_gapless_and_batched,
@@ -164,7 +164,7 @@ fn names(chunk: &Chunk) -> Vec<String> {
         .collect()
 }
 
-async fn crud_with_preconditions(b: &Backend) {
+async fn crud_with_preconditions(b: Backend) {
     let s = b.open().await;
     assert_eq!(s.engine(), if b.is_pg() { "postgres" } else { "sqlite" });
     s.ping().await.expect("ping");
@@ -294,14 +294,14 @@ async fn crud_with_preconditions(b: &Backend) {
     s.close().await;
 }
 
-async fn precondition_failures_stay_in_their_write(b: &Backend) {
+async fn precondition_failures_stay_in_their_write(b: Backend) {
     let s = b.open().await;
     s.write(create("ns", "exists")).await.expect("seed");
     s.write(create("ns", "victim")).await.expect("seed");
     // `first` is taken alone by the writer, which then waits at the held serialisation point
     // while the rest queue up; they then commit together as one batch.
     let mut results = in_one_batch(
-        b,
+        &b,
         &s,
         vec![
             create("ns", "first"),
@@ -354,7 +354,7 @@ async fn precondition_failures_stay_in_their_write(b: &Backend) {
     s.close().await;
 }
 
-async fn concurrent_creates_are_gapless_and_batched(b: &Backend) {
+async fn concurrent_creates_are_gapless_and_batched(b: Backend) {
     const N: i64 = 240;
     let s = b.open().await;
     let handles: Vec<_> = (0..N)
@@ -398,7 +398,7 @@ async fn concurrent_creates_are_gapless_and_batched(b: &Backend) {
     s.close().await;
 }
 
-async fn lists_page_and_read_history(b: &Backend) {
+async fn lists_page_and_read_history(b: Backend) {
     let s = b.open().await;
     // Names chosen so byte order differs from most locale collations.
     for (ns, name) in [
@@ -548,7 +548,7 @@ async fn lists_page_and_read_history(b: &Backend) {
     s.close().await;
 }
 
-async fn too_large_and_compacted(b: &Backend) {
+async fn too_large_and_compacted(b: Backend) {
     let s = b.open().await;
     for i in 0..5 {
         s.write(create("ns", &format!("n{i}")))
@@ -592,7 +592,7 @@ async fn too_large_and_compacted(b: &Backend) {
     s.close().await;
 }
 
-async fn two_instances_share_one_counter(b: &Backend) {
+async fn two_instances_share_one_counter(b: Backend) {
     const EACH: usize = 60;
     let s1 = b.open().await;
     let s2 = b.open().await;
@@ -670,7 +670,7 @@ async fn two_instances_share_one_counter(b: &Backend) {
     s2.close().await;
 }
 
-async fn reopen_keeps_data(b: &Backend) {
+async fn reopen_keeps_data(b: Backend) {
     let s = b.open().await;
     s.write(create("ns", "a")).await.expect("create");
     s.write(create("ns", "b")).await.expect("create");
@@ -697,7 +697,7 @@ async fn reopen_keeps_data(b: &Backend) {
     s.close().await;
 }
 
-async fn concurrent_opens_migrate_once(b: &Backend) {
+async fn concurrent_opens_migrate_once(b: Backend) {
     let opens: Vec<_> = (0..4)
         .map(|_| {
             let url = b.url.clone();
@@ -741,7 +741,7 @@ type FlunderRow = (
     Option<String>,
 );
 
-async fn reporting_views(b: &Backend) {
+async fn reporting_views(b: Backend) {
     let s = b.open().await;
     let mut w = create("ns", "ref-flunder");
     w.op = WriteOp::Create {
@@ -902,7 +902,7 @@ async fn in_one_batch(
 /// refuses a name, as a check constraint would; on Postgres also a key too large for the
 /// primary-key index), that write fails alone with `Rejected` and the others of its batch commit
 /// with consecutive RVs.
-async fn a_refused_write_fails_alone(b: &Backend) {
+async fn a_refused_write_fails_alone(b: Backend) {
     let s = b.open().await;
     s.write(create("ns", "seed")).await.expect("seed");
     if b.is_pg() {
@@ -923,7 +923,7 @@ async fn a_refused_write_fails_alone(b: &Backend) {
         .await;
     }
     let results = in_one_batch(
-        b,
+        &b,
         &s,
         vec![
             create("ns", "ok-1"),
@@ -947,7 +947,7 @@ async fn a_refused_write_fails_alone(b: &Backend) {
         let long: String = (0..2700)
             .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
             .collect();
-        let results = in_one_batch(b, &s, vec![create("ns", "ok-3"), create("ns", &long)]).await;
+        let results = in_one_batch(&b, &s, vec![create("ns", "ok-3"), create("ns", &long)]).await;
         assert_eq!(results[0].as_ref().map(|o| o.rv), Ok(5));
         assert!(
             matches!(&results[1], Err(StorageError::Rejected(m)) if m.contains("index row")),

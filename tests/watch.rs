@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use http::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -45,6 +46,19 @@ async fn create(w: &Wardle, name: &str, labels: Value) -> i64 {
         .unwrap()
 }
 
+/// Sets label `key=value` on Flunder `name` with a merge patch.
+async fn label(w: &Wardle, name: &str, key: &str, value: &str) {
+    let patch = json!({"metadata": {"labels": {key: value}}}).to_string();
+    let r = w
+        .patch(
+            &format!("{NS}/{name}"),
+            "application/merge-patch+json",
+            &patch,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
 async fn list_rv(w: &Wardle) -> i64 {
     w.get(NS).await.json()["metadata"]["resourceVersion"]
         .as_str()
@@ -64,12 +78,7 @@ async fn events_from_rv(engine: Engine) {
     assert_eq!(s.status, StatusCode::OK);
     assert_eq!(s.content_type.as_deref(), Some("application/json"));
     create(&w, "b", json!({})).await;
-    w.patch(
-        &format!("{NS}/a"),
-        "application/merge-patch+json",
-        r#"{"metadata":{"labels":{"x":"1"}}}"#,
-    )
-    .await;
+    label(&w, "a", "x", "1").await;
     w.delete(&format!("{NS}/b"), None).await;
     let got = s.take(3).await;
     assert_eq!(
@@ -102,12 +111,7 @@ async fn events_from_rv(engine: Engine) {
         .watch(&format!("{NS}/a?watch=true&resourceVersion=6"), None)
         .await;
     create(&w, "d", json!({})).await;
-    w.patch(
-        &format!("{NS}/a"),
-        "application/merge-patch+json",
-        r#"{"metadata":{"labels":{"x":"2"}}}"#,
-    )
-    .await;
+    label(&w, "a", "x", "2").await;
     assert_eq!(summary(&one.take(1).await), vec![ev("MODIFIED", "a", 8)]);
     let r = w
         .get(&format!(
@@ -126,15 +130,10 @@ async fn selector_transitions(engine: Engine) {
             None,
         )
         .await;
-    let a = format!("{NS}/a");
-    let mp = "application/merge-patch+json";
     // Leaves the selector → DELETED; enters again → ADDED; stays (another label) → MODIFIED.
-    w.patch(&a, mp, r#"{"metadata":{"labels":{"tier":"silver"}}}"#)
-        .await;
-    w.patch(&a, mp, r#"{"metadata":{"labels":{"tier":"gold"}}}"#)
-        .await;
-    w.patch(&a, mp, r#"{"metadata":{"labels":{"x":"y"}}}"#)
-        .await;
+    label(&w, "a", "tier", "silver").await;
+    label(&w, "a", "tier", "gold").await;
+    label(&w, "a", "x", "y").await;
     create(&w, "other", json!({"tier": "silver"})).await; // never matches → nothing
     let got = s.take(2).await;
     assert_eq!(
@@ -262,11 +261,7 @@ async fn table_events(engine: Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_on_one_replica_sees_writes_through_another() {
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let url = Engine::Postgres.fresh_url(dir_a.path());
-    let a = Wardle::start_with(dir_a.path(), &url, &[]).await;
-    let b = Wardle::start_with(dir_b.path(), &url, &[]).await;
+    let (a, b) = Wardle::pair(Engine::Postgres).await;
     let mut s = b
         .watch(&format!("{NS}?watch=true&resourceVersion=0"), None)
         .await;
@@ -304,9 +299,7 @@ engine_tests!(
 );
 
 async fn compaction_runs(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = engine.fresh_url(dir.path());
-    let w = Wardle::start_with(dir.path(), &url, &["--compaction-interval", "1s"]).await;
+    let w = Wardle::start_flags(engine, &["--compaction-interval", "1s"]).await;
     for n in ["a", "b", "c"] {
         create(&w, n, json!({})).await;
     }

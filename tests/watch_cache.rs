@@ -17,7 +17,7 @@ use wardle::storage::Storage;
 use wardle::storage::cache::{Event, EventType, WatchCache, WatchEnd, Watcher};
 use wardle::storage::types::*;
 
-on_both!(
+engine_tests!(
     list_and_get_equal_storage,
     watch_from_rv_is_exact_under_concurrent_writers,
     slow_watcher_ends_too_slow_others_continue,
@@ -149,7 +149,7 @@ async fn assert_lists_equal(s: &Storage, cache: &WatchCache) {
     assert_eq!(cache.get(&Key::new("flunders", "a", "missing")), None);
 }
 
-async fn list_and_get_equal_storage(b: &Backend) {
+async fn list_and_get_equal_storage(b: Backend) {
     let s = b.open().await;
     mixed_writes(&s, "early-").await;
     // Loaded from a snapshot, then fed by the tailer.
@@ -163,7 +163,7 @@ async fn list_and_get_equal_storage(b: &Backend) {
     s.close().await;
 }
 
-async fn watch_from_rv_is_exact_under_concurrent_writers(b: &Backend) {
+async fn watch_from_rv_is_exact_under_concurrent_writers(b: Backend) {
     let s = b.open().await;
     create(&s, "flunders", "a", "seed").await;
     let cache = WatchCache::start(s.clone()).await.expect("cache");
@@ -242,7 +242,7 @@ async fn watch_from_rv_is_exact_under_concurrent_writers(b: &Backend) {
     s.close().await;
 }
 
-async fn slow_watcher_ends_too_slow_others_continue(b: &Backend) {
+async fn slow_watcher_ends_too_slow_others_continue(b: Backend) {
     let s = b.open().await;
     let cache = WatchCache::start(s.clone()).await.expect("cache");
     let start = cache.head();
@@ -298,7 +298,7 @@ async fn slow_watcher_ends_too_slow_others_continue(b: &Backend) {
     s.close().await;
 }
 
-async fn compaction_gives_compacted_and_old_watches_replay_from_the_log(b: &Backend) {
+async fn compaction_gives_compacted_and_old_watches_replay_from_the_log(b: Backend) {
     let s = b.open().await;
     for i in 0..10 {
         create(&s, "flunders", "a", &format!("n{i}")).await;
@@ -340,7 +340,7 @@ async fn compaction_gives_compacted_and_old_watches_replay_from_the_log(b: &Back
     s.close().await;
 }
 
-async fn falling_behind_compaction_reloads_and_expires_watchers(b: &Backend) {
+async fn falling_behind_compaction_reloads_and_expires_watchers(b: Backend) {
     let s = b.open().await;
     create(&s, "flunders", "a", "before").await;
     let cache = WatchCache::start(s.clone()).await.expect("cache");
@@ -377,7 +377,7 @@ async fn falling_behind_compaction_reloads_and_expires_watchers(b: &Backend) {
     s.close().await;
 }
 
-async fn future_rv_waits_or_is_too_large(b: &Backend) {
+async fn future_rv_waits_or_is_too_large(b: Backend) {
     let s = b.open().await;
     let cache = WatchCache::start(s.clone()).await.expect("cache");
     let writer = {

@@ -7,7 +7,8 @@
 mod common;
 
 use clap::Parser;
-use common::server::{Engine, Wardle};
+use common::Engine;
+use common::server::Wardle;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;

@@ -23,23 +23,6 @@ pub enum Operator {
     LessThan,
 }
 
-impl Operator {
-    /// The name Go's `selection.Operator` carries (used in its error texts).
-    pub fn go_name(self) -> &'static str {
-        match self {
-            Operator::Equals => "=",
-            Operator::DoubleEquals => "==",
-            Operator::NotEquals => "!=",
-            Operator::In => "in",
-            Operator::NotIn => "notin",
-            Operator::Exists => "exists",
-            Operator::DoesNotExist => "!",
-            Operator::GreaterThan => "gt",
-            Operator::LessThan => "lt",
-        }
-    }
-}
-
 /// One condition on one key. Values are sorted and deduplicated (Go keeps them in a string set).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirement {

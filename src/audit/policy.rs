@@ -50,14 +50,11 @@ impl Stage {
 
 /// `GroupResources`: resources of one API group, optionally only some names.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct GroupResources {
-    #[serde(default)]
     pub group: String,
     /// `resource`, `resource/subresource`, `*`, `*/subresource` or `resource/*`.
-    #[serde(default)]
     pub resources: Vec<String>,
-    #[serde(default)]
     pub resource_names: Vec<String>,
 }
 

@@ -5,6 +5,7 @@
 //! succeeds, and anonymous only when no method *errored*. The method list sits behind an
 //! `ArcSwap`, so CA bundles and header names can be reloaded without restarting.
 
+pub mod cache;
 pub mod requestheader;
 pub mod source;
 pub mod token;
@@ -53,6 +54,7 @@ impl UserInfo {
         self.name == ANONYMOUS_USER
     }
 
+    /// Is the user a member of `group` (e.g. `system:masters`)?
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.iter().any(|g| g == group)
     }

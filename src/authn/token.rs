@@ -1,27 +1,23 @@
 //! Bearer tokens checked by the core cluster: a TokenReview per token (Go's delegated
 //! `--authentication-kubeconfig` webhook), answers cached for `--authentication-token-webhook-cache-ttl`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::{Api, PostParams};
 use sha2::{Digest, Sha256};
 
 use super::UserInfo;
+use super::cache::ReviewCache;
 
 /// Go's cache holds at most this many entries; beyond that the oldest answers are dropped.
 const MAX_CACHED: usize = 4096;
 
-/// sha256(token) → (when cached, the answer).
-type Answers = HashMap<[u8; 32], (Instant, Option<UserInfo>)>;
-
 pub struct TokenReviewAuthenticator {
     api: Api<TokenReview>,
     ttl: Duration,
-    /// sha256(token) → (when cached, the answer). Hashed so the process never keeps tokens.
-    cache: Mutex<Answers>,
+    /// sha256(token) → the answer. Hashed so the process never keeps tokens.
+    cache: ReviewCache<[u8; 32], Option<UserInfo>>,
 }
 
 impl std::fmt::Debug for TokenReviewAuthenticator {
@@ -37,7 +33,7 @@ impl TokenReviewAuthenticator {
         TokenReviewAuthenticator {
             api: Api::all(client),
             ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: ReviewCache::new(MAX_CACHED),
         }
     }
 
@@ -47,13 +43,8 @@ impl TokenReviewAuthenticator {
     /// API does not lock users out for the TTL.
     pub async fn review(&self, token: &str) -> Result<Option<UserInfo>, String> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if self.ttl > Duration::ZERO {
-            let cache = self.cache.lock().expect("token cache poisoned");
-            if let Some((at, answer)) = cache.get(&key)
-                && at.elapsed() < self.ttl
-            {
-                return Ok(answer.clone());
-            }
+        if let Some(answer) = self.cache.get(&key) {
+            return Ok(answer);
         }
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -82,17 +73,7 @@ impl TokenReviewAuthenticator {
         } else {
             None
         };
-        if self.ttl > Duration::ZERO {
-            let mut cache = self.cache.lock().expect("token cache poisoned");
-            if cache.len() >= MAX_CACHED {
-                let ttl = self.ttl;
-                cache.retain(|_, (at, _)| at.elapsed() < ttl);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
-            }
-            cache.insert(key, (Instant::now(), answer.clone()));
-        }
+        self.cache.put(key, answer.clone(), self.ttl);
         Ok(answer)
     }
 }

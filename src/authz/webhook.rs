@@ -2,9 +2,7 @@
 //! (`--authorization-kubeconfig`), allowed and denied answers cached for their own TTLs
 //! (`--authorization-webhook-cache-authorized-ttl` / `-unauthorized-ttl`, 10 s as in Go).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
@@ -12,6 +10,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, PostParams};
 
 use super::{Attributes, Decision};
+use crate::authn::cache::ReviewCache;
 
 const MAX_CACHED: usize = 8192;
 
@@ -19,8 +18,8 @@ pub struct SubjectAccessReviewer {
     api: Api<SubjectAccessReview>,
     allow_ttl: Duration,
     deny_ttl: Duration,
-    /// JSON of the review's spec → (when, decision, reason).
-    cache: Mutex<HashMap<String, (Instant, Decision, String)>>,
+    /// JSON of the review's spec → (decision, reason).
+    cache: ReviewCache<String, (Decision, String)>,
 }
 
 impl std::fmt::Debug for SubjectAccessReviewer {
@@ -68,7 +67,7 @@ impl SubjectAccessReviewer {
             api: Api::all(client),
             allow_ttl,
             deny_ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: ReviewCache::new(MAX_CACHED),
         }
     }
 
@@ -77,18 +76,8 @@ impl SubjectAccessReviewer {
     pub async fn decide(&self, attrs: &Attributes) -> Result<(Decision, String), String> {
         let spec = review_spec(attrs);
         let key = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
-        {
-            let cache = self.cache.lock().expect("SAR cache poisoned");
-            if let Some((at, decision, reason)) = cache.get(&key) {
-                let ttl = if *decision == Decision::Allow {
-                    self.allow_ttl
-                } else {
-                    self.deny_ttl
-                };
-                if at.elapsed() < ttl {
-                    return Ok((decision.clone(), reason.clone()));
-                }
-            }
+        if let Some(answer) = self.cache.get(&key) {
+            return Ok(answer);
         }
         let review = SubjectAccessReview {
             spec,
@@ -113,17 +102,7 @@ impl SubjectAccessReviewer {
         } else {
             self.deny_ttl
         };
-        if ttl > Duration::ZERO {
-            let mut cache = self.cache.lock().expect("SAR cache poisoned");
-            if cache.len() >= MAX_CACHED {
-                let longest = self.allow_ttl.max(self.deny_ttl);
-                cache.retain(|_, (at, _, _)| at.elapsed() < longest);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
-            }
-            cache.insert(key, (Instant::now(), decision.clone(), reason.clone()));
-        }
+        self.cache.put(key, (decision.clone(), reason.clone()), ttl);
         Ok((decision, reason))
     }
 }

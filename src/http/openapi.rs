@@ -54,86 +54,110 @@ struct Param {
     description: String,
 }
 
+/// Query parameters: (name, type, description), the texts kube-openapi emits for Go's options.
+const QUERY_PARAMS: &[(&str, &str, &str)] = &[
+    (
+        "allowWatchBookmarks",
+        "boolean",
+        "allowWatchBookmarks requests watch events with type \"BOOKMARK\". Servers that do not implement bookmarks may ignore this flag and bookmarks are sent at the server's discretion. Clients should not assume bookmarks are returned at any specific interval, nor may they assume the server will send any BOOKMARK event during a session. If this is not a watch, this field is ignored.",
+    ),
+    (
+        "continue",
+        "string",
+        "The continue option should be set when retrieving more results from the server. Since this value is server defined, clients may only use the continue value from a previous query result with identical query parameters (except for the value of continue) and the server may reject a continue value it does not recognize. If the specified continue value is no longer valid whether due to expiration (generally five to fifteen minutes) or a configuration change on the server, the server will respond with a 410 ResourceExpired error together with a continue token. If the client needs a consistent list, it must restart their list without the continue field. Otherwise, the client may send another list request with the token received with the 410 error, the server will respond with a list starting from the next key, but from the latest snapshot, which is inconsistent from the previous list results - objects that are created, modified, or deleted after the first list request will be included in the response, as long as their keys are after the \"next key\".\n\nThis field is not supported when watch is true. Clients may start a watch from the last resourceVersion value returned by the server and not miss any modifications.",
+    ),
+    (
+        "fieldSelector",
+        "string",
+        "A selector to restrict the list of returned objects by their fields. Defaults to everything.",
+    ),
+    (
+        "labelSelector",
+        "string",
+        "A selector to restrict the list of returned objects by their labels. Defaults to everything.",
+    ),
+    (
+        "limit",
+        "integer",
+        "limit is a maximum number of responses to return for a list call. If more items exist, the server will set the `continue` field on the list metadata to a value that can be used with the same initial query to retrieve the next set of results. Setting a limit may return fewer than the requested amount of items (up to zero items) in the event all requested objects are filtered out and clients should only use the presence of the continue field to determine whether more results are available. Servers may choose not to support the limit argument and will return all of the available results. If limit is specified and the continue field is empty, clients may assume that no more results are available. This field is not supported if watch is true.\n\nThe server guarantees that the objects returned when using continue will be identical to issuing a single list call without a limit - that is, no objects created, modified, or deleted after the first request is issued will be included in any subsequent continued requests. This is sometimes referred to as a consistent snapshot, and ensures that a client that is using limit to receive smaller chunks of a very large result can ensure they see all possible objects. If objects are updated during a chunked list the version of the object that was present at the time the first list result was calculated is returned.",
+    ),
+    (
+        "resourceVersion",
+        "string",
+        "resourceVersion sets a constraint on what resource versions a request may be served from. See https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions for details.\n\nDefaults to unset",
+    ),
+    (
+        "resourceVersionMatch",
+        "string",
+        "resourceVersionMatch determines how resourceVersion is applied to list calls. It is highly recommended that resourceVersionMatch be set for list calls where resourceVersion is set See https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions for details.\n\nDefaults to unset",
+    ),
+    (
+        "sendInitialEvents",
+        "boolean",
+        "`sendInitialEvents=true` may be set together with `watch=true`. In that case, the watch stream will begin with synthetic events to produce the current state of objects in the collection. Once all such events have been sent, a synthetic \"Bookmark\" event will be sent. The bookmark will report the ResourceVersion (RV) corresponding to the set of objects, and be marked with `\"k8s.io/initial-events-end\": \"true\"` annotation. Afterwards, the watch stream will proceed as usual, sending watch events corresponding to changes (subsequent to the RV) to objects watched.\n\nWhen `sendInitialEvents` option is set, we require `resourceVersionMatch` option to also be set.",
+    ),
+    (
+        "timeoutSeconds",
+        "integer",
+        "Timeout for the list/watch call. This limits the duration of the call, regardless of any activity or inactivity.",
+    ),
+    (
+        "watch",
+        "boolean",
+        "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications. Specify resourceVersion.",
+    ),
+    (
+        "pretty",
+        "string",
+        "If 'true', then the output is pretty printed. Defaults to 'false' unless the user-agent indicates a browser or command-line HTTP tool (curl and wget).",
+    ),
+    (
+        "dryRun",
+        "string",
+        "When present, indicates that modifications should not be persisted. An invalid or unrecognized dryRun directive will result in an error response and no further processing of the request. Valid values are: - All: all dry run stages will be processed",
+    ),
+    (
+        "fieldManager",
+        "string",
+        "fieldManager is a name associated with the actor or entity that is making these changes. The value must be less than or 128 characters long, and only contain printable characters, as defined by https://golang.org/pkg/unicode/#IsPrint.",
+    ),
+    (
+        "fieldValidation",
+        "string",
+        "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore: This will ignore any unknown fields that are silently dropped from the object, and will ignore all but the last duplicate field that the decoder encounters. This is the default behavior prior to v1.23. - Warn: This will send a warning via the standard warning response header for each unknown field that is dropped from the object, and for each duplicate field that is encountered. The request will still succeed if there are no other errors, and will only persist the last of any duplicate fields. This is the default in v1.23+ - Strict: This will fail the request with a BadRequest error if any unknown fields would be dropped from the object, or if any duplicate fields are present. The error returned from the server will contain all unknown and duplicate fields encountered.",
+    ),
+    (
+        "force",
+        "boolean",
+        "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests.",
+    ),
+    (
+        "gracePeriodSeconds",
+        "integer",
+        "The duration in seconds before the object should be deleted. Value must be non-negative integer. The value zero indicates delete immediately. If this value is nil, the default grace period for the specified type will be used. Defaults to a per object value if not specified. zero means delete immediately.",
+    ),
+    (
+        "ignoreStoreReadErrorWithClusterBreakingPotential",
+        "boolean",
+        "if set to true, it will trigger an unsafe deletion of the resource in case the normal deletion flow fails with a corrupt object error. A resource is considered corrupt if it can not be retrieved from the underlying storage successfully because of a) its data can not be transformed e.g. decryption failure, or b) it fails to decode into an object. NOTE: unsafe deletion ignores finalizer constraints, skips precondition checks, and removes the object from the storage. WARNING: This may potentially break the cluster if the workload associated with the resource being unsafe-deleted relies on normal deletion flow. Use only if you REALLY know what you are doing. The default value is false, and the user must opt in to enable it",
+    ),
+    (
+        "orphanDependents",
+        "boolean",
+        "Deprecated: please use the PropagationPolicy, this field will be deprecated in 1.7. Should the dependent objects be orphaned. If true/false, the \"orphan\" finalizer will be added to/removed from the object's finalizers list. Either this field or PropagationPolicy may be set, but not both.",
+    ),
+    (
+        "propagationPolicy",
+        "string",
+        "Whether and how garbage collection will be performed. Either this field or OrphanDependents may be set, but not both. The default policy is decided by the existing finalizer set in the metadata.finalizers and the resource-specific default policy. Acceptable values are: 'Orphan' - orphan the dependents; 'Background' - allow the garbage collector to delete the dependents in the background; 'Foreground' - a cascading policy that deletes all dependents in the foreground.",
+    ),
+];
+
 fn query(name: &'static str) -> Param {
-    let (ty, description) = match name {
-        "allowWatchBookmarks" => (
-            "boolean",
-            "allowWatchBookmarks requests watch events with type \"BOOKMARK\". Servers that do not implement bookmarks may ignore this flag and bookmarks are sent at the server's discretion. Clients should not assume bookmarks are returned at any specific interval, nor may they assume the server will send any BOOKMARK event during a session. If this is not a watch, this field is ignored.",
-        ),
-        "continue" => (
-            "string",
-            "The continue option should be set when retrieving more results from the server. Since this value is server defined, clients may only use the continue value from a previous query result with identical query parameters (except for the value of continue) and the server may reject a continue value it does not recognize. If the specified continue value is no longer valid whether due to expiration (generally five to fifteen minutes) or a configuration change on the server, the server will respond with a 410 ResourceExpired error together with a continue token. If the client needs a consistent list, it must restart their list without the continue field. Otherwise, the client may send another list request with the token received with the 410 error, the server will respond with a list starting from the next key, but from the latest snapshot, which is inconsistent from the previous list results - objects that are created, modified, or deleted after the first list request will be included in the response, as long as their keys are after the \"next key\".\n\nThis field is not supported when watch is true. Clients may start a watch from the last resourceVersion value returned by the server and not miss any modifications.",
-        ),
-        "fieldSelector" => (
-            "string",
-            "A selector to restrict the list of returned objects by their fields. Defaults to everything.",
-        ),
-        "labelSelector" => (
-            "string",
-            "A selector to restrict the list of returned objects by their labels. Defaults to everything.",
-        ),
-        "limit" => (
-            "integer",
-            "limit is a maximum number of responses to return for a list call. If more items exist, the server will set the `continue` field on the list metadata to a value that can be used with the same initial query to retrieve the next set of results. Setting a limit may return fewer than the requested amount of items (up to zero items) in the event all requested objects are filtered out and clients should only use the presence of the continue field to determine whether more results are available. Servers may choose not to support the limit argument and will return all of the available results. If limit is specified and the continue field is empty, clients may assume that no more results are available. This field is not supported if watch is true.\n\nThe server guarantees that the objects returned when using continue will be identical to issuing a single list call without a limit - that is, no objects created, modified, or deleted after the first request is issued will be included in any subsequent continued requests. This is sometimes referred to as a consistent snapshot, and ensures that a client that is using limit to receive smaller chunks of a very large result can ensure they see all possible objects. If objects are updated during a chunked list the version of the object that was present at the time the first list result was calculated is returned.",
-        ),
-        "resourceVersion" => (
-            "string",
-            "resourceVersion sets a constraint on what resource versions a request may be served from. See https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions for details.\n\nDefaults to unset",
-        ),
-        "resourceVersionMatch" => (
-            "string",
-            "resourceVersionMatch determines how resourceVersion is applied to list calls. It is highly recommended that resourceVersionMatch be set for list calls where resourceVersion is set See https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions for details.\n\nDefaults to unset",
-        ),
-        "sendInitialEvents" => (
-            "boolean",
-            "`sendInitialEvents=true` may be set together with `watch=true`. In that case, the watch stream will begin with synthetic events to produce the current state of objects in the collection. Once all such events have been sent, a synthetic \"Bookmark\" event will be sent. The bookmark will report the ResourceVersion (RV) corresponding to the set of objects, and be marked with `\"k8s.io/initial-events-end\": \"true\"` annotation. Afterwards, the watch stream will proceed as usual, sending watch events corresponding to changes (subsequent to the RV) to objects watched.\n\nWhen `sendInitialEvents` option is set, we require `resourceVersionMatch` option to also be set.",
-        ),
-        "timeoutSeconds" => (
-            "integer",
-            "Timeout for the list/watch call. This limits the duration of the call, regardless of any activity or inactivity.",
-        ),
-        "watch" => (
-            "boolean",
-            "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications. Specify resourceVersion.",
-        ),
-        "pretty" => (
-            "string",
-            "If 'true', then the output is pretty printed. Defaults to 'false' unless the user-agent indicates a browser or command-line HTTP tool (curl and wget).",
-        ),
-        "dryRun" => (
-            "string",
-            "When present, indicates that modifications should not be persisted. An invalid or unrecognized dryRun directive will result in an error response and no further processing of the request. Valid values are: - All: all dry run stages will be processed",
-        ),
-        "fieldManager" => (
-            "string",
-            "fieldManager is a name associated with the actor or entity that is making these changes. The value must be less than or 128 characters long, and only contain printable characters, as defined by https://golang.org/pkg/unicode/#IsPrint.",
-        ),
-        "fieldValidation" => (
-            "string",
-            "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore: This will ignore any unknown fields that are silently dropped from the object, and will ignore all but the last duplicate field that the decoder encounters. This is the default behavior prior to v1.23. - Warn: This will send a warning via the standard warning response header for each unknown field that is dropped from the object, and for each duplicate field that is encountered. The request will still succeed if there are no other errors, and will only persist the last of any duplicate fields. This is the default in v1.23+ - Strict: This will fail the request with a BadRequest error if any unknown fields would be dropped from the object, or if any duplicate fields are present. The error returned from the server will contain all unknown and duplicate fields encountered.",
-        ),
-        "force" => (
-            "boolean",
-            "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests.",
-        ),
-        "gracePeriodSeconds" => (
-            "integer",
-            "The duration in seconds before the object should be deleted. Value must be non-negative integer. The value zero indicates delete immediately. If this value is nil, the default grace period for the specified type will be used. Defaults to a per object value if not specified. zero means delete immediately.",
-        ),
-        "ignoreStoreReadErrorWithClusterBreakingPotential" => (
-            "boolean",
-            "if set to true, it will trigger an unsafe deletion of the resource in case the normal deletion flow fails with a corrupt object error. A resource is considered corrupt if it can not be retrieved from the underlying storage successfully because of a) its data can not be transformed e.g. decryption failure, or b) it fails to decode into an object. NOTE: unsafe deletion ignores finalizer constraints, skips precondition checks, and removes the object from the storage. WARNING: This may potentially break the cluster if the workload associated with the resource being unsafe-deleted relies on normal deletion flow. Use only if you REALLY know what you are doing. The default value is false, and the user must opt in to enable it",
-        ),
-        "orphanDependents" => (
-            "boolean",
-            "Deprecated: please use the PropagationPolicy, this field will be deprecated in 1.7. Should the dependent objects be orphaned. If true/false, the \"orphan\" finalizer will be added to/removed from the object's finalizers list. Either this field or PropagationPolicy may be set, but not both.",
-        ),
-        "propagationPolicy" => (
-            "string",
-            "Whether and how garbage collection will be performed. Either this field or OrphanDependents may be set, but not both. The default policy is decided by the existing finalizer set in the metadata.finalizers and the resource-specific default policy. Acceptable values are: 'Orphan' - orphan the dependents; 'Background' - allow the garbage collector to delete the dependents in the background; 'Foreground' - a cascading policy that deletes all dependents in the foreground.",
-        ),
-        _ => ("string", ""),
-    };
+    let (ty, description) = QUERY_PARAMS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or(("string", ""), |(_, t, d)| (*t, *d));
     Param {
         name,
         loc: In::Query,
@@ -282,14 +306,14 @@ fn paths_for(version: &str) -> Vec<PathItem> {
         path: format!("{base}/"),
         params: Vec::new(),
         ops: vec![Op {
-            method: "get",
             action: None,
-            id: op_id("get", version, "APIResources"),
-            description: "get available resources".into(),
-            params: Vec::new(),
-            body: None,
-            responses: vec![("200", "OK", meta_schema::API_RESOURCE_LIST.into())],
-            streams: false,
+            ..Op::new(
+                "get",
+                "",
+                op_id("get", version, "APIResources"),
+                "get available resources".into(),
+            )
+            .responses(vec![("200", "OK", meta_schema::API_RESOURCE_LIST.into())])
         }],
     }];
     for r in api::resources()
@@ -303,189 +327,288 @@ fn paths_for(version: &str) -> Vec<PathItem> {
     items
 }
 
+/// The paths of one resource in one version: collection, item, the legacy watch paths and, for a
+/// namespaced kind, the all-namespaces list and watch. Parameters on a path are sorted by name.
 fn resource_paths(r: &dyn Resource, version: &str, base: &str) -> Vec<PathItem> {
-    let kind = r.kind();
-    let def = definition_name(version, kind);
-    let list_def = definition_name(version, &r.list_kind());
-    let (scope, ns_prefix) = if r.namespaced() {
-        ("Namespaced", "/namespaces/{namespace}")
-    } else {
-        ("", "")
-    };
-    let collection = format!("{base}{ns_prefix}/{}", r.plural());
-    let item = format!("{collection}/{{name}}");
-    let name_param = path_param("name", format!("name of the {kind}"));
-    let scope_params = || {
-        if r.namespaced() {
-            vec![namespace_param()]
-        } else {
-            Vec::new()
-        }
-    };
-    let with_pretty = |mut ps: Vec<Param>| {
-        ps.push(query("pretty"));
-        ps
-    };
-
-    let list = |id: String, params: Vec<Param>| Op {
-        method: "get",
-        action: Some("list"),
-        id,
-        description: format!("list or watch objects of kind {kind}"),
-        params,
-        body: None,
-        responses: vec![("200", "OK", list_def.clone())],
-        streams: true,
-    };
-    let object_responses = |codes: &[(&'static str, &'static str)]| {
-        codes
-            .iter()
-            .map(|(c, d)| (*c, *d, def.clone()))
-            .collect::<Vec<_>>()
-    };
-
-    let mut out = vec![
-        PathItem {
-            path: collection.clone(),
-            params: with_pretty(scope_params()),
-            ops: vec![
-                list(
-                    op_id("list", version, &format!("{scope}{kind}")),
-                    queries(&LIST_PARAMS),
-                ),
-                Op {
-                    method: "post",
-                    action: Some("post"),
-                    id: op_id("create", version, &format!("{scope}{kind}")),
-                    description: format!("create a {kind}"),
-                    params: queries(&WRITE_PARAMS),
-                    body: Some(Body::Object(def.clone())),
-                    responses: object_responses(&[
-                        ("200", "OK"),
-                        ("201", "Created"),
-                        ("202", "Accepted"),
-                    ]),
-                    streams: false,
-                },
-                Op {
-                    method: "delete",
-                    action: Some("deletecollection"),
-                    id: op_id("delete", version, &format!("Collection{scope}{kind}")),
-                    description: format!("delete collection of {kind}"),
-                    params: queries(&DELETECOLLECTION_PARAMS),
-                    body: Some(Body::DeleteOptions),
-                    responses: vec![("200", "OK", meta_schema::STATUS.into())],
-                    streams: false,
-                },
-            ],
-        },
-        PathItem {
-            path: item.clone(),
-            params: with_pretty([vec![name_param.clone()], scope_params()].concat()),
-            ops: vec![
-                Op {
-                    method: "get",
-                    action: Some("get"),
-                    id: op_id("read", version, &format!("{scope}{kind}")),
-                    description: format!("read the specified {kind}"),
-                    params: Vec::new(),
-                    body: None,
-                    responses: object_responses(&[("200", "OK")]),
-                    streams: false,
-                },
-                Op {
-                    method: "put",
-                    action: Some("put"),
-                    id: op_id("replace", version, &format!("{scope}{kind}")),
-                    description: format!("replace the specified {kind}"),
-                    params: queries(&WRITE_PARAMS),
-                    body: Some(Body::Object(def.clone())),
-                    responses: object_responses(&[("200", "OK"), ("201", "Created")]),
-                    streams: false,
-                },
-                Op {
-                    method: "patch",
-                    action: Some("patch"),
-                    id: op_id("patch", version, &format!("{scope}{kind}")),
-                    description: format!("partially update the specified {kind}"),
-                    params: patch_params(),
-                    body: Some(Body::Patch),
-                    responses: object_responses(&[("200", "OK"), ("201", "Created")]),
-                    streams: false,
-                },
-                Op {
-                    method: "delete",
-                    action: Some("delete"),
-                    id: op_id("delete", version, &format!("{scope}{kind}")),
-                    description: format!("delete a {kind}"),
-                    params: queries(&DELETE_PARAMS),
-                    body: Some(Body::DeleteOptions),
-                    responses: status_responses(),
-                    streams: false,
-                },
-            ],
-        },
-    ];
-
-    // Legacy watch paths (deprecated, still installed by Go); their parameters live on the path.
-    let watch_list = |id: String, path: String, extra: Vec<Param>| PathItem {
-        path,
-        params: [queries(&LIST_PARAMS), extra, vec![query("pretty")]].concat(),
-        ops: vec![Op {
-            method: "get",
-            action: Some("watchlist"),
-            id,
-            description: format!(
-                "watch individual changes to a list of {kind}. deprecated: use the 'watch' parameter with a list operation instead."
-            ),
-            params: Vec::new(),
-            body: None,
-            responses: vec![("200", "OK", meta_schema::WATCH_EVENT.into())],
-            streams: true,
-        }],
-    };
-    let watch_base = format!("{base}/watch{ns_prefix}/{}", r.plural());
-    out.push(watch_list(
-        op_id("watch", version, &format!("{scope}{kind}List")),
-        watch_base.clone(),
-        scope_params(),
-    ));
-    out.push(PathItem {
-        path: format!("{watch_base}/{{name}}"),
-        params: [queries(&LIST_PARAMS), vec![name_param.clone()], scope_params(), vec![query("pretty")]].concat(),
-        ops: vec![Op {
-            method: "get",
-            action: Some("watch"),
-            id: op_id("watch", version, &format!("{scope}{kind}")),
-            description: format!("watch changes to an object of kind {kind}. deprecated: use the 'watch' parameter with a list operation instead, filtered to a single item with the 'fieldSelector' parameter."),
-            params: Vec::new(),
-            body: None,
-            responses: vec![("200", "OK", meta_schema::WATCH_EVENT.into())],
-            streams: true,
-        }],
-    });
+    let names = Names::new(r, version, base);
+    let mut out = vec![names.collection(), names.item()];
+    out.extend(names.watch_paths());
     if r.namespaced() {
-        // The all-namespaces list and its legacy watch: GET only.
-        let mut all = list(
-            op_id("list", version, &format!("{kind}ForAllNamespaces")),
-            Vec::new(),
-        );
-        all.params = Vec::new();
-        out.push(PathItem {
-            path: format!("{base}/{}", r.plural()),
-            params: [queries(&LIST_PARAMS), vec![query("pretty")]].concat(),
-            ops: vec![all],
-        });
-        out.push(watch_list(
-            op_id("watch", version, &format!("{kind}ListForAllNamespaces")),
-            format!("{base}/watch/{}", r.plural()),
-            Vec::new(),
-        ));
+        out.extend(names.all_namespaces());
     }
     for p in &mut out {
         p.params.sort_by(|a, b| a.name.cmp(b.name));
     }
     out
+}
+
+impl Op {
+    /// A `method` operation for `x-kubernetes-action` `action`: no parameters, body or
+    /// responses yet, not streamed.
+    fn new(method: &'static str, action: &'static str, id: String, description: String) -> Op {
+        Op {
+            method,
+            action: Some(action),
+            id,
+            description,
+            params: Vec::new(),
+            body: None,
+            responses: Vec::new(),
+            streams: false,
+        }
+    }
+
+    fn params(mut self, params: Vec<Param>) -> Op {
+        self.params = params;
+        self
+    }
+
+    fn body(mut self, body: Body) -> Op {
+        self.body = Some(body);
+        self
+    }
+
+    fn responses(mut self, responses: Vec<(&'static str, &'static str, String)>) -> Op {
+        self.responses = responses;
+        self
+    }
+
+    /// Also produced as a watch stream.
+    fn streamed(mut self) -> Op {
+        self.streams = true;
+        self
+    }
+}
+
+/// What one resource's paths and operations are named from, as Go's installer names them.
+struct Names<'a> {
+    r: &'a dyn Resource,
+    version: &'a str,
+    base: &'a str,
+    kind: &'a str,
+    /// The kind's definition and its list's.
+    def: String,
+    list_def: String,
+    /// `Namespaced` in operation ids of a namespaced kind, else empty.
+    scope: &'static str,
+    /// `/namespaces/{namespace}` for a namespaced kind, else empty.
+    ns_prefix: &'static str,
+}
+
+impl<'a> Names<'a> {
+    fn new(r: &'a dyn Resource, version: &'a str, base: &'a str) -> Names<'a> {
+        let (scope, ns_prefix) = if r.namespaced() {
+            ("Namespaced", "/namespaces/{namespace}")
+        } else {
+            ("", "")
+        };
+        Names {
+            r,
+            version,
+            base,
+            kind: r.kind(),
+            def: definition_name(version, r.kind()),
+            list_def: definition_name(version, &r.list_kind()),
+            scope,
+            ns_prefix,
+        }
+    }
+
+    /// Go's operation id `<verb>WardleExampleComV1alpha1<prefix>[Namespaced]<Kind><suffix>`.
+    fn id(&self, verb: &str, prefix: &str, suffix: &str) -> String {
+        let (scope, kind) = (self.scope, self.kind);
+        op_id(
+            verb,
+            self.version,
+            &format!("{prefix}{scope}{kind}{suffix}"),
+        )
+    }
+
+    /// The namespace path parameter of a namespaced kind.
+    fn scope_params(&self) -> Vec<Param> {
+        if self.r.namespaced() {
+            vec![namespace_param()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn name_param(&self) -> Param {
+        path_param("name", format!("name of the {}", self.kind))
+    }
+
+    /// Responses `codes` (code, description) that carry the object.
+    fn object_responses(
+        &self,
+        codes: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str, String)> {
+        codes
+            .iter()
+            .map(|(c, d)| (*c, *d, self.def.clone()))
+            .collect()
+    }
+
+    fn list(&self, id: String) -> Op {
+        Op::new(
+            "get",
+            "list",
+            id,
+            format!("list or watch objects of kind {}", self.kind),
+        )
+        .responses(vec![("200", "OK", self.list_def.clone())])
+        .streamed()
+    }
+
+    /// `.../<plural>`: list, create, deletecollection.
+    fn collection(&self) -> PathItem {
+        let kind = self.kind;
+        PathItem {
+            path: format!("{}{}/{}", self.base, self.ns_prefix, self.r.plural()),
+            params: [self.scope_params(), vec![query("pretty")]].concat(),
+            ops: vec![
+                self.list(self.id("list", "", ""))
+                    .params(queries(&LIST_PARAMS)),
+                Op::new(
+                    "post",
+                    "post",
+                    self.id("create", "", ""),
+                    format!("create a {kind}"),
+                )
+                .params(queries(&WRITE_PARAMS))
+                .body(Body::Object(self.def.clone()))
+                .responses(self.object_responses(&[
+                    ("200", "OK"),
+                    ("201", "Created"),
+                    ("202", "Accepted"),
+                ])),
+                Op::new(
+                    "delete",
+                    "deletecollection",
+                    self.id("delete", "Collection", ""),
+                    format!("delete collection of {kind}"),
+                )
+                .params(queries(&DELETECOLLECTION_PARAMS))
+                .body(Body::DeleteOptions)
+                .responses(vec![("200", "OK", meta_schema::STATUS.into())]),
+            ],
+        }
+    }
+
+    /// `.../<plural>/{name}`: get, put, patch, delete.
+    fn item(&self) -> PathItem {
+        let kind = self.kind;
+        let written = || self.object_responses(&[("200", "OK"), ("201", "Created")]);
+        PathItem {
+            path: format!(
+                "{}{}/{}/{{name}}",
+                self.base,
+                self.ns_prefix,
+                self.r.plural()
+            ),
+            params: [
+                vec![self.name_param()],
+                self.scope_params(),
+                vec![query("pretty")],
+            ]
+            .concat(),
+            ops: vec![
+                Op::new(
+                    "get",
+                    "get",
+                    self.id("read", "", ""),
+                    format!("read the specified {kind}"),
+                )
+                .responses(self.object_responses(&[("200", "OK")])),
+                Op::new(
+                    "put",
+                    "put",
+                    self.id("replace", "", ""),
+                    format!("replace the specified {kind}"),
+                )
+                .params(queries(&WRITE_PARAMS))
+                .body(Body::Object(self.def.clone()))
+                .responses(written()),
+                Op::new(
+                    "patch",
+                    "patch",
+                    self.id("patch", "", ""),
+                    format!("partially update the specified {kind}"),
+                )
+                .params(patch_params())
+                .body(Body::Patch)
+                .responses(written()),
+                Op::new(
+                    "delete",
+                    "delete",
+                    self.id("delete", "", ""),
+                    format!("delete a {kind}"),
+                )
+                .params(queries(&DELETE_PARAMS))
+                .body(Body::DeleteOptions)
+                .responses(status_responses()),
+            ],
+        }
+    }
+
+    /// A legacy watch path (deprecated, still installed by Go); its parameters live on the path.
+    fn watch_path(&self, path: String, extra: Vec<Param>, op: Op) -> PathItem {
+        PathItem {
+            path,
+            params: [queries(&LIST_PARAMS), extra, vec![query("pretty")]].concat(),
+            ops: vec![
+                op.responses(vec![("200", "OK", meta_schema::WATCH_EVENT.into())])
+                    .streamed(),
+            ],
+        }
+    }
+
+    fn watch_list(&self, id: String, path: String, extra: Vec<Param>) -> PathItem {
+        let description = format!(
+            "watch individual changes to a list of {}. deprecated: use the 'watch' parameter with a list operation instead.",
+            self.kind
+        );
+        self.watch_path(path, extra, Op::new("get", "watchlist", id, description))
+    }
+
+    /// `.../watch/.../<plural>` and `.../watch/.../<plural>/{name}`.
+    fn watch_paths(&self) -> [PathItem; 2] {
+        let watch_base = format!("{}/watch{}/{}", self.base, self.ns_prefix, self.r.plural());
+        let description = format!(
+            "watch changes to an object of kind {}. deprecated: use the 'watch' parameter with a list operation instead, filtered to a single item with the 'fieldSelector' parameter.",
+            self.kind
+        );
+        [
+            self.watch_list(
+                self.id("watch", "", "List"),
+                watch_base.clone(),
+                self.scope_params(),
+            ),
+            self.watch_path(
+                format!("{watch_base}/{{name}}"),
+                [vec![self.name_param()], self.scope_params()].concat(),
+                Op::new("get", "watch", self.id("watch", "", ""), description),
+            ),
+        ]
+    }
+
+    /// The all-namespaces list and its legacy watch: GET only.
+    fn all_namespaces(&self) -> [PathItem; 2] {
+        let (kind, plural, base) = (self.kind, self.r.plural(), self.base);
+        let list_id = op_id("list", self.version, &format!("{kind}ForAllNamespaces"));
+        let watch_id = op_id(
+            "watch",
+            self.version,
+            &format!("{kind}ListForAllNamespaces"),
+        );
+        [
+            PathItem {
+                path: format!("{base}/{plural}"),
+                params: [queries(&LIST_PARAMS), vec![query("pretty")]].concat(),
+                ops: vec![self.list(list_id)],
+            },
+            self.watch_list(watch_id, format!("{base}/watch/{plural}"), Vec::new()),
+        ]
+    }
 }
 
 /// The GVK an operation of `path` acts on (None for the discovery path).

@@ -11,6 +11,32 @@
 use prost::Message;
 use serde_json::{Map, Value};
 
+/// gnostic's `Named<X>` message: one entry of a map kept in document order (`name` = 1,
+/// `value` = 2).
+macro_rules! named {
+    ($name:ident, $value:ty) => {
+        #[derive(Clone, PartialEq, Message)]
+        pub struct $name {
+            #[prost(string, tag = "1")]
+            pub name: String,
+            #[prost(message, optional, tag = "2")]
+            pub value: Option<$value>,
+        }
+    };
+}
+
+/// gnostic's map message: its entries (`Named<X>`) in document order (`additional_properties`
+/// = 1).
+macro_rules! map {
+    ($name:ident, $entry:ty) => {
+        #[derive(Clone, PartialEq, Message)]
+        pub struct $name {
+            #[prost(message, repeated, tag = "1")]
+            pub additional_properties: Vec<$entry>,
+        }
+    };
+}
+
 #[derive(Clone, PartialEq, Message)]
 pub struct Document {
     #[prost(string, tag = "1")]
@@ -60,13 +86,7 @@ pub struct Any {
     pub yaml: String,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedAny {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<Any>,
-}
+named!(NamedAny, Any);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Paths {
@@ -76,13 +96,7 @@ pub struct Paths {
     pub path: Vec<NamedPathItem>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedPathItem {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<PathItem>,
-}
+named!(NamedPathItem, PathItem);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct PathItem {
@@ -269,13 +283,7 @@ pub struct Responses {
     pub vendor_extension: Vec<NamedAny>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedResponseValue {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<ResponseValue>,
-}
+named!(NamedResponseValue, ResponseValue);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct ResponseValue {
@@ -389,53 +397,19 @@ pub struct ItemsItem {
     pub schema: Vec<Schema>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct Properties {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedSchema>,
-}
+map!(Properties, NamedSchema);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct Definitions {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedSchema>,
-}
+map!(Definitions, NamedSchema);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedSchema {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<Schema>,
-}
+named!(NamedSchema, Schema);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct ParameterDefinitions {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedParameter>,
-}
+map!(ParameterDefinitions, NamedParameter);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedParameter {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<Parameter>,
-}
+named!(NamedParameter, Parameter);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct SecurityDefinitions {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedSecurityDefinitionsItem>,
-}
+map!(SecurityDefinitions, NamedSecurityDefinitionsItem);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedSecurityDefinitionsItem {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<SecurityDefinitionsItem>,
-}
+named!(NamedSecurityDefinitionsItem, SecurityDefinitionsItem);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct SecurityDefinitionsItem {
@@ -475,19 +449,9 @@ pub struct ApiKeySecurity {
     pub vendor_extension: Vec<NamedAny>,
 }
 
-#[derive(Clone, PartialEq, Message)]
-pub struct SecurityRequirement {
-    #[prost(message, repeated, tag = "1")]
-    pub additional_properties: Vec<NamedStringArray>,
-}
+map!(SecurityRequirement, NamedStringArray);
 
-#[derive(Clone, PartialEq, Message)]
-pub struct NamedStringArray {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<StringArray>,
-}
+named!(NamedStringArray, StringArray);
 
 #[derive(Clone, PartialEq, Message)]
 pub struct StringArray {

@@ -132,7 +132,7 @@ impl Incoming {
     }
 }
 
-/// The filter chain, in Go's order: authentication, max-in-flight, audit, authorization, then
+/// The filter chain, in Go's order: authentication, audit, max-in-flight, authorization, then
 /// the handler under the request deadline.
 async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response {
     let incoming = Incoming::new(&state, &req);
@@ -152,17 +152,11 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
             return incoming.finish(resp, "");
         }
     };
-    // Go's order: max-in-flight after authentication (system:masters may pass a full server),
-    // before authorization.
-    let _slot = match state.limits.admit(&incoming.info, &user) {
-        Ok(slot) => slot,
-        Err(resp) => return incoming.finish(resp, &user.name),
-    };
     let resp = audited(&state, &incoming, &user, req).await;
     incoming.finish(resp, &user.name)
 }
 
-/// Authorization and the handler, inside the request's audit events.
+/// Max-in-flight, authorization and the handler, inside the request's audit events.
 async fn audited(
     state: &Arc<AppState>,
     incoming: &Incoming,
@@ -181,6 +175,17 @@ async fn audited(
         // blocking-strict: a request that cannot be audited is not served.
         return ApiError::internal("failed to store audit event").into_response();
     }
+    // Go's order: max-in-flight after authentication (system:masters may pass a full server)
+    // and inside the audit filter (a 429 is audited), before authorization.
+    let _slot = match state.limits.admit(info, user) {
+        Ok(slot) => slot,
+        Err(resp) => {
+            return match audit {
+                Some(a) => a.run(async { resp }, false).await,
+                None => resp,
+            };
+        }
+    };
     let (decision, reason) = state.authorizer.decide(&attrs).await;
     if let Some(a) = audit.as_mut() {
         a.authorized(&decision, &reason);

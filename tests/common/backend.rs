@@ -1,8 +1,9 @@
 //! One database to test storage-level code against (a SQLite temp file or a fresh database on
-//! the throwaway Postgres), and a macro that runs a case on both.
+//! the throwaway Postgres); `engine_tests!` runs a case taking a `Backend` on both.
 
 #![allow(dead_code)]
 
+use super::Engine;
 use sqlx::Connection;
 use wardle::storage::Storage;
 
@@ -13,23 +14,21 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn sqlite() -> Backend {
+    /// A fresh, empty database of `engine` (its SQLite file in a temp dir this value keeps).
+    pub fn new(engine: Engine) -> Backend {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("wardle.db").display()
-        );
         Backend {
-            url,
+            url: engine.fresh_url(dir.path()),
             _dir: Some(dir),
         }
     }
 
+    pub fn sqlite() -> Backend {
+        Backend::new(Engine::Sqlite)
+    }
+
     pub fn postgres() -> Backend {
-        Backend {
-            url: super::postgres::fresh_database_url(),
-            _dir: None,
-        }
+        Backend::new(Engine::Postgres)
     }
 
     pub fn is_pg(&self) -> bool {
@@ -60,19 +59,9 @@ pub async fn exec_sql(url: &str, sql: &str) {
     }
 }
 
-/// Runs each case as `<case>::sqlite` and `<case>::postgres`.
-#[macro_export]
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$case(&$crate::common::backend::Backend::sqlite()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$case(&$crate::common::backend::Backend::postgres()).await;
-            }
-        }
-    )*};
+/// What `engine_tests!` hands a storage-level case.
+impl From<Engine> for Backend {
+    fn from(engine: Engine) -> Backend {
+        Backend::new(engine)
+    }
 }

@@ -235,13 +235,6 @@ fn pg_ctl_start(local: &Local) -> bool {
         .unwrap_or(false)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn start_local() -> Server {
     let bin = find_bin_dir();
     let run_as = is_root().then_some("nobody");
@@ -291,7 +284,7 @@ fn start_local() -> Server {
         run_as,
     };
     let started = (0..5).any(|_| {
-        local.port = free_port();
+        local.port = super::procs::free_port();
         pg_ctl_start(&local)
     });
     assert!(

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the process that will listen on it).
 pub fn free_port() -> u16 {
@@ -13,6 +13,18 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// The stdout (UTF-8) of a command that must have succeeded; else a panic naming `what`, with
+/// its stderr.
+pub fn succeeded(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap_or_else(|e| panic!("{what}: stdout: {e}"))
 }
 
 /// Child processes killed (last started first) when the test ends, with their logs.

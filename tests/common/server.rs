@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use super::Engine;
 use super::procs::free_port;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -12,38 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The engines every API test runs against.
-#[derive(Clone, Copy, Debug)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-impl Engine {
-    /// A fresh, empty database for one test.
-    pub fn fresh_url(self, dir: &Path) -> String {
-        match self {
-            Engine::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("wardle.db").display()),
-            Engine::Postgres => super::postgres::fresh_database_url(),
-        }
-    }
-}
-
-/// Generate `mod sqlite` and `mod postgres` test wrappers for async test bodies taking an Engine.
-#[macro_export]
-macro_rules! engine_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::common::server::Engine::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::common::server::Engine::Postgres).await })*
-        }
-    };
-}
-
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -51,6 +20,21 @@ pub struct Response {
 }
 
 impl Response {
+    /// The whole answer (a body cut short reads as what arrived, or empty).
+    async fn read(resp: http::Response<kube::client::Body>) -> Response {
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -94,11 +78,27 @@ pub fn install_crypto() {
 impl Wardle {
     /// A new server on a new database of `engine`.
     pub async fn start(engine: Engine) -> Wardle {
+        Wardle::start_flags(engine, &[]).await
+    }
+
+    /// A new server on a new database of `engine`, with the extra flags `args`; its cert dir
+    /// (`dir`) is a temp dir it keeps.
+    pub async fn start_flags(engine: Engine, args: &[&str]) -> Wardle {
         let tmp = tempfile::tempdir().expect("tempdir");
         let url = engine.fresh_url(tmp.path());
-        let mut w = Wardle::start_with(tmp.path(), &url, &[]).await;
+        let mut w = Wardle::start_with(tmp.path(), &url, args).await;
         w._tmp = Some(tmp);
         w
+    }
+
+    /// Two replicas on one new database of `engine`, each with its own cert dir.
+    pub async fn pair(engine: Engine) -> (Wardle, Wardle) {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let url = engine.fresh_url(dir_a.path());
+        let mut a = Wardle::start_with(dir_a.path(), &url, &[]).await;
+        let mut b = Wardle::start_with(dir_b.path(), &url, &[]).await;
+        (a._tmp, b._tmp) = (Some(dir_a), Some(dir_b));
+        (a, b)
     }
 
     /// A server using `dir` as its cert dir (reused across restarts) and `db_url`.
@@ -252,18 +252,7 @@ impl Wardle {
         let req = b
             .body(kube::client::Body::from(body.unwrap_or_default()))
             .expect("request");
-        let resp = self.client.send(req).await?;
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        Ok(Response {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        Ok(Response::read(self.client.send(req).await?).await)
     }
 
     /// A request as the admin user (system:masters).
@@ -380,18 +369,7 @@ impl Wardle {
             .uri(path)
             .body(kube::client::Body::from(Vec::new()))
             .unwrap();
-        let resp = client.send(req).await.expect("anonymous request");
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        Response {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        Response::read(client.send(req).await.expect("anonymous request")).await
     }
 
     /// Run the real kubectl against this server.

@@ -5,15 +5,16 @@
 //! backend terminated). Everything observed is recorded into a `History` for the checker.
 
 use super::checker::*;
+use crate::common::Engine;
 use crate::common::postgres;
-use crate::common::server::{Engine, Wardle};
+use crate::common::server::Wardle;
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::BodyExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -697,21 +698,10 @@ impl Db {
         );
         let q = sqlx::AssertSqlSafe(sql);
         let rows: Vec<EventRow> = match self {
-            Db::Pg(c) => sqlx::query(q)
-                .fetch_all(c)
-                .await
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-                .collect(),
-            Db::Lite(c) => sqlx::query(q)
-                .fetch_all(c)
-                .await
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-                .collect(),
-        };
+            Db::Pg(c) => sqlx::query_as(q).fetch_all(c).await,
+            Db::Lite(c) => sqlx::query_as(q).fetch_all(c).await,
+        }
+        .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for (rv, ty, obj, prev_rv, prev) in rows {
             let rv = rv as u64;
