@@ -116,19 +116,29 @@ impl Incoming {
         }
     }
 
-    /// The end of every request: its error encoded as negotiated, the common headers, the log
-    /// line and the metrics.
+    /// The end of every request: its error encoded as negotiated, the common headers, then
+    /// the one log line and the metrics (a watch: when its stream starts).
     fn finish(&self, resp: Response, user: &str) -> Response {
         let mut resp = response::negotiate_error(resp, self.accept.as_deref(), self.pretty);
         common_headers(&mut resp, &self.audit_id);
-        finish(
-            resp,
-            &self.info,
-            &self.labels,
+        let elapsed = self.started.elapsed();
+        let code = resp.status().as_u16();
+        self.labels.record(code, elapsed);
+        let info = &self.info;
+        tracing::info!(
+            verb = %info.verb,
+            resource = %info.resource,
+            subresource = %info.subresource,
+            namespace = %info.namespace,
+            name = %info.name,
+            path = %info.path,
             user,
-            &self.audit_id,
-            self.started,
-        )
+            audit_id = self.audit_id.as_str(),
+            code,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+        resp
     }
 }
 
@@ -236,34 +246,6 @@ fn attributes(user: &UserInfo, info: &RequestInfo) -> Attributes {
         name: info.name.clone(),
         path: info.path.clone(),
     }
-}
-
-/// The one log line and the metrics of every request (a watch: when its stream starts).
-fn finish(
-    resp: Response,
-    info: &RequestInfo,
-    labels: &crate::metrics::RequestLabels,
-    user: &str,
-    audit_id: &str,
-    started: Instant,
-) -> Response {
-    let elapsed = started.elapsed();
-    let code = resp.status().as_u16();
-    labels.record(code, elapsed);
-    tracing::info!(
-        verb = %info.verb,
-        resource = %info.resource,
-        subresource = %info.subresource,
-        namespace = %info.namespace,
-        name = %info.name,
-        path = %info.path,
-        user,
-        audit_id,
-        code,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
-    resp
 }
 
 /// A resource request goes to its handler; any other path to the static handler serving it.
