@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use super::event::{Event, event_list_json};
-use super::options::{BatchOptions, TruncateOptions};
+use super::options::{BatchOptions, LogFormat, Mode, TruncateOptions};
 
 /// Batches a batch-mode webhook sends at once; the rest wait (and the buffer fills, then drops).
 const MAX_SENDS_IN_FLIGHT: usize = 8;
@@ -24,21 +24,6 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Go's `DefaultRetryBackoffWithInitialDelay`: attempts and growth factor.
 const WEBHOOK_ATTEMPTS: u32 = 5;
 const WEBHOOK_BACKOFF_FACTOR: f64 = 1.5;
-
-/// `--audit-<plugin>-mode`.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Batch,
-    Blocking,
-    BlockingStrict,
-}
-
-/// `--audit-log-format`.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Legacy,
-}
 
 /// Where events finally go.
 enum Delegate {

@@ -5,8 +5,22 @@ use clap::{ArgAction, Args};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::backend::{LogFormat, Mode};
 use crate::config::parse_duration;
+
+/// `--audit-<plugin>-mode`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Batch,
+    Blocking,
+    BlockingStrict,
+}
+
+/// `--audit-log-format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Legacy,
+}
 
 /// The batch-mode settings of one backend (Go's `BatchConfig`).
 #[derive(Debug, Clone)]
