@@ -5,12 +5,50 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-/// The SQL of one engine. Parameter conventions are documented per statement and are the same on
-/// both engines, so the shared logic binds the same values whichever engine runs.
+/// Which engine a database URL names. The one place that reads the URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+impl Engine {
+    /// `postgres://…`/`postgresql://…` → Postgres; `sqlite:…` → SQLite; anything else is refused.
+    pub fn of(url: &str) -> anyhow::Result<Engine> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else {
+            anyhow::bail!("unsupported storage URL (want postgres://, postgresql:// or sqlite:)")
+        }
+    }
+
+    /// "postgres" | "sqlite".
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// How a process learns that another process committed (a dialect capability; the watch cache
+/// only sees "wake up and read the log").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wakeup {
+    /// The engine pushes a notification (Postgres LISTEN/NOTIFY, see `postgres::listen`).
+    Notify,
+    /// Read the log this often (SQLite: a cheap read of a local file).
+    Poll(std::time::Duration),
+}
+
+/// The statements that differ between the engines; everything else is in `sql` and written once.
+/// Parameter conventions are documented per statement and are the same on both engines, so the
+/// shared logic binds the same values whichever engine runs.
 #[derive(Debug)]
 pub(crate) struct SqlSet {
-    /// "postgres" | "sqlite".
-    pub engine: &'static str,
+    pub engine: Engine,
     /// Opens a write transaction (READ COMMITTED on Postgres, BEGIN IMMEDIATE on SQLite).
     pub begin_write: &'static str,
     /// Opens a read transaction whose statements share one snapshot.
@@ -26,34 +64,10 @@ pub(crate) struct SqlSet {
     /// and `$2` = k, the number of rows. The first statement increments the counter by k and
     /// returns the new value (the last RV of the batch); row `ord` (1..=k) gets RV `top - k + ord`.
     pub apply_batch: &'static [&'static str],
-    /// `$1` = resource, `$2` = namespace, `$3` = name. Columns: rv, object (text).
-    pub get: &'static str,
-    /// No parameters. Columns: rv (the counter), compacted_rv.
-    pub heads: &'static str,
-    /// The state at an RV, in key order. `$1` resource, `$2` namespace or NULL for all,
-    /// `$3`/`$4` the key to start after, `$5` the RV, `$6` the row limit.
-    /// Columns: namespace, name, rv, object (text).
-    pub list_at: &'static str,
-    /// How many keys `list_at` would return without a limit. `$1`..`$5` as `list_at`. Column: count.
-    pub count_at: &'static str,
     /// Sent after COMMIT (best effort) so other processes wake up. `$1` = the last RV as text.
     pub notify: Option<&'static str>,
-    /// Cheap liveness probe.
-    pub ping: &'static str,
-    /// The event log after an RV, in RV order (watch cache tailer, watch replay). `$1` = the RV to
-    /// start after, `$2` = row limit. Columns: rv, resource, namespace, name, type, object (text),
-    /// prev_rv, prev_object (text or NULL).
-    pub events_after: &'static str,
-    /// Every current object, in (resource, namespace, name) order, for loading the watch cache.
-    /// `$1`..`$3` = the key to start after, `$4` = row limit.
-    /// Columns: resource, namespace, name, rv, object (text).
-    pub all_objects: &'static str,
-    /// How often the watch cache polls the counter for commits of other processes, in ms; 0 =
-    /// never (the engine wakes other processes itself, e.g. Postgres LISTEN/NOTIFY).
-    pub commit_poll_ms: u64,
-    /// Compaction of one range, run in one write transaction: moves events with `$1` < rv <= `$2`
-    /// into `history` (the reporting log that outlives the watch window) and deletes them.
-    pub compact_range: &'static [&'static str],
+    /// How other processes' commits are noticed.
+    pub wakeup: Wakeup,
     /// Deletes history rows committed more than `$1` seconds ago.
     pub prune_history: &'static str,
 }

@@ -11,6 +11,7 @@ mod dialect;
 mod health;
 mod migrate;
 mod postgres;
+mod sql;
 mod sqlite;
 mod writer;
 
@@ -22,7 +23,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use dialect::{Cell, Db, Param, SqlSet};
+pub use dialect::Engine;
+use dialect::{Cell, Db, Param, SqlSet, Wakeup};
 use health::DbHealth;
 pub use types::*;
 use writer::{Request, Writer};
@@ -50,7 +52,7 @@ struct Inner {
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage")
-            .field("engine", &self.inner.sql.engine)
+            .field("engine", &self.inner.sql.engine.name())
             .finish_non_exhaustive()
     }
 }
@@ -124,14 +126,11 @@ impl Storage {
     /// Opens `postgres://…`/`postgresql://…` or `sqlite://path?mode=rwc`/`sqlite::memory:`,
     /// migrates the schema and starts the writer task.
     pub async fn open(url: &str) -> anyhow::Result<Storage> {
-        let (db, sql) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (postgres::connect(url).await?, &postgres::SQL)
-        } else if url.starts_with("sqlite:") {
-            (sqlite::connect(url).await?, &sqlite::SQL)
-        } else {
-            anyhow::bail!("unsupported storage URL (want postgres://, postgresql:// or sqlite:)");
+        let (db, dialect) = match Engine::of(url)? {
+            Engine::Postgres => (postgres::connect(url).await?, &postgres::SQL),
+            Engine::Sqlite => (sqlite::connect(url).await?, &sqlite::SQL),
         };
-        let start = db.fetch(sql.heads, &[]).await?;
+        let start = db.fetch(sql::HEADS, &[]).await?;
         let head = start
             .first()
             .map(|r| cell_int(r, 0))
@@ -143,18 +142,18 @@ impl Storage {
         let health = Arc::new(DbHealth::default());
         let writer = Writer {
             db: db.clone(),
-            sql,
+            sql: dialect,
             rx,
             commits: commits.clone(),
             stats: stats.clone(),
             health: health.clone(),
         };
         let handle = tokio::spawn(writer.run());
-        tracing::info!(engine = sql.engine, rv = head, "storage opened");
+        tracing::info!(engine = dialect.engine.name(), rv = head, "storage opened");
         Ok(Storage {
             inner: Arc::new(Inner {
                 db,
-                sql,
+                sql: dialect,
                 queue: Mutex::new(Some(queue)),
                 writer: tokio::sync::Mutex::new(Some(handle)),
                 commits,
@@ -166,7 +165,7 @@ impl Storage {
 
     /// "postgres" | "sqlite".
     pub fn engine(&self) -> &'static str {
-        self.inner.sql.engine
+        self.inner.sql.engine.name()
     }
 
     /// Queues a write for the group-commit writer and waits for its own outcome.
@@ -205,7 +204,7 @@ impl Storage {
         let rows = self
             .inner
             .db
-            .fetch(self.inner.sql.get, &params)
+            .fetch(sql::GET, &params)
             .await
             .map_err(|e| self.failed(e))?;
         let Some(row) = rows.first() else {
@@ -223,7 +222,7 @@ impl Storage {
     /// `None` = the committed horizon (consistent read).
     async fn resolve_rv(&self, tx: &mut dialect::Tx, at_rv: Option<i64>) -> StorageResult<i64> {
         let heads = tx
-            .fetch(self.inner.sql.heads, &[])
+            .fetch(sql::HEADS, &[])
             .await
             .map_err(|e| self.failed(e))?;
         let row = heads
@@ -273,11 +272,10 @@ impl Storage {
         limit: usize,
     ) -> StorageResult<Chunk> {
         self.inner.health.gate()?;
-        let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
-            .begin_read(sql.begin_read)
+            .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
         let at = self.resolve_rv(&mut tx, at_rv).await?;
@@ -301,7 +299,7 @@ impl Storage {
         };
         params.push(Param::Int(fetch));
         let rows = tx
-            .fetch(sql.list_at, &params)
+            .fetch(sql::LIST_AT, &params)
             .await
             .map_err(|e| self.failed(e))?;
         tx.commit().await.map_err(|e| self.failed(e))?;
@@ -334,17 +332,16 @@ impl Storage {
         after: (&str, &str),
     ) -> StorageResult<i64> {
         self.inner.health.gate()?;
-        let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
-            .begin_read(sql.begin_read)
+            .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
         let at = self.resolve_rv(&mut tx, Some(at_rv)).await?;
         let rows = tx
             .fetch(
-                sql.count_at,
+                sql::COUNT_AT,
                 &Self::key_params(resource, namespace, at, Some(after)),
             )
             .await
@@ -362,7 +359,7 @@ impl Storage {
         let rows = self
             .inner
             .db
-            .fetch(self.inner.sql.heads, &[])
+            .fetch(sql::HEADS, &[])
             .await
             .map_err(|e| self.failed(e))?;
         let row = rows
@@ -386,7 +383,7 @@ impl Storage {
     pub async fn ping(&self) -> StorageResult<()> {
         self.inner
             .db
-            .fetch(self.inner.sql.ping, &[])
+            .fetch(sql::PING, &[])
             .await
             .map_err(|e| self.failed(e))?;
         self.inner.health.reachable();
@@ -414,11 +411,10 @@ impl Storage {
     /// How many current objects each resource has (for apiserver_storage_objects).
     pub async fn object_counts(&self) -> StorageResult<Vec<(String, i64)>> {
         self.inner.health.gate()?;
-        const COUNTS: &str = "SELECT resource, count(*) FROM objects GROUP BY resource";
         let rows = self
             .inner
             .db
-            .fetch(COUNTS, &[])
+            .fetch(sql::OBJECT_COUNTS, &[])
             .await
             .map_err(|e| self.failed(e))?;
         rows.iter()
@@ -454,21 +450,20 @@ impl Storage {
     /// counter and the compaction horizon (see [`EventPage`]). Objects get their RVs injected.
     pub async fn events_after(&self, after: i64, limit: usize) -> StorageResult<EventPage> {
         self.inner.health.gate()?;
-        let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
-            .begin_read(sql.begin_read)
+            .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
-        let heads = tx.fetch(sql.heads, &[]).await.map_err(|e| self.failed(e))?;
+        let heads = tx.fetch(sql::HEADS, &[]).await.map_err(|e| self.failed(e))?;
         let head = heads
             .first()
             .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
         let (current, compacted) = (cell_int(head, 0)?, cell_int(head, 1)?);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = tx
-            .fetch(sql.events_after, &[Param::Int(after), Param::Int(limit)])
+            .fetch(sql::EVENTS_AFTER, &[Param::Int(after), Param::Int(limit)])
             .await
             .map_err(|e| self.failed(e))?;
         tx.commit().await.map_err(|e| self.failed(e))?;
@@ -487,11 +482,10 @@ impl Storage {
     /// `page` rows, all inside the same read transaction). Loads the watch cache.
     pub async fn all_objects(&self, page: usize) -> StorageResult<(i64, Vec<Stored>)> {
         self.inner.health.gate()?;
-        let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
-            .begin_read(sql.begin_read)
+            .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
         // The first statement fixes the snapshot (both engines), so the counter and every page
@@ -508,7 +502,7 @@ impl Storage {
                 Param::Int(limit),
             ];
             let rows = tx
-                .fetch(sql.all_objects, &params)
+                .fetch(sql::ALL_OBJECTS, &params)
                 .await
                 .map_err(|e| self.failed(e))?;
             let n = rows.len();
@@ -536,19 +530,22 @@ impl Storage {
         Ok((rv, items))
     }
 
-    /// The pool to take a dedicated LISTEN connection from (Postgres only).
-    pub(crate) fn pg_pool(&self) -> Option<sqlx::PgPool> {
-        match &self.inner.db {
-            Db::Postgres(p) => Some(p.clone()),
-            Db::Sqlite { .. } => None,
-        }
-    }
-
-    /// How often to poll for other processes' commits (`None`: the engine notifies instead).
-    pub(crate) fn commit_poll_interval(&self) -> Option<std::time::Duration> {
-        match self.inner.sql.commit_poll_ms {
-            0 => None,
-            ms => Some(std::time::Duration::from_millis(ms)),
+    /// Arranges for `wake` to be notified when another process commits, until `stop` turns true
+    /// or is dropped: on an engine that notifies, a listener task that also wakes on every sign
+    /// that notifications were lost (see `postgres::listen`); returns how often to read the log
+    /// when the engine must be polled instead (`None`: it notifies).
+    pub(crate) fn wake_on_commits(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        stop: watch::Receiver<bool>,
+    ) -> Option<std::time::Duration> {
+        match (self.inner.sql.wakeup, &self.inner.db) {
+            (Wakeup::Poll(every), _) => Some(every),
+            (Wakeup::Notify, Db::Postgres(pool)) => {
+                tokio::spawn(postgres::listen(pool.clone(), wake, stop));
+                None
+            }
+            (Wakeup::Notify, Db::Sqlite { .. }) => None,
         }
     }
 

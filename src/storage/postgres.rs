@@ -2,16 +2,24 @@
 //! migrating under a session advisory lock so several replicas can start at once.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::{Notify, watch};
 
-use super::dialect::{Db, SqlSet};
+use super::dialect::{Db, Engine, SqlSet, Wakeup};
 use super::migrate::{MigrationConn, postgres_runner};
 
-/// Objects/events columns are selected with `::text` so rows decode the same as SQLite's TEXT.
+/// The NOTIFY channel the writer sends to after each commit.
+const CHANNEL: &str = "wardle";
+/// Pause before re-LISTENing after a failure, doubling up to `MAX_BACKOFF`.
+const BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 pub(crate) static SQL: SqlSet = SqlSet {
-    engine: "postgres",
+    engine: Engine::Postgres,
     // READ COMMITTED: a writer waiting on the counter row re-reads it after the holder commits
     // (REPEATABLE READ would fail with a serialization error instead).
     begin_write: "BEGIN ISOLATION LEVEL READ COMMITTED",
@@ -42,48 +50,9 @@ pub(crate) static SQL: SqlSet = SqlSet {
                AND o.namespace = r.namespace AND o.name = r.name) \
          SELECT rv FROM c",
     ],
-    get: "SELECT rv, object::text FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
-    heads: "SELECT c.rv, m.compacted_rv FROM rv_counter c, storage_meta m",
-    list_at: "SELECT namespace, name, rv, object::text FROM ( \
-           SELECT namespace, name, rv, object FROM objects \
-            WHERE resource = $1 AND ($2::text IS NULL OR namespace = $2::text) \
-              AND (namespace, name) > ($3::text, $4::text) AND rv <= $5 \
-           UNION ALL \
-           SELECT e.namespace, e.name, e.prev_rv, e.prev_object FROM events e \
-             JOIN (SELECT min(rv) AS rv FROM events \
-                    WHERE resource = $1 AND ($2::text IS NULL OR namespace = $2::text) \
-                      AND (namespace, name) > ($3::text, $4::text) AND rv > $5 \
-                    GROUP BY namespace, name) f ON e.rv = f.rv \
-            WHERE e.prev_object IS NOT NULL) s \
-         ORDER BY namespace, name LIMIT $6",
-    count_at: "SELECT count(*) FROM ( \
-           SELECT namespace, name FROM objects \
-            WHERE resource = $1 AND ($2::text IS NULL OR namespace = $2::text) \
-              AND (namespace, name) > ($3::text, $4::text) AND rv <= $5 \
-           UNION ALL \
-           SELECT e.namespace, e.name FROM events e \
-             JOIN (SELECT min(rv) AS rv FROM events \
-                    WHERE resource = $1 AND ($2::text IS NULL OR namespace = $2::text) \
-                      AND (namespace, name) > ($3::text, $4::text) AND rv > $5 \
-                    GROUP BY namespace, name) f ON e.rv = f.rv \
-            WHERE e.prev_object IS NOT NULL) s",
     notify: Some("SELECT pg_notify('wardle', $1)"),
-    ping: "SELECT rv FROM rv_counter",
-    events_after: "SELECT rv, resource, namespace, name, type, object::text, prev_rv, prev_object::text \
-         FROM events WHERE rv > $1 ORDER BY rv LIMIT $2",
-    all_objects: "SELECT resource, namespace, name, rv, object::text FROM objects \
-         WHERE (resource, namespace, name) > ($1::text, $2::text, $3::text) \
-         ORDER BY resource, namespace, name LIMIT $4",
     // LISTEN wardle wakes other replicas; the watch cache's fallback timer covers lost NOTIFYs.
-    commit_poll_ms: 0,
-    // One statement: the rows leave `events` and enter `history` atomically.
-    compact_range: &[
-        "WITH moved AS (DELETE FROM events WHERE rv > $1 AND rv <= $2 \
-           RETURNING rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
-         INSERT INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
-         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id FROM moved \
-         ON CONFLICT (rv) DO NOTHING",
-    ],
+    wakeup: Wakeup::Notify,
     prune_history: "DELETE FROM history WHERE committed_at < now() - $1::bigint * interval '1 second'",
 };
 
@@ -128,4 +97,66 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
         );
     }
     Ok(Db::Postgres(pool))
+}
+
+/// LISTEN on a dedicated connection (run as its own task; `Wakeup::Notify`). NOTIFY only shortens the wait;
+/// every sign that notifications may have been missed (reconnect, `None`, any error) wakes the
+/// tailer to read the log, and the tailer's timer covers the rest.
+pub(crate) async fn listen(pool: PgPool, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = BACKOFF;
+    loop {
+        if *stop.borrow() || pool.is_closed() {
+            return;
+        }
+        let connected = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        let mut listener = tokio::select! {
+            changed = stop.changed() => { if changed.is_err() || *stop.borrow() { return } else { continue } }
+            l = connected => match l {
+                Ok(l) => l,
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for commits; relying on the fallback poll");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            },
+        };
+        tracing::debug!("listening for commits");
+        backoff = BACKOFF;
+        // LISTEN first, then catch up: anything committed before LISTEN is read by this wake.
+        wake.notify_one();
+        loop {
+            // `try_recv` is only ever cancelled here when stopping: a cancelled reconnect would
+            // hide the loss signal.
+            let received = tokio::select! {
+                changed = stop.changed() => { if changed.is_err() || *stop.borrow() { return } else { continue } }
+                r = listener.try_recv() => r,
+            };
+            match received {
+                Ok(Some(_)) => wake.notify_one(),
+                Ok(None) => {
+                    // Reconnected (LISTEN re-issued) before returning: catch up now.
+                    tracing::warn!("LISTEN connection was lost and re-established; resyncing");
+                    crate::metrics::listen_reconnect();
+                    wake.notify_one();
+                }
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    // The listener may reconnect silently on the next call; start over with a
+                    // fresh one so that LISTEN happens before the catch-up read.
+                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting and resyncing");
+                    crate::metrics::listen_reconnect();
+                    wake.notify_one();
+                    break;
+                }
+            }
+        }
+        drop(listener);
+        tokio::time::sleep(backoff).await;
+    }
 }

@@ -7,35 +7,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::dialect::{Db, SqlSet};
+use super::dialect::{Db, Engine, SqlSet, Wakeup};
 use super::migrate::{MigrationConn, sqlite_runner};
-
-/// The key filter shared by `list_at` and `count_at` (same parameters as on Postgres).
-macro_rules! key_filter {
-    () => {
-        "resource = $1 AND ($2 IS NULL OR namespace = $2) AND (namespace, name) > ($3, $4)"
-    };
-}
-
-/// The state at RV `$5`: unchanged rows, plus each key's first event after `$5` carrying the state
-/// before it (absent if that event was its creation).
-macro_rules! state_at {
-    ($cols:literal, $ecols:literal) => {
-        concat!(
-            "SELECT ",
-            $cols,
-            " FROM objects WHERE ",
-            key_filter!(),
-            " AND rv <= $5 ",
-            "UNION ALL SELECT ",
-            $ecols,
-            " FROM events e JOIN (SELECT min(rv) AS rv FROM events WHERE ",
-            key_filter!(),
-            " AND rv > $5 GROUP BY namespace, name) f ON e.rv = f.rv ",
-            "WHERE e.prev_object IS NOT NULL"
-        )
-    };
-}
 
 /// One field of a batch row (`value` of json_each).
 macro_rules! field {
@@ -45,7 +18,7 @@ macro_rules! field {
 }
 
 pub(crate) static SQL: SqlSet = SqlSet {
-    engine: "sqlite",
+    engine: Engine::Sqlite,
     // IMMEDIATE takes the write lock before the snapshot: no SQLITE_BUSY_SNAPSHOT, and a second
     // process waits on busy_timeout instead of failing.
     begin_write: "BEGIN IMMEDIATE",
@@ -126,37 +99,10 @@ pub(crate) static SQL: SqlSet = SqlSet {
             " = 'DELETED')"
         ),
     ],
-    get: "SELECT rv, object FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
-    heads: "SELECT c.rv, m.compacted_rv FROM rv_counter c, storage_meta m",
-    list_at: concat!(
-        "SELECT namespace, name, rv, object FROM (",
-        state_at!(
-            "namespace, name, rv, object",
-            "e.namespace, e.name, e.prev_rv, e.prev_object"
-        ),
-        ") ORDER BY namespace, name LIMIT $6"
-    ),
-    count_at: concat!(
-        "SELECT count(*) FROM (",
-        state_at!("namespace, name", "e.namespace, e.name"),
-        ")"
-    ),
     notify: None,
-    ping: "SELECT rv FROM rv_counter",
-    events_after: "SELECT rv, resource, namespace, name, type, object, prev_rv, prev_object \
-         FROM events WHERE rv > $1 ORDER BY rv LIMIT $2",
-    all_objects: "SELECT resource, namespace, name, rv, object FROM objects \
-         WHERE (resource, namespace, name) > ($1, $2, $3) ORDER BY resource, namespace, name LIMIT $4",
-    // SQLite has no NOTIFY: another process's commits are seen by reading the counter, a cheap
-    // one-row read on a local file.
-    commit_poll_ms: 100,
-    // Two statements in one transaction (SQLite's RETURNING cannot feed an INSERT).
-    compact_range: &[
-        "INSERT OR IGNORE INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
-         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id \
-         FROM events WHERE rv > $1 AND rv <= $2",
-        "DELETE FROM events WHERE rv > $1 AND rv <= $2",
-    ],
+    // SQLite has no NOTIFY: another process's commits are seen by reading the log, a cheap
+    // read of a local file.
+    wakeup: Wakeup::Poll(Duration::from_millis(100)),
     prune_history: "DELETE FROM history \
          WHERE committed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $1 || ' seconds')",
 };
