@@ -619,10 +619,29 @@ impl Drop for Watcher {
     }
 }
 
-/// Reads the log after the head and applies it, page by page, until it is exhausted.
-async fn catch_up(shared: &Shared, holes: &mut u64) -> StorageResult<()> {
+/// Applies this process's own commits that continue the head (handed over by the writer), then,
+/// unless `own_only` and nothing is left of them, reads the log after the head and applies it,
+/// page by page, until it is exhausted. `own_only`: woken only by this process's commits, so
+/// the log holds nothing else new unless an own batch did not continue the head.
+async fn catch_up(shared: &Shared, own_only: bool, holes: &mut u64) -> StorageResult<()> {
+    let committed = shared.storage.subscribe_commits();
     loop {
         let after = lock(&shared.state).head;
+        if let Some(own) = shared.storage.own_events_after(after) {
+            let compacted = lock(&shared.state).compacted;
+            let events = own.to_vec();
+            let current = events.last().map_or(after, |e| e.rv);
+            let page = EventPage {
+                current,
+                compacted,
+                events,
+            };
+            apply_page(shared, after, page);
+            continue;
+        }
+        if own_only && after >= *committed.borrow() {
+            return Ok(());
+        }
         let page = shared.storage.events_after(after, PAGE).await?;
         match apply_page(shared, after, page) {
             Step::Applied(n) => {
@@ -702,11 +721,14 @@ async fn tail(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, tick: Durati
     let mut commits_open = true;
     let mut holes = 0;
     let mut failures = 0u32;
+    // The first pass reads the log; later ones only when something other than this process's
+    // own commits woke the tailer (or the last read failed).
+    let mut own_only = false;
     loop {
         if *stop.borrow() {
             break;
         }
-        match catch_up(&shared, &mut holes).await {
+        match catch_up(&shared, own_only, &mut holes).await {
             Ok(()) => {
                 if failures > 0 {
                     tracing::info!(failures, "watch cache tailer reads the event log again");
@@ -725,12 +747,15 @@ async fn tail(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, tick: Durati
         } else {
             (BACKOFF * 2u32.saturating_pow(failures.min(6))).min(MAX_BACKOFF)
         };
-        tokio::select! {
-            changed = stop.changed() => if changed.is_err() { break },
-            changed = commits.changed(), if commits_open => if changed.is_err() { commits_open = false },
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
-        }
+        own_only = tokio::select! {
+            changed = stop.changed() => if changed.is_err() { break } else { false },
+            changed = commits.changed(), if commits_open => {
+                if changed.is_err() { commits_open = false }
+                failures == 0
+            }
+            _ = shared.wake.notified() => false,
+            _ = tokio::time::sleep(wait) => false,
+        };
     }
     let mut state = lock(&shared.state);
     state.stopped = true;

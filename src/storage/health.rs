@@ -76,7 +76,7 @@ impl DbHealth {
 
     /// Notes a failed operation: an unreachable database turns the gate on and starts probing it
     /// (once) until it answers; any other error changes nothing.
-    pub fn observe(self: &std::sync::Arc<Self>, db: &Db, sql: &'static SqlSet, e: &sqlx::Error) {
+    pub fn observe(self: &std::sync::Arc<Self>, db: &Db, e: &sqlx::Error) {
         if !unreachable(e) {
             return;
         }

@@ -9,6 +9,7 @@ pub mod types;
 
 mod dialect;
 mod health;
+mod journal;
 mod migrate;
 mod postgres;
 mod sql;
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 pub use dialect::Engine;
 use dialect::{Cell, Db, Param, SqlSet, Wakeup};
 use health::DbHealth;
+use journal::Journal;
 pub use types::*;
 use writer::{Request, Writer};
 
@@ -47,6 +49,10 @@ struct Inner {
     commits: Arc<watch::Sender<i64>>,
     stats: Arc<Mutex<WriterStats>>,
     health: Arc<DbHealth>,
+    /// This process's recent commits (see `journal`).
+    journal: Arc<Journal>,
+    /// Marks this process's NOTIFYs, so its own are ignored: a random id and a colon.
+    tag: String,
 }
 
 impl std::fmt::Debug for Storage {
@@ -140,6 +146,8 @@ impl Storage {
         let commits = Arc::new(watch::channel(head).0);
         let stats = Arc::new(Mutex::new(WriterStats::default()));
         let health = Arc::new(DbHealth::default());
+        let journal = Arc::new(Journal::default());
+        let tag = format!("{}:", uuid::Uuid::new_v4().simple());
         let writer = Writer {
             db: db.clone(),
             sql: dialect,
@@ -147,6 +155,8 @@ impl Storage {
             commits: commits.clone(),
             stats: stats.clone(),
             health: health.clone(),
+            journal: journal.clone(),
+            tag: tag.clone(),
         };
         let handle = tokio::spawn(writer.run());
         tracing::info!(engine = dialect.engine.name(), rv = head, "storage opened");
@@ -159,6 +169,8 @@ impl Storage {
                 commits,
                 stats,
                 health,
+                journal,
+                tag,
             }),
         })
     }
@@ -402,9 +414,7 @@ impl Storage {
     /// Maps a database error to `Unavailable`, noting an unreachable database so later requests
     /// fail fast (see `health`).
     fn failed(&self, e: sqlx::Error) -> StorageError {
-        self.inner
-            .health
-            .observe(&self.inner.db, self.inner.sql, &e);
+        self.inner.health.observe(&self.inner.db, &e);
         unavailable(e)
     }
 
@@ -446,6 +456,12 @@ impl Storage {
         self.inner.commits.subscribe()
     }
 
+    /// The events of the batch this process committed right after `rv`, if it did and they are
+    /// still kept: the watch cache applies them without reading the log.
+    pub(crate) fn own_events_after(&self, rv: i64) -> Option<Arc<[Event]>> {
+        self.inner.journal.after(rv)
+    }
+
     /// Up to `limit` events with RV above `after`, in RV order, read in one snapshot with the
     /// counter and the compaction horizon (see [`EventPage`]). Objects get their RVs injected.
     pub async fn events_after(&self, after: i64, limit: usize) -> StorageResult<EventPage> {
@@ -456,7 +472,10 @@ impl Storage {
             .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
-        let heads = tx.fetch(sql::HEADS, &[]).await.map_err(|e| self.failed(e))?;
+        let heads = tx
+            .fetch(sql::HEADS, &[])
+            .await
+            .map_err(|e| self.failed(e))?;
         let head = heads
             .first()
             .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
@@ -541,8 +560,9 @@ impl Storage {
     ) -> Option<std::time::Duration> {
         match (self.inner.sql.wakeup, &self.inner.db) {
             (Wakeup::Poll(every), _) => Some(every),
-            (Wakeup::Notify, Db::Postgres(pool)) => {
-                tokio::spawn(postgres::listen(pool.clone(), wake, stop));
+            (Wakeup::Notify, Db::Postgres { pool, .. }) => {
+                let own = self.inner.tag.clone();
+                tokio::spawn(postgres::listen(pool.clone(), own, wake, stop));
                 None
             }
             (Wakeup::Notify, Db::Sqlite { .. }) => None,

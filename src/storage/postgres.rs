@@ -9,10 +9,10 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::{Notify, watch};
 
-use super::dialect::{Db, Engine, SqlSet, Wakeup};
+use super::dialect::{BatchPath, Db, Engine, SqlSet, Wakeup};
 use super::migrate::{MigrationConn, postgres_runner};
 
-/// The NOTIFY channel the writer sends to after each commit.
+/// The NOTIFY channel `wardle_apply_batch` (migration V5) sends to at each commit.
 const CHANNEL: &str = "wardle";
 /// Pause before re-LISTENing after a failure, doubling up to `MAX_BACKOFF`.
 const BACKOFF: Duration = Duration::from_millis(100);
@@ -24,33 +24,10 @@ pub(crate) static SQL: SqlSet = SqlSet {
     // (REPEATABLE READ would fail with a serialization error instead).
     begin_write: "BEGIN ISOLATION LEVEL READ COMMITTED",
     begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-    // ORDER BY in the subquery keeps it from being flattened, so locks are taken in id order.
-    lock_keys: Some(
-        "SELECT count(pg_advisory_xact_lock(id)) FROM \
-           (SELECT value::bigint AS id FROM jsonb_array_elements_text($1::jsonb) ORDER BY 1) ids",
+    // The whole batch in one round trip (migration V5); JSON text parameters become json.
+    batch: BatchPath::Function(
+        "SELECT CAST(wardle_apply_batch(CAST($1 AS json), CAST($2 AS json), $3) AS text)",
     ),
-    read_current: "SELECT o.resource, o.namespace, o.name, o.uid, o.rv, o.create_rv, o.object::text \
-         FROM jsonb_to_recordset($1::jsonb) AS k(resource text, namespace text, name text) \
-         JOIN objects o ON o.resource = k.resource AND o.namespace = k.namespace AND o.name = k.name",
-    // One statement, so the counter lock (taken first in it, released at COMMIT) covers a single
-    // round trip plus the commit.
-    apply_batch: &[
-        "WITH c AS (UPDATE rv_counter SET rv = rv + $2 RETURNING rv), \
-         r AS (SELECT (SELECT rv FROM c) - $2 + x.ord AS new_rv, x.* FROM json_to_recordset($1::json) AS \
-               x(ord bigint, resource text, namespace text, name text, uid text, type text, object json, \
-                 prev_rv bigint, prev_object json, create_rv bigint, actor text, audit_id text)), \
-         e AS (INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id) \
-               SELECT new_rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id FROM r), \
-         u AS (INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) \
-               SELECT resource, namespace, name, uid, new_rv, coalesce(create_rv, new_rv), object FROM r \
-               WHERE type <> 'DELETED' \
-               ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, \
-                 create_rv = excluded.create_rv, object = excluded.object), \
-         d AS (DELETE FROM objects o USING r WHERE r.type = 'DELETED' AND o.resource = r.resource \
-               AND o.namespace = r.namespace AND o.name = r.name) \
-         SELECT rv FROM c",
-    ],
-    notify: Some("SELECT pg_notify('wardle', $1)"),
     // LISTEN wardle wakes other replicas; the watch cache's fallback timer covers lost NOTIFYs.
     wakeup: Wakeup::Notify,
     prune_history: "DELETE FROM history WHERE committed_at < now() - $1::bigint * interval '1 second'",
@@ -76,8 +53,14 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
+    // The writer's own connection. Its batches run in autocommit, so pin the isolation level
+    // the batch function relies on (whatever the server's default).
+    let writer = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options.options([("default_transaction_isolation", "read committed")]));
     let mut conn = pool.acquire().await?;
     sqlx::query(MIGRATION_LOCK).execute(&mut *conn).await?;
     let result = postgres_runner()
@@ -96,13 +79,20 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
             "applied postgres migration"
         );
     }
-    Ok(Db::Postgres(pool))
+    Ok(Db::Postgres { pool, writer })
 }
 
-/// LISTEN on a dedicated connection (run as its own task; `Wakeup::Notify`). NOTIFY only shortens the wait;
-/// every sign that notifications may have been missed (reconnect, `None`, any error) wakes the
-/// tailer to read the log, and the tailer's timer covers the rest.
-pub(crate) async fn listen(pool: PgPool, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+/// LISTEN on a dedicated connection (run as its own task; `Wakeup::Notify`): another process's
+/// NOTIFY wakes `wake`; those whose payload starts with `own` (this process's tag) are ignored.
+/// NOTIFY only shortens the wait; every sign that notifications may have been missed
+/// (reconnect, `None`, any error) wakes the tailer to read the log, and the tailer's timer
+/// covers the rest.
+pub(crate) async fn listen(
+    pool: PgPool,
+    own: String,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = BACKOFF;
     loop {
         if *stop.borrow() || pool.is_closed() {
@@ -138,6 +128,8 @@ pub(crate) async fn listen(pool: PgPool, wake: Arc<Notify>, mut stop: watch::Rec
                 r = listener.try_recv() => r,
             };
             match received {
+                // This process's own commits reach its watch cache from the writer.
+                Ok(Some(n)) if n.payload().starts_with(&own) => {}
                 Ok(Some(_)) => wake.notify_one(),
                 Ok(None) => {
                     // Reconnected (LISTEN re-issued) before returning: catch up now.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::dialect::{Db, Engine, SqlSet, Wakeup};
+use super::dialect::{BatchPath, Db, Engine, SqlSet, Wakeup};
 use super::migrate::{MigrationConn, sqlite_runner};
 
 /// One field of a batch row (`value` of json_each).
@@ -23,83 +23,83 @@ pub(crate) static SQL: SqlSet = SqlSet {
     // process waits on busy_timeout instead of failing.
     begin_write: "BEGIN IMMEDIATE",
     begin_read: "BEGIN",
-    lock_keys: None,
-    read_current: concat!(
-        "SELECT o.resource, o.namespace, o.name, o.uid, o.rv, o.create_rv, o.object FROM json_each($1) ",
-        "JOIN objects o ON o.resource = ",
-        field!("resource"),
-        " AND o.namespace = ",
-        field!("namespace"),
-        " AND o.name = ",
-        field!("name")
-    ),
-    // Later statements read the batch's top RV back from the counter row they just updated.
-    apply_batch: &[
-        "UPDATE rv_counter SET rv = rv + $2 RETURNING rv",
-        concat!(
-            "INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id) ",
-            "SELECT (SELECT rv FROM rv_counter) - $2 + ",
-            field!("ord"),
-            ", ",
+    batch: BatchPath::Statements {
+        read_current: concat!(
+            "SELECT o.resource, o.namespace, o.name, o.uid, o.rv, o.create_rv, o.object FROM json_each($1) ",
+            "JOIN objects o ON o.resource = ",
             field!("resource"),
-            ", ",
+            " AND o.namespace = ",
             field!("namespace"),
-            ", ",
-            field!("name"),
-            ", ",
-            field!("uid"),
-            ", ",
-            field!("type"),
-            ", ",
-            field!("object"),
-            ", ",
-            field!("prev_rv"),
-            ", ",
-            field!("prev_object"),
-            ", ",
-            field!("actor"),
-            ", ",
-            field!("audit_id"),
-            " FROM json_each($1) ORDER BY ",
-            field!("ord")
+            " AND o.name = ",
+            field!("name")
         ),
-        concat!(
-            "INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) ",
-            "SELECT ",
-            field!("resource"),
-            ", ",
-            field!("namespace"),
-            ", ",
-            field!("name"),
-            ", ",
-            field!("uid"),
-            ", (SELECT rv FROM rv_counter) - $2 + ",
-            field!("ord"),
-            ", coalesce(",
-            field!("create_rv"),
-            ", (SELECT rv FROM rv_counter) - $2 + ",
-            field!("ord"),
-            "), ",
-            field!("object"),
-            " FROM json_each($1) WHERE ",
-            field!("type"),
-            " <> 'DELETED' ",
-            "ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, ",
-            "create_rv = excluded.create_rv, object = excluded.object"
-        ),
-        concat!(
-            "DELETE FROM objects WHERE (resource, namespace, name) IN (SELECT ",
-            field!("resource"),
-            ", ",
-            field!("namespace"),
-            ", ",
-            field!("name"),
-            " FROM json_each($1) WHERE ",
-            field!("type"),
-            " = 'DELETED')"
-        ),
-    ],
-    notify: None,
+        // Later statements read the batch's top RV back from the counter row they just updated.
+        apply: &[
+            "UPDATE rv_counter SET rv = rv + $2 RETURNING rv",
+            concat!(
+                "INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id) ",
+                "SELECT (SELECT rv FROM rv_counter) - $2 + ",
+                field!("ord"),
+                ", ",
+                field!("resource"),
+                ", ",
+                field!("namespace"),
+                ", ",
+                field!("name"),
+                ", ",
+                field!("uid"),
+                ", ",
+                field!("type"),
+                ", ",
+                field!("object"),
+                ", ",
+                field!("prev_rv"),
+                ", ",
+                field!("prev_object"),
+                ", ",
+                field!("actor"),
+                ", ",
+                field!("audit_id"),
+                " FROM json_each($1) ORDER BY ",
+                field!("ord")
+            ),
+            concat!(
+                "INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) ",
+                "SELECT ",
+                field!("resource"),
+                ", ",
+                field!("namespace"),
+                ", ",
+                field!("name"),
+                ", ",
+                field!("uid"),
+                ", (SELECT rv FROM rv_counter) - $2 + ",
+                field!("ord"),
+                ", coalesce(",
+                field!("create_rv"),
+                ", (SELECT rv FROM rv_counter) - $2 + ",
+                field!("ord"),
+                "), ",
+                field!("object"),
+                " FROM json_each($1) WHERE ",
+                field!("type"),
+                " <> 'DELETED' ",
+                "ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, ",
+                "create_rv = excluded.create_rv, object = excluded.object"
+            ),
+            concat!(
+                "DELETE FROM objects WHERE (resource, namespace, name) IN (SELECT ",
+                field!("resource"),
+                ", ",
+                field!("namespace"),
+                ", ",
+                field!("name"),
+                " FROM json_each($1) WHERE ",
+                field!("type"),
+                " = 'DELETED')"
+            ),
+        ],
+    },
     // SQLite has no NOTIFY: another process's commits are seen by reading the log, a cheap
     // read of a local file.
     wakeup: Wakeup::Poll(Duration::from_millis(100)),
