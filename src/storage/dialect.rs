@@ -261,10 +261,7 @@ impl Db {
 
     /// Begins a read transaction (one snapshot for all its statements).
     pub async fn begin_read(&self, begin: &'static str) -> Result<Tx, sqlx::Error> {
-        Ok(match self.read_pool() {
-            Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
-        })
+        Self::begin_on(self.read_pool(), begin).await
     }
 
     /// One read statement in autocommit mode.

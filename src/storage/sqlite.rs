@@ -17,6 +17,19 @@ macro_rules! field {
     };
 }
 
+/// The key fields of a batch row, comma-separated.
+macro_rules! key_fields {
+    () => {
+        concat!(
+            field!("resource"),
+            ", ",
+            field!("namespace"),
+            ", ",
+            field!("name")
+        )
+    };
+}
+
 pub(crate) static SQL: SqlSet = SqlSet {
     engine: Engine::Sqlite,
     // IMMEDIATE takes the write lock before the snapshot: no SQLITE_BUSY_SNAPSHOT, and a second
@@ -41,11 +54,7 @@ pub(crate) static SQL: SqlSet = SqlSet {
                 "SELECT (SELECT rv FROM rv_counter) - $2 + ",
                 field!("ord"),
                 ", ",
-                field!("resource"),
-                ", ",
-                field!("namespace"),
-                ", ",
-                field!("name"),
+                key_fields!(),
                 ", ",
                 field!("uid"),
                 ", ",
@@ -66,11 +75,7 @@ pub(crate) static SQL: SqlSet = SqlSet {
             concat!(
                 "INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) ",
                 "SELECT ",
-                field!("resource"),
-                ", ",
-                field!("namespace"),
-                ", ",
-                field!("name"),
+                key_fields!(),
                 ", ",
                 field!("uid"),
                 ", (SELECT rv FROM rv_counter) - $2 + ",
@@ -89,11 +94,7 @@ pub(crate) static SQL: SqlSet = SqlSet {
             ),
             concat!(
                 "DELETE FROM objects WHERE (resource, namespace, name) IN (SELECT ",
-                field!("resource"),
-                ", ",
-                field!("namespace"),
-                ", ",
-                field!("name"),
+                key_fields!(),
                 " FROM json_each($1) WHERE ",
                 field!("type"),
                 " = 'DELETED')"
