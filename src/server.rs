@@ -17,9 +17,9 @@ use crate::app::AppState;
 use crate::http::router::router;
 use crate::kubeclient;
 use crate::registry::Store;
-use crate::storage::Storage;
 use crate::storage::cache::WatchCache;
 use crate::storage::compaction::{self, CompactionStats};
+use crate::storage::{Engine, Storage};
 use crate::tls;
 use anyhow::Context;
 use futures::FutureExt;
@@ -437,7 +437,7 @@ async fn open_storage(url: &str, wait: Duration) -> anyhow::Result<Storage> {
         tokio::time::sleep(RETRY_EVERY.min(wait - waited)).await;
     }
     let storage = Storage::open(url).await.map_err(|e| {
-        let hint = if url.starts_with("sqlite:") {
+        let hint = if matches!(Engine::of(url), Ok(Engine::Sqlite)) {
             " (a SQLite file's directory must exist and be writable)"
         } else {
             ""
@@ -455,7 +455,7 @@ async fn open_storage(url: &str, wait: Duration) -> anyhow::Result<Storage> {
 /// when the server answered, and for SQLite (opening a file needs no wait).
 async fn postgres_unreachable(url: &str) -> anyhow::Result<Option<String>> {
     use sqlx::Connection;
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !matches!(Engine::of(url), Ok(Engine::Postgres)) {
         return Ok(None);
     }
     let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| {

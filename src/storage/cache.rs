@@ -4,7 +4,7 @@
 //! Correctness rests on one rule: the tailer applies events strictly as `head+1, head+2, …` read
 //! from the log in one snapshot with the counter, so a missing RV is always noticed; it is either
 //! compaction (reload, end watchers with `Expired`) or a bug (logged, retried, never skipped).
-//! Wake-ups (in-process commits, Postgres NOTIFY, a poll, a fallback timer) only decide *when*
+//! Wake-ups (in-process commits, the engine's news of other commits, a timer) only decide *when*
 //! the tailer reads, never *what* it applies, so a lost wake-up costs latency, not events.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -37,8 +37,6 @@ const FUTURE_WAIT: Duration = Duration::from_secs(3);
 /// Pause after a failed database read, doubling up to `MAX_BACKOFF`.
 const BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// The NOTIFY channel the writer sends to after each commit.
-const CHANNEL: &str = "wardle";
 
 /// Why a watch ended. After the events already queued for it, a watcher yields one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +71,8 @@ struct Shared {
     state: Mutex<State>,
     /// The cache's head, for `wait_for`.
     head: watch::Sender<i64>,
-    /// Wakes the tailer (NOTIFY received, LISTEN reconnected).
-    wake: Notify,
+    /// Wakes the tailer (another process committed, or may have: see `Storage::wake_on_commits`).
+    wake: Arc<Notify>,
 }
 
 /// Everything the tailer changes, under one lock, so registering a watcher, replaying the
@@ -262,8 +260,8 @@ enum Step {
 }
 
 impl WatchCache {
-    /// Loads every object at one RV (one snapshot) and starts the tailer (plus, on Postgres, a
-    /// LISTEN task on a dedicated connection).
+    /// Loads every object at one RV (one snapshot) and starts the tailer, woken by this process's
+    /// commits, by the engine's news of other processes' commits, and at least every second.
     pub async fn start(storage: Storage) -> anyhow::Result<WatchCache> {
         let (rv, items) = storage.all_objects(LOAD_PAGE).await?;
         tracing::info!(rv, objects = items.len(), "watch cache loaded");
@@ -271,13 +269,11 @@ impl WatchCache {
             storage: storage.clone(),
             state: Mutex::new(State::new(rv, items)),
             head: watch::channel(rv).0,
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(tail(shared.clone(), stop_rx.clone()));
-        if let Some(pool) = storage.pg_pool() {
-            tokio::spawn(listen(pool, shared.clone(), stop_rx));
-        }
+        let poll = storage.wake_on_commits(shared.wake.clone(), stop_rx.clone());
+        tokio::spawn(tail(shared.clone(), stop_rx, poll.unwrap_or(FALLBACK)));
         Ok(WatchCache {
             shared,
             stop: Arc::new(stop),
@@ -623,10 +619,29 @@ impl Drop for Watcher {
     }
 }
 
-/// Reads the log after the head and applies it, page by page, until it is exhausted.
-async fn catch_up(shared: &Shared, holes: &mut u64) -> StorageResult<()> {
+/// Applies this process's own commits that continue the head (handed over by the writer), then,
+/// unless `own_only` and nothing is left of them, reads the log after the head and applies it,
+/// page by page, until it is exhausted. `own_only`: woken only by this process's commits, so
+/// the log holds nothing else new unless an own batch did not continue the head.
+async fn catch_up(shared: &Shared, own_only: bool, holes: &mut u64) -> StorageResult<()> {
+    let committed = shared.storage.subscribe_commits();
     loop {
         let after = lock(&shared.state).head;
+        if let Some(own) = shared.storage.own_events_after(after) {
+            let compacted = lock(&shared.state).compacted;
+            let events = own.to_vec();
+            let current = events.last().map_or(after, |e| e.rv);
+            let page = EventPage {
+                current,
+                compacted,
+                events,
+            };
+            apply_page(shared, after, page);
+            continue;
+        }
+        if own_only && after >= *committed.borrow() {
+            return Ok(());
+        }
         let page = shared.storage.events_after(after, PAGE).await?;
         match apply_page(shared, after, page) {
             Step::Applied(n) => {
@@ -701,17 +716,19 @@ fn apply_page(shared: &Shared, after: i64, page: EventPage) -> Step {
 }
 
 /// The tailer: reads the log whenever woken, and at least every poll interval.
-async fn tail(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn tail(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, tick: Duration) {
     let mut commits = shared.storage.subscribe_commits();
     let mut commits_open = true;
-    let tick = shared.storage.commit_poll_interval().unwrap_or(FALLBACK);
     let mut holes = 0;
     let mut failures = 0u32;
+    // The first pass reads the log; later ones only when something other than this process's
+    // own commits woke the tailer (or the last read failed).
+    let mut own_only = false;
     loop {
         if *stop.borrow() {
             break;
         }
-        match catch_up(&shared, &mut holes).await {
+        match catch_up(&shared, own_only, &mut holes).await {
             Ok(()) => {
                 if failures > 0 {
                     tracing::info!(failures, "watch cache tailer reads the event log again");
@@ -730,80 +747,20 @@ async fn tail(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         } else {
             (BACKOFF * 2u32.saturating_pow(failures.min(6))).min(MAX_BACKOFF)
         };
-        tokio::select! {
-            changed = stop.changed() => if changed.is_err() { break },
-            changed = commits.changed(), if commits_open => if changed.is_err() { commits_open = false },
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
-        }
+        own_only = tokio::select! {
+            changed = stop.changed() => if changed.is_err() { break } else { false },
+            changed = commits.changed(), if commits_open => {
+                if changed.is_err() { commits_open = false }
+                failures == 0
+            }
+            _ = shared.wake.notified() => false,
+            _ = tokio::time::sleep(wait) => false,
+        };
     }
     let mut state = lock(&shared.state);
     state.stopped = true;
     state.end_all(|_| WatchEnd::Shutdown);
     tracing::debug!("watch cache tailer stopped");
-}
-
-/// Postgres: LISTEN on a dedicated connection in its own task. NOTIFY only shortens the wait;
-/// every sign that notifications may have been missed (reconnect, `None`, any error) wakes the
-/// tailer to read the log, and the tailer's timer covers the rest.
-async fn listen(pool: sqlx::PgPool, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    use sqlx::postgres::PgListener;
-    let mut backoff = BACKOFF;
-    loop {
-        if *stop.borrow() || pool.is_closed() {
-            return;
-        }
-        let connected = async {
-            let mut l = PgListener::connect_with(&pool).await?;
-            l.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        let mut listener = tokio::select! {
-            changed = stop.changed() => { if changed.is_err() || *stop.borrow() { return } else { continue } }
-            l = connected => match l {
-                Ok(l) => l,
-                Err(sqlx::Error::PoolClosed) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot LISTEN for commits; relying on the fallback poll");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            },
-        };
-        tracing::debug!("listening for commits");
-        backoff = BACKOFF;
-        // LISTEN first, then catch up: anything committed before LISTEN is read by this wake.
-        shared.wake.notify_one();
-        loop {
-            // `try_recv` is only ever cancelled here when stopping: a cancelled reconnect would
-            // hide the loss signal.
-            let received = tokio::select! {
-                changed = stop.changed() => { if changed.is_err() || *stop.borrow() { return } else { continue } }
-                r = listener.try_recv() => r,
-            };
-            match received {
-                Ok(Some(_)) => shared.wake.notify_one(),
-                Ok(None) => {
-                    // Reconnected (LISTEN re-issued) before returning: catch up now.
-                    tracing::warn!("LISTEN connection was lost and re-established; resyncing");
-                    crate::metrics::listen_reconnect();
-                    shared.wake.notify_one();
-                }
-                Err(sqlx::Error::PoolClosed) => return,
-                Err(e) => {
-                    // The listener may reconnect silently on the next call; start over with a
-                    // fresh one so that LISTEN happens before the catch-up read.
-                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting and resyncing");
-                    crate::metrics::listen_reconnect();
-                    shared.wake.notify_one();
-                    break;
-                }
-            }
-        }
-        drop(listener);
-        tokio::time::sleep(backoff).await;
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! reporting view `change_history` keeps every change until `--history-retention` prunes it.
 
 use super::dialect::Param;
+use super::sql;
 use super::types::StorageResult;
 use super::{Storage, unavailable};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,8 +48,8 @@ impl Storage {
                 .begin_write(self.inner.sql.begin_write)
                 .await
                 .map_err(unavailable)?;
-            for sql in self.inner.sql.compact_range {
-                tx.fetch(sql, &[Param::Int(lo), Param::Int(hi)])
+            for stmt in sql::COMPACT_RANGE {
+                tx.fetch(stmt, &[Param::Int(lo), Param::Int(hi)])
                     .await
                     .map_err(unavailable)?;
             }

@@ -5,55 +5,80 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-/// The SQL of one engine. Parameter conventions are documented per statement and are the same on
-/// both engines, so the shared logic binds the same values whichever engine runs.
+/// Which engine a database URL names. The one place that reads the URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+impl Engine {
+    /// `postgres://…`/`postgresql://…` → Postgres; `sqlite:…` → SQLite; anything else is refused.
+    pub fn of(url: &str) -> anyhow::Result<Engine> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else {
+            anyhow::bail!("unsupported storage URL (want postgres://, postgresql:// or sqlite:)")
+        }
+    }
+
+    /// "postgres" | "sqlite".
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// How a process learns that another process committed (a dialect capability; the watch cache
+/// only sees "wake up and read the log").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wakeup {
+    /// The engine pushes a notification (Postgres LISTEN/NOTIFY, see `postgres::listen`).
+    Notify,
+    /// Read the log this often (SQLite: a cheap read of a local file).
+    Poll(std::time::Duration),
+}
+
+/// How the writer applies a batch of writes (see `writer`).
+#[derive(Debug)]
+pub(crate) enum BatchPath {
+    /// One statement does everything in one round trip, checks included, and queues the
+    /// wake-up of other processes (Postgres: `wardle_apply_batch`, migration V5). `$1` = JSON
+    /// array of writes (`writer::FunctionWrite`), `$2` = JSON array of lock ids, `$3` = the
+    /// NOTIFY tag. One column: the JSON array of `writer::FunctionReply` (text).
+    Function(&'static str),
+    /// A write transaction (`begin_write`) of statements, the checks in Rust between them
+    /// (SQLite: in-process, a round trip costs nothing).
+    Statements {
+        /// Current rows of a batch's keys. `$1` = JSON array of `{resource, namespace, name}`.
+        /// Columns: resource, namespace, name, uid, rv, create_rv, object (text).
+        read_current: &'static str,
+        /// Applies a batch. Every statement gets `$1` = JSON array of rows (see `writer::row`)
+        /// and `$2` = k, the number of rows. The first statement increments the counter by k
+        /// and returns the new value (the last RV of the batch); row `ord` (1..=k) gets RV
+        /// `top - k + ord`.
+        apply: &'static [&'static str],
+    },
+}
+
+/// The statements that differ between the engines; everything else is in `sql` and written once.
+/// Parameter conventions are documented per statement and are the same on both engines, so the
+/// shared logic binds the same values whichever engine runs.
 #[derive(Debug)]
 pub(crate) struct SqlSet {
-    /// "postgres" | "sqlite".
-    pub engine: &'static str,
+    pub engine: Engine,
     /// Opens a write transaction (READ COMMITTED on Postgres, BEGIN IMMEDIATE on SQLite).
     pub begin_write: &'static str,
     /// Opens a read transaction whose statements share one snapshot.
     pub begin_read: &'static str,
-    /// Per-key locks, taken before anything else in a write transaction. `$1` = JSON array of
-    /// lock ids (i64), sorted, so two replicas' batches always lock in the same order.
-    /// `None` where the engine serialises writers anyway (SQLite).
-    pub lock_keys: Option<&'static str>,
-    /// Current rows of a batch's keys. `$1` = JSON array of `{resource, namespace, name}`.
-    /// Columns: resource, namespace, name, uid, rv, create_rv, object (text).
-    pub read_current: &'static str,
-    /// Applies a batch. Every statement gets `$1` = JSON array of rows (see `writer::BatchRow`)
-    /// and `$2` = k, the number of rows. The first statement increments the counter by k and
-    /// returns the new value (the last RV of the batch); row `ord` (1..=k) gets RV `top - k + ord`.
-    pub apply_batch: &'static [&'static str],
-    /// `$1` = resource, `$2` = namespace, `$3` = name. Columns: rv, object (text).
-    pub get: &'static str,
-    /// No parameters. Columns: rv (the counter), compacted_rv.
-    pub heads: &'static str,
-    /// The state at an RV, in key order. `$1` resource, `$2` namespace or NULL for all,
-    /// `$3`/`$4` the key to start after, `$5` the RV, `$6` the row limit.
-    /// Columns: namespace, name, rv, object (text).
-    pub list_at: &'static str,
-    /// How many keys `list_at` would return without a limit. `$1`..`$5` as `list_at`. Column: count.
-    pub count_at: &'static str,
-    /// Sent after COMMIT (best effort) so other processes wake up. `$1` = the last RV as text.
-    pub notify: Option<&'static str>,
-    /// Cheap liveness probe.
-    pub ping: &'static str,
-    /// The event log after an RV, in RV order (watch cache tailer, watch replay). `$1` = the RV to
-    /// start after, `$2` = row limit. Columns: rv, resource, namespace, name, type, object (text),
-    /// prev_rv, prev_object (text or NULL).
-    pub events_after: &'static str,
-    /// Every current object, in (resource, namespace, name) order, for loading the watch cache.
-    /// `$1`..`$3` = the key to start after, `$4` = row limit.
-    /// Columns: resource, namespace, name, rv, object (text).
-    pub all_objects: &'static str,
-    /// How often the watch cache polls the counter for commits of other processes, in ms; 0 =
-    /// never (the engine wakes other processes itself, e.g. Postgres LISTEN/NOTIFY).
-    pub commit_poll_ms: u64,
-    /// Compaction of one range, run in one write transaction: moves events with `$1` < rv <= `$2`
-    /// into `history` (the reporting log that outlives the watch window) and deletes them.
-    pub compact_range: &'static [&'static str],
+    /// How the writer applies a batch.
+    pub batch: BatchPath,
+    /// How other processes' commits are noticed.
+    pub wakeup: Wakeup,
     /// Deletes history rows committed more than `$1` seconds ago.
     pub prune_history: &'static str,
 }
@@ -146,7 +171,12 @@ macro_rules! on_engine {
 /// The connection pools of one engine.
 #[derive(Debug, Clone)]
 pub(crate) enum Db {
-    Postgres(sqlx::PgPool),
+    /// Postgres: `writer` has exactly one connection, the writer task's own, so a batch never
+    /// waits for a pool connection behind reads; `pool` serves everything else.
+    Postgres {
+        pool: sqlx::PgPool,
+        writer: sqlx::PgPool,
+    },
     /// SQLite: `writer` has exactly one connection (the writer task's); `reader` serves reads
     /// (for `sqlite::memory:` it is the same single-connection pool, as memory DBs are per connection).
     Sqlite {
@@ -170,32 +200,68 @@ enum Pool<'a> {
 impl Db {
     fn read_pool(&self) -> Pool<'_> {
         match self {
-            Db::Postgres(p) => Pool::Postgres(p),
+            Db::Postgres { pool, .. } => Pool::Postgres(pool),
             Db::Sqlite { reader, .. } => Pool::Sqlite(reader),
         }
     }
 
+    /// Where writes other than batches go (compaction, probes): any connection on Postgres,
+    /// the one writer connection on SQLite (which serialises writers anyway).
     fn write_pool(&self) -> Pool<'_> {
         match self {
-            Db::Postgres(p) => Pool::Postgres(p),
+            Db::Postgres { pool, .. } => Pool::Postgres(pool),
             Db::Sqlite { writer, .. } => Pool::Sqlite(writer),
         }
     }
 
-    /// Begins a write transaction on the writer's connection.
+    /// The writer task's own connection.
+    fn batch_pool(&self) -> Pool<'_> {
+        match self {
+            Db::Postgres { writer, .. } => Pool::Postgres(writer),
+            Db::Sqlite { writer, .. } => Pool::Sqlite(writer),
+        }
+    }
+
+    /// Begins a write transaction (not a batch: see `begin_batch`).
     pub async fn begin_write(&self, begin: &'static str) -> Result<Tx, sqlx::Error> {
-        Ok(match self.write_pool() {
+        Self::begin_on(self.write_pool(), begin).await
+    }
+
+    /// Begins a batch's write transaction on the writer task's connection.
+    pub async fn begin_batch(&self, begin: &'static str) -> Result<Tx, sqlx::Error> {
+        Self::begin_on(self.batch_pool(), begin).await
+    }
+
+    async fn begin_on(pool: Pool<'_>, begin: &'static str) -> Result<Tx, sqlx::Error> {
+        Ok(match pool {
             Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
+        })
+    }
+
+    /// One statement on the writer task's connection in autocommit mode (a batch in one call).
+    pub async fn fetch_batch(
+        &self,
+        sql: &'static str,
+        params: &[Param],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        Self::fetch_on(self.batch_pool(), sql, params).await
+    }
+
+    async fn fetch_on(
+        pool: Pool<'_>,
+        sql: &'static str,
+        params: &[Param],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        on_engine!(pool, Pool::Postgres, Pool::Sqlite, |p| {
+            let rows = bind_params!(sqlx::query(sql), params).fetch_all(p).await?;
+            rows.iter().map(decode_row).collect()
         })
     }
 
     /// Begins a read transaction (one snapshot for all its statements).
     pub async fn begin_read(&self, begin: &'static str) -> Result<Tx, sqlx::Error> {
-        Ok(match self.read_pool() {
-            Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
-        })
+        Self::begin_on(self.read_pool(), begin).await
     }
 
     /// One read statement in autocommit mode.
@@ -204,13 +270,10 @@ impl Db {
         sql: &'static str,
         params: &[Param],
     ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
-        on_engine!(self.read_pool(), Pool::Postgres, Pool::Sqlite, |p| {
-            let rows = bind_params!(sqlx::query(sql), params).fetch_all(p).await?;
-            rows.iter().map(decode_row).collect()
-        })
+        Self::fetch_on(self.read_pool(), sql, params).await
     }
 
-    /// One statement on the writer side in autocommit mode, rows ignored (e.g. NOTIFY).
+    /// One statement on the write side in autocommit mode, rows ignored.
     pub async fn execute(&self, sql: &'static str, params: &[Param]) -> Result<(), sqlx::Error> {
         on_engine!(self.write_pool(), Pool::Postgres, Pool::Sqlite, |p| {
             bind_params!(sqlx::query(sql), params)
@@ -222,7 +285,10 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Postgres(p) => p.close().await,
+            Db::Postgres { pool, writer } => {
+                writer.close().await;
+                pool.close().await;
+            }
             Db::Sqlite { writer, reader } => {
                 reader.close().await;
                 writer.close().await;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::dialect::{Db, SqlSet};
+use super::sql;
 use super::types::{StorageError, StorageResult};
 
 /// How often a down database is probed until it answers again.
@@ -75,7 +76,7 @@ impl DbHealth {
 
     /// Notes a failed operation: an unreachable database turns the gate on and starts probing it
     /// (once) until it answers; any other error changes nothing.
-    pub fn observe(self: &std::sync::Arc<Self>, db: &Db, sql: &'static SqlSet, e: &sqlx::Error) {
+    pub fn observe(self: &std::sync::Arc<Self>, db: &Db, e: &sqlx::Error) {
         if !unreachable(e) {
             return;
         }
@@ -88,7 +89,7 @@ impl DbHealth {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
-                if !health.down.load(Ordering::Acquire) || db.fetch(sql.ping, &[]).await.is_ok() {
+                if !health.down.load(Ordering::Acquire) || db.fetch(sql::PING, &[]).await.is_ok() {
                     health.reachable();
                     tracing::info!("database reachable again");
                     return;
@@ -112,7 +113,7 @@ impl DbHealth {
     /// waiting for a client's write).
     pub async fn ready(&self, db: &Db, sql: &'static SqlSet) -> StorageResult<()> {
         self.gate()?;
-        db.fetch(sql.ping, &[])
+        db.fetch(sql::PING, &[])
             .await
             .map_err(|e| StorageError::Unavailable(e.to_string()))?;
         if lock(&self.write_failure).is_none() {

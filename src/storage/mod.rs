@@ -9,8 +9,10 @@ pub mod types;
 
 mod dialect;
 mod health;
+mod journal;
 mod migrate;
 mod postgres;
+mod sql;
 mod sqlite;
 mod writer;
 
@@ -22,8 +24,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use dialect::{Cell, Db, Param, SqlSet};
+pub use dialect::Engine;
+use dialect::{Cell, Db, Param, SqlSet, Wakeup};
 use health::DbHealth;
+use journal::Journal;
 pub use types::*;
 use writer::{Request, Writer};
 
@@ -45,12 +49,16 @@ struct Inner {
     commits: Arc<watch::Sender<i64>>,
     stats: Arc<Mutex<WriterStats>>,
     health: Arc<DbHealth>,
+    /// This process's recent commits (see `journal`).
+    journal: Arc<Journal>,
+    /// Marks this process's NOTIFYs, so its own are ignored: a random id and a colon.
+    tag: String,
 }
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage")
-            .field("engine", &self.inner.sql.engine)
+            .field("engine", &self.inner.sql.engine.name())
             .finish_non_exhaustive()
     }
 }
@@ -124,14 +132,11 @@ impl Storage {
     /// Opens `postgres://…`/`postgresql://…` or `sqlite://path?mode=rwc`/`sqlite::memory:`,
     /// migrates the schema and starts the writer task.
     pub async fn open(url: &str) -> anyhow::Result<Storage> {
-        let (db, sql) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (postgres::connect(url).await?, &postgres::SQL)
-        } else if url.starts_with("sqlite:") {
-            (sqlite::connect(url).await?, &sqlite::SQL)
-        } else {
-            anyhow::bail!("unsupported storage URL (want postgres://, postgresql:// or sqlite:)");
+        let (db, dialect) = match Engine::of(url)? {
+            Engine::Postgres => (postgres::connect(url).await?, &postgres::SQL),
+            Engine::Sqlite => (sqlite::connect(url).await?, &sqlite::SQL),
         };
-        let start = db.fetch(sql.heads, &[]).await?;
+        let start = db.fetch(sql::HEADS, &[]).await?;
         let head = start
             .first()
             .map(|r| cell_int(r, 0))
@@ -141,32 +146,38 @@ impl Storage {
         let commits = Arc::new(watch::channel(head).0);
         let stats = Arc::new(Mutex::new(WriterStats::default()));
         let health = Arc::new(DbHealth::default());
+        let journal = Arc::new(Journal::default());
+        let tag = format!("{}:", uuid::Uuid::new_v4().simple());
         let writer = Writer {
             db: db.clone(),
-            sql,
+            sql: dialect,
             rx,
             commits: commits.clone(),
             stats: stats.clone(),
             health: health.clone(),
+            journal: journal.clone(),
+            tag: tag.clone(),
         };
         let handle = tokio::spawn(writer.run());
-        tracing::info!(engine = sql.engine, rv = head, "storage opened");
+        tracing::info!(engine = dialect.engine.name(), rv = head, "storage opened");
         Ok(Storage {
             inner: Arc::new(Inner {
                 db,
-                sql,
+                sql: dialect,
                 queue: Mutex::new(Some(queue)),
                 writer: tokio::sync::Mutex::new(Some(handle)),
                 commits,
                 stats,
                 health,
+                journal,
+                tag,
             }),
         })
     }
 
     /// "postgres" | "sqlite".
     pub fn engine(&self) -> &'static str {
-        self.inner.sql.engine
+        self.inner.sql.engine.name()
     }
 
     /// Queues a write for the group-commit writer and waits for its own outcome.
@@ -205,7 +216,7 @@ impl Storage {
         let rows = self
             .inner
             .db
-            .fetch(self.inner.sql.get, &params)
+            .fetch(sql::GET, &params)
             .await
             .map_err(|e| self.failed(e))?;
         let Some(row) = rows.first() else {
@@ -223,7 +234,7 @@ impl Storage {
     /// `None` = the committed horizon (consistent read).
     async fn resolve_rv(&self, tx: &mut dialect::Tx, at_rv: Option<i64>) -> StorageResult<i64> {
         let heads = tx
-            .fetch(self.inner.sql.heads, &[])
+            .fetch(sql::HEADS, &[])
             .await
             .map_err(|e| self.failed(e))?;
         let row = heads
@@ -273,11 +284,10 @@ impl Storage {
         limit: usize,
     ) -> StorageResult<Chunk> {
         self.inner.health.gate()?;
-        let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
-            .begin_read(sql.begin_read)
+            .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
         let at = self.resolve_rv(&mut tx, at_rv).await?;
@@ -301,7 +311,7 @@ impl Storage {
         };
         params.push(Param::Int(fetch));
         let rows = tx
-            .fetch(sql.list_at, &params)
+            .fetch(sql::LIST_AT, &params)
             .await
             .map_err(|e| self.failed(e))?;
         tx.commit().await.map_err(|e| self.failed(e))?;
@@ -334,17 +344,16 @@ impl Storage {
         after: (&str, &str),
     ) -> StorageResult<i64> {
         self.inner.health.gate()?;
-        let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
-            .begin_read(sql.begin_read)
+            .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
         let at = self.resolve_rv(&mut tx, Some(at_rv)).await?;
         let rows = tx
             .fetch(
-                sql.count_at,
+                sql::COUNT_AT,
                 &Self::key_params(resource, namespace, at, Some(after)),
             )
             .await
@@ -362,7 +371,7 @@ impl Storage {
         let rows = self
             .inner
             .db
-            .fetch(self.inner.sql.heads, &[])
+            .fetch(sql::HEADS, &[])
             .await
             .map_err(|e| self.failed(e))?;
         let row = rows
@@ -386,7 +395,7 @@ impl Storage {
     pub async fn ping(&self) -> StorageResult<()> {
         self.inner
             .db
-            .fetch(self.inner.sql.ping, &[])
+            .fetch(sql::PING, &[])
             .await
             .map_err(|e| self.failed(e))?;
         self.inner.health.reachable();
@@ -405,20 +414,17 @@ impl Storage {
     /// Maps a database error to `Unavailable`, noting an unreachable database so later requests
     /// fail fast (see `health`).
     fn failed(&self, e: sqlx::Error) -> StorageError {
-        self.inner
-            .health
-            .observe(&self.inner.db, self.inner.sql, &e);
+        self.inner.health.observe(&self.inner.db, &e);
         unavailable(e)
     }
 
     /// How many current objects each resource has (for apiserver_storage_objects).
     pub async fn object_counts(&self) -> StorageResult<Vec<(String, i64)>> {
         self.inner.health.gate()?;
-        const COUNTS: &str = "SELECT resource, count(*) FROM objects GROUP BY resource";
         let rows = self
             .inner
             .db
-            .fetch(COUNTS, &[])
+            .fetch(sql::OBJECT_COUNTS, &[])
             .await
             .map_err(|e| self.failed(e))?;
         rows.iter()
@@ -450,25 +456,33 @@ impl Storage {
         self.inner.commits.subscribe()
     }
 
+    /// The events of the batch this process committed right after `rv`, if it did and they are
+    /// still kept: the watch cache applies them without reading the log.
+    pub(crate) fn own_events_after(&self, rv: i64) -> Option<Arc<[Event]>> {
+        self.inner.journal.after(rv)
+    }
+
     /// Up to `limit` events with RV above `after`, in RV order, read in one snapshot with the
     /// counter and the compaction horizon (see [`EventPage`]). Objects get their RVs injected.
     pub async fn events_after(&self, after: i64, limit: usize) -> StorageResult<EventPage> {
         self.inner.health.gate()?;
-        let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
-            .begin_read(sql.begin_read)
+            .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
-        let heads = tx.fetch(sql.heads, &[]).await.map_err(|e| self.failed(e))?;
+        let heads = tx
+            .fetch(sql::HEADS, &[])
+            .await
+            .map_err(|e| self.failed(e))?;
         let head = heads
             .first()
             .ok_or_else(|| StorageError::Unavailable("rv_counter is empty".into()))?;
         let (current, compacted) = (cell_int(head, 0)?, cell_int(head, 1)?);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = tx
-            .fetch(sql.events_after, &[Param::Int(after), Param::Int(limit)])
+            .fetch(sql::EVENTS_AFTER, &[Param::Int(after), Param::Int(limit)])
             .await
             .map_err(|e| self.failed(e))?;
         tx.commit().await.map_err(|e| self.failed(e))?;
@@ -487,11 +501,10 @@ impl Storage {
     /// `page` rows, all inside the same read transaction). Loads the watch cache.
     pub async fn all_objects(&self, page: usize) -> StorageResult<(i64, Vec<Stored>)> {
         self.inner.health.gate()?;
-        let sql = self.inner.sql;
         let mut tx = self
             .inner
             .db
-            .begin_read(sql.begin_read)
+            .begin_read(self.inner.sql.begin_read)
             .await
             .map_err(|e| self.failed(e))?;
         // The first statement fixes the snapshot (both engines), so the counter and every page
@@ -508,7 +521,7 @@ impl Storage {
                 Param::Int(limit),
             ];
             let rows = tx
-                .fetch(sql.all_objects, &params)
+                .fetch(sql::ALL_OBJECTS, &params)
                 .await
                 .map_err(|e| self.failed(e))?;
             let n = rows.len();
@@ -536,19 +549,23 @@ impl Storage {
         Ok((rv, items))
     }
 
-    /// The pool to take a dedicated LISTEN connection from (Postgres only).
-    pub(crate) fn pg_pool(&self) -> Option<sqlx::PgPool> {
-        match &self.inner.db {
-            Db::Postgres(p) => Some(p.clone()),
-            Db::Sqlite { .. } => None,
-        }
-    }
-
-    /// How often to poll for other processes' commits (`None`: the engine notifies instead).
-    pub(crate) fn commit_poll_interval(&self) -> Option<std::time::Duration> {
-        match self.inner.sql.commit_poll_ms {
-            0 => None,
-            ms => Some(std::time::Duration::from_millis(ms)),
+    /// Arranges for `wake` to be notified when another process commits, until `stop` turns true
+    /// or is dropped: on an engine that notifies, a listener task that also wakes on every sign
+    /// that notifications were lost (see `postgres::listen`); returns how often to read the log
+    /// when the engine must be polled instead (`None`: it notifies).
+    pub(crate) fn wake_on_commits(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        stop: watch::Receiver<bool>,
+    ) -> Option<std::time::Duration> {
+        match (self.inner.sql.wakeup, &self.inner.db) {
+            (Wakeup::Poll(every), _) => Some(every),
+            (Wakeup::Notify, Db::Postgres { pool, .. }) => {
+                let own = self.inner.tag.clone();
+                tokio::spawn(postgres::listen(pool.clone(), own, wake, stop));
+                None
+            }
+            (Wakeup::Notify, Db::Sqlite { .. }) => None,
         }
     }
 

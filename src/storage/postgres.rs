@@ -2,88 +2,34 @@
 //! migrating under a session advisory lock so several replicas can start at once.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::{Notify, watch};
 
-use super::dialect::{Db, SqlSet};
+use super::dialect::{BatchPath, Db, Engine, SqlSet, Wakeup};
 use super::migrate::{MigrationConn, postgres_runner};
 
-/// Objects/events columns are selected with `::text` so rows decode the same as SQLite's TEXT.
+/// The NOTIFY channel `wardle_apply_batch` (migration V5) sends to at each commit.
+const CHANNEL: &str = "wardle";
+/// Pause before re-LISTENing after a failure, doubling up to `MAX_BACKOFF`.
+const BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 pub(crate) static SQL: SqlSet = SqlSet {
-    engine: "postgres",
+    engine: Engine::Postgres,
     // READ COMMITTED: a writer waiting on the counter row re-reads it after the holder commits
     // (REPEATABLE READ would fail with a serialization error instead).
     begin_write: "BEGIN ISOLATION LEVEL READ COMMITTED",
     begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-    // ORDER BY in the subquery keeps it from being flattened, so locks are taken in id order.
-    lock_keys: Some(
-        "SELECT count(pg_advisory_xact_lock(id)) FROM \
-           (SELECT value::bigint AS id FROM jsonb_array_elements_text($1::jsonb) ORDER BY 1) ids",
+    // The whole batch in one round trip (migration V5); JSON text parameters become json.
+    batch: BatchPath::Function(
+        "SELECT CAST(wardle_apply_batch(CAST($1 AS json), CAST($2 AS json), $3) AS text)",
     ),
-    read_current: "SELECT o.resource, o.namespace, o.name, o.uid, o.rv, o.create_rv, o.object::text \
-         FROM jsonb_to_recordset($1::jsonb) AS k(resource text, namespace text, name text) \
-         JOIN objects o ON o.resource = k.resource AND o.namespace = k.namespace AND o.name = k.name",
-    // One statement, so the counter lock (taken first in it, released at COMMIT) covers a single
-    // round trip plus the commit.
-    apply_batch: &[
-        "WITH c AS (UPDATE rv_counter SET rv = rv + $2 RETURNING rv), \
-         r AS (SELECT (SELECT rv FROM c) - $2 + x.ord AS new_rv, x.* FROM json_to_recordset($1::json) AS \
-               x(ord bigint, resource text, namespace text, name text, uid text, type text, object json, \
-                 prev_rv bigint, prev_object json, create_rv bigint, actor text, audit_id text)), \
-         e AS (INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id) \
-               SELECT new_rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id FROM r), \
-         u AS (INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) \
-               SELECT resource, namespace, name, uid, new_rv, coalesce(create_rv, new_rv), object FROM r \
-               WHERE type <> 'DELETED' \
-               ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, \
-                 create_rv = excluded.create_rv, object = excluded.object), \
-         d AS (DELETE FROM objects o USING r WHERE r.type = 'DELETED' AND o.resource = r.resource \
-               AND o.namespace = r.namespace AND o.name = r.name) \
-         SELECT rv FROM c",
-    ],
-    get: "SELECT rv, object::text FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
-    heads: "SELECT c.rv, m.compacted_rv FROM rv_counter c, storage_meta m",
-    list_at: "SELECT namespace, name, rv, object::text FROM ( \
-           SELECT namespace, name, rv, object FROM objects \
-            WHERE resource = $1 AND ($2::text IS NULL OR namespace = $2::text) \
-              AND (namespace, name) > ($3::text, $4::text) AND rv <= $5 \
-           UNION ALL \
-           SELECT e.namespace, e.name, e.prev_rv, e.prev_object FROM events e \
-             JOIN (SELECT min(rv) AS rv FROM events \
-                    WHERE resource = $1 AND ($2::text IS NULL OR namespace = $2::text) \
-                      AND (namespace, name) > ($3::text, $4::text) AND rv > $5 \
-                    GROUP BY namespace, name) f ON e.rv = f.rv \
-            WHERE e.prev_object IS NOT NULL) s \
-         ORDER BY namespace, name LIMIT $6",
-    count_at: "SELECT count(*) FROM ( \
-           SELECT namespace, name FROM objects \
-            WHERE resource = $1 AND ($2::text IS NULL OR namespace = $2::text) \
-              AND (namespace, name) > ($3::text, $4::text) AND rv <= $5 \
-           UNION ALL \
-           SELECT e.namespace, e.name FROM events e \
-             JOIN (SELECT min(rv) AS rv FROM events \
-                    WHERE resource = $1 AND ($2::text IS NULL OR namespace = $2::text) \
-                      AND (namespace, name) > ($3::text, $4::text) AND rv > $5 \
-                    GROUP BY namespace, name) f ON e.rv = f.rv \
-            WHERE e.prev_object IS NOT NULL) s",
-    notify: Some("SELECT pg_notify('wardle', $1)"),
-    ping: "SELECT rv FROM rv_counter",
-    events_after: "SELECT rv, resource, namespace, name, type, object::text, prev_rv, prev_object::text \
-         FROM events WHERE rv > $1 ORDER BY rv LIMIT $2",
-    all_objects: "SELECT resource, namespace, name, rv, object::text FROM objects \
-         WHERE (resource, namespace, name) > ($1::text, $2::text, $3::text) \
-         ORDER BY resource, namespace, name LIMIT $4",
     // LISTEN wardle wakes other replicas; the watch cache's fallback timer covers lost NOTIFYs.
-    commit_poll_ms: 0,
-    // One statement: the rows leave `events` and enter `history` atomically.
-    compact_range: &[
-        "WITH moved AS (DELETE FROM events WHERE rv > $1 AND rv <= $2 \
-           RETURNING rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
-         INSERT INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
-         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id FROM moved \
-         ON CONFLICT (rv) DO NOTHING",
-    ],
+    wakeup: Wakeup::Notify,
     prune_history: "DELETE FROM history WHERE committed_at < now() - $1::bigint * interval '1 second'",
 };
 
@@ -107,8 +53,14 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
+    // The writer's own connection. Its batches run in autocommit, so pin the isolation level
+    // the batch function relies on (whatever the server's default).
+    let writer = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options.options([("default_transaction_isolation", "read committed")]));
     let mut conn = pool.acquire().await?;
     sqlx::query(MIGRATION_LOCK).execute(&mut *conn).await?;
     let result = postgres_runner()
@@ -127,5 +79,76 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
             "applied postgres migration"
         );
     }
-    Ok(Db::Postgres(pool))
+    Ok(Db::Postgres { pool, writer })
+}
+
+/// LISTEN on a dedicated connection (run as its own task; `Wakeup::Notify`): another process's
+/// NOTIFY wakes `wake`; those whose payload starts with `own` (this process's tag) are ignored.
+/// NOTIFY only shortens the wait; every sign that notifications may have been missed
+/// (reconnect, `None`, any error) wakes the tailer to read the log, and the tailer's timer
+/// covers the rest.
+pub(crate) async fn listen(
+    pool: PgPool,
+    own: String,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = BACKOFF;
+    loop {
+        if *stop.borrow() || pool.is_closed() {
+            return;
+        }
+        let connected = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        let mut listener = tokio::select! {
+            changed = stop.changed() => { if changed.is_err() || *stop.borrow() { return } else { continue } }
+            l = connected => match l {
+                Ok(l) => l,
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for commits; relying on the fallback poll");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            },
+        };
+        tracing::debug!("listening for commits");
+        backoff = BACKOFF;
+        // LISTEN first, then catch up: anything committed before LISTEN is read by this wake.
+        wake.notify_one();
+        loop {
+            // `try_recv` is only ever cancelled here when stopping: a cancelled reconnect would
+            // hide the loss signal.
+            let received = tokio::select! {
+                changed = stop.changed() => { if changed.is_err() || *stop.borrow() { return } else { continue } }
+                r = listener.try_recv() => r,
+            };
+            match received {
+                // This process's own commits reach its watch cache from the writer.
+                Ok(Some(n)) if n.payload().starts_with(&own) => {}
+                Ok(Some(_)) => wake.notify_one(),
+                Ok(None) => {
+                    // Reconnected (LISTEN re-issued) before returning: catch up now.
+                    tracing::warn!("LISTEN connection was lost and re-established; resyncing");
+                    crate::metrics::listen_reconnect();
+                    wake.notify_one();
+                }
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    // The listener may reconnect silently on the next call; start over with a
+                    // fresh one so that LISTEN happens before the catch-up read.
+                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting and resyncing");
+                    crate::metrics::listen_reconnect();
+                    wake.notify_one();
+                    break;
+                }
+            }
+        }
+        drop(listener);
+        tokio::time::sleep(backoff).await;
+    }
 }

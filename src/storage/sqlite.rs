@@ -7,35 +7,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::dialect::{Db, SqlSet};
+use super::dialect::{BatchPath, Db, Engine, SqlSet, Wakeup};
 use super::migrate::{MigrationConn, sqlite_runner};
-
-/// The key filter shared by `list_at` and `count_at` (same parameters as on Postgres).
-macro_rules! key_filter {
-    () => {
-        "resource = $1 AND ($2 IS NULL OR namespace = $2) AND (namespace, name) > ($3, $4)"
-    };
-}
-
-/// The state at RV `$5`: unchanged rows, plus each key's first event after `$5` carrying the state
-/// before it (absent if that event was its creation).
-macro_rules! state_at {
-    ($cols:literal, $ecols:literal) => {
-        concat!(
-            "SELECT ",
-            $cols,
-            " FROM objects WHERE ",
-            key_filter!(),
-            " AND rv <= $5 ",
-            "UNION ALL SELECT ",
-            $ecols,
-            " FROM events e JOIN (SELECT min(rv) AS rv FROM events WHERE ",
-            key_filter!(),
-            " AND rv > $5 GROUP BY namespace, name) f ON e.rv = f.rv ",
-            "WHERE e.prev_object IS NOT NULL"
-        )
-    };
-}
 
 /// One field of a batch row (`value` of json_each).
 macro_rules! field {
@@ -44,119 +17,93 @@ macro_rules! field {
     };
 }
 
+/// The key fields of a batch row, comma-separated.
+macro_rules! key_fields {
+    () => {
+        concat!(
+            field!("resource"),
+            ", ",
+            field!("namespace"),
+            ", ",
+            field!("name")
+        )
+    };
+}
+
 pub(crate) static SQL: SqlSet = SqlSet {
-    engine: "sqlite",
+    engine: Engine::Sqlite,
     // IMMEDIATE takes the write lock before the snapshot: no SQLITE_BUSY_SNAPSHOT, and a second
     // process waits on busy_timeout instead of failing.
     begin_write: "BEGIN IMMEDIATE",
     begin_read: "BEGIN",
-    lock_keys: None,
-    read_current: concat!(
-        "SELECT o.resource, o.namespace, o.name, o.uid, o.rv, o.create_rv, o.object FROM json_each($1) ",
-        "JOIN objects o ON o.resource = ",
-        field!("resource"),
-        " AND o.namespace = ",
-        field!("namespace"),
-        " AND o.name = ",
-        field!("name")
-    ),
-    // Later statements read the batch's top RV back from the counter row they just updated.
-    apply_batch: &[
-        "UPDATE rv_counter SET rv = rv + $2 RETURNING rv",
-        concat!(
-            "INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id) ",
-            "SELECT (SELECT rv FROM rv_counter) - $2 + ",
-            field!("ord"),
-            ", ",
+    batch: BatchPath::Statements {
+        read_current: concat!(
+            "SELECT o.resource, o.namespace, o.name, o.uid, o.rv, o.create_rv, o.object FROM json_each($1) ",
+            "JOIN objects o ON o.resource = ",
             field!("resource"),
-            ", ",
+            " AND o.namespace = ",
             field!("namespace"),
-            ", ",
-            field!("name"),
-            ", ",
-            field!("uid"),
-            ", ",
-            field!("type"),
-            ", ",
-            field!("object"),
-            ", ",
-            field!("prev_rv"),
-            ", ",
-            field!("prev_object"),
-            ", ",
-            field!("actor"),
-            ", ",
-            field!("audit_id"),
-            " FROM json_each($1) ORDER BY ",
-            field!("ord")
+            " AND o.name = ",
+            field!("name")
         ),
-        concat!(
-            "INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) ",
-            "SELECT ",
-            field!("resource"),
-            ", ",
-            field!("namespace"),
-            ", ",
-            field!("name"),
-            ", ",
-            field!("uid"),
-            ", (SELECT rv FROM rv_counter) - $2 + ",
-            field!("ord"),
-            ", coalesce(",
-            field!("create_rv"),
-            ", (SELECT rv FROM rv_counter) - $2 + ",
-            field!("ord"),
-            "), ",
-            field!("object"),
-            " FROM json_each($1) WHERE ",
-            field!("type"),
-            " <> 'DELETED' ",
-            "ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, ",
-            "create_rv = excluded.create_rv, object = excluded.object"
-        ),
-        concat!(
-            "DELETE FROM objects WHERE (resource, namespace, name) IN (SELECT ",
-            field!("resource"),
-            ", ",
-            field!("namespace"),
-            ", ",
-            field!("name"),
-            " FROM json_each($1) WHERE ",
-            field!("type"),
-            " = 'DELETED')"
-        ),
-    ],
-    get: "SELECT rv, object FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
-    heads: "SELECT c.rv, m.compacted_rv FROM rv_counter c, storage_meta m",
-    list_at: concat!(
-        "SELECT namespace, name, rv, object FROM (",
-        state_at!(
-            "namespace, name, rv, object",
-            "e.namespace, e.name, e.prev_rv, e.prev_object"
-        ),
-        ") ORDER BY namespace, name LIMIT $6"
-    ),
-    count_at: concat!(
-        "SELECT count(*) FROM (",
-        state_at!("namespace, name", "e.namespace, e.name"),
-        ")"
-    ),
-    notify: None,
-    ping: "SELECT rv FROM rv_counter",
-    events_after: "SELECT rv, resource, namespace, name, type, object, prev_rv, prev_object \
-         FROM events WHERE rv > $1 ORDER BY rv LIMIT $2",
-    all_objects: "SELECT resource, namespace, name, rv, object FROM objects \
-         WHERE (resource, namespace, name) > ($1, $2, $3) ORDER BY resource, namespace, name LIMIT $4",
-    // SQLite has no NOTIFY: another process's commits are seen by reading the counter, a cheap
-    // one-row read on a local file.
-    commit_poll_ms: 100,
-    // Two statements in one transaction (SQLite's RETURNING cannot feed an INSERT).
-    compact_range: &[
-        "INSERT OR IGNORE INTO history (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id) \
-         SELECT rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, committed_at, actor, audit_id \
-         FROM events WHERE rv > $1 AND rv <= $2",
-        "DELETE FROM events WHERE rv > $1 AND rv <= $2",
-    ],
+        // Later statements read the batch's top RV back from the counter row they just updated.
+        apply: &[
+            "UPDATE rv_counter SET rv = rv + $2 RETURNING rv",
+            concat!(
+                "INSERT INTO events (rv, resource, namespace, name, uid, type, object, prev_rv, prev_object, actor, audit_id) ",
+                "SELECT (SELECT rv FROM rv_counter) - $2 + ",
+                field!("ord"),
+                ", ",
+                key_fields!(),
+                ", ",
+                field!("uid"),
+                ", ",
+                field!("type"),
+                ", ",
+                field!("object"),
+                ", ",
+                field!("prev_rv"),
+                ", ",
+                field!("prev_object"),
+                ", ",
+                field!("actor"),
+                ", ",
+                field!("audit_id"),
+                " FROM json_each($1) ORDER BY ",
+                field!("ord")
+            ),
+            concat!(
+                "INSERT INTO objects (resource, namespace, name, uid, rv, create_rv, object) ",
+                "SELECT ",
+                key_fields!(),
+                ", ",
+                field!("uid"),
+                ", (SELECT rv FROM rv_counter) - $2 + ",
+                field!("ord"),
+                ", coalesce(",
+                field!("create_rv"),
+                ", (SELECT rv FROM rv_counter) - $2 + ",
+                field!("ord"),
+                "), ",
+                field!("object"),
+                " FROM json_each($1) WHERE ",
+                field!("type"),
+                " <> 'DELETED' ",
+                "ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, ",
+                "create_rv = excluded.create_rv, object = excluded.object"
+            ),
+            concat!(
+                "DELETE FROM objects WHERE (resource, namespace, name) IN (SELECT ",
+                key_fields!(),
+                " FROM json_each($1) WHERE ",
+                field!("type"),
+                " = 'DELETED')"
+            ),
+        ],
+    },
+    // SQLite has no NOTIFY: another process's commits are seen by reading the log, a cheap
+    // read of a local file.
+    wakeup: Wakeup::Poll(Duration::from_millis(100)),
     prune_history: "DELETE FROM history \
          WHERE committed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $1 || ' seconds')",
 };

@@ -4,18 +4,26 @@
 //! write alone. When the database refuses a write's data (too large for an index, a bad value)
 //! the batch's writes are retried one by one, so only the offender fails (`Rejected`); a
 //! transaction that fails for any other reason fails its whole batch with `Unavailable`.
+//!
+//! How a batch reaches the database is the dialect's (`BatchPath`): on Postgres one call of
+//! `wardle_apply_batch` on the writer's own connection does locks, checks, counter, events,
+//! objects and NOTIFY in one round trip; on SQLite (in-process) a transaction of statements with
+//! the checks (`verdict`) in Rust. Both end in `finish`, which gives RVs and builds the events
+//! that go to this process's watch cache through the `journal`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dialect::{Cell, Db, Param, SqlSet, refused_input};
+use super::dialect::{BatchPath, Cell, Db, Param, SqlSet, refused_input};
+use super::journal::Journal;
 use super::types::{
-    Key, MAX_OBJECT_BYTES, Preconditions, StorageError, StorageResult, Write, WriteOp,
-    WriteOutcome, WriterStats,
+    Event, EventType, Key, MAX_OBJECT_BYTES, Obj, Preconditions, StorageError, StorageResult,
+    Write, WriteOp, WriteOutcome, WriterStats,
 };
 use super::{inject_rv, strip_rv};
 
@@ -36,6 +44,10 @@ pub(crate) struct Writer {
     pub commits: Arc<watch::Sender<i64>>,
     pub stats: Arc<Mutex<WriterStats>>,
     pub health: Arc<super::health::DbHealth>,
+    /// Where committed batches' events go for this process's watch cache.
+    pub journal: Arc<Journal>,
+    /// Marks this process's NOTIFYs (see `postgres::listen`).
+    pub tag: String,
 }
 
 impl Writer {
@@ -53,18 +65,17 @@ impl Writer {
         crate::metrics::batch(size);
         let (writes, replies): (Vec<Write>, Vec<_>) =
             batch.into_iter().map(|r| (r.write, r.reply)).unzip();
-        match apply_batch(&self.db, self.sql, &writes).await {
-            Ok((results, last_rv)) => self.answer(size, replies, results, last_rv).await,
+        match apply_batch(&self.db, self.sql, &writes, &self.tag).await {
+            Ok(applied) => self.answer(size, replies, applied),
             Err(e) if size > 1 && refused_input(&e).is_some() => {
                 // The database refused one write's data (a statement failed, so nothing was
                 // committed). Each write goes again on its own, so only the offender fails.
                 lock_stats(&self.stats).failed_batches += 1;
                 tracing::warn!(error = %e, batch = size, "write batch refused; retrying its writes one by one");
                 for (write, reply) in writes.into_iter().zip(replies) {
-                    match apply_batch(&self.db, self.sql, std::slice::from_ref(&write)).await {
-                        Ok((results, last_rv)) => {
-                            self.answer(1, vec![reply], results, last_rv).await
-                        }
+                    let one = std::slice::from_ref(&write);
+                    match apply_batch(&self.db, self.sql, one, &self.tag).await {
+                        Ok(applied) => self.answer(1, vec![reply], applied),
                         Err(e) => self.fail(vec![reply], &e),
                     }
                 }
@@ -73,43 +84,32 @@ impl Writer {
         }
     }
 
-    /// Hands out the results of a committed (or wholly precondition-failed) batch.
-    async fn answer(
+    /// Hands out the results of a committed (or wholly precondition-failed) batch. The events
+    /// go to the journal before the in-process wake-up, so this process's watch cache takes
+    /// them from there instead of reading them back.
+    fn answer(
         &self,
         size: usize,
         replies: Vec<oneshot::Sender<StorageResult<WriteOutcome>>>,
-        results: Vec<StorageResult<WriteOutcome>>,
-        last_rv: Option<i64>,
+        applied: Applied,
     ) {
-        let committed = results.iter().filter(|r| r.is_ok()).count();
+        let committed = applied.results.iter().filter(|r| r.is_ok()).count();
         lock_stats(&self.stats).record_batch(size, committed);
-        if last_rv.is_some() {
+        let last_rv = applied.committed.map(|(top, events)| {
             self.health.write_outcome(None);
-        }
-        if let Some(rv) = last_rv {
-            // In-process wake-up first: this replica's watch cache need not wait for NOTIFY.
-            self.commits.send_replace(rv);
-        }
+            self.journal.push(events);
+            self.commits.send_replace(top);
+            top
+        });
         tracing::debug!(
             batch = size,
             committed,
             rv = last_rv,
             "committed write batch"
         );
-        for (reply, result) in replies.into_iter().zip(results) {
+        for (reply, result) in replies.into_iter().zip(applied.results) {
             // A caller that gave up waiting is not an error: the write committed anyway.
             let _ = reply.send(result);
-        }
-        if let (Some(notify), Some(rv)) = (self.sql.notify, last_rv) {
-            // Best effort, after COMMIT and outside the counter lock: a lost NOTIFY only
-            // delays other replicas until their fallback poll.
-            if let Err(e) = self
-                .db
-                .execute(notify, &[Param::Text(rv.to_string())])
-                .await
-            {
-                tracing::warn!(error = %e, rv, "NOTIFY after commit failed");
-            }
         }
     }
 
@@ -121,7 +121,7 @@ impl Writer {
         let err = match refused_input(e) {
             Some(msg) if replies.len() == 1 => StorageError::Rejected(msg),
             _ => {
-                self.health.observe(&self.db, self.sql, e);
+                self.health.observe(&self.db, e);
                 self.health.write_outcome(Some(e.to_string()));
                 StorageError::Unavailable(e.to_string())
             }
@@ -186,27 +186,38 @@ pub(crate) struct Current {
     pub object: Value,
 }
 
-/// What one write will store: the batch row (without `ord`) and the object to answer with.
+/// The committed state a write replaces: its RV and object (metadata.resourceVersion absent).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Planned {
-    pub row: serde_json::Map<String, Value>,
-    pub outcome: Value,
+pub(crate) struct Prev {
+    pub rv: i64,
+    pub object: Value,
 }
 
-fn check_preconditions(pre: &Preconditions, cur: &Current) -> StorageResult<()> {
+/// The database's answer to one write: `Ok(prev)` = it passed its checks (`prev` is the state it
+/// replaces, `None` for a create), or the error that failed it alone.
+pub(crate) type Verdict = StorageResult<Option<Prev>>;
+
+/// A batch applied: each write's result, in order, and when any write committed, the batch's
+/// last RV and its events (for this process's watch cache, see `journal`).
+pub(crate) struct Applied {
+    pub results: Vec<StorageResult<WriteOutcome>>,
+    pub committed: Option<(i64, Vec<Event>)>,
+}
+
+fn check_preconditions(pre: &Preconditions, cur_uid: &str, cur_rv: i64) -> StorageResult<()> {
     // Same order as apimachinery's Preconditions.Check: uid, then resourceVersion.
     if let Some(uid) = &pre.uid
-        && *uid != cur.uid
+        && uid != cur_uid
     {
         return Err(StorageError::UidMismatch {
             expected: uid.clone(),
-            actual: cur.uid.clone(),
+            actual: cur_uid.to_owned(),
         });
     }
     if let Some(rv) = pre.rv
-        && rv != cur.rv
+        && rv != cur_rv
     {
-        return Err(StorageError::Conflict { current: cur.rv });
+        return Err(StorageError::Conflict { current: cur_rv });
     }
     Ok(())
 }
@@ -227,63 +238,40 @@ fn uid_of(object: &Value) -> Option<&str> {
     object.get("metadata")?.get("uid")?.as_str()
 }
 
-/// Decides one write against the committed row: a precondition error, or what to store.
-pub(crate) fn plan(w: &Write, cur: Option<&Current>) -> StorageResult<Planned> {
-    let key = &w.key;
-    let mut row = serde_json::Map::new();
-    row.insert("resource".into(), json!(key.resource));
-    row.insert("namespace".into(), json!(key.namespace));
-    row.insert("name".into(), json!(key.name));
-    row.insert("actor".into(), json!(w.actor));
-    let audit_id = (!w.audit_id.is_empty()).then_some(w.audit_id.as_str());
-    row.insert("audit_id".into(), json!(audit_id));
-    let outcome = match (&w.op, cur) {
-        (WriteOp::Create { .. }, Some(_)) => return Err(StorageError::AlreadyExists),
-        (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => {
-            return Err(StorageError::NotFound);
-        }
-        (WriteOp::Create { object }, None) => {
-            let object = strip_rv(object.clone());
-            row.insert("uid".into(), json!(uid_of(&object).unwrap_or_default()));
-            row.insert("type".into(), json!("ADDED"));
-            row.insert("object".into(), object.clone());
-            row.insert("prev_rv".into(), Value::Null);
-            row.insert("prev_object".into(), Value::Null);
-            row.insert("create_rv".into(), Value::Null);
-            object
-        }
-        (WriteOp::Update { object, pre }, Some(cur)) => {
-            check_preconditions(pre, cur)?;
-            let object = strip_rv(object.clone());
-            row.insert("uid".into(), json!(uid_of(&object).unwrap_or(&cur.uid)));
-            row.insert("type".into(), json!("MODIFIED"));
-            row.insert("object".into(), object.clone());
-            row.insert("prev_rv".into(), json!(cur.rv));
-            row.insert("prev_object".into(), cur.object.clone());
-            row.insert("create_rv".into(), json!(cur.create_rv));
-            object
-        }
-        (WriteOp::Delete { pre }, Some(cur)) => {
-            check_preconditions(pre, cur)?;
-            row.insert("uid".into(), json!(cur.uid));
-            row.insert("type".into(), json!("DELETED"));
-            row.insert("object".into(), cur.object.clone());
-            row.insert("prev_rv".into(), json!(cur.rv));
-            row.insert("prev_object".into(), cur.object.clone());
-            row.insert("create_rv".into(), json!(cur.create_rv));
-            cur.object.clone()
-        }
+/// The object a create or update stores (its resourceVersion removed), refused before the
+/// database sees it when no engine could store it. `None` for a delete, which stores nothing new.
+pub(crate) fn new_object(w: &Write) -> StorageResult<Option<Value>> {
+    let (WriteOp::Create { object } | WriteOp::Update { object, .. }) = &w.op else {
+        return Ok(None);
     };
-    let size = super::object::json_len(&outcome);
+    let object = strip_rv(object.clone());
+    let size = super::object::json_len(&object);
     if size > MAX_OBJECT_BYTES {
         return Err(StorageError::ObjectTooLarge(size));
     }
-    if contains_nul(&outcome) {
+    if contains_nul(&object) {
         return Err(StorageError::Rejected(
             "object contains a U+0000 character, which cannot be stored".into(),
         ));
     }
-    Ok(Planned { row, outcome })
+    Ok(Some(object))
+}
+
+/// Decides one write against the committed row. `wardle_apply_batch` (Postgres migration V5)
+/// applies the same rules in SQL.
+pub(crate) fn verdict(w: &Write, cur: Option<&Current>) -> Verdict {
+    match (&w.op, cur) {
+        (WriteOp::Create { .. }, Some(_)) => Err(StorageError::AlreadyExists),
+        (WriteOp::Create { .. }, None) => Ok(None),
+        (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => Err(StorageError::NotFound),
+        (WriteOp::Update { pre, .. } | WriteOp::Delete { pre }, Some(cur)) => {
+            check_preconditions(pre, &cur.uid, cur.rv)?;
+            Ok(Some(Prev {
+                rv: cur.rv,
+                object: cur.object.clone(),
+            }))
+        }
+    }
 }
 
 /// The per-key lock id: 64 bits of SHA-256 over the key (NUL-separated, NUL cannot occur in names).
@@ -297,6 +285,210 @@ pub(crate) fn lock_id(key: &Key) -> i64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(first)
+}
+
+/// A write that passed `new_object`, as handed to the engine.
+pub(crate) struct Pending<'a> {
+    pub write: &'a Write,
+    pub object: Option<&'a Value>,
+}
+
+/// Runs one batch in one transaction: each write's result (in order) and, if any committed,
+/// the batch's last RV and events. `tag` marks this process's NOTIFY (Postgres).
+pub(crate) async fn apply_batch(
+    db: &Db,
+    sql: &SqlSet,
+    writes: &[Write],
+    tag: &str,
+) -> Result<Applied, sqlx::Error> {
+    let objects: Vec<StorageResult<Option<Value>>> = writes.iter().map(new_object).collect();
+    let pending: Vec<Pending> = writes
+        .iter()
+        .zip(&objects)
+        .filter_map(|(write, object)| {
+            let object = object.as_ref().ok()?.as_ref();
+            Some(Pending { write, object })
+        })
+        .collect();
+    let (verdicts, top) = match (&sql.batch, pending.is_empty()) {
+        (_, true) => (Vec::new(), None),
+        (BatchPath::Function(call), false) => call_batch(db, call, &pending, tag).await?,
+        (
+            BatchPath::Statements {
+                read_current,
+                apply,
+            },
+            false,
+        ) => run_statements(db, sql.begin_write, read_current, apply, &pending).await?,
+    };
+    let mut verdicts = verdicts.into_iter();
+    let merged = objects
+        .into_iter()
+        .map(|o| o.and_then(|object| Ok((object, verdicts.next().unwrap_or(Ok(None))?))));
+    Ok(finish(writes, merged.collect(), top))
+}
+
+/// Gives the writes that passed their RVs (`top - k + 1 ..= top`, in order) and builds their
+/// outcomes and events.
+fn finish(
+    writes: &[Write],
+    decided: Vec<StorageResult<(Option<Value>, Option<Prev>)>>,
+    top: Option<i64>,
+) -> Applied {
+    let Some(top) = top else {
+        // Nothing committed: every write failed on its own (or the batch was empty).
+        let nothing = || StorageError::Unavailable("the batch committed nothing".into());
+        let results = decided.into_iter().map(|d| d.and_then(|_| Err(nothing())));
+        return Applied {
+            results: results.collect(),
+            committed: None,
+        };
+    };
+    let k = decided.iter().filter(|d| d.is_ok()).count() as i64;
+    let mut events = Vec::with_capacity(k as usize);
+    let results = writes
+        .iter()
+        .zip(decided)
+        .map(|(w, d)| {
+            let (object, prev) = d?;
+            let rv = top - k + 1 + events.len() as i64;
+            let (kind, mut object) = match (object, &prev) {
+                (Some(o), None) => (EventType::Added, o),
+                (Some(o), Some(_)) => (EventType::Modified, o),
+                (None, Some(p)) => (EventType::Deleted, p.object.clone()),
+                (None, None) => return Err(StorageError::NotFound),
+            };
+            inject_rv(&mut object, rv);
+            events.push(Event {
+                rv,
+                kind,
+                key: w.key.clone(),
+                object: Obj::from_value(&object),
+                prev_object: prev.map(|mut p| {
+                    inject_rv(&mut p.object, p.rv);
+                    Obj::from_value(&p.object)
+                }),
+            });
+            Ok(WriteOutcome { rv, object })
+        })
+        .collect();
+    Applied {
+        results,
+        committed: Some((top, events)),
+    }
+}
+
+/// One write as `wardle_apply_batch` reads it (see migration V5).
+#[derive(Serialize)]
+struct FunctionWrite<'a> {
+    ord: usize,
+    op: &'static str,
+    resource: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    uid: Option<&'a str>,
+    object: Option<&'a Value>,
+    pre_uid: Option<&'a str>,
+    pre_rv: Option<i64>,
+    actor: &'a str,
+    audit_id: Option<&'a str>,
+}
+
+/// One write's answer from `wardle_apply_batch`.
+#[derive(Deserialize)]
+struct FunctionReply {
+    status: String,
+    rv: Option<i64>,
+    cur_uid: Option<String>,
+    cur_rv: Option<i64>,
+    prev: Option<Value>,
+}
+
+fn function_write<'a>(ord: usize, p: &Pending<'a>) -> FunctionWrite<'a> {
+    let w = p.write;
+    let (op, pre) = match &w.op {
+        WriteOp::Create { .. } => ("create", None),
+        WriteOp::Update { pre, .. } => ("update", Some(pre)),
+        WriteOp::Delete { pre } => ("delete", Some(pre)),
+    };
+    FunctionWrite {
+        ord,
+        op,
+        resource: &w.key.resource,
+        namespace: &w.key.namespace,
+        name: &w.key.name,
+        uid: p.object.and_then(uid_of),
+        object: p.object,
+        pre_uid: pre.and_then(|p| p.uid.as_deref()),
+        pre_rv: pre.and_then(|p| p.rv),
+        actor: &w.actor,
+        audit_id: (!w.audit_id.is_empty()).then_some(w.audit_id.as_str()),
+    }
+}
+
+/// Turns a reply into the write's verdict (the statuses of migration V5).
+fn reply_verdict(w: &Write, r: FunctionReply) -> Verdict {
+    let pre = match &w.op {
+        WriteOp::Update { pre, .. } | WriteOp::Delete { pre } => Some(pre),
+        WriteOp::Create { .. } => None,
+    };
+    match (r.status.as_str(), r.cur_rv) {
+        ("ok", _) => Ok(r.cur_rv.zip(r.prev).map(|(rv, object)| Prev { rv, object })),
+        ("exists", _) => Err(StorageError::AlreadyExists),
+        ("missing", _) => Err(StorageError::NotFound),
+        ("uid", _) => Err(StorageError::UidMismatch {
+            expected: pre.and_then(|p| p.uid.clone()).unwrap_or_default(),
+            actual: r.cur_uid.unwrap_or_default(),
+        }),
+        ("conflict", Some(current)) => Err(StorageError::Conflict { current }),
+        (status, _) => Err(StorageError::Unavailable(format!(
+            "wardle_apply_batch answered {status:?}"
+        ))),
+    }
+}
+
+/// Postgres: the whole batch in one call (one round trip, one transaction).
+async fn call_batch(
+    db: &Db,
+    call: &'static str,
+    pending: &[Pending<'_>],
+    tag: &str,
+) -> Result<(Vec<Verdict>, Option<i64>), sqlx::Error> {
+    let batch: Vec<FunctionWrite> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, p)| function_write(i + 1, p))
+        .collect();
+    let mut ids: Vec<i64> = pending.iter().map(|p| lock_id(&p.write.key)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let params = [
+        Param::Text(serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(e.into()))?),
+        Param::Text(json!(ids).to_string()),
+        Param::Text(tag.to_owned()),
+    ];
+    let rows = db.fetch_batch(call, &params).await?;
+    let text = rows
+        .first()
+        .and_then(|r| r.first())
+        .ok_or(sqlx::Error::RowNotFound)?
+        .text()?;
+    let replies: Vec<FunctionReply> =
+        serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    if replies.len() != pending.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "wardle_apply_batch answered {} writes of {}",
+            replies.len(),
+            pending.len()
+        )));
+    }
+    let top = replies.iter().filter_map(|r| r.rv).max();
+    let verdicts = pending
+        .iter()
+        .zip(replies)
+        .map(|(p, r)| reply_verdict(p.write, r))
+        .collect();
+    Ok((verdicts, top))
 }
 
 fn current_from_row(row: &[Cell]) -> Result<(Key, Current), sqlx::Error> {
@@ -318,91 +510,77 @@ fn current_from_row(row: &[Cell]) -> Result<(Key, Current), sqlx::Error> {
     ))
 }
 
-/// Runs one batch in one transaction. Returns each write's result (in order) and the batch's last
-/// RV (`None` if no write passed its checks, in which case nothing was written).
-pub(crate) async fn apply_batch(
+/// The row the `Statements` path stores for a write that passed (`ord` is added by the caller).
+fn row(p: &Pending, cur: Option<&Current>) -> Value {
+    let w = p.write;
+    let new_uid = p.object.and_then(uid_of);
+    let (kind, uid, object) = match (p.object, cur) {
+        (Some(o), None) => ("ADDED", new_uid.unwrap_or_default(), o),
+        (Some(o), Some(c)) => ("MODIFIED", new_uid.unwrap_or(&c.uid), o),
+        (None, Some(c)) => ("DELETED", c.uid.as_str(), &c.object),
+        (None, None) => ("DELETED", "", &Value::Null),
+    };
+    json!({
+        "resource": w.key.resource, "namespace": w.key.namespace, "name": w.key.name,
+        "uid": uid, "type": kind, "object": object,
+        "prev_rv": cur.map(|c| c.rv), "prev_object": cur.map(|c| &c.object),
+        "create_rv": cur.map(|c| c.create_rv), "actor": w.actor,
+        "audit_id": (!w.audit_id.is_empty()).then_some(w.audit_id.as_str()),
+    })
+}
+
+/// SQLite: read the current rows, decide in Rust, apply, commit (one transaction).
+async fn run_statements(
     db: &Db,
-    sql: &SqlSet,
-    writes: &[Write],
-) -> Result<(Vec<StorageResult<WriteOutcome>>, Option<i64>), sqlx::Error> {
-    let mut tx = db.begin_write(sql.begin_write).await?;
-    if let Some(lock_keys) = sql.lock_keys {
-        let mut ids: Vec<i64> = writes.iter().map(|w| lock_id(&w.key)).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        tx.fetch(lock_keys, &[Param::Text(json!(ids).to_string())])
-            .await?;
-    }
-    let keys: Vec<Value> = writes
+    begin: &'static str,
+    read_current: &'static str,
+    apply: &'static [&'static str],
+    pending: &[Pending<'_>],
+) -> Result<(Vec<Verdict>, Option<i64>), sqlx::Error> {
+    let mut tx = db.begin_batch(begin).await?;
+    let keys: Vec<Value> = pending
         .iter()
-        .map(|w| json!({"resource": w.key.resource, "namespace": w.key.namespace, "name": w.key.name}))
+        .map(|p| json!({"resource": p.write.key.resource, "namespace": p.write.key.namespace, "name": p.write.key.name}))
         .collect();
     let current: HashMap<Key, Current> = tx
-        .fetch(
-            sql.read_current,
-            &[Param::Text(Value::Array(keys).to_string())],
-        )
+        .fetch(read_current, &[Param::Text(Value::Array(keys).to_string())])
         .await?
         .iter()
         .map(|r| current_from_row(r))
         .collect::<Result<_, _>>()?;
-
-    let mut results: Vec<StorageResult<Value>> = Vec::with_capacity(writes.len());
     let mut rows = Vec::new();
-    for w in writes {
-        match plan(w, current.get(&w.key)) {
-            Ok(Planned { mut row, outcome }) => {
-                row.insert("ord".into(), json!(rows.len() + 1));
-                rows.push(Value::Object(row));
-                results.push(Ok(outcome));
-            }
-            Err(e) => results.push(Err(e)),
-        }
-    }
+    let verdicts: Vec<Verdict> = pending
+        .iter()
+        .map(|p| {
+            let cur = current.get(&p.write.key);
+            let v = verdict(p.write, cur)?;
+            let mut r = row(p, cur);
+            r["ord"] = json!(rows.len() + 1);
+            rows.push(r);
+            Ok(v)
+        })
+        .collect();
     if rows.is_empty() {
         tx.rollback().await?;
-        // Every write failed its checks (no row was planned), so all results are errors.
-        return Ok((
-            results
-                .into_iter()
-                .filter_map(Result::err)
-                .map(Err)
-                .collect(),
-            None,
-        ));
+        return Ok((verdicts, None));
     }
-
     let k = rows.len() as i64;
     let params = [Param::Text(Value::Array(rows).to_string()), Param::Int(k)];
-    let (first, rest) = sql
-        .apply_batch
+    let (first, rest) = apply
         .split_first()
-        .ok_or_else(|| sqlx::Error::Protocol("empty apply_batch".into()))?;
+        .ok_or_else(|| sqlx::Error::Protocol("empty apply statements".into()))?;
     let top = tx
         .fetch(first, &params)
         .await?
         .first()
         .and_then(|r| r.first())
-        .ok_or_else(|| sqlx::Error::RowNotFound)?
+        .ok_or(sqlx::Error::RowNotFound)?
         .int()?;
     for stmt in rest {
         tx.fetch(stmt, &params).await?;
     }
     tx.commit().await?;
-
-    let mut ord = 0;
-    let outcomes = results
-        .into_iter()
-        .map(|r| {
-            r.map(|mut object| {
-                ord += 1;
-                let rv = top - k + ord;
-                inject_rv(&mut object, rv);
-                WriteOutcome { rv, object }
-            })
-        })
-        .collect();
-    Ok((outcomes, Some(top)))
+    Ok((verdicts, Some(top)))
 }
 
 #[cfg(test)]
@@ -427,6 +605,10 @@ mod tests {
         }
     }
 
+    fn stored(w: &Write) -> Option<Value> {
+        new_object(w).expect("input")
+    }
+
     #[test]
     fn create_conflicts_with_an_existing_row() {
         let w = write(
@@ -435,10 +617,16 @@ mod tests {
                 object: json!({"metadata": {"name": "a"}}),
             },
         );
-        assert_eq!(plan(&w, Some(&cur(3))), Err(StorageError::AlreadyExists));
-        let p = plan(&w, None).expect("create");
-        assert_eq!(p.row["type"], "ADDED");
-        assert_eq!(p.row["prev_object"], Value::Null);
+        assert_eq!(verdict(&w, Some(&cur(3))), Err(StorageError::AlreadyExists));
+        assert_eq!(verdict(&w, None), Ok(None));
+        let object = stored(&w);
+        let p = Pending {
+            write: &w,
+            object: object.as_ref(),
+        };
+        let r = row(&p, None);
+        assert_eq!(r["type"], "ADDED");
+        assert_eq!(r["prev_object"], Value::Null);
     }
 
     #[test]
@@ -453,11 +641,11 @@ mod tests {
             )
         };
         assert_eq!(
-            plan(&upd(Preconditions::default()), None),
+            verdict(&upd(Preconditions::default()), None),
             Err(StorageError::NotFound)
         );
         assert_eq!(
-            plan(
+            verdict(
                 &upd(Preconditions {
                     rv: Some(2),
                     uid: None
@@ -467,7 +655,7 @@ mod tests {
             Err(StorageError::Conflict { current: 3 })
         );
         assert_eq!(
-            plan(
+            verdict(
                 &upd(Preconditions {
                     rv: Some(2),
                     uid: Some("other".into())
@@ -479,28 +667,77 @@ mod tests {
                 actual: "u1".into()
             })
         );
-        let ok = plan(
-            &upd(Preconditions {
-                rv: Some(3),
-                uid: Some("u1".into()),
-            }),
-            Some(&cur(3)),
-        )
-        .expect("update");
-        assert_eq!(ok.row["prev_rv"], 3);
-        assert_eq!(ok.row["uid"], "u1", "uid falls back to the stored one");
-        let del = plan(
-            &write(
-                "a",
-                WriteOp::Delete {
-                    pre: Preconditions::default(),
-                },
-            ),
-            Some(&cur(3)),
-        )
-        .expect("delete");
-        assert_eq!(del.row["type"], "DELETED");
-        assert_eq!(del.outcome, cur(3).object);
+        let w = upd(Preconditions {
+            rv: Some(3),
+            uid: Some("u1".into()),
+        });
+        let prev = verdict(&w, Some(&cur(3))).expect("update");
+        assert_eq!(prev.map(|p| p.rv), Some(3));
+        let object = stored(&w);
+        let p = Pending {
+            write: &w,
+            object: object.as_ref(),
+        };
+        let r = row(&p, Some(&cur(3)));
+        assert_eq!(r["prev_rv"], 3);
+        assert_eq!(r["uid"], "u1", "uid falls back to the stored one");
+        let del = write(
+            "a",
+            WriteOp::Delete {
+                pre: Preconditions::default(),
+            },
+        );
+        assert_eq!(new_object(&del), Ok(None));
+        let p = Pending {
+            write: &del,
+            object: None,
+        };
+        let r = row(&p, Some(&cur(3)));
+        assert_eq!(r["type"], "DELETED");
+        assert_eq!(r["object"], cur(3).object);
+    }
+
+    #[test]
+    fn committed_writes_get_consecutive_rvs_and_events() {
+        let create = write(
+            "a",
+            WriteOp::Create {
+                object: json!({"metadata": {"name": "a"}}),
+            },
+        );
+        let del = write(
+            "b",
+            WriteOp::Delete {
+                pre: Preconditions::default(),
+            },
+        );
+        let writes = [create.clone(), create, del];
+        let prev = Prev {
+            rv: 3,
+            object: cur(3).object,
+        };
+        let decided = vec![
+            Ok((stored(&writes[0]), None)),
+            Err(StorageError::AlreadyExists),
+            Ok((None, Some(prev))),
+        ];
+        let applied = finish(&writes, decided, Some(11));
+        let rvs: Vec<_> = applied
+            .results
+            .iter()
+            .map(|r| r.as_ref().map(|o| o.rv))
+            .collect();
+        assert_eq!(rvs, [Ok(10), Err(&StorageError::AlreadyExists), Ok(11)]);
+        let (top, events) = applied.committed.expect("committed");
+        assert_eq!(top, 11);
+        let kinds: Vec<_> = events.iter().map(|e| (e.rv, e.kind)).collect();
+        assert_eq!(kinds, [(10, EventType::Added), (11, EventType::Deleted)]);
+        let prev = events[1].prev_object.as_ref().expect("prev");
+        assert_eq!(prev.value()["metadata"]["resourceVersion"], "3");
+        assert_eq!(
+            events[1].object.value()["metadata"]["resourceVersion"],
+            "11"
+        );
     }
 
     #[test]
@@ -511,8 +748,7 @@ mod tests {
                 object: json!({"metadata": {"name": "a", "resourceVersion": "9"}}),
             },
         );
-        let p = plan(&w, None).expect("create");
-        assert_eq!(p.row["object"], json!({"metadata": {"name": "a"}}));
+        assert_eq!(new_object(&w), Ok(Some(json!({"metadata": {"name": "a"}}))));
     }
 
     #[test]
@@ -523,7 +759,7 @@ mod tests {
                 object: json!({"metadata": {"name": "a"}, "spec": {"x": "a\u{0}b"}}),
             },
         );
-        assert!(matches!(plan(&w, None), Err(StorageError::Rejected(_))));
+        assert!(matches!(new_object(&w), Err(StorageError::Rejected(_))));
     }
 
     #[test]
@@ -536,9 +772,9 @@ mod tests {
                 },
             )
         };
-        assert!(plan(&big(1000), None).is_ok());
+        assert!(new_object(&big(1000)).is_ok());
         assert!(matches!(
-            plan(&big(MAX_OBJECT_BYTES as usize), None),
+            new_object(&big(MAX_OBJECT_BYTES as usize)),
             Err(StorageError::ObjectTooLarge(n)) if n > MAX_OBJECT_BYTES
         ));
     }
