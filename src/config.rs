@@ -195,7 +195,7 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => default_database_url(&self.cert_dir),
+            None => crate::storage::default_url(&self.cert_dir),
         }
     }
 
@@ -232,11 +232,6 @@ impl Config {
     }
 }
 
-/// The database used when no `--database-url` is given: `wardle.db` in the cert dir, created if
-/// missing (`mode=rwc`). `report` reads the same file by default.
-pub fn default_database_url(cert_dir: &std::path::Path) -> String {
-    format!("sqlite://{}?mode=rwc", cert_dir.join("wardle.db").display())
-}
 
 /// Parses a duration flag in Go's `time.ParseDuration` syntax (`1.5h`, `1h30m`, `500us`, `250ms`,
 /// `0`) through kube-core's `Duration`, which mirrors it. Refused: negative and empty durations,

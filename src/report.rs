@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use anyhow::{Context, bail};
+use crate::storage::Engine;
 use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
 /// One report: its name and the SQL for each engine.
@@ -28,12 +29,11 @@ impl Report {
             .unwrap_or("")
     }
 
-    /// The SQL for the engine of `url`.
-    pub fn sql_for(&self, url: &str) -> &'static str {
-        if is_postgres(url) {
-            self.postgres
-        } else {
-            self.sqlite
+    /// The SQL for `engine`.
+    pub fn sql_for(&self, engine: Engine) -> &'static str {
+        match engine {
+            Engine::Postgres => self.postgres,
+            Engine::Sqlite => self.sqlite,
         }
     }
 }
@@ -76,10 +76,6 @@ pub static REPORTS: &[Report] = &[
 
 pub fn find(name: &str) -> Option<&'static Report> {
     REPORTS.iter().find(|r| r.name == name)
-}
-
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +172,7 @@ macro_rules! read_table {
 /// Runs `sql` on a read-only connection to `url`.
 pub async fn query(url: &str, sql: &str) -> anyhow::Result<Table> {
     let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.to_owned()));
-    if is_postgres(url) {
+    if Engine::of(url)? == Engine::Postgres {
         let options = sqlx::postgres::PgConnectOptions::from_str(url)?
             .application_name("wardle-report")
             .options([("default_transaction_read_only", "on")]);
@@ -185,7 +181,7 @@ pub async fn query(url: &str, sql: &str) -> anyhow::Result<Table> {
             sql,
             pg_row
         )
-    } else if url.starts_with("sqlite:") {
+    } else {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
             .create_if_missing(false)
             .read_only(true);
@@ -194,8 +190,6 @@ pub async fn query(url: &str, sql: &str) -> anyhow::Result<Table> {
             sql,
             sqlite_row
         )
-    } else {
-        bail!("unsupported database URL (want postgres://, postgresql:// or sqlite:)")
     }
 }
 
@@ -360,10 +354,10 @@ pub async fn main(args: ReportArgs) -> anyhow::Result<()> {
                     file.display()
                 );
             }
-            crate::config::default_database_url(&args.cert_dir)
+            crate::storage::default_url(&args.cert_dir)
         }
     };
-    let table = query(&url, report.sql_for(&url))
+    let table = query(&url, report.sql_for(Engine::of(&url)?))
         .await
         .with_context(|| format!("running report {name}"))?;
     print!("{}", table.render(args.output));

@@ -144,7 +144,7 @@ async fn readme_console_blocks_run_as_written() {
     let cert_dir = dir.join(".wardle");
     std::fs::create_dir(&cert_dir).expect("cert dir");
     // The server's default database for --cert-dir .wardle.
-    let db_url = wardle::config::default_database_url(&cert_dir);
+    let db_url = wardle::storage::default_url(&cert_dir);
     let server = Wardle::start_with(&cert_dir, &db_url, &[]).await;
 
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_wardle-apiserver"))

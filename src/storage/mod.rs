@@ -25,6 +25,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use dialect::Engine;
+
+/// The database used when no `--database-url` is given: `wardle.db` in the cert dir, created if
+/// missing (`mode=rwc`). `report` reads the same file by default.
+pub fn default_url(cert_dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", cert_dir.join("wardle.db").display())
+}
 use dialect::{Cell, Db, Param, SqlSet, Wakeup};
 use health::DbHealth;
 use journal::Journal;
