@@ -19,6 +19,9 @@ if cargo tree --locked -i aws-lc-rs >/dev/null 2>&1; then
   echo "scripts/test.sh: aws-lc-rs is in the dependency graph" >&2
   exit 1
 fi
+# The tree's shape (issue 9): no module import cycles; http/ never reaches into storage/;
+# metrics and apimachinery stay below http.
+python3 scripts/import-cycles.py --forbid http storage --forbid metrics http --forbid apimachinery http
 # docker-compose.yml (both profiles) must stay valid; checking it needs no Docker engine.
 if docker compose version >/dev/null 2>&1; then
   docker compose -f docker-compose.yml --profile k8s config -q
