@@ -870,9 +870,12 @@ fn watch_lines(rep: &mut Report, name: &str, w: &WatchRun, committed: Option<&Ha
     }
 }
 
+/// (resourceVersion, Unix arrival time) of the events one watcher saw, in order.
+type Arrivals = Vec<(i64, f64)>;
+
 /// The watcher tasks of one measurement and their shared counters.
 struct Watchers {
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<(i64, f64)>>>>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Arrivals>>>,
     ready: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
     done: Arc<AtomicBool>,
@@ -942,7 +945,7 @@ async fn watcher(
     failed: Arc<AtomicUsize>,
     done: Arc<AtomicBool>,
     gate: Arc<tokio::sync::Semaphore>,
-) -> anyhow::Result<Vec<(i64, f64)>> {
+) -> anyhow::Result<Arrivals> {
     let permit = gate.acquire_owned().await?;
     let resp = match client.send(request(Method::GET, &path, None)?).await {
         Ok(r) if r.status() == StatusCode::OK => r,
