@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks wardle-apiserver: builds --release, starts a throwaway Postgres (unless
-# WARDLE_BENCH_DATABASE_URL points at one), runs target/release/wardle-bench and prints its table.
-# Arguments go to wardle-bench (--help lists them; --big fills 100k flunders and takes minutes).
+# Benchmarks wardle-apiserver next to its peers in one run: builds --release, starts a throwaway
+# Postgres (unless WARDLE_BENCH_DATABASE_URL points at one), finds pgbench next to initdb and the
+# Go sample-apiserver + etcd from scripts/go-peers.sh (built there once if Go is installed; the
+# Go column is left out otherwise), runs target/release/wardle-bench and prints its table.
+# Arguments go to wardle-bench (--help lists them; --seconds sets each create cell's length,
+# --big fills 100k flunders and takes minutes).
 # WARDLE_BENCH_PG_OPTS adds postgres -c options, e.g. "-c synchronous_commit=off".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,17 +14,27 @@ target="${CARGO_TARGET_DIR:-target}"
 # 1000 watchers hold 1000 connections on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-if [ -n "${WARDLE_BENCH_DATABASE_URL:-}" ]; then
-  exec "$target/release/wardle-bench" --admin-url "$WARDLE_BENCH_DATABASE_URL" "$@"
+peers=()
+if go_dir="$(scripts/go-peers.sh | tail -n 1)" && [ -x "$go_dir/sample-apiserver" ]; then
+  peers=(--go-peers "$go_dir")
+else
+  echo "scripts/bench.sh: no Go peers (scripts/go-peers.sh failed); the Go column is left out" >&2
 fi
 
-# The same PostgreSQL installation for initdb, pg_ctl and postgres.
+# The same PostgreSQL installation for initdb, pg_ctl, postgres and pgbench.
 bin=""
 if command -v initdb >/dev/null; then
   bin="$(dirname "$(readlink -f "$(command -v initdb)")")"
 fi
 if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
   bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+fi
+if [ -n "$bin" ] && [ -x "$bin/pgbench" ]; then
+  peers+=(--pgbench "$bin/pgbench")
+fi
+
+if [ -n "${WARDLE_BENCH_DATABASE_URL:-}" ]; then
+  exec "$target/release/wardle-bench" --admin-url "$WARDLE_BENCH_DATABASE_URL" "${peers[@]}" "$@"
 fi
 if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
   echo "scripts/bench.sh: PostgreSQL server binaries (initdb, pg_ctl) are required, or set WARDLE_BENCH_DATABASE_URL" >&2
@@ -63,4 +76,4 @@ if [ -z "$started" ]; then
   exit 1
 fi
 
-"$target/release/wardle-bench" --admin-url "postgres://postgres@127.0.0.1:$port/postgres" "$@"
+"$target/release/wardle-bench" --admin-url "postgres://postgres@127.0.0.1:$port/postgres" "${peers[@]}" "$@"

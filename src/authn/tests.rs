@@ -514,15 +514,16 @@ mod handshake {
         conn.alpn_protocol().map(<[u8]>::to_vec)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn client_certs_over_real_tls() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pki = ensure_standalone(dir.path(), &[]).expect("pki");
-        let other_dir = tempfile::tempdir().expect("tempdir");
-        let other = ensure_standalone(other_dir.path(), &[]).expect("other pki");
-
-        let auth =
-            std::sync::Arc::new(Authenticator::new(Some(pki.ca_pem.as_bytes())).expect("authn"));
+    /// An HTTPS server answering every request with `user|groups` (or the Status code and
+    /// message) as `auth` sees the peer's chain; serves until the handle shuts it down.
+    async fn serve_whoami(
+        auth: std::sync::Arc<Authenticator>,
+        pki: &crate::tls::pki::StandalonePki,
+    ) -> (
+        SocketAddr,
+        axum_server::Handle<SocketAddr>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
             let auth = auth.clone();
             async move {
@@ -548,8 +549,23 @@ mod handshake {
         let server = axum_server::bind_rustls(SocketAddr::from(([127, 0, 0, 1], 0)), rcfg)
             .handle(handle.clone())
             .serve(app.into_make_service());
-        let task = tokio::spawn(server);
+        let task = tokio::spawn(async move {
+            let _ = server.await;
+        });
         let addr = handle.listening().await.expect("listening");
+        (addr, handle, task)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn client_certs_over_real_tls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = ensure_standalone(dir.path(), &[]).expect("pki");
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let other = ensure_standalone(other_dir.path(), &[]).expect("other pki");
+
+        let auth =
+            std::sync::Arc::new(Authenticator::new(Some(pki.ca_pem.as_bytes())).expect("authn"));
+        let (addr, handle, task) = serve_whoami(auth, &pki).await;
 
         let ca = pki.ca_pem.clone();
         let (admin_cert, admin_key) = (pki.admin_cert_pem.clone(), pki.admin_key_pem.clone());
@@ -580,6 +596,111 @@ mod handshake {
         // The handshake with an unknown CA's cert succeeds; authentication then refuses it.
         assert_eq!(rogue.1, "401 Unauthorized");
         assert_eq!(h2.as_deref(), Some(&b"h2"[..]));
+    }
+
+    /// One keep-alive HTTP/1.1 connection: each `ask` sends a GET and reads one response.
+    struct KeepAlive(rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>);
+
+    impl KeepAlive {
+        fn open(addr: SocketAddr, cfg: rustls::ClientConfig) -> KeepAlive {
+            let name = ServerName::try_from("localhost").expect("name");
+            let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).expect("conn");
+            let sock = std::net::TcpStream::connect(addr).expect("connect");
+            sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            KeepAlive(rustls::StreamOwned::new(conn, sock))
+        }
+
+        /// The body of the answer to `GET /`, or "closed" when the server closed the connection.
+        fn ask(&mut self) -> String {
+            let req = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+            if self.0.write_all(req).is_err() {
+                return "closed".into();
+            }
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match self.0.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return "closed".into(),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("content-length");
+            let mut body = vec![0u8; len];
+            self.0.read_exact(&mut body).expect("body");
+            String::from_utf8_lossy(&body).into_owned()
+        }
+    }
+
+    /// A client cert and key from `ca` whose validity ends `seconds` from now.
+    fn short_lived(ca: &TestCa, cn: &str, seconds: i64) -> (String, String) {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::minutes(1);
+        p.not_after = now + time::Duration::seconds(seconds);
+        let cert = p.signed_by(&key, &ca.issuer).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// The chain is verified once and then remembered, yet a certificate that expires while its
+    /// connection stays open is refused on the next request, and a reload that drops its CA
+    /// refuses the next request on a connection opened before the reload (Go verifies on every
+    /// request, so it answers the same).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_connections_see_expiry_and_ca_reloads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = ensure_standalone(dir.path(), &[]).expect("pki");
+        let ca = test_ca("client-ca");
+        let auth = std::sync::Arc::new(x509_only(&ca));
+        let (addr, handle, task) = serve_whoami(auth.clone(), &pki).await;
+        let (brief_cert, brief_key) = short_lived(&ca, "brief", 2);
+        let (long_cert, long_key) = short_lived(&ca, "steady", 3600);
+        let server_ca = pki.ca_pem.clone();
+        let h11: &[&[u8]] = &[b"http/1.1"];
+        let brief_cfg = client_config(&server_ca, Some((&brief_cert, &brief_key)), h11);
+        let long_cfg = client_config(&server_ca, Some((&long_cert, &long_key)), h11);
+
+        let (before, after) = tokio::task::spawn_blocking(move || {
+            let mut c = KeepAlive::open(addr, brief_cfg);
+            let before = [c.ask(), c.ask()];
+            // x509 times have whole seconds; 3 s is past the 2 s validity wherever it began.
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            (before, c.ask())
+        })
+        .await
+        .expect("client thread");
+        assert_eq!(before, ["brief|system:authenticated"; 2]);
+        assert_eq!(after, "401 Unauthorized");
+
+        let mut steady = tokio::task::spawn_blocking(move || {
+            let mut c = KeepAlive::open(addr, long_cfg);
+            assert_eq!(c.ask(), "steady|system:authenticated");
+            assert_eq!(c.ask(), "steady|system:authenticated");
+            c
+        })
+        .await
+        .expect("client thread");
+        let other = test_ca("other-ca");
+        let cfg = AuthnConfig {
+            client_ca_pem: Some(other.pem.into_bytes()),
+            ..Default::default()
+        };
+        auth.reload(&cfg).expect("reload");
+        let after_reload = tokio::task::spawn_blocking(move || steady.ask())
+            .await
+            .expect("client thread");
+        handle.shutdown();
+        let _ = task.await;
+        assert_eq!(after_reload, "401 Unauthorized");
     }
 
     #[test]

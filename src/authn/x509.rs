@@ -1,8 +1,14 @@
 //! Client-certificate checks shared by the x509 and requestheader authenticators: verifying a
 //! peer chain against one CA bundle (clientAuth, validity) and reading names from the leaf.
+//!
+//! A chain is verified once per CA bundle, not once per request: the verdict is kept with the
+//! window in which every presented certificate is valid, and a request outside that window
+//! verifies again (so expiry is still checked on every request). A reloaded bundle is a new
+//! `CaVerifier` with an empty memory, so removing a CA refuses the next request even on a
+//! connection opened before the reload.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Result, anyhow, bail};
 use rustls::pki_types::pem::PemObject;
@@ -27,6 +33,44 @@ pub struct CaVerifier {
     verifier: Arc<dyn ClientCertVerifier>,
     /// The bundle as given, so the TLS layer can hint its subjects.
     pem: Vec<u8>,
+    /// Chains (DER, leaf first) that verified against this bundle, with the window in which
+    /// that verdict holds. Only successes are kept, so only certificates this bundle signed can
+    /// fill it; it is emptied when it reaches [`MAX_VERIFIED`] entries.
+    verified: RwLock<HashMap<Vec<Vec<u8>>, Validity>>,
+}
+
+/// How many verified chains one bundle remembers (a few KB each).
+const MAX_VERIFIED: usize = 1024;
+
+/// The seconds (Unix time, inclusive) in which every certificate of a chain is valid: the
+/// latest notBefore and the earliest notAfter, as webpki compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Validity {
+    not_before: u64,
+    not_after: u64,
+}
+
+impl Validity {
+    /// None when a certificate does not parse or has a time before 1970 (never remembered).
+    fn of(chain: &[Vec<u8>]) -> Option<Validity> {
+        let mut v = Validity {
+            not_before: 0,
+            not_after: u64::MAX,
+        };
+        for der in chain {
+            let (_, cert) = X509Certificate::from_der(der).ok()?;
+            let validity = cert.validity();
+            let from = u64::try_from(validity.not_before.timestamp()).ok()?;
+            let until = u64::try_from(validity.not_after.timestamp()).ok()?;
+            v.not_before = v.not_before.max(from);
+            v.not_after = v.not_after.min(until);
+        }
+        Some(v)
+    }
+
+    fn holds_at(&self, now: u64) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
 }
 
 impl CaVerifier {
@@ -50,6 +94,7 @@ impl CaVerifier {
         Ok(CaVerifier {
             verifier,
             pem: pem.to_vec(),
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
@@ -57,9 +102,33 @@ impl CaVerifier {
         &self.pem
     }
 
-    /// Verify `chain` (leaf first, as sent by the peer) against this bundle, now. The error
-    /// text is for logs only; clients just see 401.
+    /// Verify `chain` (leaf first, as sent by the peer) against this bundle, now: a chain that
+    /// verified before is accepted while all its certificates are still valid, anything else
+    /// runs the full verification (Go's `x509.Certificate.Verify` on every request gives the
+    /// same answers). The error text is for logs only; clients just see 401.
     pub fn verify(&self, chain: &[Vec<u8>]) -> Result<(), String> {
+        let now = UnixTime::now();
+        let remembered = self
+            .verified
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(chain)
+            .copied();
+        if remembered.is_some_and(|v| v.holds_at(now.as_secs())) {
+            return Ok(());
+        }
+        self.verify_fully(chain, now)?;
+        if let Some(validity) = Validity::of(chain) {
+            let mut verified = self.verified.write().unwrap_or_else(|e| e.into_inner());
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+            verified.insert(chain.to_vec(), validity);
+        }
+        Ok(())
+    }
+
+    fn verify_fully(&self, chain: &[Vec<u8>], now: UnixTime) -> Result<(), String> {
         let Some((leaf, rest)) = chain.split_first() else {
             return Err("no client certificate".into());
         };
@@ -69,7 +138,7 @@ impl CaVerifier {
             .map(|c| CertificateDer::from(c.as_slice()))
             .collect();
         self.verifier
-            .verify_client_cert(&leaf, &intermediates, UnixTime::now())
+            .verify_client_cert(&leaf, &intermediates, now)
             .map(|_| ())
             .map_err(|e| format!("verifying certificate {} failed: {e}", describe(chain)))
     }

@@ -1,8 +1,10 @@
-//! wardle-bench: measures a release wardle-apiserver (creates/s over HTTPS, get/list latency,
-//! RSS, startup time, cross-replica watch latency) and prints each figure next to a baseline
-//! measured in the same run on the same Postgres (raw single-row INSERTs through sqlx), so the
-//! ratios mean something on whatever machine runs it. Figures only: nothing here asserts a speed.
-//! Run through `scripts/bench.sh`, which starts a throwaway Postgres and passes `--admin-url`.
+//! wardle-bench: measures a release wardle-apiserver next to its peers in the same run, driven
+//! by the same load client: the Go sample-apiserver on etcd (the original), and pgbench doing
+//! raw single-row INSERTs of the same JSON into the same Postgres (the ceiling). It prints
+//! creates/s per concurrency with every ratio and the load average, get/list latency, RSS,
+//! startup time, and commit -> watch event latency (wardle vs Go, and across wardle replicas).
+//! Figures only: nothing here asserts a speed. Run through `scripts/bench.sh`, which starts a
+//! throwaway Postgres and passes `--admin-url`, `--pgbench` and `--go-peers`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -25,7 +27,9 @@ const GROUP_VERSION: &str = "/apis/wardle.example.com/v1alpha1";
 
 /// Command line. Every knob has a default that finishes in a few minutes on 2 cores.
 #[derive(Parser, Debug)]
-#[command(about = "Benchmark wardle-apiserver against raw Postgres INSERTs in the same run")]
+#[command(
+    about = "Benchmark wardle-apiserver against the Go sample-apiserver and raw Postgres INSERTs in the same run"
+)]
 struct Args {
     /// Superuser URL of the Postgres to use; the bench creates (and drops) its own database.
     #[arg(long, env = "WARDLE_BENCH_DATABASE_URL")]
@@ -33,8 +37,16 @@ struct Args {
     /// The wardle-apiserver binary (default: next to this binary).
     #[arg(long)]
     server_bin: Option<PathBuf>,
-    /// Seconds per create-throughput level (wardle and raw each).
-    #[arg(long, default_value_t = 10)]
+    /// Directory with the Go peers' `etcd` and `sample-apiserver` (scripts/go-peers.sh builds
+    /// them); without it the Go column is left out.
+    #[arg(long, env = "WARDLE_GO_PEERS")]
+    go_peers: Option<PathBuf>,
+    /// The pgbench binary for the raw INSERT ceiling (default: `pgbench` on PATH); without it
+    /// the raw column is left out.
+    #[arg(long, env = "WARDLE_BENCH_PGBENCH")]
+    pgbench: Option<PathBuf>,
+    /// Seconds per create-throughput cell (one peer at one concurrency).
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// Concurrency levels for the create throughput comparison.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
@@ -48,16 +60,19 @@ struct Args {
     /// Total flunders for the RSS and startup figures (overrides --big; default 20k).
     #[arg(long)]
     objects: Option<usize>,
-    /// Concurrent watchers on the second replica.
+    /// Watchers of the wardle-vs-Go watch comparison (each server watched and written itself).
+    #[arg(long, default_value_t = 100)]
+    peer_watchers: usize,
+    /// Concurrent watchers on the second wardle replica (cross-replica watch latency).
     #[arg(long, default_value_t = 1000)]
     watchers: usize,
-    /// Creates written (through the first replica) while the watchers listen.
+    /// Creates written while the watchers listen.
     #[arg(long, default_value_t = 200)]
     watch_events: usize,
     /// Pace of those creates, per second (latency under a steady load, not at saturation).
     #[arg(long, default_value_t = 20.0)]
     watch_rate: f64,
-    /// Skip the watch section.
+    /// Skip the watch sections.
     #[arg(long)]
     skip_watch: bool,
 }
@@ -108,27 +123,93 @@ impl Report {
     }
 }
 
+/// What every section needs: the wardle replica on Postgres, a pool on its database, the
+/// Postgres cluster's root process (for CPU figures) and the clock tick.
+struct Bench<'a> {
+    args: &'a Args,
+    server_bin: &'a Path,
+    tmp: &'a Path,
+    db_url: &'a str,
+    pool: sqlx::PgPool,
+    postmaster: Option<u32>,
+    tick: f64,
+}
+
 async fn run(args: &Args, server_bin: &Path, tmp: &Path, db_url: &str) -> anyhow::Result<()> {
     let mut rep = Report::default();
-    let tick = clock_ticks();
     machine_header(&mut rep, db_url).await?;
-
-    let dir_a = tmp.join("replica-a");
-    std::fs::create_dir_all(&dir_a)?;
-    let mut a = Server::start(server_bin, &dir_a, db_url).await?;
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(args.clients.iter().copied().max().unwrap_or(1).max(2) as u32)
+        .max_connections(4)
         .connect(db_url)
         .await?;
     let pg_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&pool)
         .await?;
-    // The postmaster is every backend's parent: its tree is this Postgres cluster's CPU.
-    let postmaster = proc_stat(pg_pid as u32).map(|s| s.ppid);
+    let b = Bench {
+        args,
+        server_bin,
+        tmp,
+        db_url,
+        pool,
+        // The postmaster is every backend's parent: its tree is this Postgres cluster's CPU.
+        postmaster: proc_stat(pg_pid as u32).map(|s| s.ppid),
+        tick: clock_ticks(),
+    };
+    let mut a = b
+        .wardle(WARDLE_PG, "replica-a", db_url, b.postmaster)
+        .await?;
+    let sqlite_url = format!("sqlite://{}?mode=rwc", tmp.join("wardle.db").display());
+    let sqlite = b.wardle(WARDLE_SQLITE, "sqlite", &sqlite_url, None).await?;
+    let go = match &args.go_peers {
+        Some(bins) => Some(Server::go(bins, &tmp.join("go"), &a.dir).await?),
+        None => None,
+    };
+    let object = stored_object(&b, &a).await?;
+    let cells = creates_section(&mut rep, &b, &[&a, &sqlite], go.as_ref(), &object).await?;
+    ratios(&mut rep, &cells, &args.clients);
+    drop(sqlite);
+    reads_section(&mut rep, &b, &a, go.as_ref()).await?;
+    if args.skip_watch {
+        rep.line("");
+        rep.line("== Watch: skipped (--skip-watch) ==");
+    } else {
+        peer_watch_section(&mut rep, &b, &a, go.as_ref()).await?;
+    }
+    drop(go);
+    let budget_mb = memory_section(&mut rep, &b, &mut a).await?;
+    if !args.skip_watch {
+        let replica_b = b
+            .wardle("wardle replica B", "replica-b", db_url, b.postmaster)
+            .await?;
+        replica_watch_section(&mut rep, &b, &a, &replica_b, budget_mb).await?;
+    }
+    println!("\n==================== wardle-bench results ====================");
+    print!("{}", rep.out);
+    Ok(())
+}
 
-    // One create through the server gives the exact JSON it stores; the baseline inserts that.
-    let ns_create = "bench-create";
-    let (st, body) = post_flunder(&a.client, ns_create, "warmup").await?;
+impl Bench<'_> {
+    /// A wardle-apiserver labelled `name` with its cert dir in `tmp/<dir>`, storing in `db_url`.
+    async fn wardle(
+        &self,
+        name: &'static str,
+        dir: &str,
+        db_url: &str,
+        store_pid: Option<u32>,
+    ) -> anyhow::Result<Server> {
+        let dir = self.tmp.join(dir);
+        std::fs::create_dir_all(&dir)?;
+        Server::wardle(name, self.server_bin, &dir, db_url, store_pid).await
+    }
+
+    fn cpu(&self, s: &Server) -> CpuSnap {
+        CpuSnap::take(s.pid, s.store_pid)
+    }
+}
+
+/// One create through the server gives the exact JSON it stores; the raw INSERTs insert that.
+async fn stored_object(b: &Bench<'_>, a: &Server) -> anyhow::Result<String> {
+    let (st, body) = post_flunder(&a.client, "bench-create", "warmup").await?;
     if st != StatusCode::CREATED {
         bail!(
             "warm-up create failed: {st} {}",
@@ -137,224 +218,14 @@ async fn run(args: &Args, server_bin: &Path, tmp: &Path, db_url: &str) -> anyhow
     }
     let stored: String =
         sqlx::query_scalar("SELECT object::text FROM objects WHERE resource = 'flunders' LIMIT 1")
-            .fetch_one(&pool)
+            .fetch_one(&b.pool)
             .await?;
     sqlx::raw_sql(
         "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, name text NOT NULL, object json NOT NULL)",
     )
-    .execute(&pool)
+    .execute(&b.pool)
     .await?;
-
-    // 1 + 2: create throughput, wardle vs raw INSERT, per concurrency level.
-    rep.line("");
-    rep.line(format!(
-        "== Creates: POST flunder over HTTPS vs raw INSERT (autocommit, 1 row/tx, same {}-byte JSON), {} s per run ==",
-        stored.len(),
-        args.seconds
-    ));
-    rep.line(format!(
-        "{:>7} | {:>9} {:>8} {:>8} {:>5} | {:>9} {:>8} {:>8} | {:>6} | {:<18} | {}",
-        "clients",
-        "wardle/s",
-        "p50 ms",
-        "p99 ms",
-        "errs",
-        "raw tx/s",
-        "p50 ms",
-        "p99 ms",
-        "ratio",
-        "cores: srv/pg/cli",
-        "cores in raw run"
-    ));
-    let dur = Duration::from_secs(args.seconds);
-    for &c in &args.clients {
-        let clients = make_clients(&a.kubeconfig, c).await?;
-        let prefix = format!("c{c}");
-        let cpu0 = CpuSnap::take(a.pid, postmaster);
-        let w = load(
-            c,
-            Stop::After(dur),
-            http_create_op(clients, ns_create, &prefix),
-        )
-        .await;
-        let cpu = CpuSnap::take(a.pid, postmaster).since(&cpu0, tick, w.elapsed);
-        let cpu0 = CpuSnap::take(a.pid, postmaster);
-        let r = load(
-            c,
-            Stop::After(dur),
-            raw_insert_op(pool.clone(), &prefix, &stored),
-        )
-        .await;
-        let raw_cpu = CpuSnap::take(a.pid, postmaster).since(&cpu0, tick, r.elapsed);
-        let ratio = w.rate() / r.rate().max(f64::MIN_POSITIVE);
-        rep.line(format!(
-            "{:>7} | {:>9.0} {:>8.2} {:>8.2} {:>5} | {:>9.0} {:>8.2} {:>8.2} | {:>6.2} | {:<18} | {}",
-            c,
-            w.rate(),
-            w.pct_ms(0.50),
-            w.pct_ms(0.99),
-            w.errors,
-            r.rate(),
-            r.pct_ms(0.50),
-            r.pct_ms(0.99),
-            ratio,
-            cpu,
-            raw_cpu
-        ));
-        if let Some(e) = &w.first_error {
-            rep.line(format!("        first wardle error: {e}"));
-        }
-        if let Some(e) = &r.first_error {
-            rep.line(format!("        first raw error: {e}"));
-        }
-    }
-    rep.line("cores = CPU s per wall s of the server / the Postgres cluster / this client; ratio = wardle/raw");
-    rep.line("target: wardle/raw >= 1.0 at 32 clients");
-
-    // 3: GET one and LIST of list_size in one namespace.
-    let ns_list = "bench-list";
-    let fill_c = 32;
-    let t = Instant::now();
-    let clients = make_clients(&a.kubeconfig, fill_c).await?;
-    let f = load(
-        fill_c,
-        Stop::Count(args.list_size),
-        http_create_op(clients, ns_list, "l"),
-    )
-    .await;
-    rep.line("");
-    rep.line(format!(
-        "== Reads (namespace with {} flunders, filled in {:.1} s at {:.0}/s, {} errors) ==",
-        args.list_size,
-        t.elapsed().as_secs_f64(),
-        f.rate(),
-        f.errors
-    ));
-    let single = make_clients(&a.kubeconfig, 1).await?;
-    let get_path = format!("{GROUP_VERSION}/namespaces/{ns_list}/flunders/l-0");
-    let cpu0 = CpuSnap::take(a.pid, postmaster);
-    let g = serial(&single[0], &get_path, 2000, Duration::from_secs(10)).await?;
-    let cpu = CpuSnap::take(a.pid, postmaster).since(&cpu0, tick, g.elapsed);
-    rep.line(format!(
-        "GET one flunder      : p50 {:>8.2} ms  p99 {:>8.2} ms  ({} requests, serial; cores srv/pg/cli {cpu})",
-        g.pct_ms(0.50),
-        g.pct_ms(0.99),
-        g.ops
-    ));
-    let list_path = format!("{GROUP_VERSION}/namespaces/{ns_list}/flunders");
-    let (st, body) = send(&single[0], Method::GET, &list_path, None).await?;
-    let items = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["items"].as_array().map(Vec::len))
-        .unwrap_or(0);
-    let cpu0 = CpuSnap::take(a.pid, postmaster);
-    let l = serial(&single[0], &list_path, 50, Duration::from_secs(20)).await?;
-    let cpu = CpuSnap::take(a.pid, postmaster).since(&cpu0, tick, l.elapsed);
-    rep.line(format!(
-        "LIST {:>6} flunders: p50 {:>8.2} ms  p99 {:>8.2} ms  ({} requests, serial; {} items, {:.1} MB, status {})",
-        args.list_size,
-        l.pct_ms(0.50),
-        l.pct_ms(0.99),
-        l.ops,
-        items,
-        body.len() as f64 / 1e6,
-        st.as_u16()
-    ));
-    rep.line(format!(
-        "                      (cores srv/pg/cli during LIST: {cpu})"
-    ));
-    // Baseline: the same rows straight from SQL, as text, to this process.
-    let mut raw = Vec::new();
-    let t = Instant::now();
-    while raw.len() < 50 && t.elapsed() < Duration::from_secs(20) {
-        let t1 = Instant::now();
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT object::text FROM objects WHERE resource = 'flunders' AND namespace = $1 ORDER BY name",
-        )
-        .bind(ns_list)
-        .fetch_all(&pool)
-        .await?;
-        std::hint::black_box(rows);
-        raw.push(t1.elapsed().as_secs_f64());
-    }
-    rep.line(format!(
-        "baseline SELECT of the same rows (sqlx): p50 {:>8.2} ms  p99 {:>8.2} ms  -> LIST/SELECT p50 ratio {:.1}",
-        pct_f(&mut raw, 0.50) * 1e3,
-        pct_f(&mut raw, 0.99) * 1e3,
-        l.pct_ms(0.50) / (pct_f(&mut raw, 0.50) * 1e3).max(1e-9)
-    ));
-    rep.line("target: LIST of 10k <= 50 ms");
-
-    // 4: RSS after N flunders, cached JSON size, restart time.
-    let target = args
-        .objects
-        .unwrap_or(if args.big { 100_000 } else { 20_000 });
-    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM objects WHERE resource = 'flunders'")
-        .fetch_one(&pool)
-        .await?;
-    let missing = target.saturating_sub(have as usize);
-    let t = Instant::now();
-    if missing > 0 {
-        let clients = make_clients(&a.kubeconfig, fill_c).await?;
-        load(
-            fill_c,
-            Stop::Count(missing),
-            http_create_op(clients, "bench-fill", "f"),
-        )
-        .await;
-    }
-    let fill_s = t.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (count, json_bytes): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), coalesce(sum(length(object::text)), 0)::bigint FROM objects WHERE resource = 'flunders'",
-    )
-    .fetch_one(&pool)
-    .await?;
-    let rss_a = vm_rss(a.pid);
-    rep.line("");
-    rep.line(format!(
-        "== Memory and startup with {count} flunders ({}; filled {missing} in {fill_s:.1} s) ==",
-        if args.big || args.objects.is_some() {
-            "as asked"
-        } else {
-            "default target 20k, more if the create runs made more; --big for 100k"
-        }
-    ));
-    let json_mb = json_bytes as f64 / 1e6;
-    let budget_mb = 2.0 * json_mb + 40.0;
-    rep.line(format!(
-        "objects' JSON (sum length(object::text)): {json_mb:.1} MB; budget 2 x JSON + 40 MB = {budget_mb:.1} MB"
-    ));
-    rep.line(format!(
-        "RSS of the server that wrote them      : {}",
-        fmt_rss(rss_a, budget_mb)
-    ));
-    a.stop();
-    a = Server::start(server_bin, &dir_a, db_url).await?;
-    rep.line(format!(
-        "restart: start -> /readyz 200          : {:.2} s",
-        a.startup.as_secs_f64()
-    ));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    rep.line(format!(
-        "RSS after restart (idle)               : {}",
-        fmt_rss(vm_rss(a.pid), budget_mb)
-    ));
-
-    // 5: watch latency across replicas.
-    rep.line("");
-    if args.skip_watch {
-        rep.line("== Watch: skipped (--skip-watch) ==");
-    } else {
-        let dir_b = tmp.join("replica-b");
-        std::fs::create_dir_all(&dir_b)?;
-        let b = Server::start(server_bin, &dir_b, db_url).await?;
-        watch_section(&mut rep, args, &a, &b, &pool, budget_mb).await?;
-    }
-
-    println!("\n==================== wardle-bench results ====================");
-    print!("{}", rep.out);
-    Ok(())
+    Ok(stored)
 }
 
 async fn machine_header(rep: &mut Report, db_url: &str) -> anyhow::Result<()> {
@@ -372,7 +243,6 @@ async fn machine_header(rep: &mut Report, db_url: &str) -> anyhow::Result<()> {
         .unwrap_or_default()
         .trim()
         .to_string();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut c = sqlx::PgConnection::connect(db_url).await?;
     let version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&mut c)
@@ -393,14 +263,20 @@ async fn machine_header(rep: &mut Report, db_url: &str) -> anyhow::Result<()> {
     rep.line(format!("machine : nproc {nproc}, {model}, kernel {kernel}"));
     rep.line(format!(
         "loadavg : {} (other work on the machine skews every figure)",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load_average()
     ));
     rep.line(format!("postgres: {version} ({})", settings.trim_end()));
     rep.line("client  : this process, on the same machine (its CPU is shown where it matters)");
     Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages from /proc/loadavg ("?" without /proc).
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_else(|_| "?".into());
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn fmt_rss(kb: Option<u64>, budget_mb: f64) -> String {
@@ -417,19 +293,483 @@ fn fmt_rss(kb: Option<u64>, budget_mb: f64) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Watch across replicas.
+// Creates: every peer at every concurrency, then the ratios.
 
-async fn watch_section(
+/// The peers of the create table, in print order.
+const WARDLE_PG: &str = "wardle/Postgres";
+const WARDLE_SQLITE: &str = "wardle/SQLite";
+const GO_ETCD: &str = "Go/etcd";
+const RAW_INSERT: &str = "raw INSERT (pgbench)";
+
+/// One peer at one concurrency.
+struct Cell {
+    peer: &'static str,
+    clients: usize,
+    rate: f64,
+}
+
+/// Each concurrency level: every server, then pgbench, for `--seconds` each; one line per cell.
+async fn creates_section(
     rep: &mut Report,
-    args: &Args,
+    b: &Bench<'_>,
+    servers: &[&Server; 2],
+    go: Option<&Server>,
+    object: &str,
+) -> anyhow::Result<Vec<Cell>> {
+    rep.line("");
+    rep.line(format!(
+        "== Creates/s: POST a v1alpha1 flunder over HTTPS keep-alive with a client cert (same load client for every server); raw = pgbench single-row INSERT of the same {}-byte JSON into the same Postgres (autocommit); {} s per cell ==",
+        object.len(),
+        b.args.seconds
+    ));
+    rep.line(format!(
+        "{:>7} | {:<20} | {:>8} {:>8} {:>8} {:>5} | {:<18} | {}",
+        "clients", "peer", "ops/s", "p50 ms", "p99 ms", "errs", "cores srv/db/cli", "load1"
+    ));
+    let pgbench = b.args.pgbench.clone().or_else(|| which("pgbench"));
+    let dur = Duration::from_secs(b.args.seconds);
+    let mut cells = Vec::new();
+    for &c in &b.args.clients {
+        let mut targets: Vec<&Server> = servers.to_vec();
+        targets.extend(go);
+        for s in targets {
+            let clients = make_clients(&s.kubeconfig, c).await?;
+            let op = http_create_op(clients, "bench-create", &format!("c{c}"));
+            let cpu0 = b.cpu(s);
+            let run = load(c, Stop::After(dur), op).await;
+            let cpu = b.cpu(s).since(&cpu0, b.tick, run.elapsed);
+            cells.push(cell_line(rep, s.name, c, &run, &cpu));
+        }
+        if let Some(pgbench) = &pgbench {
+            let snap = || CpuSnap::take(0, b.postmaster);
+            let cpu0 = snap();
+            let dir = b.tmp.join(format!("pgbench-{c}"));
+            let run = pgbench_inserts(pgbench, b.db_url, object, c, b.args.seconds, &dir).await;
+            let cpu = snap().since(&cpu0, b.tick, run.elapsed);
+            cells.push(cell_line(rep, RAW_INSERT, c, &run, &cpu));
+        }
+    }
+    rep.line("cores = CPU s per wall s of the server / its store (Postgres cluster or etcd; SQLite is in the server) / this client and pgbench");
+    if pgbench.is_none() {
+        rep.line("raw INSERT: skipped (no pgbench; pass --pgbench or put it on PATH)");
+    }
+    if go.is_none() {
+        rep.line("Go/etcd: skipped (no --go-peers; run scripts/go-peers.sh)");
+    }
+    Ok(cells)
+}
+
+fn cell_line(rep: &mut Report, peer: &'static str, c: usize, run: &Run, cpu: &str) -> Cell {
+    rep.line(format!(
+        "{:>7} | {:<20} | {:>8.0} {:>8.2} {:>8.2} {:>5} | {:<18} | {}",
+        c,
+        peer,
+        run.rate(),
+        run.pct_ms(0.50),
+        run.pct_ms(0.99),
+        run.errors,
+        cpu,
+        load_average().split_whitespace().next().unwrap_or("?")
+    ));
+    if let Some(e) = &run.first_error {
+        rep.line(format!("        first {peer} error: {e}"));
+    }
+    Cell {
+        peer,
+        clients: c,
+        rate: run.rate(),
+    }
+}
+
+/// wardle ÷ Go and wardle ÷ raw INSERT for both engines, per concurrency ("-" where a peer
+/// did not run).
+fn ratios(rep: &mut Report, cells: &[Cell], levels: &[usize]) {
+    let rate = |peer: &str, c: usize| {
+        cells
+            .iter()
+            .find(|x| x.peer == peer && x.clients == c)
+            .map(|x| x.rate)
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    };
+    rep.line("");
+    rep.line(format!(
+        "== Ratios (same run; load average now {}) ==",
+        load_average()
+    ));
+    rep.line(format!(
+        "{:>7} | {:>12} {:>12} | {:>12} {:>12}",
+        "clients", "wardle/PG÷Go", "wardle/PG÷raw", "SQLite÷Go", "SQLite÷raw"
+    ));
+    for &c in levels {
+        let (pg, sq) = (rate(WARDLE_PG, c), rate(WARDLE_SQLITE, c));
+        let (go, raw) = (rate(GO_ETCD, c), rate(RAW_INSERT, c));
+        rep.line(format!(
+            "{:>7} | {:>12} {:>12} | {:>12} {:>12}",
+            c,
+            ratio(pg, go),
+            ratio(pg, raw),
+            ratio(sq, go),
+            ratio(sq, raw)
+        ));
+    }
+    rep.line("targets (issue 13): wardle/PG÷Go >= 1.5 at 1 client and >= 3 at 32; wardle/PG÷raw >= 0.5 at 32");
+}
+
+/// pgbench with `clients` connections inserting `object` for `seconds`, one row per
+/// transaction; latencies come from its per-transaction log (`--log`, microseconds).
+async fn pgbench_inserts(
+    pgbench: &Path,
+    db_url: &str,
+    object: &str,
+    clients: usize,
+    seconds: u64,
+    dir: &Path,
+) -> Run {
+    let failed = |e: String| Run {
+        ops: 0,
+        errors: 1,
+        elapsed: Duration::from_secs(seconds),
+        lat: Vec::new(),
+        first_error: Some(e),
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return failed(e.to_string());
+    }
+    let script = dir.join("insert.sql");
+    let sql = "\\set n random(1, 2000000000)\nINSERT INTO bench_raw (name, object) VALUES (:n, CAST(:obj AS json));\n";
+    if let Err(e) = std::fs::write(&script, sql) {
+        return failed(e.to_string());
+    }
+    let threads = clients.min(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut cmd = tokio::process::Command::new(pgbench);
+    cmd.current_dir(dir)
+        .args(["-n", "-M", "prepared", "--log", "--log-prefix=tx"])
+        .args(["-c", &clients.to_string(), "-j", &threads.to_string()])
+        .args(["-T", &seconds.to_string(), "-f"])
+        .arg(&script)
+        .arg("-D")
+        .arg(format!("obj={object}"))
+        .arg(db_url);
+    let out = match cmd.output().await {
+        Ok(o) => o,
+        Err(e) => return failed(format!("{}: {e}", pgbench.display())),
+    };
+    if !out.status.success() {
+        return failed(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let (lat, errors) = pgbench_log(dir);
+    Run {
+        ops: lat.len(),
+        errors,
+        elapsed: Duration::from_secs(seconds),
+        lat,
+        first_error: None,
+    }
+}
+
+/// Latencies of the transactions in pgbench's logs (`tx.*` in `dir`): the third field of each
+/// line, in microseconds; a non-numeric one (a failed transaction) counts as an error.
+fn pgbench_log(dir: &Path) -> (Vec<Duration>, usize) {
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    let files = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for f in files.filter(|f| f.file_name().to_string_lossy().starts_with("tx.")) {
+        let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+        for line in text.lines() {
+            match line.split_whitespace().nth(2).map(str::parse::<u64>) {
+                Some(Ok(us)) => lat.push(Duration::from_micros(us)),
+                _ => errors += 1,
+            }
+        }
+    }
+    (lat, errors)
+}
+
+/// The first `name` on PATH that is a file.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads, memory and startup.
+
+/// GET one and LIST of `list_size` in one namespace, wardle and (when running) Go, then the
+/// same rows by SQL.
+async fn reads_section(
+    rep: &mut Report,
+    b: &Bench<'_>,
     a: &Server,
-    b: &Server,
-    pool: &sqlx::PgPool,
+    go: Option<&Server>,
+) -> anyhow::Result<()> {
+    rep.line("");
+    rep.line(format!(
+        "== Reads: a namespace with {} flunders (GET and LIST one after another) ==",
+        b.args.list_size
+    ));
+    let mut wardle_list = f64::NAN;
+    for s in std::iter::once(a).chain(go) {
+        let list_p50 = reads_of(rep, b, s).await?;
+        if s.name == WARDLE_PG {
+            wardle_list = list_p50;
+        }
+    }
+    let ns = "bench-list";
+    let mut raw = Vec::new();
+    let t = Instant::now();
+    while raw.len() < 50 && t.elapsed() < Duration::from_secs(20) {
+        let t1 = Instant::now();
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT object::text FROM objects WHERE resource = 'flunders' AND namespace = $1 ORDER BY name",
+        )
+        .bind(ns)
+        .fetch_all(&b.pool)
+        .await?;
+        std::hint::black_box(rows);
+        raw.push(t1.elapsed().as_secs_f64());
+    }
+    let raw_p50 = pct_f(&mut raw, 0.50) * 1e3;
+    rep.line(format!(
+        "baseline SELECT of wardle's rows (sqlx): p50 {raw_p50:>8.2} ms  p99 {:>8.2} ms  -> wardle LIST/SELECT p50 ratio {:.1}",
+        pct_f(&mut raw, 0.99) * 1e3,
+        wardle_list / raw_p50.max(1e-9)
+    ));
+    rep.line("target: LIST of 10k <= 50 ms");
+    Ok(())
+}
+
+/// Fill `bench-list` on `s`, then serial GETs and LISTs; returns the LIST p50 in ms.
+async fn reads_of(rep: &mut Report, b: &Bench<'_>, s: &Server) -> anyhow::Result<f64> {
+    let (ns, fill_c) = ("bench-list", 32);
+    let t = Instant::now();
+    let clients = make_clients(&s.kubeconfig, fill_c).await?;
+    let op = http_create_op(clients, ns, "l");
+    let f = load(fill_c, Stop::Count(b.args.list_size), op).await;
+    rep.line(format!(
+        "{}: filled in {:.1} s at {:.0}/s, {} errors",
+        s.name,
+        t.elapsed().as_secs_f64(),
+        f.rate(),
+        f.errors
+    ));
+    let get_path = format!("{GROUP_VERSION}/namespaces/{ns}/flunders/l-0");
+    let cpu0 = b.cpu(s);
+    let g = serial(&s.client, &get_path, 2000, Duration::from_secs(10)).await?;
+    let cpu = b.cpu(s).since(&cpu0, b.tick, g.elapsed);
+    rep.line(format!(
+        "  GET one flunder      : p50 {:>8.2} ms  p99 {:>8.2} ms  ({} requests; cores srv/db/cli {cpu})",
+        g.pct_ms(0.50),
+        g.pct_ms(0.99),
+        g.ops
+    ));
+    let list_path = format!("{GROUP_VERSION}/namespaces/{ns}/flunders");
+    let (st, body) = send(&s.client, Method::GET, &list_path, None).await?;
+    let items = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["items"].as_array().map(Vec::len))
+        .unwrap_or(0);
+    let cpu0 = b.cpu(s);
+    let l = serial(&s.client, &list_path, 50, Duration::from_secs(20)).await?;
+    let cpu = b.cpu(s).since(&cpu0, b.tick, l.elapsed);
+    rep.line(format!(
+        "  LIST {:>6} flunders: p50 {:>8.2} ms  p99 {:>8.2} ms  ({} requests; {items} items, {:.1} MB, status {}; cores {cpu})",
+        b.args.list_size,
+        l.pct_ms(0.50),
+        l.pct_ms(0.99),
+        l.ops,
+        body.len() as f64 / 1e6,
+        st.as_u16()
+    ));
+    Ok(l.pct_ms(0.50))
+}
+
+/// RSS after N flunders, the cached JSON's size, restart time; returns the RSS budget in MB.
+async fn memory_section(rep: &mut Report, b: &Bench<'_>, a: &mut Server) -> anyhow::Result<f64> {
+    let args = b.args;
+    let target = args
+        .objects
+        .unwrap_or(if args.big { 100_000 } else { 20_000 });
+    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM objects WHERE resource = 'flunders'")
+        .fetch_one(&b.pool)
+        .await?;
+    let missing = target.saturating_sub(have as usize);
+    let t = Instant::now();
+    if missing > 0 {
+        let clients = make_clients(&a.kubeconfig, 32).await?;
+        let op = http_create_op(clients, "bench-fill", "f");
+        load(32, Stop::Count(missing), op).await;
+    }
+    let fill_s = t.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (count, json_bytes): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(length(object::text)), 0)::bigint FROM objects WHERE resource = 'flunders'",
+    )
+    .fetch_one(&b.pool)
+    .await?;
+    let rss_a = vm_rss(a.pid);
+    rep.line("");
+    let how = if args.big || args.objects.is_some() {
+        "as asked"
+    } else {
+        "default target 20k, more if the create runs made more; --big for 100k"
+    };
+    rep.line(format!(
+        "== Memory and startup with {count} flunders ({how}; filled {missing} in {fill_s:.1} s) =="
+    ));
+    let json_mb = json_bytes as f64 / 1e6;
+    let budget_mb = 2.0 * json_mb + 40.0;
+    rep.line(format!(
+        "objects' JSON (sum length(object::text)): {json_mb:.1} MB; budget 2 x JSON + 40 MB = {budget_mb:.1} MB"
+    ));
+    rep.line(format!(
+        "RSS of the server that wrote them      : {}",
+        fmt_rss(rss_a, budget_mb)
+    ));
+    a.stop();
+    *a = b
+        .wardle(WARDLE_PG, "replica-a", b.db_url, b.postmaster)
+        .await?;
+    rep.line(format!(
+        "restart: start -> /readyz 200          : {:.2} s",
+        a.startup.as_secs_f64()
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rep.line(format!(
+        "RSS after restart (idle)               : {}",
+        fmt_rss(vm_rss(a.pid), budget_mb)
+    ));
+    Ok(budget_mb)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch latency.
+
+/// wardle and Go each watched by `--peer-watchers` clients while the same server takes paced
+/// creates: the Done-when comparison of issue 13.
+async fn peer_watch_section(
+    rep: &mut Report,
+    b: &Bench<'_>,
+    a: &Server,
+    go: Option<&Server>,
+) -> anyhow::Result<()> {
+    let n = b.args.peer_watchers;
+    rep.line("");
+    rep.line(format!(
+        "== Watch, wardle vs Go: {n} watchers on each server while it takes {} creates at {}/s ==",
+        b.args.watch_events, b.args.watch_rate
+    ));
+    rep.line("sent = POST sent, answered = POST response; the commit lies between the two");
+    for s in std::iter::once(a).chain(go) {
+        match watch_run(b.args, s, s, "bench-peer-watch", n).await? {
+            Ok(w) => watch_lines(rep, s.name, &w, None),
+            Err(skipped) => rep.line(format!("{}: skipped: {skipped}", s.name)),
+        }
+    }
+    Ok(())
+}
+
+/// Watchers on replica B while replica A takes the creates: the event crosses Postgres.
+async fn replica_watch_section(
+    rep: &mut Report,
+    b: &Bench<'_>,
+    a: &Server,
+    replica_b: &Server,
     budget_mb: f64,
 ) -> anyhow::Result<()> {
-    let ns = "bench-watch";
+    let n = b.args.watchers;
+    let rss_before = vm_rss(replica_b.pid);
+    rep.line("");
+    rep.line(format!(
+        "== Watch across replicas: {n} watchers on replica B (started in {:.2} s), {} creates through replica A at {}/s ==",
+        replica_b.startup.as_secs_f64(),
+        b.args.watch_events,
+        b.args.watch_rate
+    ));
+    let w = match watch_run(b.args, replica_b, a, "bench-watch", n).await? {
+        Ok(w) => w,
+        Err(skipped) => {
+            rep.line(format!("skipped: {skipped}"));
+            return Ok(());
+        }
+    };
+    let rvs: Vec<i64> = w.written.keys().copied().collect();
+    let committed: HashMap<i64, f64> = sqlx::query_as::<_, (i64, f64)>(
+        "SELECT rv, extract(epoch FROM committed_at)::float8 FROM events WHERE rv = ANY($1)",
+    )
+    .bind(&rvs)
+    .fetch_all(&b.pool)
+    .await?
+    .into_iter()
+    .collect();
+    watch_lines(rep, "wardle A -> B", &w, Some(&committed));
+    rep.line(format!(
+        "RSS of replica B: before watchers {}, with watchers {}",
+        fmt_rss(rss_before, budget_mb),
+        fmt_rss(w.rss_watching, budget_mb)
+    ));
+    rep.line("target: watch p99 <= 50 ms across replicas");
+    Ok(())
+}
+
+/// One watch measurement: who saw what, when.
+struct WatchRun {
+    watchers: usize,
+    connected: usize,
+    setup_s: f64,
+    /// resourceVersion -> (POST sent, POST answered), Unix seconds.
+    written: HashMap<i64, (f64, f64)>,
+    write_errors: usize,
+    /// (resourceVersion, arrival) of every event every watcher saw.
+    seen: Vec<(i64, f64)>,
+    /// Watchers that saw every written event.
+    complete: usize,
+    rss_watching: Option<u64>,
+}
+
+/// `n` watchers on `watched` (from the current resourceVersion), then paced creates through
+/// `writer`. `Ok(Err(reason))` when the server cannot be watched.
+async fn watch_run(
+    args: &Args,
+    watched: &Server,
+    writer: &Server,
+    ns: &str,
+    n: usize,
+) -> anyhow::Result<Result<WatchRun, String>> {
+    let watch_path = match watch_path(watched, ns).await? {
+        Ok(p) => p,
+        Err(skipped) => return Ok(Err(skipped)),
+    };
+    let want = args.watch_events;
+    let t = Instant::now();
+    let watchers = Watchers::open(&watched.kubeconfig, &watch_path, n, want).await?;
+    let connected = watchers.wait_connected(n).await;
+    let setup_s = t.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_watching = vm_rss(watched.pid);
+    let client = make_client(&writer.kubeconfig).await?;
+    let (written, write_errors) = paced_creates(&client, ns, want, args.watch_rate).await;
+    let (seen, complete) = watchers.collect(written.len()).await;
+    Ok(Ok(WatchRun {
+        watchers: n,
+        connected,
+        setup_s,
+        written,
+        write_errors,
+        seen,
+        complete,
+        rss_watching,
+    }))
+}
+
+/// The watch URL from the namespace's current resourceVersion, after checking that a watch
+/// gets its response headers (`Err(reason)` otherwise).
+async fn watch_path(s: &Server, ns: &str) -> anyhow::Result<Result<String, String>> {
     let path = format!("{GROUP_VERSION}/namespaces/{ns}/flunders");
-    let (st, body) = send(&b.client, Method::GET, &format!("{path}?limit=1"), None).await?;
+    let (st, body) = send(&s.client, Method::GET, &format!("{path}?limit=1"), None).await?;
     let rv = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| {
@@ -437,156 +777,162 @@ async fn watch_section(
                 .as_str()
                 .map(str::to_string)
         })
-        .ok_or_else(|| anyhow!("list on replica B: {st} {}", String::from_utf8_lossy(&body)))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "list on {}: {st} {}",
+                s.name,
+                String::from_utf8_lossy(&body)
+            )
+        })?;
     let watch_path = format!("{path}?watch=true&resourceVersion={rv}");
-    // Probe: a server without the watch endpoint answers at once with an error status.
     let probe = tokio::time::timeout(
         Duration::from_secs(10),
-        b.client.send(request(Method::GET, &watch_path, None)?),
+        s.client.send(request(Method::GET, &watch_path, None)?),
     )
     .await;
-    match probe {
-        Ok(Ok(resp)) if resp.status() == StatusCode::OK => {}
-        Ok(Ok(resp)) => {
-            rep.line(format!(
-                "== Watch: skipped: the server answers a watch with {} (endpoint not there yet) ==",
-                resp.status()
-            ));
-            return Ok(());
-        }
-        Ok(Err(e)) => {
-            rep.line(format!("== Watch: skipped: watch request failed: {e} =="));
-            return Ok(());
-        }
-        Err(_) => {
-            rep.line("== Watch: skipped: no response headers to a watch within 10 s ==");
-            return Ok(());
-        }
-    }
+    Ok(match probe {
+        Ok(Ok(resp)) if resp.status() == StatusCode::OK => Ok(watch_path),
+        Ok(Ok(resp)) => Err(format!("the server answers a watch with {}", resp.status())),
+        Ok(Err(e)) => Err(format!("watch request failed: {e}")),
+        Err(_) => Err("no response headers to a watch within 10 s".into()),
+    })
+}
 
-    let n = args.watchers;
-    let want = args.watch_events;
-    // A few clients so connections spread over several hyper pools (one connection per stream).
-    let clients = make_clients(&b.kubeconfig, n.div_ceil(100).max(1)).await?;
-    let ready = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let connect_gate = Arc::new(tokio::sync::Semaphore::new(50));
-    let rss_before = vm_rss(b.pid);
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        let client = clients[i % clients.len()].clone();
-        let (ready, failed, done, gate) = (
-            ready.clone(),
-            failed.clone(),
-            done.clone(),
-            connect_gate.clone(),
-        );
-        let watch_path = watch_path.clone();
-        tasks.push(tokio::spawn(async move {
-            watcher(client, watch_path, want, ready, failed, done, gate).await
-        }));
-    }
-    let t = Instant::now();
-    while ready.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < n {
-        if t.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let connected = ready.load(Ordering::Relaxed);
-    let setup_s = t.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_watching = vm_rss(b.pid);
-
-    // Paced writer on replica A; each create's RV and the wall time its response arrived.
-    let writer = make_clients(&a.kubeconfig, 1).await?.remove(0);
-    let mut written: HashMap<i64, f64> = HashMap::new();
-    let gap = Duration::from_secs_f64(1.0 / args.watch_rate.max(0.1));
+/// `want` creates one every 1/`rate` s; returns each created object's resourceVersion with the
+/// Unix times its POST was sent and answered, and the number of failed creates.
+async fn paced_creates(
+    client: &kube::Client,
+    ns: &str,
+    want: usize,
+    rate: f64,
+) -> (HashMap<i64, (f64, f64)>, usize) {
+    let mut written = HashMap::new();
+    let mut errors = 0usize;
+    let gap = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let start = Instant::now();
-    let mut write_errors = 0usize;
     for i in 0..want {
-        let due = start + gap * i as u32;
-        tokio::time::sleep_until(due.into()).await;
-        match post_flunder(&writer, ns, &format!("w-{i}")).await {
+        tokio::time::sleep_until((start + gap * i as u32).into()).await;
+        let sent = unix_now();
+        match post_flunder(client, ns, &format!("w-{i}")).await {
             Ok((StatusCode::CREATED, body)) => {
-                if let Some(rv) = serde_json::from_slice::<Value>(&body)
+                let answered = unix_now();
+                let rv = serde_json::from_slice::<Value>(&body)
                     .ok()
-                    .and_then(|v| v["metadata"]["resourceVersion"].as_str()?.parse().ok())
-                {
-                    written.insert(rv, unix_now());
+                    .and_then(|v| v["metadata"]["resourceVersion"].as_str()?.parse().ok());
+                match rv {
+                    Some(rv) => {
+                        written.insert(rv, (sent, answered));
+                    }
+                    None => errors += 1,
                 }
             }
-            _ => write_errors += 1,
+            _ => errors += 1,
         }
     }
-    // Let the stragglers arrive, then stop the watchers.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    done.store(true, Ordering::Relaxed);
-    let mut seen: Vec<(i64, f64)> = Vec::new();
-    let mut complete = 0usize;
-    for t in tasks {
-        if let Ok(Ok(Ok(v))) = tokio::time::timeout(Duration::from_secs(5), t).await {
-            if v.len() >= written.len() {
-                complete += 1;
-            }
-            seen.extend(v);
-        }
-    }
+    (written, errors)
+}
 
-    let rvs: Vec<i64> = written.keys().copied().collect();
-    let committed: HashMap<i64, f64> = sqlx::query_as::<_, (i64, f64)>(
-        "SELECT rv, extract(epoch FROM committed_at)::float8 FROM events WHERE rv = ANY($1)",
-    )
-    .bind(&rvs)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .collect();
-    let mut from_commit = Vec::new();
-    let mut from_response = Vec::new();
-    for (rv, at) in &seen {
-        if let Some(c) = committed.get(rv) {
+fn watch_lines(rep: &mut Report, name: &str, w: &WatchRun, committed: Option<&HashMap<i64, f64>>) {
+    let (mut from_sent, mut from_answer, mut from_commit) = (Vec::new(), Vec::new(), Vec::new());
+    for (rv, at) in &w.seen {
+        if let Some((sent, answered)) = w.written.get(rv) {
+            from_sent.push(at - sent);
+            from_answer.push(at - answered);
+        }
+        if let Some(c) = committed.and_then(|c| c.get(rv)) {
             from_commit.push(at - c);
         }
-        if let Some(w) = written.get(rv) {
-            from_response.push(at - w);
-        }
     }
-    let expected = written.len() * connected;
     rep.line(format!(
-        "== Watch: {connected}/{n} watchers on replica B (started in {:.2} s; connected in {setup_s:.1} s), {} creates through replica A at {}/s ==",
-        b.startup.as_secs_f64(),
-        written.len(),
-        args.watch_rate
+        "{name}: {}/{} watchers connected in {:.1} s; events delivered {}/{}; watchers that saw every event {}; write errors {}; load1 {}",
+        w.connected,
+        w.watchers,
+        w.setup_s,
+        from_sent.len(),
+        w.written.len() * w.connected,
+        w.complete,
+        w.write_errors,
+        load_average().split_whitespace().next().unwrap_or("?")
     ));
-    rep.line(format!(
-        "events delivered: {}/{expected}; watchers that saw every event: {complete}; write errors: {write_errors}",
-        from_response.len()
-    ));
-    rep.line(format!(
-        "events.committed_at -> watcher (upper bound): p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
-        pct_f(&mut from_commit, 0.50) * 1e3,
-        pct_f(&mut from_commit, 0.99) * 1e3,
-        pct_f(&mut from_commit, 1.0) * 1e3
-    ));
-    rep.line(format!(
-        "POST response -> watcher (lower bound)      : p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
-        pct_f(&mut from_response, 0.50) * 1e3,
-        pct_f(&mut from_response, 0.99) * 1e3,
-        pct_f(&mut from_response, 1.0) * 1e3
-    ));
-    rep.line("(committed_at is taken inside the writing transaction, before COMMIT; the response comes after it)");
-    rep.line(format!(
-        "RSS of replica B: before watchers {}, with watchers {}",
-        fmt_rss(rss_before, budget_mb),
-        fmt_rss(rss_watching, budget_mb)
-    ));
-    rep.line("target: watch p99 <= 50 ms across replicas");
-    Ok(())
+    let mut quantiles = |label: &str, v: &mut Vec<f64>| {
+        rep.line(format!(
+            "  {label:<38}: p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
+            pct_f(v, 0.50) * 1e3,
+            pct_f(v, 0.99) * 1e3,
+            pct_f(v, 1.0) * 1e3
+        ))
+    };
+    quantiles("POST sent -> watcher (upper bound)", &mut from_sent);
+    quantiles("POST answered -> watcher (lower bound)", &mut from_answer);
+    if committed.is_some() {
+        quantiles("events.committed_at -> watcher", &mut from_commit);
+        rep.line("  (committed_at is taken inside the writing transaction, before COMMIT)");
+    }
+}
+
+/// (resourceVersion, Unix arrival time) of the events one watcher saw, in order.
+type Arrivals = Vec<(i64, f64)>;
+
+/// The watcher tasks of one measurement and their shared counters.
+struct Watchers {
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Arrivals>>>,
+    ready: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    done: Arc<AtomicBool>,
+}
+
+impl Watchers {
+    async fn open(kubeconfig: &Path, path: &str, n: usize, want: usize) -> anyhow::Result<Self> {
+        // A few clients so connections spread over several hyper pools (one connection per stream).
+        let clients = make_clients(kubeconfig, n.div_ceil(100).max(1)).await?;
+        let w = Watchers {
+            tasks: Vec::with_capacity(n),
+            ready: Arc::new(AtomicUsize::new(0)),
+            failed: Arc::new(AtomicUsize::new(0)),
+            done: Arc::new(AtomicBool::new(false)),
+        };
+        let gate = Arc::new(tokio::sync::Semaphore::new(50));
+        let mut tasks = Vec::with_capacity(n);
+        for i in 0..n {
+            let client = clients[i % clients.len()].clone();
+            let (ready, failed) = (w.ready.clone(), w.failed.clone());
+            let (done, gate, path) = (w.done.clone(), gate.clone(), path.to_string());
+            tasks.push(tokio::spawn(async move {
+                watcher(client, path, want, ready, failed, done, gate).await
+            }));
+        }
+        Ok(Watchers { tasks, ..w })
+    }
+
+    /// Waits (up to 120 s) until every watcher has its response headers or failed.
+    async fn wait_connected(&self, n: usize) -> usize {
+        let t = Instant::now();
+        while self.ready.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed) < n
+            && t.elapsed() < Duration::from_secs(120)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Lets stragglers arrive (up to 30 s), stops the watchers, and returns every (rv, arrival)
+    /// with the number of watchers that saw at least `written` events.
+    async fn collect(self, written: usize) -> (Vec<(i64, f64)>, usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !self.tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.done.store(true, Ordering::Relaxed);
+        let mut seen = Vec::new();
+        let mut complete = 0usize;
+        for t in self.tasks {
+            if let Ok(Ok(Ok(v))) = tokio::time::timeout(Duration::from_secs(5), t).await {
+                complete += usize::from(v.len() >= written);
+                seen.extend(v);
+            }
+        }
+        (seen, complete)
+    }
 }
 
 /// One watcher: open the stream, count as ready once headers arrive, then record (rv, wall time)
@@ -599,7 +945,7 @@ async fn watcher(
     failed: Arc<AtomicUsize>,
     done: Arc<AtomicBool>,
     gate: Arc<tokio::sync::Semaphore>,
-) -> anyhow::Result<Vec<(i64, f64)>> {
+) -> anyhow::Result<Arrivals> {
     let permit = gate.acquire_owned().await?;
     let resp = match client.send(request(Method::GET, &path, None)?).await {
         Ok(r) if r.status() == StatusCode::OK => r,
@@ -752,22 +1098,6 @@ fn http_create_op(clients: Vec<kube::Client>, ns: &str, prefix: &str) -> Op {
     })
 }
 
-fn raw_insert_op(pool: sqlx::PgPool, prefix: &str, object: &str) -> Op {
-    let (prefix, object) = (prefix.to_string(), Arc::new(object.to_string()));
-    Arc::new(move |_w, i| {
-        let (pool, object, name) = (pool.clone(), object.clone(), format!("{prefix}-{i}"));
-        Box::pin(async move {
-            sqlx::query("INSERT INTO bench_raw (name, object) VALUES ($1, $2::json)")
-                .bind(name)
-                .bind(object.as_str())
-                .execute(&pool)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-    })
-}
-
 /// `n` GETs of `path` one after another (or until `max`), each must be 200.
 async fn serial(client: &kube::Client, path: &str, n: usize, max: Duration) -> anyhow::Result<Run> {
     let start = Instant::now();
@@ -865,9 +1195,18 @@ async fn make_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(cfg)?)
 }
 
+/// An API server under test (wardle, or the Go sample-apiserver with its etcd) and a client.
 struct Server {
-    child: Option<Child>,
+    /// The peer's label in the tables.
+    name: &'static str,
+    /// Its cert dir (wardle) or work dir (Go).
+    dir: PathBuf,
+    /// The processes, stopped last first (Go: the apiserver, then etcd).
+    children: Vec<Child>,
+    /// The API server's process.
     pid: u32,
+    /// The store's root process for CPU figures: the postmaster or etcd; None for SQLite.
+    store_pid: Option<u32>,
     kubeconfig: PathBuf,
     client: kube::Client,
     /// Spawn -> first 200 from /readyz.
@@ -875,39 +1214,140 @@ struct Server {
 }
 
 impl Server {
-    async fn start(bin: &Path, dir: &Path, db_url: &str) -> anyhow::Result<Server> {
+    async fn wardle(
+        name: &'static str,
+        bin: &Path,
+        dir: &Path,
+        db_url: &str,
+        store_pid: Option<u32>,
+    ) -> anyhow::Result<Server> {
         let port = free_port()?;
-        let log = dir.join(format!("wardle-{port}.log"));
         let t0 = Instant::now();
-        let mut child = Command::new(bin)
-            .args(["--secure-port", &port.to_string()])
-            .args(["--bind-address", "127.0.0.1"])
-            .arg("--cert-dir")
-            .arg(dir)
-            .args(["--database-url", db_url])
-            // The server's own default filter, pinned so runs compare.
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
-        let pid = child.id();
-        let kubeconfig = dir.join("admin.kubeconfig");
+        let child = spawn(
+            Command::new(bin)
+                .args(["--secure-port", &port.to_string()])
+                .args(["--bind-address", "127.0.0.1"])
+                .arg("--cert-dir")
+                .arg(dir)
+                .args(["--database-url", db_url])
+                // The server's own default filter, pinned so runs compare.
+                .env("RUST_LOG", "info,sqlx=warn"),
+            &dir.join(format!("wardle-{port}.log")),
+        )?;
+        let starting = Server::starting(name, dir, vec![child], store_pid);
+        starting.ready(port, dir.join("admin.kubeconfig"), t0).await
+    }
+
+    /// The Go sample-apiserver on its own etcd, serving with wardle's serving certificate and
+    /// trusting wardle's client CA (`wardle_dir`), so the same client and admin user talk to
+    /// both. Its core-cluster kubeconfigs point at a closed port, as in tests/differential.rs:
+    /// the admin is in system:masters, which delegated authorization allows without asking.
+    async fn go(bins: &Path, dir: &Path, wardle_dir: &Path) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(dir)?;
+        let (etcd_port, peer_port, port) = (free_port()?, free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd = spawn(
+            Command::new(bins.join("etcd"))
+                .arg(format!("--data-dir={}", dir.join("etcd").display()))
+                .arg(format!("--listen-client-urls={etcd_url}"))
+                .arg(format!("--advertise-client-urls={etcd_url}"))
+                .arg(format!("--listen-peer-urls={peer_url}"))
+                .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+                .arg(format!("--initial-cluster=default={peer_url}"))
+                .arg("--log-level=warn"),
+            &dir.join("etcd.log"),
+        )?;
+        let store_pid = Some(etcd.id());
+        let mut starting = Server::starting(GO_ETCD, dir, vec![etcd], store_pid);
+        let pem = |f: &str| std::fs::read_to_string(wardle_dir.join(f));
+        let (ca, cert, key) = (pem("ca.crt")?, pem("admin.crt")?, pem("admin.key")?);
+        let kubeconfig = dir.join("go.kubeconfig");
+        let url = format!("https://127.0.0.1:{port}");
+        wardle::tls::pki::write_kubeconfig(&kubeconfig, &url, &ca, &cert, &key, "go")?;
+        let nowhere = dir.join("nowhere.kubeconfig");
+        wardle::tls::pki::write_kubeconfig(&nowhere, "https://127.0.0.1:1", &ca, &cert, &key, "x")?;
+        let p = |p: PathBuf| p.display().to_string();
+        let t0 = Instant::now();
+        starting.children.push(spawn(
+            Command::new(bins.join("sample-apiserver")).args([
+                format!("--etcd-servers={etcd_url}"),
+                format!("--secure-port={port}"),
+                "--bind-address=127.0.0.1".into(),
+                format!("--tls-cert-file={}", p(wardle_dir.join("apiserver.crt"))),
+                format!(
+                    "--tls-private-key-file={}",
+                    p(wardle_dir.join("apiserver.key"))
+                ),
+                format!("--cert-dir={}", p(dir.join("go-certs"))),
+                format!("--client-ca-file={}", p(wardle_dir.join("ca.crt"))),
+                format!("--kubeconfig={}", p(nowhere.clone())),
+                format!("--authentication-kubeconfig={}", p(nowhere.clone())),
+                format!("--authorization-kubeconfig={}", p(nowhere)),
+                "--authentication-skip-lookup".into(),
+                "--enable-priority-and-fairness=false".into(),
+                "--disable-admission-plugins=NamespaceLifecycle,MutatingAdmissionWebhook,\
+                 ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy"
+                    .into(),
+            ]),
+            &dir.join("sample-apiserver.log"),
+        )?);
+        starting.pid = starting.children[1].id();
+        starting.ready(port, kubeconfig, t0).await
+    }
+
+    /// A server whose processes run but which has not answered yet.
+    fn starting(
+        name: &'static str,
+        dir: &Path,
+        children: Vec<Child>,
+        store_pid: Option<u32>,
+    ) -> Starting {
+        let pid = children.last().map_or(0, Child::id);
+        Starting {
+            name,
+            dir: dir.to_path_buf(),
+            children,
+            pid,
+            store_pid,
+        }
+    }
+}
+
+/// [`Server`] before its first 200 from /readyz.
+struct Starting {
+    name: &'static str,
+    dir: PathBuf,
+    children: Vec<Child>,
+    pid: u32,
+    store_pid: Option<u32>,
+}
+
+impl Starting {
+    /// Polls /readyz on `port` (up to 600 s; any process exiting is an error with the logs).
+    async fn ready(
+        mut self,
+        port: u16,
+        kubeconfig: PathBuf,
+        t0: Instant,
+    ) -> anyhow::Result<Server> {
         let deadline = t0 + Duration::from_secs(600);
         let mut client: Option<kube::Client> = None;
         loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                bail!(
-                    "wardle-apiserver exited ({status}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+            for c in &mut self.children {
+                if let Ok(Some(status)) = c.try_wait() {
+                    bail!(
+                        "{} exited ({status}); logs in {}",
+                        self.name,
+                        self.dir.display()
+                    );
+                }
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
                 bail!(
-                    "wardle-apiserver not ready after 600 s; log {}",
-                    log.display()
+                    "{} not ready after 600 s; logs in {}",
+                    self.name,
+                    self.dir.display()
                 );
             }
             if client.is_none() && kubeconfig.exists() && port_open(port) {
@@ -921,31 +1361,29 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let startup = t0.elapsed();
+        let children = std::mem::take(&mut self.children);
         Ok(Server {
-            child: Some(child),
-            pid,
+            name: self.name,
+            dir: self.dir.clone(),
+            children,
+            pid: self.pid,
+            store_pid: self.store_pid,
             kubeconfig,
             client: client.ok_or_else(|| anyhow!("no client"))?,
             startup,
         })
     }
+}
 
-    /// SIGTERM, then SIGKILL after 15 s.
+impl Drop for Starting {
+    fn drop(&mut self) {
+        stop_all(&mut self.children);
+    }
+}
+
+impl Server {
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_all(&mut self.children);
     }
 }
 
@@ -953,6 +1391,33 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// SIGTERM to each process, last first, then SIGKILL after 15 s.
+fn stop_all(children: &mut Vec<Child>) {
+    while let Some(mut c) = children.pop() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Starts `cmd` with stdin and stdout closed and stderr into `log`.
+fn spawn(cmd: &mut Command, log: &Path) -> anyhow::Result<Child> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()
+        .with_context(|| format!("spawn {:?}", cmd.get_program()))
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -1067,8 +1532,8 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// CPU ticks used so far by the server, the Postgres cluster (postmaster, its live children and
-/// the ones it reaped) and this process.
+/// CPU ticks used so far by the server, its store (the postmaster or etcd, with its live
+/// children and the ones it reaped) and this process (with reaped children such as pgbench).
 struct CpuSnap {
     server: Option<u64>,
     postgres: Option<u64>,
@@ -1076,8 +1541,8 @@ struct CpuSnap {
 }
 
 impl CpuSnap {
-    fn take(server: u32, postmaster: Option<u32>) -> CpuSnap {
-        let postgres = postmaster.and_then(|pm| {
+    fn take(server: u32, store: Option<u32>) -> CpuSnap {
+        let postgres = store.and_then(|pm| {
             let root = proc_stat(pm)?;
             let kids: u64 = std::fs::read_dir("/proc")
                 .ok()?
@@ -1092,7 +1557,8 @@ impl CpuSnap {
         CpuSnap {
             server: proc_stat(server).map(|s| s.own),
             postgres,
-            bench: proc_stat(std::process::id()).map(|s| s.own),
+            // Reaped children too: pgbench's CPU lands there once it exits.
+            bench: proc_stat(std::process::id()).map(|s| s.own + s.children),
         }
     }
 
