@@ -2,9 +2,11 @@
 //! the `cel` crate: one environment with the standard library, its macros (`has`, `all`,
 //! `exists`, `exists_one`, `map`, `filter`), regex `matches`, and cel-go's strings, lists and
 //! math extensions that Kubernetes also enables (`lowerAscii`, `split`, `join`, `replace`,
-//! `indexOf`, `slice`, `flatten`, `sort`, ...). Objects enter as JSON.
-//! Not available (yet): Kubernetes' `quantity()`, `url()`, `isSorted/sum/min/max` on lists,
-//! `authorizer`, and timestamps/durations.
+//! `indexOf`, `slice`, `flatten`, `sort`, ...), and Kubernetes' own libraries (`cel_library`:
+//! lists `isSorted/sum/min/max/indexOf/lastIndexOf`, regex `find/findAll`, `quantity()`,
+//! `url()`). Objects enter as JSON.
+//! Not available (yet): Kubernetes' `ip()`, `cidr()`, `format`, `semver`, `authorizer`,
+//! cel-go's `sets`, and timestamps/durations.
 //!
 //! Cost: the `cel` crate has no cost tracking, and CEL's only loops are its comprehensions
 //! (`all`, `exists`, `map`, ...). Every comprehension's range is therefore routed through a
@@ -48,6 +50,8 @@ fn env() -> Arc<Env> {
             env.add_extension(ext)
                 .expect("cel-go's extensions declare no overload twice");
         }
+        env.add_extension(super::cel_library::register)
+            .expect("Kubernetes' libraries declare no overload twice");
         // cel-go keeps the last of repeated map keys; policies written for Go rely on it.
         env.set_error_on_duplicate_map_keys(false);
         Arc::new(env)
