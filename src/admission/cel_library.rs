@@ -1,12 +1,14 @@
 //! The Kubernetes CEL libraries (`k8s.io/apiserver/pkg/cel/library`) that cel-go's own
 //! extensions do not cover, registered on the `cel` crate's environment: Kubernetes' lists
-//! (`isSorted sum min max indexOf lastIndexOf`), regex (`find findAll`), quantity and URL.
+//! (`isSorted sum min max indexOf lastIndexOf`), regex (`find findAll`), quantity, URL, IP
+//! and CIDR.
 //!
 //! These functions take one pass over their receiver (linear in its size, which the request
 //! size bounds) and are not charged against the cost limit, which meters comprehensions.
 //! Regular expressions are the `regex` crate's: linear-time matching, compiled programs
 //! limited in size, and compiled once per pattern for a bounded cache.
 
+mod net;
 mod quantity;
 mod url;
 
@@ -44,6 +46,7 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
         name = "findAll")?;
     quantity::library(env)?;
     url::library(env)?;
+    net::library(env)?;
     Ok(())
 }
 
@@ -439,6 +442,59 @@ mod tests {
         assert_errors(&[
             ("url('x')", "parse \"x\": invalid URI for request"),
             ("url('https://h%41.com/')", "invalid URL escape \"%41\""),
+        ]);
+    }
+
+    #[test]
+    fn ip_and_cidr() {
+        assert_all_true(&[
+            "ip('::1').family() == 6 && ip('1.2.3.4').family() == 4", // Go: 6, 4
+            "ip('1.2.3.4') == ip('1.2.3.4') && ip('1.2.3.4') != ip('1.2.3.5')",
+            "!ip.isCanonical('2001:DB8::1') && ip.isCanonical('2001:db8::1')", // Go: false, true
+            "string(ip('2001:db8:0:0:0:0:0:1')) == '2001:db8::1'",             // Go: 2001:db8::1
+            "string(ip('::1.2.3.4')) == '::102:304'",                          // Go: ::102:304
+            "ip('10.0.0.1').isGlobalUnicast()",                                // Go: true
+            "!ip('255.255.255.255').isGlobalUnicast() && !ip('0.0.0.0').isGlobalUnicast()",
+            "ip('ff02::1').isLinkLocalMulticast() && ip('224.0.0.5').isLinkLocalMulticast()",
+            "ip('fe80::1').isLinkLocalUnicast() && ip('169.254.1.1').isLinkLocalUnicast()",
+            "ip('::').isUnspecified() && ip('127.1.2.3').isLoopback()", // Go: true, true
+            "isIP('1.2.3.4') && !isIP('1.2.3.4 ') && !isIP('01.2.3.4')", // Go: true, false, false
+            "cidr('10.0.0.0/8').containsIP(ip('10.1.2.3'))",            // Go: true
+            "!cidr('10.0.0.0/8').containsIP('11.1.2.3')",               // Go: false
+            "!cidr('10.0.0.0/8').containsIP('::1')",                    // Go: false
+            "cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16')",           // Go: true
+            "!cidr('10.0.0.0/8').containsCIDR(cidr('0.0.0.0/0'))",      // Go: false
+            "cidr('0.0.0.0/0').containsIP('255.1.2.3')",                // Go: true
+            "cidr('2001:db8::/32').containsIP('2001:db8:ffff::1')",     // Go: true
+            "string(cidr('10.1.2.3/8').masked()) == '10.0.0.0/8'",      // Go: 10.0.0.0/8
+            "string(cidr('10.1.2.3/8').ip()) == '10.1.2.3'",            // Go: 10.1.2.3
+            "cidr('10.1.2.3/8').prefixLength() == 8",                   // Go: 8
+            "string(cidr('2001:db8::1/64')) == '2001:db8::1/64'",       // Go: as written
+            "cidr('10.0.0.0/8') == cidr('10.0.0.0/8') && cidr('10.0.0.0/8') != cidr('10.0.0.1/8')",
+            "!isCIDR('10.0.0.0/33') && !isCIDR('10.0.0.0/08') && isCIDR('::/0')",
+        ]);
+        assert_errors(&[
+            (
+                "ip('::ffff:1.2.3.4')",
+                "IPv4-mapped IPv6 address \"::ffff:1.2.3.4\" is not allowed",
+            ),
+            ("ip('fe80::1%eth0')", "with zone value is not allowed"),
+            (
+                "ip('x')",
+                "IP Address \"x\" parse error during conversion from string",
+            ),
+            (
+                "ip.isCanonical('x')",
+                "parse error during conversion from string",
+            ),
+            (
+                "cidr('x')",
+                "network address parse error during conversion from string",
+            ),
+            (
+                "cidr('::ffff:1.2.3.4/120')",
+                "IPv4-mapped IPv6 address \"::ffff:1.2.3.4/120\"",
+            ),
         ]);
     }
 }
