@@ -8,6 +8,31 @@
 //! Regular expressions are the `regex` crate's: linear-time matching, compiled programs
 //! limited in size, and compiled once per pattern for a bounded cache.
 
+/// Implements `Val` for a library's own value type `$t` of CEL type `$cel`: equality by
+/// `PartialEq`, downcasting by `Any`.
+macro_rules! opaque_val {
+    ($t:ty, $cel:expr) => {
+        impl ::cel::common::value::Val for $t {
+            fn get_type(&self) -> &::cel::common::types::Type {
+                &$cel
+            }
+            fn cel_type() -> &'static ::cel::common::types::Type {
+                &$cel
+            }
+            fn equals(&self, other: &dyn ::cel::common::value::Val) -> bool {
+                other.downcast_ref::<$t>().is_some_and(|o| o == self)
+            }
+            fn clone_as_boxed<'v>(&self) -> Box<dyn ::cel::common::value::Val + 'v> {
+                Box::new(self.clone())
+            }
+            fn as_any(&self) -> Option<&dyn ::std::any::Any> {
+                Some(self)
+            }
+        }
+        impl ::cel::common::value::StaticVal for $t {}
+    };
+}
+
 mod net;
 mod quantity;
 mod url;

@@ -2,11 +2,9 @@
 //! `cidr.go`) on `std::net`, with Go's `netip` rules: no zones, no IPv4-mapped IPv6
 //! addresses, no leading zeros in IPv4 octets or prefix lengths.
 
-use std::any::Any;
 use std::net::IpAddr;
 
 use cel::common::types::{CelBool, CelInt, CelString, Type};
-use cel::common::value::{StaticVal, Val};
 use cel::{DeclarationError, Env, ExecutionError};
 
 /// The CEL types, named as in Go.
@@ -98,28 +96,6 @@ impl Cidr {
     }
 }
 
-macro_rules! opaque_val {
-    ($t:ty, $cel:expr) => {
-        impl Val for $t {
-            fn get_type(&self) -> &Type {
-                &$cel
-            }
-            fn cel_type() -> &'static Type {
-                &$cel
-            }
-            fn equals(&self, other: &dyn Val) -> bool {
-                other.downcast_ref::<$t>().is_some_and(|o| o == self)
-            }
-            fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v> {
-                Box::new(self.clone())
-            }
-            fn as_any(&self) -> Option<&dyn Any> {
-                Some(self)
-            }
-        }
-        impl StaticVal for $t {}
-    };
-}
 opaque_val!(Ip, IP_TYPE);
 opaque_val!(Cidr, CIDR_TYPE);
 

@@ -10,11 +10,9 @@
 //!   `MAX_DIGITS` decimal places apart (`quantity('1e2000000000').add(1)`), are errors: Go
 //!   would build numbers of billions of digits.
 
-use std::any::Any;
 use std::cmp::Ordering;
 
 use cel::common::types::{CelBool, CelDouble, CelInt, CelString, Type};
-use cel::common::value::{StaticVal, Val};
 use cel::{DeclarationError, Env, ExecutionError};
 use num_bigint::{BigInt, Sign};
 
@@ -277,29 +275,7 @@ impl PartialEq for Quantity {
     }
 }
 
-impl Val for Quantity {
-    fn get_type(&self) -> &Type {
-        &QUANTITY_TYPE
-    }
-
-    fn cel_type() -> &'static Type {
-        &QUANTITY_TYPE
-    }
-
-    fn equals(&self, other: &dyn Val) -> bool {
-        other.downcast_ref::<Quantity>().is_some_and(|o| o == self)
-    }
-
-    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v> {
-        Box::new(self.clone())
-    }
-
-    fn as_any(&self) -> Option<&dyn Any> {
-        Some(self)
-    }
-}
-
-impl StaticVal for Quantity {}
+opaque_val!(Quantity, QUANTITY_TYPE);
 
 fn err(function: &str, e: String) -> ExecutionError {
     ExecutionError::function_error(function, e)

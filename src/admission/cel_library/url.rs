@@ -4,11 +4,10 @@
 //! scheme-less path such as `/a/b` is a URL. `url(s)` and `isURL(s)` accept what Go's
 //! `url.ParseRequestURI` accepts; the parts are then those of `url.Parse` (fragment dropped).
 
-use std::any::Any;
 use std::collections::HashMap;
 
 use cel::common::types::{CelBool, CelList, CelMap, CelMapKey, CelString, Type};
-use cel::common::value::{StaticVal, Val};
+use cel::common::value::Val;
 use cel::{DeclarationError, Env, ExecutionError};
 
 /// The CEL type of URLs, named as in Go.
@@ -243,29 +242,7 @@ impl Url {
     }
 }
 
-impl Val for Url {
-    fn get_type(&self) -> &Type {
-        &URL_TYPE
-    }
-
-    fn cel_type() -> &'static Type {
-        &URL_TYPE
-    }
-
-    fn equals(&self, other: &dyn Val) -> bool {
-        other.downcast_ref::<Url>().is_some_and(|o| o == self)
-    }
-
-    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v> {
-        Box::new(self.clone())
-    }
-
-    fn as_any(&self) -> Option<&dyn Any> {
-        Some(self)
-    }
-}
-
-impl StaticVal for Url {}
+opaque_val!(Url, URL_TYPE);
 
 fn url(s: &CelString<'_>) -> Result<Url, ExecutionError> {
     parse(s.inner()).map_err(|e| ExecutionError::function_error("url", e))
