@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cel::common::ast::{CallExpr, EntryExpr, Expr, MapExpr, StructExpr};
+use cel::common::types::DYN_TYPE;
+use cel::common::value::CowVal;
 use cel::extractors::Arguments;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, IdedExpr};
@@ -32,6 +34,48 @@ pub const RUNTIME_BUDGET: u64 = 10_000_000;
 /// The counting function every comprehension range is wrapped in. `@` cannot start an
 /// identifier in CEL source, so no expression can call (or shadow) it.
 const COST_FN: &str = "@wardle_cost";
+/// The functions that wrap the arguments of a call whose work grows with their size: they
+/// charge a list's length or a string's length / 10 (Go's traversal cost factor), or for
+/// `COST_ARG_SQUARED_FN` its square, and hand the value on untouched.
+const COST_ARG_FN: &str = "@wardle_cost_arg";
+const COST_ARG_SQUARED_FN: &str = "@wardle_cost_arg2";
+/// The calls whose work is linear in the size of their receiver and arguments (Go charges
+/// them by size too): without a charge, a loop calling one on a large list would do
+/// quadratic work uncharged. Indexing, `size()` and map lookups stay constant-cost.
+const LINEAR_CALLS: &[&str] = &[
+    "_==_",
+    "_!=_",
+    "_+_",
+    "@in",
+    "indexOf",
+    "lastIndexOf",
+    "isSorted",
+    "sum",
+    "min",
+    "max",
+    "sort",
+    "reverse",
+    "flatten",
+    "join",
+    "slice",
+    "find",
+    "findAll",
+    "matches",
+    "split",
+    "replace",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
+    "substring",
+    "charAt",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "format",
+    "@sortByAssociatedKeys",
+];
+/// The calls whose work is quadratic in the size of their receiver.
+const QUADRATIC_CALLS: &[&str] = &["distinct"];
 /// Go's message when one expression exceeds `PER_CALL_LIMIT`.
 const CALL_LIMIT_EXCEEDED: &str = "operation cancelled: actual cost limit exceeded";
 /// Go's message when an evaluation exhausts `RUNTIME_BUDGET`.
@@ -52,6 +96,13 @@ fn env() -> Arc<Env> {
         }
         env.add_extension(super::cel_library::register)
             .expect("Kubernetes' libraries declare no overload twice");
+        for (name, op) in [
+            (COST_ARG_FN, charge_size as cel::common::functions::Function),
+            (COST_ARG_SQUARED_FN, charge_size_squared),
+        ] {
+            env.add_overload(name, name, vec![DYN_TYPE], op)
+                .expect("the cost functions' names are not standard overloads");
+        }
         // cel-go keeps the last of repeated map keys; policies written for Go rely on it.
         env.set_error_on_duplicate_map_keys(false);
         Arc::new(env)
@@ -80,7 +131,7 @@ pub fn compile(source: &str) -> Result<Expression, String> {
         .compile(source)
         .map_err(|e| format!("compilation error: {e}"))?;
     let mut expr = program.expression().clone();
-    meter_comprehensions(&mut expr);
+    meter(&mut expr);
     Ok(Expression {
         source: source.to_string(),
         expr,
@@ -88,15 +139,30 @@ pub fn compile(source: &str) -> Result<Expression, String> {
 }
 
 /// Wrap the range of every comprehension in `e` in a call of `COST_FN`, which charges its
-/// size each time the loop starts (so an inner loop is charged on every outer iteration).
-fn meter_comprehensions(e: &mut IdedExpr) {
+/// size each time the loop starts (so an inner loop is charged on every outer iteration), and
+/// the operands of `LINEAR_CALLS` and `QUADRATIC_CALLS` in `COST_ARG_FN`/`COST_ARG_SQUARED_FN`.
+fn meter(e: &mut IdedExpr) {
     // An explicit stack: the parser bounds nesting, but this walk need not rely on it.
     let mut todo = vec![e];
     while let Some(e) = todo.pop() {
         match &mut e.expr {
             Expr::Call(c) => {
-                todo.extend(c.target.as_deref_mut());
-                todo.extend(c.args.iter_mut());
+                let charge = if LINEAR_CALLS.contains(&c.func_name.as_str()) {
+                    Some(COST_ARG_FN)
+                } else if QUADRATIC_CALLS.contains(&c.func_name.as_str()) {
+                    Some(COST_ARG_SQUARED_FN)
+                } else {
+                    None
+                };
+                if let Some(charge) = charge {
+                    let operands = c.target.as_deref_mut().into_iter().chain(c.args.iter_mut());
+                    for operand in operands.filter(|o| chargeable(o)) {
+                        wrap(operand, charge);
+                    }
+                }
+                for operand in c.target.as_deref_mut().into_iter().chain(c.args.iter_mut()) {
+                    todo.push(unwrapped(operand));
+                }
             }
             Expr::Comprehension(c) => {
                 let range = std::mem::take(&mut c.iter_range);
@@ -132,6 +198,105 @@ fn meter_comprehensions(e: &mut IdedExpr) {
             _ => {}
         }
     }
+}
+
+/// Whether an operand may be wrapped in a cost function: not a namespace (`math` in
+/// `math.greatest(...)` must stay a name for the call to resolve), nor a comprehension's
+/// accumulator (`@result`: the `map`/`filter` expansions append to it in place).
+fn chargeable(e: &IdedExpr) -> bool {
+    const NAMESPACES: &[&str] = &[
+        "math", "strings", "lists", "ip", "optional", "base64", "sets",
+    ];
+    match &e.expr {
+        Expr::Ident(name) => !name.starts_with('@') && !NAMESPACES.contains(&name.as_str()),
+        _ => true,
+    }
+}
+
+/// `e`, or the expression a cost function wraps in it (which the walk must not wrap again).
+fn unwrapped(e: &mut IdedExpr) -> &mut IdedExpr {
+    let wrapped = matches!(&e.expr, Expr::Call(w)
+        if w.func_name == COST_ARG_FN || w.func_name == COST_ARG_SQUARED_FN);
+    if !wrapped {
+        return e;
+    }
+    match &mut e.expr {
+        Expr::Call(w) => &mut w.args[0],
+        _ => unreachable!("checked to be a wrapping call"),
+    }
+}
+
+/// Replace `e` by `charge(e)`.
+fn wrap(e: &mut IdedExpr, charge: &str) {
+    let inner = std::mem::take(e);
+    *e = IdedExpr {
+        id: inner.id,
+        expr: Expr::Call(CallExpr {
+            func_name: charge.into(),
+            target: None,
+            args: vec![inner],
+        }),
+    };
+}
+
+thread_local! {
+    /// The running evaluation's meter and limit (`Activation::eval` sets them): CEL evaluates
+    /// on the calling thread, and the environment's overloads, unlike the context's
+    /// functions, see no per-evaluation state.
+    static ARG_METER: std::cell::RefCell<Option<(Arc<AtomicU64>, u64)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The size `COST_ARG_FN` charges for `v`: a list's length, a string's bytes / 10, else 0.
+fn size_cost(v: &dyn cel::common::value::Val) -> u64 {
+    match v.get_type().name() {
+        "list" => v
+            .as_sizer()
+            .map_or(0, |s| u64::try_from(*s.size().inner()).unwrap_or(0)),
+        "string" => v
+            .downcast_ref::<cel::common::types::CelString>()
+            .map_or(0, |s| s.inner().len() as u64 / 10),
+        _ => 0,
+    }
+}
+
+/// Add `cost` to the running evaluation's meter; an error once it passes the limit.
+fn charge(cost: u64) -> Result<(), cel::ExecutionError> {
+    ARG_METER.with_borrow(|m| match m {
+        Some((spent, limit))
+            if spent
+                .fetch_add(cost, Ordering::Relaxed)
+                .saturating_add(cost)
+                > *limit =>
+        {
+            Err(cel::ExecutionError::function_error(
+                COST_ARG_FN,
+                CALL_LIMIT_EXCEEDED,
+            ))
+        }
+        _ => Ok(()),
+    })
+}
+
+fn charge_size<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    let v = args
+        .into_iter()
+        .next()
+        .ok_or_else(cel::ExecutionError::missing_argument_or_target)?;
+    charge(size_cost(v.as_ref()))?;
+    Ok(v)
+}
+
+fn charge_size_squared<'b, 'v>(
+    args: Vec<CowVal<'b, 'v>>,
+) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    let v = args
+        .into_iter()
+        .next()
+        .ok_or_else(cel::ExecutionError::missing_argument_or_target)?;
+    let n = size_cost(v.as_ref());
+    charge(n.saturating_mul(n))?;
+    Ok(v)
 }
 
 /// A compiled expression, or why it does not compile; shared.
@@ -233,7 +398,9 @@ impl Activation {
             Ok(range)
         })
         .expect("the cost function's name is not a standard overload");
+        ARG_METER.set(Some((spent.clone(), limit)));
         let result = cel::Value::resolve(&e.expr, &ctx);
+        ARG_METER.set(None);
         let spent = spent.load(Ordering::Relaxed);
         if spent > limit {
             if limit < self.per_call_limit {
@@ -434,6 +601,49 @@ mod tests {
         assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
         assert_eq!(outcomes[11].clone().unwrap_err(), OUT_OF_BUDGET);
         assert_eq!(a.eval(&ok).unwrap_err(), OUT_OF_BUDGET);
+    }
+
+    #[test]
+    fn functions_linear_in_their_operands_are_charged_by_size() {
+        // Go's limits scaled down 100 times (10,000 per call), as above.
+        let limited = || Activation {
+            per_call_limit: PER_CALL_LIMIT / 100,
+            budget: RUNTIME_BUDGET / 100,
+            ..Default::default()
+        };
+        let items: Vec<u32> = (0..200).collect();
+        let object = json!({"spec": {"items": items, "s": "x".repeat(50_000)}});
+        let run = |source: &str| {
+            let mut a = limited();
+            a.set("object", from_json(&object));
+            a.eval(&compile(source).unwrap())
+        };
+        // 200 iterations, each scanning the 200 items: 40,000 > 10,000, stopped.
+        for quadratic in [
+            "object.spec.items.all(x, object.spec.items.indexOf(x) >= 0)",
+            "object.spec.items.all(x, x in object.spec.items)",
+            "object.spec.items.all(x, object.spec.items == object.spec.items)",
+            "object.spec.items.all(x, object.spec.items.sum() > 0)",
+            "[object.spec.items].all(l, object.spec.items.all(y, l.indexOf(y) >= 0))",
+            // 200² for one distinct(), charged before it runs.
+            "object.spec.items.distinct().size() == 200",
+            // 50,000 bytes / 10 per call, 200 calls.
+            "object.spec.items.all(x, object.spec.s.contains('y') == false)",
+        ] {
+            let e = run(quadratic).unwrap_err();
+            assert!(e.ends_with(CALL_LIMIT_EXCEEDED), "{quadratic}: {e}");
+        }
+        // Indexing, size() and small operands stay cheap; one pass over the list is fine;
+        // namespaced functions and custom types pass through the charge untouched.
+        for cheap in [
+            "object.spec.items.all(x, object.spec.items[x] == x && size(object.spec.items) == 200)",
+            "object.spec.items.all(x, x in [x, 1, 2])",
+            "object.spec.items.indexOf(199) == 199 && object.spec.items.sum() == 19900",
+            "object.spec.s.contains('y') == false && math.greatest(1, 5) == 5",
+            "quantity('1') == quantity('1000m') && quantity('1').add(1) != quantity('1')",
+        ] {
+            assert_eq!(run(cheap), Ok(cel::Value::Bool(true)), "{cheap}");
+        }
     }
 
     #[test]
