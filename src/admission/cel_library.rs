@@ -217,10 +217,12 @@ fn last_index_of<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, Ex
     position(args, "lastIndexOf", true)
 }
 
-/// `pattern` compiled (RE2 syntax, as Go's `regexp`), from a cache that is emptied when full;
-/// a program larger than 1 MiB is refused. Errors read as Go's (`Illegal regex: ...`).
+/// `pattern` compiled (RE2 syntax, as Go's `regexp`), from a cache of patterns up to 1 KiB
+/// that is emptied when full (so it holds at most 64 programs); a program larger than 1 MiB is
+/// refused. Errors read as Go's (`Illegal regex: ...`).
 fn regex(pattern: &str, function: &str) -> Result<Arc<regex::Regex>, ExecutionError> {
-    const MAX: usize = 256;
+    const MAX: usize = 64;
+    const MAX_CACHED_PATTERN: usize = 1024;
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(re) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
@@ -231,6 +233,9 @@ fn regex(pattern: &str, function: &str) -> Result<Arc<regex::Regex>, ExecutionEr
         .build()
         .map_err(|e| error(function, format!("Illegal regex: {e}")))?;
     let re = Arc::new(re);
+    if pattern.len() > MAX_CACHED_PATTERN {
+        return Ok(re);
+    }
     let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
     if c.len() >= MAX {
         c.clear();
