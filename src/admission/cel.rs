@@ -5,8 +5,8 @@
 //! `indexOf`, `slice`, `flatten`, `sort`, ...), and Kubernetes' own libraries (`cel_library`:
 //! lists `isSorted/sum/min/max/indexOf/lastIndexOf`, regex `find/findAll`, `quantity()`,
 //! `url()`, `ip()`, `cidr()`). Objects enter as JSON.
-//! Not available (yet): Kubernetes' `format`, `semver`, `jsonpatch`, `authorizer`, cel-go's
-//! `sets` and two-variable comprehensions, and timestamps/durations.
+//! cel-go's `sets` too. Not available (yet): Kubernetes' `format`, `semver`, `jsonpatch`,
+//! `authorizer`, cel-go's two-variable comprehensions, and timestamps/durations.
 //!
 //! Cost: the `cel` crate has no cost tracking, and CEL's only loops are its comprehensions
 //! (`all`, `exists`, `map`, ...). Every comprehension's range is therefore routed through a
@@ -74,7 +74,8 @@ const LINEAR_CALLS: &[&str] = &[
     "format",
     "@sortByAssociatedKeys",
 ];
-/// The calls whose work is quadratic in the size of their receiver.
+/// The calls whose work is quadratic in the size of their receiver (and `sets.*`, whose work
+/// is the product of their arguments' sizes).
 const QUADRATIC_CALLS: &[&str] = &["distinct"];
 /// Go's message when one expression exceeds `PER_CALL_LIMIT`.
 const CALL_LIMIT_EXCEEDED: &str = "operation cancelled: actual cost limit exceeded";
@@ -147,10 +148,12 @@ fn meter(e: &mut IdedExpr) {
     while let Some(e) = todo.pop() {
         match &mut e.expr {
             Expr::Call(c) => {
-                let charge = if LINEAR_CALLS.contains(&c.func_name.as_str()) {
-                    Some(COST_ARG_FN)
-                } else if QUADRATIC_CALLS.contains(&c.func_name.as_str()) {
+                // `sets.contains(a, b)` and friends compare every pair: quadratic.
+                let sets = matches!(c.target.as_deref(), Some(IdedExpr { expr: Expr::Ident(t), .. }) if t == "sets");
+                let charge = if sets || QUADRATIC_CALLS.contains(&c.func_name.as_str()) {
                     Some(COST_ARG_SQUARED_FN)
+                } else if LINEAR_CALLS.contains(&c.func_name.as_str()) {
+                    Some(COST_ARG_FN)
                 } else {
                     None
                 };
@@ -627,6 +630,7 @@ mod tests {
             "[object.spec.items].all(l, object.spec.items.all(y, l.indexOf(y) >= 0))",
             // 200² for one distinct(), charged before it runs.
             "object.spec.items.distinct().size() == 200",
+            "sets.intersects(object.spec.items, object.spec.items)",
             // 50,000 bytes / 10 per call, 200 calls.
             "object.spec.items.all(x, object.spec.s.contains('y') == false)",
         ] {

@@ -1,7 +1,7 @@
 //! The Kubernetes CEL libraries (`k8s.io/apiserver/pkg/cel/library`) that cel-go's own
 //! extensions do not cover, registered on the `cel` crate's environment: Kubernetes' lists
 //! (`isSorted sum min max indexOf lastIndexOf`), regex (`find findAll`), quantity, URL, IP
-//! and CIDR.
+//! and CIDR, and cel-go's `sets` extension, which the `cel` crate lacks.
 //!
 //! These functions take one pass over their receiver (linear in its size, which the request
 //! size bounds) and are not charged against the cost limit, which meters comprehensions.
@@ -69,6 +69,16 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     cel::add_member_overload!(env, fn find_all: (CelString, CelString) -> Result<CelList>)?;
     cel::add_member_overload!(env, fn find_all_n: (CelString, CelString, CelInt) -> Result<CelList>,
         name = "findAll")?;
+    for (name, op) in [
+        (
+            "sets.contains",
+            sets_contains as cel::common::functions::Function,
+        ),
+        ("sets.equivalent", sets_equivalent),
+        ("sets.intersects", sets_intersects),
+    ] {
+        env.add_overload(name, name, vec![LIST_TYPE, LIST_TYPE], op)?;
+    }
     quantity::library(env)?;
     url::library(env)?;
     net::library(env)?;
@@ -215,6 +225,38 @@ fn index_of<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, Executi
 
 fn last_index_of<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
     position(args, "lastIndexOf", true)
+}
+
+/// Whether every element of `b` equals one of `a` (cel-go's `sets.contains`); each argument
+/// is a list (the overloads are declared so).
+fn contains_all(args: &[CowVal<'_, '_>], function: &str) -> Result<bool, ExecutionError> {
+    let (a, b) = (
+        elements(&args[..1], function)?,
+        elements(&args[1..], function)?,
+    );
+    Ok(b.iter().all(|x| a.iter().any(|y| x.equals(*y))))
+}
+
+fn bool_val<'b, 'v>(b: bool) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    Ok(CowVal::owned(cel::common::types::CelBool::from(b)))
+}
+
+/// cel-go's `sets.contains(list, sublist)`: every element of `sublist` is in `list`.
+fn sets_contains<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    bool_val(contains_all(&args, "sets.contains")?)
+}
+
+/// cel-go's `sets.equivalent(a, b)`: each contains the other (duplicates aside).
+fn sets_equivalent<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let swapped = [args[1].clone(), args[0].clone()];
+    bool_val(contains_all(&args, "sets.equivalent")? && contains_all(&swapped, "sets.equivalent")?)
+}
+
+/// cel-go's `sets.intersects(a, b)`: some element is in both.
+fn sets_intersects<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let a = elements(&args[..1], "sets.intersects")?;
+    let b = elements(&args[1..], "sets.intersects")?;
+    bool_val(b.iter().any(|x| a.iter().any(|y| x.equals(*y))))
 }
 
 /// `pattern` compiled (RE2 syntax, as Go's `regexp`), from a cache of patterns up to 1 KiB
@@ -525,6 +567,20 @@ mod tests {
                 "cidr('::ffff:1.2.3.4/120')",
                 "IPv4-mapped IPv6 address \"::ffff:1.2.3.4/120\"",
             ),
+        ]);
+    }
+
+    #[test]
+    fn sets() {
+        assert_all_true(&[
+            "sets.contains([1, 2, 3], [1, 2])",                // Go: true
+            "!sets.contains([1, 2], [3])",                     // Go: false
+            "sets.contains([], []) && sets.contains([1], [])", // Go: true, true
+            "sets.equivalent([1, 2, 2], [2, 1])",              // Go: true
+            "!sets.equivalent([1], [1, 2])",                   // Go: false
+            "sets.intersects([1, 2], [2, 3])",                 // Go: true
+            "!sets.intersects([1], [])",                       // Go: false
+            "sets.intersects([[1]], [[1]])",                   // Go: true
         ]);
     }
 }
