@@ -34,11 +34,14 @@ pub const RUNTIME_BUDGET: u64 = 10_000_000;
 /// The counting function every comprehension range is wrapped in. `@` cannot start an
 /// identifier in CEL source, so no expression can call (or shadow) it.
 const COST_FN: &str = "@wardle_cost";
-/// The functions that wrap the arguments of a call whose work grows with their size: they
-/// charge a list's length or a string's length / 10 (Go's traversal cost factor), or for
-/// `COST_ARG_SQUARED_FN` its square, and hand the value on untouched.
+/// The functions that wrap the operands of a call whose work grows with their size: they
+/// charge a list's or map's length, or a string's length / 10 (Go's traversal cost factor), and
+/// hand the value on untouched. `COST_ARG_SQUARED_FN` charges the square; `COST_IN_FN`, for
+/// `in`, lists only (a map lookup is constant).
 const COST_ARG_FN: &str = "@wardle_cost_arg";
 const COST_ARG_SQUARED_FN: &str = "@wardle_cost_arg2";
+const COST_IN_FN: &str = "@wardle_cost_in";
+const COST_ARG_FNS: [&str; 3] = [COST_ARG_FN, COST_ARG_SQUARED_FN, COST_IN_FN];
 /// The calls whose work is linear in the size of their receiver and arguments (Go charges
 /// them by size too): without a charge, a loop calling one on a large list would do
 /// quadratic work uncharged. Indexing, `size()` and map lookups stay constant-cost.
@@ -100,6 +103,7 @@ fn env() -> Arc<Env> {
         for (name, op) in [
             (COST_ARG_FN, charge_size as cel::common::functions::Function),
             (COST_ARG_SQUARED_FN, charge_size_squared),
+            (COST_IN_FN, charge_list_size),
         ] {
             env.add_overload(name, name, vec![DYN_TYPE], op)
                 .expect("the cost functions' names are not standard overloads");
@@ -141,7 +145,7 @@ pub fn compile(source: &str) -> Result<Expression, String> {
 
 /// Wrap the range of every comprehension in `e` in a call of `COST_FN`, which charges its
 /// size each time the loop starts (so an inner loop is charged on every outer iteration), and
-/// the operands of `LINEAR_CALLS` and `QUADRATIC_CALLS` in `COST_ARG_FN`/`COST_ARG_SQUARED_FN`.
+/// the operands of `in`, `LINEAR_CALLS` and `QUADRATIC_CALLS` in one of `COST_ARG_FNS`.
 fn meter(e: &mut IdedExpr) {
     // An explicit stack: the parser bounds nesting, but this walk need not rely on it.
     let mut todo = vec![e];
@@ -152,6 +156,8 @@ fn meter(e: &mut IdedExpr) {
                 let sets = matches!(c.target.as_deref(), Some(IdedExpr { expr: Expr::Ident(t), .. }) if t == "sets");
                 let charge = if sets || QUADRATIC_CALLS.contains(&c.func_name.as_str()) {
                     Some(COST_ARG_SQUARED_FN)
+                } else if c.func_name == "@in" {
+                    Some(COST_IN_FN)
                 } else if LINEAR_CALLS.contains(&c.func_name.as_str()) {
                     Some(COST_ARG_FN)
                 } else {
@@ -219,7 +225,7 @@ fn chargeable(e: &IdedExpr) -> bool {
 /// `e`, or the expression a cost function wraps in it (which the walk must not wrap again).
 fn unwrapped(e: &mut IdedExpr) -> &mut IdedExpr {
     let wrapped = matches!(&e.expr, Expr::Call(w)
-        if w.func_name == COST_ARG_FN || w.func_name == COST_ARG_SQUARED_FN);
+        if COST_ARG_FNS.contains(&w.func_name.as_str()));
     if !wrapped {
         return e;
     }
@@ -250,10 +256,11 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// The size `COST_ARG_FN` charges for `v`: a list's length, a string's bytes / 10, else 0.
+/// The size `COST_ARG_FN` charges for `v`: a list's or map's length, a string's bytes / 10,
+/// else 0.
 fn size_cost(v: &dyn cel::common::value::Val) -> u64 {
     match v.get_type().name() {
-        "list" => v
+        "list" | "map" => v
             .as_sizer()
             .map_or(0, |s| u64::try_from(*s.size().inner()).unwrap_or(0)),
         "string" => v
@@ -287,6 +294,19 @@ fn charge_size<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, cel:
         .next()
         .ok_or_else(cel::ExecutionError::missing_argument_or_target)?;
     charge(size_cost(v.as_ref()))?;
+    Ok(v)
+}
+
+fn charge_list_size<'b, 'v>(
+    args: Vec<CowVal<'b, 'v>>,
+) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    let v = args
+        .into_iter()
+        .next()
+        .ok_or_else(cel::ExecutionError::missing_argument_or_target)?;
+    if v.get_type().name() == "list" {
+        charge(size_cost(v.as_ref()))?;
+    }
     Ok(v)
 }
 
@@ -615,7 +635,9 @@ mod tests {
             ..Default::default()
         };
         let items: Vec<u32> = (0..200).collect();
-        let object = json!({"spec": {"items": items, "s": "x".repeat(50_000)}});
+        let m: serde_json::Map<String, Value> =
+            (0..200).map(|i| (i.to_string(), json!(i))).collect();
+        let object = json!({"spec": {"items": items, "s": "x".repeat(50_000), "m": m}});
         let run = |source: &str| {
             let mut a = limited();
             a.set("object", from_json(&object));
@@ -626,6 +648,7 @@ mod tests {
             "object.spec.items.all(x, object.spec.items.indexOf(x) >= 0)",
             "object.spec.items.all(x, x in object.spec.items)",
             "object.spec.items.all(x, object.spec.items == object.spec.items)",
+            "object.spec.items.all(x, object.spec.m != {})",
             "object.spec.items.all(x, object.spec.items.sum() > 0)",
             "[object.spec.items].all(l, object.spec.items.all(y, l.indexOf(y) >= 0))",
             // 200² for one distinct(), charged before it runs.
@@ -642,6 +665,8 @@ mod tests {
         for cheap in [
             "object.spec.items.all(x, object.spec.items[x] == x && size(object.spec.items) == 200)",
             "object.spec.items.all(x, x in [x, 1, 2])",
+            // A map lookup is constant, however large the map.
+            "object.spec.items.all(x, string(x) in object.spec.m)",
             "object.spec.items.indexOf(199) == 199 && object.spec.items.sum() == 19900",
             "object.spec.s.contains('y') == false && math.greatest(1, 5) == 5",
             "quantity('1') == quantity('1000m') && quantity('1').add(1) != quantity('1')",
