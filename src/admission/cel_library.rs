@@ -1,7 +1,7 @@
 //! The Kubernetes CEL libraries (`k8s.io/apiserver/pkg/cel/library`) that cel-go's own
 //! extensions do not cover, registered on the `cel` crate's environment: Kubernetes' lists
-//! (`isSorted sum min max indexOf lastIndexOf`), regex (`find findAll`), quantity, URL, IP
-//! and CIDR, and cel-go's `sets` extension, which the `cel` crate lacks.
+//! (`isSorted sum min max indexOf lastIndexOf`), regex (`find findAll`), quantity, URL, IP,
+//! CIDR and format, and cel-go's `sets` extension, which the `cel` crate lacks.
 //!
 //! These functions take one pass over their receiver (linear in its size, which the request
 //! size bounds) and are not charged against the cost limit, which meters comprehensions.
@@ -33,6 +33,7 @@ macro_rules! opaque_val {
     };
 }
 
+mod format;
 mod net;
 mod quantity;
 mod url;
@@ -82,6 +83,7 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     quantity::library(env)?;
     url::library(env)?;
     net::library(env)?;
+    format::library(env)?;
     Ok(())
 }
 
@@ -581,6 +583,32 @@ mod tests {
             "sets.intersects([1, 2], [2, 3])",                 // Go: true
             "!sets.intersects([1], [])",                       // Go: false
             "sets.intersects([[1]], [[1]])",                   // Go: true
+        ]);
+    }
+
+    #[test]
+    fn format() {
+        assert_all_true(&[
+            // Go: the RegexError text, punctuation included.
+            "format.dns1123Label().validate('Abc') == optional.of([\"a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')\"])",
+            "!format.dns1123Label().validate('abc').hasValue()", // Go: false
+            "!format.named('nope').hasValue()",                  // Go: false
+            "format.named('dns1123Label').value().validate('a.b') == optional.of(['must not contain dots'])",
+            "!format.dns1123LabelPrefix().validate('abc-').hasValue()", // Go: <nil>
+            "format.dns1035Label().validate('1abc').value()[0].startsWith('a DNS-1035 label must consist')",
+            "format.qualifiedName().validate('a/b/c').value()[0].startsWith('a valid label key must consist')",
+            "format.labelValue().validate('-x').value()[0].startsWith('a valid label must be an empty string')",
+            "format.uri().validate('x') == optional.of(['parse \"x\": invalid URI for request'])",
+            "format.uuid().validate('x') == optional.of(['does not match the UUID format'])",
+            "!format.uuid().validate('123e4567-e89b-12d3-a456-426614174000').hasValue()",
+            "format.byte().validate('ZWxpemFiZXRocG9zZXk') == optional.of(['invalid base64'])",
+            "format.byte().validate('').hasValue() && !format.byte().validate('YWJj').hasValue()",
+            "format.date().validate('2024-02-30') == optional.of(['invalid date'])",
+            "!format.date().validate('2024-02-29').hasValue()", // Go: false
+            "!format.datetime().validate('2024-02-29T10:00:00Z').hasValue()", // Go: false
+            "format.datetime().validate('2024-02-29T24:00:00Z') == optional.of(['invalid datetime'])",
+            // cel-go's string format() is still the strings extension's.
+            "'%s-%d'.format(['a', 1]) == 'a-1'",
         ]);
     }
 }

@@ -35,6 +35,11 @@ pub fn parse(s: &str) -> Result<Url, String> {
     parse_go(without_fragment, false).map_err(fail)
 }
 
+/// Go's `url.ParseRequestURI(s)` error text, if `s` is not a request URI.
+pub fn parse_request_uri_error(s: &str) -> Option<String> {
+    parse_go(s, true).err().map(|e| format!("parse {s:?}: {e}"))
+}
+
 /// Go's `net/url.parse(rawURL, viaRequest)`.
 fn parse_go(raw: &str, via_request: bool) -> Result<Url, String> {
     if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
