@@ -288,38 +288,39 @@ fn charge(cost: u64) -> Result<(), cel::ExecutionError> {
     })
 }
 
-fn charge_size<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+/// The body of the cost functions: charge `cost(operand)` and hand the operand on.
+fn charge_operand<'b, 'v>(
+    args: Vec<CowVal<'b, 'v>>,
+    cost: impl Fn(&dyn cel::common::value::Val) -> u64,
+) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
     let v = args
         .into_iter()
         .next()
         .ok_or_else(cel::ExecutionError::missing_argument_or_target)?;
-    charge(size_cost(v.as_ref()))?;
+    charge(cost(v.as_ref()))?;
     Ok(v)
+}
+
+fn charge_size<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    charge_operand(args, size_cost)
 }
 
 fn charge_list_size<'b, 'v>(
     args: Vec<CowVal<'b, 'v>>,
 ) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
-    let v = args
-        .into_iter()
-        .next()
-        .ok_or_else(cel::ExecutionError::missing_argument_or_target)?;
-    if v.get_type().name() == "list" {
-        charge(size_cost(v.as_ref()))?;
-    }
-    Ok(v)
+    charge_operand(args, |v| {
+        if v.get_type().name() == "list" {
+            size_cost(v)
+        } else {
+            0
+        }
+    })
 }
 
 fn charge_size_squared<'b, 'v>(
     args: Vec<CowVal<'b, 'v>>,
 ) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
-    let v = args
-        .into_iter()
-        .next()
-        .ok_or_else(cel::ExecutionError::missing_argument_or_target)?;
-    let n = size_cost(v.as_ref());
-    charge(n.saturating_mul(n))?;
-    Ok(v)
+    charge_operand(args, |v| size_cost(v).saturating_pow(2))
 }
 
 /// A compiled expression, or why it does not compile; shared.
