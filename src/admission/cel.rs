@@ -437,7 +437,13 @@ impl Activation {
             ));
         }
         self.budget -= spent;
-        result.map_err(|err| format!("expression '{}' resulted in error: {err}", e.source))
+        result.map_err(|err| {
+            format!(
+                "expression '{}' resulted in error: {}",
+                e.source,
+                go_message(&err)
+            )
+        })
     }
 
     /// Go's match-condition matcher (`matchconditions.Matcher.Match`): false as soon as one
@@ -480,6 +486,22 @@ impl Activation {
                 other.type_of()
             )),
         }
+    }
+}
+
+/// The text cel-go gives for the runtime errors both implementations have (a library
+/// function's own message, `division by zero`, `no such key: x`, ...); the `cel` crate's text
+/// for the others.
+fn go_message(err: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match err {
+        E::FunctionError { message, .. } => message.clone(),
+        E::DivisionByZero(_) => "division by zero".into(),
+        E::RemainderByZero(_) => "modulus by zero".into(),
+        E::Overflow(..) => "integer overflow".into(),
+        E::NoSuchKey(key) => format!("no such key: {key}"),
+        E::IndexOutOfBounds(cel::Value::Int(i)) => format!("index out of bounds: {i}"),
+        other => other.to_string(),
     }
 }
 
@@ -704,6 +726,29 @@ mod tests {
             "object.s.matches('^(a+)+$')",
             json!({"s": format!("{}b", "a".repeat(5000))})
         ));
+    }
+
+    #[test]
+    fn runtime_errors_read_as_cel_go_writes_them() {
+        // Go: the text after "resulted in error: " for each (cel-go v0.26, Kubernetes 1.35).
+        for (source, go) in [
+            ("1 / 0 == 1", "division by zero"),
+            ("1 % 0 == 1", "modulus by zero"),
+            ("9223372036854775807 + 1 > 0", "integer overflow"),
+            ("[1][5] == 1", "index out of bounds: 5"),
+            ("{'a': 1}['b'] == 1", "no such key: b"),
+            ("[].min() == 1", "min called on empty list"),
+            (
+                "quantity('1m').asInteger() == 1",
+                "cannot convert value to integer",
+            ),
+        ] {
+            let err = eval(source, json!({})).unwrap_err();
+            assert_eq!(
+                err,
+                format!("expression '{source}' resulted in error: {go}")
+            );
+        }
     }
 
     #[test]
