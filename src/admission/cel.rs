@@ -4,8 +4,8 @@
 //! math extensions that Kubernetes also enables (`lowerAscii`, `split`, `join`, `replace`,
 //! `indexOf`, `slice`, `flatten`, `sort`, ...), and Kubernetes' own libraries (`cel_library`:
 //! lists `isSorted/sum/min/max/indexOf/lastIndexOf`, regex `find/findAll`, `quantity()`,
-//! `url()`, `ip()`, `cidr()`, `format`, and cel-go's `sets`). Objects enter as JSON.
-//! Not available (yet): Kubernetes' `semver`, `jsonpatch`, `authorizer`, cel-go's
+//! `url()`, `ip()`, `cidr()`, `format`, `semver()`, and cel-go's `sets`). Objects enter as JSON.
+//! Not available (yet): Kubernetes' `jsonpatch`, `authorizer`, cel-go's
 //! two-variable comprehensions, and timestamps/durations.
 //!
 //! Cost: the `cel` crate has no cost tracking, and CEL's only loops are its comprehensions

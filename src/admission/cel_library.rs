@@ -1,7 +1,7 @@
 //! The Kubernetes CEL libraries (`k8s.io/apiserver/pkg/cel/library`) that cel-go's own
 //! extensions do not cover, registered on the `cel` crate's environment: Kubernetes' lists
 //! (`isSorted sum min max indexOf lastIndexOf`), regex (`find findAll`), quantity, URL, IP,
-//! CIDR and format, and cel-go's `sets` extension, which the `cel` crate lacks.
+//! CIDR, format and semver, and cel-go's `sets` extension, which the `cel` crate lacks.
 //!
 //! These functions take one pass over their receiver (linear in its size, which the request
 //! size bounds) and are not charged against the cost limit, which meters comprehensions.
@@ -36,6 +36,7 @@ macro_rules! opaque_val {
 mod format;
 mod net;
 mod quantity;
+mod semver;
 mod url;
 
 use std::cmp::Ordering;
@@ -84,6 +85,7 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     url::library(env)?;
     net::library(env)?;
     format::library(env)?;
+    semver::library(env)?;
     Ok(())
 }
 
@@ -609,6 +611,29 @@ mod tests {
             "format.datetime().validate('2024-02-29T24:00:00Z') == optional.of(['invalid datetime'])",
             // cel-go's string format() is still the strings extension's.
             "'%s-%d'.format(['a', 1]) == 'a-1'",
+        ]);
+    }
+
+    #[test]
+    fn semver() {
+        assert_all_true(&[
+            "semver('1.2.3').major() == 1",      // Go: 1
+            "semver('v1.2', true).minor() == 2", // Go: 2
+            "semver('01.2', true).patch() == 0", // Go: 0
+            "!isSemver('1.2') && !isSemver('v1.2.3') && isSemver('1.2.3-rc.1+b')",
+            "!isSemver('1.2-rc', true) && isSemver('v1.2', true)", // Go: false, true
+            "semver('1.0.0-alpha').isLessThan(semver('1.0.0'))",   // Go: true
+            "semver('1.0.0+a') == semver('1.0.0+b')",              // Go: true
+            "semver('1.0.0+a').compareTo(semver('1.0.0+b')) == 0", // Go: 0
+            "semver('1.0.0-alpha.1').compareTo(semver('1.0.0-alpha.beta')) == -1", // Go: -1
+            "semver('1.2.3').isGreaterThan(semver('1.2.2'))",      // Go: true
+        ]);
+        // Go: "Minor number must not contain leading zeroes", "Numeric PreRelease version
+        // must not contain leading zeroes", "No Major.Minor.Patch elements found".
+        assert_errors(&[
+            ("semver('1.02.3')", "leading zero"),
+            ("semver('1.0.0-01')", "leading zero"),
+            ("semver('x')", "major version"),
         ]);
     }
 }
