@@ -63,7 +63,7 @@ const LINEAR_CALLS: &[&str] = &[
     "slice",
     "find",
     "findAll",
-    "matches",
+    super::cel_library::MATCHES,
     "split",
     "replace",
     "lowerAscii",
@@ -152,8 +152,16 @@ fn meter(e: &mut IdedExpr) {
     while let Some(e) = todo.pop() {
         match &mut e.expr {
             Expr::Call(c) => {
+                // `matches` runs on the Kubernetes library's regex cache (the `cel` crate's
+                // compiles the pattern on every call, uncharged).
+                if c.func_name == "matches" {
+                    c.func_name = super::cel_library::MATCHES.into();
+                }
                 // `sets.contains(a, b)` and friends compare every pair: quadratic.
-                let sets = matches!(c.target.as_deref(), Some(IdedExpr { expr: Expr::Ident(t), .. }) if t == "sets");
+                let sets = c
+                    .target
+                    .as_deref()
+                    .is_some_and(|t| matches!(&t.expr, Expr::Ident(name) if name == "sets"));
                 let charge = if sets || QUADRATIC_CALLS.contains(&c.func_name.as_str()) {
                     Some(COST_ARG_SQUARED_FN)
                 } else if c.func_name == "@in" {
@@ -271,7 +279,7 @@ fn size_cost(v: &dyn cel::common::value::Val) -> u64 {
 }
 
 /// Add `cost` to the running evaluation's meter; an error once it passes the limit.
-fn charge(cost: u64) -> Result<(), cel::ExecutionError> {
+pub(super) fn charge(cost: u64) -> Result<(), cel::ExecutionError> {
     ARG_METER.with_borrow(|m| match m {
         Some((spent, limit))
             if spent
@@ -677,6 +685,8 @@ mod tests {
             // 200² for one distinct(), charged before it runs.
             "object.spec.items.distinct().size() == 200",
             "sets.intersects(object.spec.items, object.spec.items)",
+            // Every pattern new, so every call compiles one: 10,000 each.
+            "object.spec.items.all(x, !'a'.matches('^cost-test-' + string(x) + '$'))",
             // 50,000 bytes / 10 per call, 200 calls.
             "object.spec.items.all(x, object.spec.s.contains('y') == false)",
         ] {

@@ -5,8 +5,9 @@
 //!
 //! These functions take one pass over their receiver (linear in its size, which the request
 //! size bounds) and are not charged against the cost limit, which meters comprehensions.
-//! Regular expressions are the `regex` crate's: linear-time matching, compiled programs
-//! limited in size, and compiled once per pattern for a bounded cache.
+//! Regular expressions (`matches` included) are the `regex` crate's: linear-time matching,
+//! compiled programs limited in size, compiled once per pattern for a bounded cache, and each
+//! compilation charged to the evaluation.
 
 /// Implements `Val` for a library's own value type `$t` of CEL type `$cel`: equality by
 /// `PartialEq`, downcasting by `Any`.
@@ -43,7 +44,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cel::common::types::{CelInt, CelList, CelString, DYN_TYPE, LIST_TYPE};
+use cel::common::types::{CelBool, CelInt, CelList, CelString, DYN_TYPE, LIST_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::{DeclarationError, Env, ExecutionError};
 
@@ -67,6 +68,10 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
         vec![DYN_TYPE],
         last_index_of,
     )?;
+    cel::add_member_overload!(env, fn matches: (CelString, CelString) -> Result<CelBool>,
+        name = MATCHES)?;
+    cel::add_overload!(env, fn matches: (CelString, CelString) -> Result<CelBool>,
+        name = MATCHES)?;
     cel::add_member_overload!(env, fn find: (CelString, CelString) -> Result<CelString>)?;
     cel::add_member_overload!(env, fn find_all: (CelString, CelString) -> Result<CelList>)?;
     cel::add_member_overload!(env, fn find_all_n: (CelString, CelString, CelInt) -> Result<CelList>,
@@ -137,10 +142,10 @@ fn is_sorted<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, Execut
     let items = elements(&args, "isSorted")?;
     for pair in items.windows(2) {
         if compare(pair[0], pair[1], "isSorted")? == Ordering::Greater {
-            return Ok(CowVal::owned(cel::common::types::CelBool::from(false)));
+            return Ok(CowVal::owned(CelBool::from(false)));
         }
     }
-    Ok(CowVal::owned(cel::common::types::CelBool::from(true)))
+    Ok(CowVal::owned(CelBool::from(true)))
 }
 
 /// The element types Go's `sum` is declared for.
@@ -242,7 +247,7 @@ fn contains_all(args: &[CowVal<'_, '_>], function: &str) -> Result<bool, Executi
 }
 
 fn bool_val<'b, 'v>(b: bool) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    Ok(CowVal::owned(cel::common::types::CelBool::from(b)))
+    Ok(CowVal::owned(CelBool::from(b)))
 }
 
 /// cel-go's `sets.contains(list, sublist)`: every element of `sublist` is in `list`.
@@ -263,9 +268,24 @@ fn sets_intersects<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, 
     bool_val(b.iter().any(|x| a.iter().any(|y| x.equals(*y))))
 }
 
+/// The name `matches` calls are compiled to (`@` keeps it out of reach of expressions).
+pub const MATCHES: &str = "@wardle_matches";
+
+/// What a regex compilation costs the evaluation when the pattern is not cached: a
+/// pattern's program can take milliseconds to build, and a loop over ever-new patterns
+/// (`x.matches('(a{30}){30}' + string(i))`) must not build them a million times.
+const COMPILE_COST: u64 = 10_000;
+
+/// CEL's `matches`, with the pattern from the cache.
+fn matches(s: &CelString<'_>, pattern: &CelString<'_>) -> Result<CelBool, ExecutionError> {
+    Ok(regex(pattern.inner(), "matches")?
+        .is_match(s.inner())
+        .into())
+}
+
 /// `pattern` compiled (RE2 syntax, as Go's `regexp`), from a cache of patterns up to 1 KiB
 /// that is emptied when full (so it holds at most 64 programs); a program larger than 1 MiB is
-/// refused. Errors read as Go's (`Illegal regex: ...`).
+/// refused, and a compilation is charged `COMPILE_COST`. Errors read as Go's (`Illegal regex: ...`).
 fn regex(pattern: &str, function: &str) -> Result<Arc<regex::Regex>, ExecutionError> {
     const MAX: usize = 64;
     const MAX_CACHED_PATTERN: usize = 1024;
@@ -274,6 +294,7 @@ fn regex(pattern: &str, function: &str) -> Result<Arc<regex::Regex>, ExecutionEr
     if let Some(re) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
         return Ok(re.clone());
     }
+    super::cel::charge(COMPILE_COST)?;
     let re = regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
