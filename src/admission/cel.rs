@@ -2,9 +2,11 @@
 //! the `cel` crate: one environment with the standard library, its macros (`has`, `all`,
 //! `exists`, `exists_one`, `map`, `filter`), regex `matches`, and cel-go's strings, lists and
 //! math extensions that Kubernetes also enables (`lowerAscii`, `split`, `join`, `replace`,
-//! `indexOf`, `slice`, `flatten`, `sort`, ...). Objects enter as JSON.
-//! Not available (yet): Kubernetes' `quantity()`, `url()`, `isSorted/sum/min/max` on lists,
-//! `authorizer`, and timestamps/durations.
+//! `indexOf`, `slice`, `flatten`, `sort`, ...), and Kubernetes' own libraries (`cel_library`:
+//! lists `isSorted/sum/min/max/indexOf/lastIndexOf`, regex `find/findAll`, `quantity()`,
+//! `url()`, `ip()`, `cidr()`, `format`, `semver()`, and cel-go's `sets`). Objects enter as JSON.
+//! Not available (yet): Kubernetes' `jsonpatch`, `authorizer`, cel-go's
+//! two-variable comprehensions, and timestamps/durations.
 //!
 //! Cost: the `cel` crate has no cost tracking, and CEL's only loops are its comprehensions
 //! (`all`, `exists`, `map`, ...). Every comprehension's range is therefore routed through a
@@ -18,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cel::common::ast::{CallExpr, EntryExpr, Expr, MapExpr, StructExpr};
+use cel::common::types::DYN_TYPE;
+use cel::common::value::CowVal;
 use cel::extractors::Arguments;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, IdedExpr};
@@ -30,6 +34,52 @@ pub const RUNTIME_BUDGET: u64 = 10_000_000;
 /// The counting function every comprehension range is wrapped in. `@` cannot start an
 /// identifier in CEL source, so no expression can call (or shadow) it.
 const COST_FN: &str = "@wardle_cost";
+/// The functions that wrap the operands of a call whose work grows with their size: they
+/// charge a list's or map's length, or a string's length / 10 (Go's traversal cost factor), and
+/// hand the value on untouched. `COST_ARG_SQUARED_FN` charges the square; `COST_IN_FN`, for
+/// `in`, lists only (a map lookup is constant).
+const COST_ARG_FN: &str = "@wardle_cost_arg";
+const COST_ARG_SQUARED_FN: &str = "@wardle_cost_arg2";
+const COST_IN_FN: &str = "@wardle_cost_in";
+const COST_ARG_FNS: [&str; 3] = [COST_ARG_FN, COST_ARG_SQUARED_FN, COST_IN_FN];
+/// The calls whose work is linear in the size of their receiver and arguments (Go charges
+/// them by size too): without a charge, a loop calling one on a large list would do
+/// quadratic work uncharged. Indexing, `size()` and map lookups stay constant-cost.
+const LINEAR_CALLS: &[&str] = &[
+    "_==_",
+    "_!=_",
+    "_+_",
+    "@in",
+    "indexOf",
+    "lastIndexOf",
+    "isSorted",
+    "sum",
+    "min",
+    "max",
+    "sort",
+    "reverse",
+    "flatten",
+    "join",
+    "slice",
+    "find",
+    "findAll",
+    super::cel_library::MATCHES,
+    "split",
+    "replace",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
+    "substring",
+    "charAt",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "format",
+    "@sortByAssociatedKeys",
+];
+/// The calls whose work is quadratic in the size of their receiver (and `sets.*`, whose work
+/// is the product of their arguments' sizes).
+const QUADRATIC_CALLS: &[&str] = &["distinct"];
 /// Go's message when one expression exceeds `PER_CALL_LIMIT`.
 const CALL_LIMIT_EXCEEDED: &str = "operation cancelled: actual cost limit exceeded";
 /// Go's message when an evaluation exhausts `RUNTIME_BUDGET`.
@@ -47,6 +97,16 @@ fn env() -> Arc<Env> {
         ] {
             env.add_extension(ext)
                 .expect("cel-go's extensions declare no overload twice");
+        }
+        env.add_extension(super::cel_library::register)
+            .expect("Kubernetes' libraries declare no overload twice");
+        for (name, op) in [
+            (COST_ARG_FN, charge_size as cel::common::functions::Function),
+            (COST_ARG_SQUARED_FN, charge_size_squared),
+            (COST_IN_FN, charge_list_size),
+        ] {
+            env.add_overload(name, name, vec![DYN_TYPE], op)
+                .expect("the cost functions' names are not standard overloads");
         }
         // cel-go keeps the last of repeated map keys; policies written for Go rely on it.
         env.set_error_on_duplicate_map_keys(false);
@@ -76,7 +136,7 @@ pub fn compile(source: &str) -> Result<Expression, String> {
         .compile(source)
         .map_err(|e| format!("compilation error: {e}"))?;
     let mut expr = program.expression().clone();
-    meter_comprehensions(&mut expr);
+    meter(&mut expr);
     Ok(Expression {
         source: source.to_string(),
         expr,
@@ -84,15 +144,42 @@ pub fn compile(source: &str) -> Result<Expression, String> {
 }
 
 /// Wrap the range of every comprehension in `e` in a call of `COST_FN`, which charges its
-/// size each time the loop starts (so an inner loop is charged on every outer iteration).
-fn meter_comprehensions(e: &mut IdedExpr) {
+/// size each time the loop starts (so an inner loop is charged on every outer iteration), and
+/// the operands of `in`, `LINEAR_CALLS` and `QUADRATIC_CALLS` in one of `COST_ARG_FNS`.
+fn meter(e: &mut IdedExpr) {
     // An explicit stack: the parser bounds nesting, but this walk need not rely on it.
     let mut todo = vec![e];
     while let Some(e) = todo.pop() {
         match &mut e.expr {
             Expr::Call(c) => {
-                todo.extend(c.target.as_deref_mut());
-                todo.extend(c.args.iter_mut());
+                // `matches` runs on the Kubernetes library's regex cache (the `cel` crate's
+                // compiles the pattern on every call, uncharged).
+                if c.func_name == "matches" {
+                    c.func_name = super::cel_library::MATCHES.into();
+                }
+                // `sets.contains(a, b)` and friends compare every pair: quadratic.
+                let sets = c
+                    .target
+                    .as_deref()
+                    .is_some_and(|t| matches!(&t.expr, Expr::Ident(name) if name == "sets"));
+                let charge = if sets || QUADRATIC_CALLS.contains(&c.func_name.as_str()) {
+                    Some(COST_ARG_SQUARED_FN)
+                } else if c.func_name == "@in" {
+                    Some(COST_IN_FN)
+                } else if LINEAR_CALLS.contains(&c.func_name.as_str()) {
+                    Some(COST_ARG_FN)
+                } else {
+                    None
+                };
+                if let Some(charge) = charge {
+                    let operands = c.target.as_deref_mut().into_iter().chain(c.args.iter_mut());
+                    for operand in operands.filter(|o| chargeable(o)) {
+                        wrap(operand, charge);
+                    }
+                }
+                for operand in c.target.as_deref_mut().into_iter().chain(c.args.iter_mut()) {
+                    todo.push(unwrapped(operand));
+                }
             }
             Expr::Comprehension(c) => {
                 let range = std::mem::take(&mut c.iter_range);
@@ -128,6 +215,120 @@ fn meter_comprehensions(e: &mut IdedExpr) {
             _ => {}
         }
     }
+}
+
+/// Whether an operand may be wrapped in a cost function: not a namespace (`math` in
+/// `math.greatest(...)` must stay a name for the call to resolve), nor a comprehension's
+/// accumulator (`@result`: the `map`/`filter` expansions append to it in place).
+fn chargeable(e: &IdedExpr) -> bool {
+    const NAMESPACES: &[&str] = &[
+        "math", "strings", "lists", "ip", "optional", "base64", "sets",
+    ];
+    match &e.expr {
+        Expr::Ident(name) => !name.starts_with('@') && !NAMESPACES.contains(&name.as_str()),
+        _ => true,
+    }
+}
+
+/// `e`, or the expression a cost function wraps in it (which the walk must not wrap again).
+fn unwrapped(e: &mut IdedExpr) -> &mut IdedExpr {
+    let wrapped = matches!(&e.expr, Expr::Call(w)
+        if COST_ARG_FNS.contains(&w.func_name.as_str()));
+    if !wrapped {
+        return e;
+    }
+    match &mut e.expr {
+        Expr::Call(w) => &mut w.args[0],
+        _ => unreachable!("checked to be a wrapping call"),
+    }
+}
+
+/// Replace `e` by `charge(e)`.
+fn wrap(e: &mut IdedExpr, charge: &str) {
+    let inner = std::mem::take(e);
+    *e = IdedExpr {
+        id: inner.id,
+        expr: Expr::Call(CallExpr {
+            func_name: charge.into(),
+            target: None,
+            args: vec![inner],
+        }),
+    };
+}
+
+thread_local! {
+    /// The running evaluation's meter and limit (`Activation::eval` sets them): CEL evaluates
+    /// on the calling thread, and the environment's overloads, unlike the context's
+    /// functions, see no per-evaluation state.
+    static ARG_METER: std::cell::RefCell<Option<(Arc<AtomicU64>, u64)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The size `COST_ARG_FN` charges for `v`: a list's or map's length, a string's bytes / 10,
+/// else 0.
+fn size_cost(v: &dyn cel::common::value::Val) -> u64 {
+    match v.get_type().name() {
+        "list" | "map" => v
+            .as_sizer()
+            .map_or(0, |s| u64::try_from(*s.size().inner()).unwrap_or(0)),
+        "string" => v
+            .downcast_ref::<cel::common::types::CelString>()
+            .map_or(0, |s| s.inner().len() as u64 / 10),
+        _ => 0,
+    }
+}
+
+/// Add `cost` to the running evaluation's meter; an error once it passes the limit.
+pub(super) fn charge(cost: u64) -> Result<(), cel::ExecutionError> {
+    ARG_METER.with_borrow(|m| match m {
+        Some((spent, limit))
+            if spent
+                .fetch_add(cost, Ordering::Relaxed)
+                .saturating_add(cost)
+                > *limit =>
+        {
+            Err(cel::ExecutionError::function_error(
+                COST_ARG_FN,
+                CALL_LIMIT_EXCEEDED,
+            ))
+        }
+        _ => Ok(()),
+    })
+}
+
+/// The body of the cost functions: charge `cost(operand)` and hand the operand on.
+fn charge_operand<'b, 'v>(
+    args: Vec<CowVal<'b, 'v>>,
+    cost: impl Fn(&dyn cel::common::value::Val) -> u64,
+) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    let v = args
+        .into_iter()
+        .next()
+        .ok_or_else(cel::ExecutionError::missing_argument_or_target)?;
+    charge(cost(v.as_ref()))?;
+    Ok(v)
+}
+
+fn charge_size<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    charge_operand(args, size_cost)
+}
+
+fn charge_list_size<'b, 'v>(
+    args: Vec<CowVal<'b, 'v>>,
+) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    charge_operand(args, |v| {
+        if v.get_type().name() == "list" {
+            size_cost(v)
+        } else {
+            0
+        }
+    })
+}
+
+fn charge_size_squared<'b, 'v>(
+    args: Vec<CowVal<'b, 'v>>,
+) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    charge_operand(args, |v| size_cost(v).saturating_pow(2))
 }
 
 /// A compiled expression, or why it does not compile; shared.
@@ -229,7 +430,9 @@ impl Activation {
             Ok(range)
         })
         .expect("the cost function's name is not a standard overload");
+        ARG_METER.set(Some((spent.clone(), limit)));
         let result = cel::Value::resolve(&e.expr, &ctx);
+        ARG_METER.set(None);
         let spent = spent.load(Ordering::Relaxed);
         if spent > limit {
             if limit < self.per_call_limit {
@@ -242,7 +445,13 @@ impl Activation {
             ));
         }
         self.budget -= spent;
-        result.map_err(|err| format!("expression '{}' resulted in error: {err}", e.source))
+        result.map_err(|err| {
+            format!(
+                "expression '{}' resulted in error: {}",
+                e.source,
+                go_message(&err)
+            )
+        })
     }
 
     /// Go's match-condition matcher (`matchconditions.Matcher.Match`): false as soon as one
@@ -285,6 +494,22 @@ impl Activation {
                 other.type_of()
             )),
         }
+    }
+}
+
+/// The text cel-go gives for the runtime errors both implementations have (a library
+/// function's own message, `division by zero`, `no such key: x`, ...); the `cel` crate's text
+/// for the others.
+fn go_message(err: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match err {
+        E::FunctionError { message, .. } => message.clone(),
+        E::DivisionByZero(_) => "division by zero".into(),
+        E::RemainderByZero(_) => "modulus by zero".into(),
+        E::Overflow(..) => "integer overflow".into(),
+        E::NoSuchKey(key) => format!("no such key: {key}"),
+        E::IndexOutOfBounds(cel::Value::Int(i)) => format!("index out of bounds: {i}"),
+        other => other.to_string(),
     }
 }
 
@@ -433,6 +658,57 @@ mod tests {
     }
 
     #[test]
+    fn functions_linear_in_their_operands_are_charged_by_size() {
+        // Go's limits scaled down 100 times (10,000 per call), as above.
+        let limited = || Activation {
+            per_call_limit: PER_CALL_LIMIT / 100,
+            budget: RUNTIME_BUDGET / 100,
+            ..Default::default()
+        };
+        let items: Vec<u32> = (0..200).collect();
+        let m: serde_json::Map<String, Value> =
+            (0..200).map(|i| (i.to_string(), json!(i))).collect();
+        let object = json!({"spec": {"items": items, "s": "x".repeat(50_000), "m": m}});
+        let run = |source: &str| {
+            let mut a = limited();
+            a.set("object", from_json(&object));
+            a.eval(&compile(source).unwrap())
+        };
+        // 200 iterations, each scanning the 200 items: 40,000 > 10,000, stopped.
+        for quadratic in [
+            "object.spec.items.all(x, object.spec.items.indexOf(x) >= 0)",
+            "object.spec.items.all(x, x in object.spec.items)",
+            "object.spec.items.all(x, object.spec.items == object.spec.items)",
+            "object.spec.items.all(x, object.spec.m != {})",
+            "object.spec.items.all(x, object.spec.items.sum() > 0)",
+            "[object.spec.items].all(l, object.spec.items.all(y, l.indexOf(y) >= 0))",
+            // 200² for one distinct(), charged before it runs.
+            "object.spec.items.distinct().size() == 200",
+            "sets.intersects(object.spec.items, object.spec.items)",
+            // Every pattern new, so every call compiles one: 10,000 each.
+            "object.spec.items.all(x, !'a'.matches('^cost-test-' + string(x) + '$'))",
+            // 50,000 bytes / 10 per call, 200 calls.
+            "object.spec.items.all(x, object.spec.s.contains('y') == false)",
+        ] {
+            let e = run(quadratic).unwrap_err();
+            assert!(e.ends_with(CALL_LIMIT_EXCEEDED), "{quadratic}: {e}");
+        }
+        // Indexing, size() and small operands stay cheap; one pass over the list is fine;
+        // namespaced functions and custom types pass through the charge untouched.
+        for cheap in [
+            "object.spec.items.all(x, object.spec.items[x] == x && size(object.spec.items) == 200)",
+            "object.spec.items.all(x, x in [x, 1, 2])",
+            // A map lookup is constant, however large the map.
+            "object.spec.items.all(x, string(x) in object.spec.m)",
+            "object.spec.items.indexOf(199) == 199 && object.spec.items.sum() == 19900",
+            "object.spec.s.contains('y') == false && math.greatest(1, 5) == 5",
+            "quantity('1') == quantity('1000m') && quantity('1').add(1) != quantity('1')",
+        ] {
+            assert_eq!(run(cheap), Ok(cel::Value::Bool(true)), "{cheap}");
+        }
+    }
+
+    #[test]
     fn arithmetic_and_string_faults_are_errors_not_panics() {
         for e in [
             "1 / 0 == 1",
@@ -460,6 +736,29 @@ mod tests {
             "object.s.matches('^(a+)+$')",
             json!({"s": format!("{}b", "a".repeat(5000))})
         ));
+    }
+
+    #[test]
+    fn runtime_errors_read_as_cel_go_writes_them() {
+        // Go: the text after "resulted in error: " for each (cel-go v0.26, Kubernetes 1.35).
+        for (source, go) in [
+            ("1 / 0 == 1", "division by zero"),
+            ("1 % 0 == 1", "modulus by zero"),
+            ("9223372036854775807 + 1 > 0", "integer overflow"),
+            ("[1][5] == 1", "index out of bounds: 5"),
+            ("{'a': 1}['b'] == 1", "no such key: b"),
+            ("[].min() == 1", "min called on empty list"),
+            (
+                "quantity('1m').asInteger() == 1",
+                "cannot convert value to integer",
+            ),
+        ] {
+            let err = eval(source, json!({})).unwrap_err();
+            assert_eq!(
+                err,
+                format!("expression '{source}' resulted in error: {go}")
+            );
+        }
     }
 
     #[test]

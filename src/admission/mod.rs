@@ -4,6 +4,7 @@
 
 pub mod attributes;
 pub mod cel;
+mod cel_library;
 mod chain;
 pub mod config;
 pub mod credentials;
