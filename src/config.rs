@@ -232,7 +232,6 @@ impl Config {
     }
 }
 
-
 /// Parses a duration flag in Go's `time.ParseDuration` syntax (`1.5h`, `1h30m`, `500us`, `250ms`,
 /// `0`) through kube-core's `Duration`, which mirrors it. Refused: negative and empty durations,
 /// and values beyond Go's ~292 years (`time.Duration` is int64 nanoseconds). The screening

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use anyhow::{Context, bail};
 use crate::storage::Engine;
+use anyhow::{Context, bail};
 use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
 /// One report: its name and the SQL for each engine.

@@ -333,7 +333,7 @@ impl ApiError {
     pub fn new(code: u16, reason: Reason, message: impl Into<String>) -> Self {
         ApiError {
             code,
-            reason: reason.into(),
+            reason,
             message: message.into(),
             details: None,
             continue_token: None,

@@ -4,6 +4,7 @@
 //! `[+]ping ok` and `readyz check passed`, and failure reasons are withheld from the public
 //! root endpoints (they go to the log) but shown on the per-check sub-paths.
 
+use crate::apimachinery::query::query_params;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use http::{HeaderValue, StatusCode, header};
@@ -178,25 +179,16 @@ fn text(status: StatusCode, body: String) -> Response {
 fn parse_query(q: &str) -> (bool, BTreeSet<String>) {
     let mut verbose = false;
     let mut excluded = BTreeSet::new();
-    for pair in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match unescape(k).as_str() {
+    for (k, v) in query_params(Some(q)) {
+        match k.as_str() {
             "verbose" => verbose = true,
             "exclude" => {
-                excluded.insert(unescape(v));
+                excluded.insert(v);
             }
             _ => {}
         }
     }
     (verbose, excluded)
-}
-
-/// Query-string unescaping (`+` is a space, as in Go's url.ParseQuery).
-fn unescape(s: &str) -> String {
-    let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 #[cfg(test)]
