@@ -25,6 +25,8 @@ use cel::common::value::CowVal;
 use cel::extractors::Arguments;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, IdedExpr};
+
+use super::cel_meter::{ARG_METER, CALL_LIMIT_EXCEEDED, COST_ARG_FN, charge};
 use serde_json::Value;
 
 /// Go's `PerCallLimit`: the cost one expression may spend (here: comprehension iterations).
@@ -38,7 +40,6 @@ const COST_FN: &str = "@wardle_cost";
 /// charge a list's or map's length, or a string's length / 10 (Go's traversal cost factor), and
 /// hand the value on untouched. `COST_ARG_SQUARED_FN` charges the square; `COST_IN_FN`, for
 /// `in`, lists only (a map lookup is constant).
-const COST_ARG_FN: &str = "@wardle_cost_arg";
 const COST_ARG_SQUARED_FN: &str = "@wardle_cost_arg2";
 const COST_IN_FN: &str = "@wardle_cost_in";
 const COST_ARG_FNS: [&str; 3] = [COST_ARG_FN, COST_ARG_SQUARED_FN, COST_IN_FN];
@@ -80,8 +81,6 @@ const LINEAR_CALLS: &[&str] = &[
 /// The calls whose work is quadratic in the size of their receiver (and `sets.*`, whose work
 /// is the product of their arguments' sizes).
 const QUADRATIC_CALLS: &[&str] = &["distinct"];
-/// Go's message when one expression exceeds `PER_CALL_LIMIT`.
-const CALL_LIMIT_EXCEEDED: &str = "operation cancelled: actual cost limit exceeded";
 /// Go's message when an evaluation exhausts `RUNTIME_BUDGET`.
 pub const OUT_OF_BUDGET: &str =
     "validation failed due to running out of cost budget, no further validation rules will be run";
@@ -256,14 +255,6 @@ fn wrap(e: &mut IdedExpr, charge: &str) {
     };
 }
 
-thread_local! {
-    /// The running evaluation's meter and limit (`Activation::eval` sets them): CEL evaluates
-    /// on the calling thread, and the environment's overloads, unlike the context's
-    /// functions, see no per-evaluation state.
-    static ARG_METER: std::cell::RefCell<Option<(Arc<AtomicU64>, u64)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
 /// The size `COST_ARG_FN` charges for `v`: a list's or map's length, a string's bytes / 10,
 /// else 0.
 fn size_cost(v: &dyn cel::common::value::Val) -> u64 {
@@ -276,24 +267,6 @@ fn size_cost(v: &dyn cel::common::value::Val) -> u64 {
             .map_or(0, |s| s.inner().len() as u64 / 10),
         _ => 0,
     }
-}
-
-/// Add `cost` to the running evaluation's meter; an error once it passes the limit.
-pub(super) fn charge(cost: u64) -> Result<(), cel::ExecutionError> {
-    ARG_METER.with_borrow(|m| match m {
-        Some((spent, limit))
-            if spent
-                .fetch_add(cost, Ordering::Relaxed)
-                .saturating_add(cost)
-                > *limit =>
-        {
-            Err(cel::ExecutionError::function_error(
-                COST_ARG_FN,
-                CALL_LIMIT_EXCEEDED,
-            ))
-        }
-        _ => Ok(()),
-    })
 }
 
 /// The body of the cost functions: charge `cost(operand)` and hand the operand on.

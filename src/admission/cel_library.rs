@@ -294,7 +294,7 @@ fn regex(pattern: &str, function: &str) -> Result<Arc<regex::Regex>, ExecutionEr
     if let Some(re) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
         return Ok(re.clone());
     }
-    super::cel::charge(COMPILE_COST)?;
+    super::cel_meter::charge(COMPILE_COST)?;
     let re = regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()

@@ -5,6 +5,7 @@
 pub mod attributes;
 pub mod cel;
 mod cel_library;
+mod cel_meter;
 mod chain;
 pub mod config;
 pub mod credentials;
