@@ -59,16 +59,22 @@ pub fn fresh_database_url() -> String {
     with_database(&admin, &name)
 }
 
-/// Runs SQL on a URL from synchronous code (also from inside a tokio test: it uses its own thread).
 /// An outage of one test database (`url`), without touching the shared server: new connections
-/// are refused and open ones terminated, until [`allow_connections`].
+/// are refused and open ones terminated, until [`allow_connections`]. Returns once those
+/// backends are gone (`pg_terminate_backend` only signals them; a pooled connection whose
+/// backend had not exited yet could still answer).
 pub fn refuse_connections(url: &str) {
     let db = url.rsplit('/').next().expect("database name");
     run_sql(
         &admin_url(),
         format!(
             "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'; \
+             DO $$ BEGIN FOR i IN 1..1000 LOOP \
+               PERFORM pg_stat_clear_snapshot(); \
+               EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = '{db}'); \
+               PERFORM pg_sleep(0.01); \
+             END LOOP; END $$"
         ),
     );
 }
@@ -82,6 +88,7 @@ pub fn allow_connections(url: &str) {
     );
 }
 
+/// Runs SQL on a URL from synchronous code (also from inside a tokio test: it uses its own thread).
 pub fn run_sql(url: &str, sql: String) {
     let url = url.to_owned();
     std::thread::spawn(move || {
