@@ -28,6 +28,10 @@ const COLORS: [&str; 3] = ["red", "blue", "green"];
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// No frame for this long (bookmarks come every ~10 s) ends a stream as broken.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(40);
+/// At the stop, the slow watcher drains until no frame comes for this long...
+const DRAIN_IDLE: Duration = Duration::from_secs(1);
+/// ...or at most this long (then whatever it has not seen is reported undelivered).
+const DRAIN_MAX: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -558,16 +562,37 @@ async fn watcher(
         let mut position = from;
         let mut known = from.is_some();
         let mut gone = false;
+        // The slow watcher lags by design; at the stop it reads on at full speed until the
+        // server has nothing more for it (no frame for DRAIN_IDLE) or it has seen the final
+        // head, so "every committed event is delivered" is checked whatever the write rate.
+        let mut draining: Option<(u64, tokio::time::Instant)> = None;
         loop {
+            let frame_timeout = match draining {
+                Some((_, until)) => {
+                    DRAIN_IDLE.min(until.saturating_duration_since(tokio::time::Instant::now()))
+                }
+                None => FRAME_TIMEOUT,
+            };
             let frame = tokio::select! {
-                _ = stop.changed() => {
+                _ = stop.changed(), if draining.is_none() => {
                     let h = sh.final_head.load(Ordering::SeqCst);
+                    if slow && position.is_none_or(|p| p < h) {
+                        draining = Some((h, tokio::time::Instant::now() + DRAIN_MAX));
+                        continue;
+                    }
                     session.end = End::ClientStopped { complete_through: (h > 0).then_some(h) };
                     break;
                 }
-                f = tokio::time::timeout(FRAME_TIMEOUT, body.frame()) => f,
+                f = tokio::time::timeout(frame_timeout, body.frame()) => f,
             };
             let data = match frame {
+                Err(_) if draining.is_some() => {
+                    let h = draining.map_or(0, |(h, _)| h);
+                    session.end = End::ClientStopped {
+                        complete_through: (h > 0).then_some(h),
+                    };
+                    break;
+                }
                 Err(_) => {
                     session.end = End::Transport("no frame for 40 s".into());
                     break;
@@ -641,7 +666,15 @@ async fn watcher(
                     },
                 }
             }
-            if slow {
+            if let Some((h, _)) = draining
+                && position.is_some_and(|p| p >= h)
+            {
+                session.end = End::ClientStopped {
+                    complete_through: Some(h),
+                };
+                break;
+            }
+            if slow && draining.is_none() {
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
         }
