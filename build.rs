@@ -1,4 +1,5 @@
-//! Build script: records the git commit the binary is built from for `--version` and /version.
+//! Build script: records the git commit the binary is built from for `--version` and /version,
+//! and rebuilds the crate when a migration changes.
 //! Outside a git checkout (a source tarball) and without WARDLE_GIT_COMMIT it is left empty.
 
 use std::process::Command;
@@ -37,5 +38,8 @@ fn main() {
             println!("cargo:rerun-if-changed={p}");
         }
     }
+    // refinery's embed_migrations! reads migrations/ at compile time, out of cargo's sight: a new
+    // or edited migration must rebuild the crate (cargo scans a directory recursively).
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -1074,3 +1074,78 @@ async fn sqlite_disk_full_then_recovers() {
     );
     s.close().await;
 }
+
+/// Postgres only: the write path reads `objects` by key, never by scanning it, whatever the
+/// planner believed when it cached the plan. wardle_apply_batch's plans are cached for the
+/// writer connection's life; planned on a fresh (small, never analyzed) table, V5 joined the
+/// batch to `objects` with a full scan that stayed in the plan as the table grew (Postgres CPU
+/// per write grew with the number of objects). Creates, updates and deletes, in batches of one
+/// and of many, must leave the table's sequential-scan count where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_never_scan_the_objects_table() {
+    let b = Backend::postgres();
+    let s = b.open().await;
+    let mut raw = sqlx::PgConnection::connect(&b.url).await.expect("raw pg");
+    // Statistics of other sessions reach pg_stat_user_tables when a session flushes them: at
+    // the end of a transaction at least 1 s after its previous flush. A write after a pause
+    // flushes the writer's counts so far.
+    async fn flushed(s: &Storage, raw: &mut sqlx::PgConnection, name: &str) -> (i64, i64) {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        s.write(create("flush", name)).await.expect("flush write");
+        let counts: (i64, i64) = sqlx::query_as(
+            "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables \
+             WHERE relname = 'objects'",
+        )
+        .fetch_one(raw)
+        .await
+        .expect("pg_stat_user_tables");
+        counts
+    }
+    let (seq_before, idx_before) = flushed(&s, &mut raw, "before").await;
+
+    // One write per batch, then many writes per batch (concurrent), of every kind.
+    for i in 0..20 {
+        s.write(create("ns", &format!("one-{i}")))
+            .await
+            .expect("create");
+    }
+    let many = (0..200).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move { s.write(create("ns", &format!("many-{i}"))).await })
+    });
+    for h in many.collect::<Vec<_>>() {
+        h.await.expect("join").expect("create");
+    }
+    let updates = (0..100).map(|i| {
+        let s = s.clone();
+        let w = update(
+            "ns",
+            &format!("many-{i}"),
+            json!({"reference": "x"}),
+            Preconditions::default(),
+        );
+        tokio::spawn(async move { s.write(w).await })
+    });
+    for h in updates.collect::<Vec<_>>() {
+        h.await.expect("join").expect("update");
+    }
+    let deletes = (100..200).map(|i| {
+        let s = s.clone();
+        let w = delete("ns", &format!("many-{i}"), Preconditions::default());
+        tokio::spawn(async move { s.write(w).await })
+    });
+    for h in deletes.collect::<Vec<_>>() {
+        h.await.expect("join").expect("delete");
+    }
+
+    let (seq_after, idx_after) = flushed(&s, &mut raw, "after").await;
+    assert!(
+        idx_after >= idx_before + 320,
+        "the writer's statistics were not flushed (index scans {idx_before} -> {idx_after})"
+    );
+    assert_eq!(
+        seq_after, seq_before,
+        "writes scanned the objects table (index scans {idx_before} -> {idx_after})"
+    );
+    s.close().await;
+}

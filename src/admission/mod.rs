@@ -80,13 +80,14 @@ impl Default for Admission {
 }
 
 /// BanFlunder: a Flunder may not be created with a name listed in any Fischer's disallowedFlunders.
-/// Go reads the Fischers from an informer's cache; wardle reads its watch cache, after catching
-/// up to the committed horizon (one counter read), so a Fischer created just before counts. The
-/// database is not listed per create.
+/// Go reads the Fischers from an informer's cache; wardle reads its watch cache, after it has
+/// applied every write of this process (a Fischer created through this replica just before
+/// counts), without a database read per create: Fischers written through another replica count
+/// once the cache has them (milliseconds, by NOTIFY), as in Go's informer.
 async fn ban_flunder(cache: &WatchCache, flunders: &dyn Resource, name: &str) -> ApiResult<()> {
-    // Go's lister cannot fail (an informer's cache): a failed read here is storage's, mapped as
-    // any other (503 while the database is down), never a 403 a client would take as final.
-    cache.consistent_rv().await.map_err(|e| {
+    // Go's lister cannot fail (an informer's cache); the wait here fails only if the cache
+    // stalls, mapped as any storage error, never a 403 a client would take as final.
+    cache.caught_up_with_own_commits().await.map_err(|e| {
         let (gr, gk) = (flunders.group_resource(), flunders.group_kind());
         ApiError::from_storage(&Verb::Create, &gr, &gk, name, e)
     })?;

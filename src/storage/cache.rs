@@ -307,6 +307,19 @@ impl WatchCache {
         }
     }
 
+    /// Read-your-own-writes without a database read: waits (≤ 3 s) until the cache has applied
+    /// every batch this process committed, and returns that RV. Commits of other replicas
+    /// arrive as they do for any watcher (LISTEN/NOTIFY or polling, milliseconds), as an
+    /// informer's cache trails its server. On timeout `TooLarge`.
+    pub async fn caught_up_with_own_commits(&self) -> StorageResult<i64> {
+        let rv = *self.shared.storage.subscribe_commits().borrow();
+        if rv > self.head() {
+            self.shared.wake.notify_one();
+            self.wait_for(rv, CONSISTENT_WAIT).await?;
+        }
+        Ok(rv)
+    }
+
     /// Read-your-writes across replicas: reads the committed horizon R from the database and
     /// waits (≤ 3 s) until the cache has applied it; returns R (then `head() >= R`). On timeout
     /// `TooLarge`: the caller may read from the database instead.

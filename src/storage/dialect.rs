@@ -47,9 +47,9 @@ pub(crate) enum Wakeup {
 #[derive(Debug)]
 pub(crate) enum BatchPath {
     /// One statement does everything in one round trip, checks included, and queues the
-    /// wake-up of other processes (Postgres: `wardle_apply_batch`, migration V5). `$1` = JSON
-    /// array of writes (`writer::FunctionWrite`), `$2` = JSON array of lock ids, `$3` = the
-    /// NOTIFY tag. One column: the JSON array of `writer::FunctionReply` (text).
+    /// wake-up of other processes (Postgres: `wardle_apply_batch`, migrations V5 and V6). `$1` = JSON
+    /// array of writes (`writer::FunctionWrite`), `$2` = `[]` (V5's lock ids, no longer read),
+    /// `$3` = the NOTIFY tag. One column: the JSON array of `writer::FunctionReply` (text).
     Function(&'static str),
     /// A write transaction (`begin_write`) of statements, the checks in Rust between them
     /// (SQLite: in-process, a round trip costs nothing).

@@ -33,7 +33,7 @@ pub(crate) static SQL: SqlSet = SqlSet {
     prune_history: "DELETE FROM history WHERE committed_at < now() - $1::bigint * interval '1 second'",
 };
 
-/// Session advisory lock (two-int4 key space, so it cannot collide with the per-key bigint locks)
+/// Session advisory lock (two-int4 key space, apart from the bigint keys V5 locked per write)
 /// held while migrating: refinery does no locking and concurrent migrators would collide.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(2002874988, 1)";
 const MIGRATION_UNLOCK: &str = "SELECT pg_advisory_unlock(2002874988, 1)";

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dialect::{BatchPath, Cell, Db, Param, SqlSet, refused_input};
@@ -274,19 +273,6 @@ pub(crate) fn verdict(w: &Write, cur: Option<&Current>) -> Verdict {
     }
 }
 
-/// The per-key lock id: 64 bits of SHA-256 over the key (NUL-separated, NUL cannot occur in names).
-pub(crate) fn lock_id(key: &Key) -> i64 {
-    let mut h = Sha256::new();
-    for part in [&key.resource, &key.namespace, &key.name] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    let digest = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(first)
-}
-
 /// A write that passed `new_object`, as handed to the engine.
 pub(crate) struct Pending<'a> {
     pub write: &'a Write,
@@ -459,12 +445,10 @@ async fn call_batch(
         .enumerate()
         .map(|(i, p)| function_write(i + 1, p))
         .collect();
-    let mut ids: Vec<i64> = pending.iter().map(|p| lock_id(&p.write.key)).collect();
-    ids.sort_unstable();
-    ids.dedup();
     let params = [
         Param::Text(serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(e.into()))?),
-        Param::Text(json!(ids).to_string()),
+        // The per-key lock ids V5 read; since V6 the counter row's lock serialises writers.
+        Param::Text("[]".to_owned()),
         Param::Text(tag.to_owned()),
     ];
     let rows = db.fetch_batch(call, &params).await?;
@@ -777,14 +761,6 @@ mod tests {
             new_object(&big(MAX_OBJECT_BYTES as usize)),
             Err(StorageError::ObjectTooLarge(n)) if n > MAX_OBJECT_BYTES
         ));
-    }
-
-    #[test]
-    fn lock_ids_are_stable_and_key_sensitive() {
-        let a = lock_id(&Key::new("flunders", "ns", "a"));
-        assert_eq!(a, lock_id(&Key::new("flunders", "ns", "a")));
-        assert_ne!(a, lock_id(&Key::new("flunders", "nsa", "")));
-        assert_ne!(a, lock_id(&Key::new("fischers", "ns", "a")));
     }
 
     fn req(name: &str) -> (Request, oneshot::Receiver<StorageResult<WriteOutcome>>) {
