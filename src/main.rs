@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use wardle::config::{Command, Config, LogFormat};
 
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut config = Config::parse();
