@@ -5,6 +5,10 @@
 # Plain Dockerfile syntax (no BuildKit-only `RUN --mount`), so the classic builder of older
 # compose clients (Debian's docker-compose 1.29) builds it too.
 FROM rust:1.94-slim-bookworm AS builder
+# make: jemalloc (the server's allocator, tikv-jemalloc-sys) is built from its C sources.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The commit for `--version` and /version (build.rs; the build context has no .git):
 # `docker build --build-arg WARDLE_GIT_COMMIT=$(git rev-parse --short HEAD) .`
