@@ -93,7 +93,7 @@ impl Store {
 /// says; duplicates follow fieldValidation.
 fn typed_config(ctx: &Ctx<'_>, body: &[u8], validation: FieldValidation) -> ApiResult<Value> {
     let (mut config, dupes) = decode_config(ctx, body)?;
-    let schema = ctx.resource.schema(ctx.version);
+    let schema = super::schema(ctx.resource, ctx.version);
     if let Some(u) = decode::unknown_fields(&config, &schema, super::definitions()).first() {
         return Err(ApiError::bad_request(format!(
             "failed to create typed patch object ({api_version}, Kind={kind}; {ns}/{n}): .{u}: field not declared in schema",
