@@ -72,3 +72,39 @@ async fn restart_keeps_data(engine: Engine) {
 }
 
 engine_tests!(restart_keeps_data);
+
+/// BanFlunder reads Fischers from the watch cache: a Fischer created through a replica bans at
+/// once on that replica (it waits for its own commits), and on another replica as soon as the
+/// commit's NOTIFY has reached its cache (milliseconds, as Go's informer; no database read per
+/// create). The other replica's first attempts may pass; within seconds one must be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ban_flunder_follows_fischers_of_every_replica() {
+    const FISCHERS: &str = "/apis/wardle.example.com/v1alpha1/fischers";
+    let (a, b) = Wardle::pair(Engine::Postgres).await;
+    let banned: Vec<String> = (0..200).map(|i| format!("banned-{i}")).collect();
+    let r = a
+        .post(
+            FISCHERS,
+            &json!({"metadata": {"name": "guard"}, "disallowedFlunders": banned}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // The same replica: refused on the first try.
+    let r = a.post(NS, &json!({"metadata": {"name": "banned-0"}})).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // The other replica: refused once the Fischer has reached its cache.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    for name in &banned[1..] {
+        let r = b.post(NS, &json!({"metadata": {"name": name}})).await;
+        match r.status.as_u16() {
+            403 => return,
+            201 => assert!(
+                std::time::Instant::now() < deadline,
+                "replica b still admits {name} 5 s after the Fischer was created on a"
+            ),
+            other => panic!("{other}: {}", r.text()),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("replica b admitted every banned name");
+}
