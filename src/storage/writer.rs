@@ -256,7 +256,7 @@ pub(crate) fn new_object(w: &Write) -> StorageResult<Option<Value>> {
     Ok(Some(object))
 }
 
-/// Decides one write against the committed row. `wardle_apply_batch` (Postgres migration V5)
+/// Decides one write against the committed row. `wardle_apply_batch` (Postgres, V6)
 /// applies the same rules in SQL.
 pub(crate) fn verdict(w: &Write, cur: Option<&Current>) -> Verdict {
     match (&w.op, cur) {
@@ -364,7 +364,7 @@ fn finish(
     }
 }
 
-/// One write as `wardle_apply_batch` reads it (see migration V5).
+/// One write as `wardle_apply_batch` reads it (see migrations V5, V6).
 #[derive(Serialize)]
 struct FunctionWrite<'a> {
     ord: usize,
@@ -412,7 +412,7 @@ fn function_write<'a>(ord: usize, p: &Pending<'a>) -> FunctionWrite<'a> {
     }
 }
 
-/// Turns a reply into the write's verdict (the statuses of migration V5).
+/// Turns a reply into the write's verdict (the statuses of migrations V5, V6).
 fn reply_verdict(w: &Write, r: FunctionReply) -> Verdict {
     let pre = match &w.op {
         WriteOp::Update { pre, .. } | WriteOp::Delete { pre } => Some(pre),
