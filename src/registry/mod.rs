@@ -144,12 +144,12 @@ fn definitions() -> &'static serde_json::Map<String, Value> {
 
 /// The kind's schema in `version` (`Resource::schema`), built once per kind and version and
 /// shared: building it per request was ~9% of the server's CPU at 32 concurrent creates.
-fn schema(r: &dyn Resource, version: &str) -> Arc<Value> {
-    type Schemas = HashMap<(usize, String), Arc<Value>>;
+fn schema(r: &dyn Resource, version: &'static str) -> Arc<Value> {
+    type Schemas = HashMap<(usize, &'static str), Arc<Value>>;
     static SCHEMAS: OnceLock<RwLock<Schemas>> = OnceLock::new();
     let schemas = SCHEMAS.get_or_init(Default::default);
     // A kind is its static declaration: its address tells kinds apart whatever their names.
-    let key = (std::ptr::from_ref(r.decl()) as usize, version.to_owned());
+    let key = (std::ptr::from_ref(r.decl()) as usize, version);
     if let Some(s) = schemas.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return s.clone();
     }
