@@ -114,16 +114,22 @@ fn is_memory(url: &str) -> bool {
 
 /// Opens the pools and migrates on the writer connection.
 pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
-    // Several processes opening a new file at once race on switching it to WAL and on the first
-    // migration; SQLite answers some of those with SQLITE_BUSY at once, ignoring busy_timeout.
-    // Opening is idempotent (each migration commits with its history row), so retry the whole
-    // open while the error is BUSY; any other error fails at once.
+    // Several processes opening a new file at once race on switching it to WAL and on the
+    // migrations; SQLite answers some of those with SQLITE_BUSY at once, ignoring busy_timeout,
+    // and a migration another opener applied after refinery read the history fails on its DDL
+    // ("already exists", "duplicate column name", …) or its history row. Opening is idempotent
+    // (each migration commits with its history row), so the whole open is retried while the
+    // error is BUSY or another opener has recorded a migration meanwhile; any other error fails.
     let mut attempt = 1;
     loop {
+        let applied = applied_migrations(url).await;
         match open_once(url).await {
             Ok(db) => return Ok(db),
-            Err(e) if attempt < OPEN_ATTEMPTS && is_open_race(&e) => {
-                tracing::debug!(error = %e, attempt, "sqlite busy while opening, retrying");
+            Err(e)
+                if attempt < OPEN_ATTEMPTS
+                    && (is_busy(&e) || applied_migrations(url).await > applied) =>
+            {
+                tracing::debug!(error = %e, attempt, "sqlite open raced another opener, retrying");
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
             }
@@ -132,22 +138,37 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
     }
 }
 
-/// How often opening retries on SQLITE_BUSY (about 10 s in all).
+/// How often opening retries (about 10 s in all).
 const OPEN_ATTEMPTS: usize = 30;
 
-fn is_open_race(e: &anyhow::Error) -> bool {
+fn is_busy(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         let msg = c.to_string();
-        // "already exists" / a duplicate history row: another opener applied the migration
-        // after refinery read the history (a migration that only updates rows, like V4, fails
-        // on its history row rather than on its DDL); the transaction rolled back, and the retry
-        // sees the migration as applied and skips it.
         msg.contains("database is locked")
             || msg.contains("(code: 5)")
             || msg.contains("(code: 517)")
-            || msg.contains("already exists")
-            || msg.contains("UNIQUE constraint failed: refinery_schema_history")
     })
+}
+
+/// How many migrations the file's history records (0 when it cannot be read yet).
+async fn applied_migrations(url: &str) -> i64 {
+    use sqlx::Connection;
+    if is_memory(url) {
+        return 0;
+    }
+    let Ok(options) = SqliteConnectOptions::from_str(url) else {
+        return 0;
+    };
+    let Ok(mut conn) = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true)).await
+    else {
+        return 0;
+    };
+    let count = sqlx::query_scalar("SELECT count(*) FROM refinery_schema_history")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or(0);
+    let _ = conn.close().await;
+    count
 }
 
 /// Keeps the writer connection only if no transaction is left open on it. After a failed COMMIT
