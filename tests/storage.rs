@@ -876,6 +876,36 @@ async fn database_outage_is_unavailable_then_recovers() {
     s.close().await;
 }
 
+/// Postgres only: connections the server ended while they sat idle (a restart, an operator's
+/// `pg_terminate_backend`) are replaced before they are used again, so the next write and reads
+/// succeed. The writer keeps its connection between batches and checks it only after it sat
+/// idle for a second (`dialect::BatchConn`), instead of the pool's two pings per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_ended_while_idle_are_replaced() {
+    let b = Backend::postgres();
+    let s = b.open().await;
+    let key = Key::new("flunders", "ns", "before");
+    let before = s.write(create("ns", "before")).await.expect("create");
+    s.get(&key).await.expect("get");
+    common::postgres::terminate_connections(&b.url);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = s
+        .write(create("ns", "after"))
+        .await
+        .expect("write after the server ended the writer's connection");
+    assert_eq!(after.rv, before.rv + 1);
+    s.get(&key)
+        .await
+        .expect("read after the server ended the pool's connections");
+    let listed = s
+        .list_chunk("flunders", None, None, None, 0)
+        .await
+        .expect("list after the server ended the pool's connections");
+    assert_eq!(listed.items.len(), 2);
+    assert_eq!(s.stats().failed_batches, 0);
+    s.close().await;
+}
+
 /// Queues `writes` behind a held serialisation point so they share one batch, then releases it
 /// and returns their results in order.
 async fn in_one_batch(

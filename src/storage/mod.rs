@@ -163,6 +163,7 @@ impl Storage {
             health: health.clone(),
             journal: journal.clone(),
             tag: tag.clone(),
+            conn: Default::default(),
         };
         let handle = tokio::spawn(writer.run());
         tracing::info!(engine = dialect.engine.name(), rv = head, "storage opened");

@@ -194,7 +194,10 @@ async fn open_once(url: &str) -> anyhow::Result<Db> {
         .busy_timeout(Duration::from_secs(30));
     let (writer, reader) = if is_memory(url) {
         // Only one connection ever sees this database, so it must never be closed or recycled.
+        // No ping before each use (sqlx's default): an in-process connection cannot be lost.
+        // sqlx still pings each one when it comes back (and `release_writer` checks the writer's).
         let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -204,6 +207,7 @@ async fn open_once(url: &str) -> anyhow::Result<Db> {
         (pool.clone(), pool)
     } else {
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .after_release(|conn, _| Box::pin(release_writer(conn)))
             .connect_with(
@@ -213,6 +217,7 @@ async fn open_once(url: &str) -> anyhow::Result<Db> {
             )
             .await?;
         let reader = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(4)
             .connect_lazy_with(base);
         (writer, reader)

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dialect::{BatchPath, Cell, Db, Param, SqlSet, refused_input};
+use super::dialect::{BatchConn, BatchPath, Cell, Db, Param, SqlSet, refused_input};
 use super::journal::Journal;
 use super::types::{
     Event, EventType, Key, MAX_OBJECT_BYTES, Obj, Preconditions, StorageError, StorageResult,
@@ -47,6 +47,8 @@ pub(crate) struct Writer {
     pub journal: Arc<Journal>,
     /// Marks this process's NOTIFYs (see `postgres::listen`).
     pub tag: String,
+    /// The connection batches run on, kept between them (Postgres).
+    pub conn: BatchConn,
 }
 
 impl Writer {
@@ -59,12 +61,12 @@ impl Writer {
         tracing::debug!("storage writer stopped");
     }
 
-    async fn commit(&self, batch: Vec<Request>) {
+    async fn commit(&mut self, batch: Vec<Request>) {
         let size = batch.len();
         crate::metrics::batch(size);
         let (writes, replies): (Vec<Write>, Vec<_>) =
             batch.into_iter().map(|r| (r.write, r.reply)).unzip();
-        match apply_batch(&self.db, self.sql, &writes, &self.tag).await {
+        match apply_batch(&self.db, &mut self.conn, self.sql, &writes, &self.tag).await {
             Ok(applied) => self.answer(size, replies, applied),
             Err(e) if size > 1 && refused_input(&e).is_some() => {
                 // The database refused one write's data (a statement failed, so nothing was
@@ -73,7 +75,7 @@ impl Writer {
                 tracing::warn!(error = %e, batch = size, "write batch refused; retrying its writes one by one");
                 for (write, reply) in writes.into_iter().zip(replies) {
                     let one = std::slice::from_ref(&write);
-                    match apply_batch(&self.db, self.sql, one, &self.tag).await {
+                    match apply_batch(&self.db, &mut self.conn, self.sql, one, &self.tag).await {
                         Ok(applied) => self.answer(1, vec![reply], applied),
                         Err(e) => self.fail(vec![reply], &e),
                     }
@@ -283,6 +285,7 @@ pub(crate) struct Pending<'a> {
 /// the batch's last RV and events. `tag` marks this process's NOTIFY (Postgres).
 pub(crate) async fn apply_batch(
     db: &Db,
+    conn: &mut BatchConn,
     sql: &SqlSet,
     writes: &[Write],
     tag: &str,
@@ -298,7 +301,7 @@ pub(crate) async fn apply_batch(
         .collect();
     let (verdicts, top) = match (&sql.batch, pending.is_empty()) {
         (_, true) => (Vec::new(), None),
-        (BatchPath::Function(call), false) => call_batch(db, call, &pending, tag).await?,
+        (BatchPath::Function(call), false) => call_batch(db, conn, call, &pending, tag).await?,
         (
             BatchPath::Statements {
                 read_current,
@@ -436,6 +439,7 @@ fn reply_verdict(w: &Write, r: FunctionReply) -> Verdict {
 /// Postgres: the whole batch in one call (one round trip, one transaction).
 async fn call_batch(
     db: &Db,
+    conn: &mut BatchConn,
     call: &'static str,
     pending: &[Pending<'_>],
     tag: &str,
@@ -451,7 +455,7 @@ async fn call_batch(
         Param::Text("[]".to_owned()),
         Param::Text(tag.to_owned()),
     ];
-    let rows = db.fetch_batch(call, &params).await?;
+    let rows = db.fetch_batch(conn, call, &params).await?;
     let text = rows
         .first()
         .and_then(|r| r.first())

@@ -61,20 +61,32 @@ pub fn fresh_database_url() -> String {
 
 /// An outage of one test database (`url`), without touching the shared server: new connections
 /// are refused and open ones terminated, until [`allow_connections`]. Returns once those
-/// backends are gone (`pg_terminate_backend` only signals them; a pooled connection whose
-/// backend had not exited yet could still answer).
+/// backends are gone.
 pub fn refuse_connections(url: &str) {
     let db = url.rsplit('/').next().expect("database name");
     run_sql(
         &admin_url(),
+        format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"),
+    );
+    terminate_connections(url);
+}
+
+/// Ends every open connection to one test database (as a server restart or an operator's
+/// `pg_terminate_backend` would) and returns once those backends are gone (a pooled connection
+/// whose backend had not exited yet could still answer); new connections are still accepted.
+pub fn terminate_connections(url: &str) {
+    let db = url.rsplit('/').next().expect("database name");
+    run_sql(
+        &admin_url(),
         format!(
-            "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'; \
-             DO $$ BEGIN FOR i IN 1..1000 LOOP \
-               PERFORM pg_stat_clear_snapshot(); \
-               EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = '{db}'); \
-               PERFORM pg_sleep(0.01); \
-             END LOOP; END $$"
+            "DO $$ DECLARE victims int[]; BEGIN \
+               SELECT array_agg(pid) INTO victims FROM pg_stat_activity WHERE datname = '{db}'; \
+               PERFORM pg_terminate_backend(v) FROM unnest(victims) v; \
+               FOR i IN 1..1000 LOOP \
+                 PERFORM pg_stat_clear_snapshot(); \
+                 EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = ANY(victims)); \
+                 PERFORM pg_sleep(0.01); \
+               END LOOP; END $$"
         ),
     );
 }
