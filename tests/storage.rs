@@ -877,31 +877,38 @@ async fn database_outage_is_unavailable_then_recovers() {
 }
 
 /// Postgres only: connections the server ended while they sat idle (a restart, an operator's
-/// `pg_terminate_backend`) are replaced before they are used again, so the next write and reads
-/// succeed. The writer keeps its connection between batches and checks it only after it sat
-/// idle for a second (`dialect::BatchConn`), instead of the pool's two pings per batch.
+/// `pg_terminate_backend`) are replaced before they are used again, so the next writes and reads
+/// succeed, whether they come at once or after a pause. The writer keeps its connection between
+/// batches and checks it only when it sat idle for a second or a lost connection was seen
+/// (`dialect::BatchConn`), instead of the pool's two pings per batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_ended_while_idle_are_replaced() {
     let b = Backend::postgres();
     let s = b.open().await;
-    let key = Key::new("flunders", "ns", "before");
-    let before = s.write(create("ns", "before")).await.expect("create");
-    s.get(&key).await.expect("get");
-    common::postgres::terminate_connections(&b.url);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let after = s
-        .write(create("ns", "after"))
+    // As in the server: the cache's LISTEN connection is one that notices a loss at once.
+    let _cache = wardle::storage::cache::WatchCache::start(s.clone())
         .await
-        .expect("write after the server ended the writer's connection");
-    assert_eq!(after.rv, before.rv + 1);
-    s.get(&key)
-        .await
-        .expect("read after the server ended the pool's connections");
+        .expect("cache");
+    let mut last = s.write(create("ns", "n0")).await.expect("create").rv;
+    for (round, pause_ms) in [(1, 200), (2, 1500)] {
+        s.get(&Key::new("flunders", "ns", "n0")).await.expect("get");
+        common::postgres::terminate_connections(&b.url);
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        let name = format!("n{round}");
+        let after = s.write(create("ns", &name)).await.unwrap_or_else(|e| {
+            panic!("write {pause_ms} ms after the server ended the writer's connection: {e:?}")
+        });
+        assert_eq!(after.rv, last + 1);
+        last = after.rv;
+        s.get(&Key::new("flunders", "ns", &name))
+            .await
+            .expect("read after the server ended the pool's connections");
+    }
     let listed = s
         .list_chunk("flunders", None, None, None, 0)
         .await
-        .expect("list after the server ended the pool's connections");
-    assert_eq!(listed.items.len(), 2);
+        .expect("list");
+    assert_eq!(listed.items.len(), 3);
     assert_eq!(s.stats().failed_batches, 0);
     s.close().await;
 }

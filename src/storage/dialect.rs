@@ -3,6 +3,8 @@
 //! engine-neutral parameters (`Param`) and rows (`Cell`). All storage logic sits above this and
 //! is written once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -191,36 +193,55 @@ pub(crate) enum Db {
 /// The writer task's Postgres connection, kept from one batch to the next. Taken from its pool
 /// per batch it cost two round trips more than the batch itself (sqlx pings a connection when
 /// the pool hands it out and again when it is given back, and the next batch waited for both):
-/// ~0.5 ms of a ~1.8 ms batch cycle at 32 clients. Held, it is pinged only after it sat idle for
-/// `IDLE_CHECK` (so a connection the server ended while nothing was written is replaced before
-/// a batch fails on it, as the pool's check did), and it is given up after any failed batch.
-/// SQLite's writer connection is shared with compaction and the health probe, so it goes back
-/// to its pool after each batch.
-#[derive(Default)]
+/// ~0.5 ms of a ~1.8 ms batch cycle at 32 clients. Held, it is pinged first when it sat idle for
+/// `IDLE_CHECK` or when a connection was seen lost since its last batch (`losses`: an outage, a
+/// Postgres restart, the LISTEN connection dropped), so a connection the server ended meanwhile
+/// is replaced before a batch fails on it, as the pool's check did; it is given up after any
+/// failed batch. Only a connection ended alone, while the writer was busy, fails one batch with
+/// 503 (as one ended during a batch always did). SQLite's writer connection is shared with
+/// compaction and the health probe, so it goes back to its pool after each batch.
 pub(crate) struct BatchConn {
-    held: Option<(PoolConnection<sqlx::Postgres>, Instant)>,
+    held: Option<Held>,
+    losses: Arc<AtomicU64>,
+}
+
+struct Held {
+    conn: PoolConnection<sqlx::Postgres>,
+    last_used: Instant,
+    losses_seen: u64,
 }
 
 impl BatchConn {
     /// How long the held connection may sit unused before a batch pings it first.
     const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+    /// `losses`: the count of connections seen lost (`health::DbHealth::losses`).
+    pub fn new(losses: Arc<AtomicU64>) -> Self {
+        BatchConn { held: None, losses }
+    }
+
     async fn take_or_acquire(
         &mut self,
         pool: &sqlx::PgPool,
     ) -> Result<PoolConnection<sqlx::Postgres>, sqlx::Error> {
         use sqlx::Connection;
-        if let Some((mut conn, last_used)) = self.held.take() {
-            if last_used.elapsed() < Self::IDLE_CHECK || conn.ping().await.is_ok() {
-                return Ok(conn);
+        if let Some(mut h) = self.held.take() {
+            let trusted = h.last_used.elapsed() < Self::IDLE_CHECK
+                && h.losses_seen == self.losses.load(Ordering::Acquire);
+            if trusted || h.conn.ping().await.is_ok() {
+                return Ok(h.conn);
             }
-            conn.close_on_drop();
+            h.conn.close_on_drop();
         }
         pool.acquire().await
     }
 
     fn put(&mut self, conn: PoolConnection<sqlx::Postgres>) {
-        self.held = Some((conn, Instant::now()));
+        self.held = Some(Held {
+            conn,
+            last_used: Instant::now(),
+            losses_seen: self.losses.load(Ordering::Acquire),
+        });
     }
 }
 

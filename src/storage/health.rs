@@ -2,8 +2,8 @@
 //! every request at once with 503 instead of each waiting out the pool's acquire timeout, and
 //! `/readyz` fails while committed writes are impossible (e.g. a full disk).
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::dialect::{Db, SqlSet};
@@ -32,6 +32,10 @@ pub(crate) struct DbHealth {
     /// Set when a write transaction failed for a reason other than its data (disk full, I/O);
     /// cleared by the next committed write or write probe.
     write_failure: Mutex<Option<String>>,
+    /// How many times a connection was seen lost (an unreachable database, the LISTEN
+    /// connection dropped): a connection kept from before may be dead too (see
+    /// `dialect::BatchConn`).
+    losses: Arc<AtomicU64>,
 }
 
 /// Errors meaning "the database cannot be reached", as opposed to a failed statement: I/O, TLS,
@@ -76,10 +80,11 @@ impl DbHealth {
 
     /// Notes a failed operation: an unreachable database turns the gate on and starts probing it
     /// (once) until it answers; any other error changes nothing.
-    pub fn observe(self: &std::sync::Arc<Self>, db: &Db, e: &sqlx::Error) {
+    pub fn observe(self: &Arc<Self>, db: &Db, e: &sqlx::Error) {
         if !unreachable(e) {
             return;
         }
+        self.connection_lost();
         *lock(&self.down_reason) = e.to_string();
         if self.down.swap(true, Ordering::AcqRel) {
             return; // a probe is already running
@@ -96,6 +101,16 @@ impl DbHealth {
                 }
             }
         });
+    }
+
+    /// Counts a connection seen lost (see `losses`).
+    pub fn connection_lost(&self) {
+        self.losses.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The count of connections seen lost, shared (for `dialect::BatchConn`).
+    pub fn losses(&self) -> Arc<AtomicU64> {
+        self.losses.clone()
     }
 
     /// The database answered: stop failing fast.

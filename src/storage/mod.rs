@@ -163,7 +163,7 @@ impl Storage {
             health: health.clone(),
             journal: journal.clone(),
             tag: tag.clone(),
-            conn: Default::default(),
+            conn: dialect::BatchConn::new(health.losses()),
         };
         let handle = tokio::spawn(writer.run());
         tracing::info!(engine = dialect.engine.name(), rv = head, "storage opened");
@@ -569,7 +569,8 @@ impl Storage {
             (Wakeup::Poll(every), _) => Some(every),
             (Wakeup::Notify, Db::Postgres { pool, .. }) => {
                 let own = self.inner.tag.clone();
-                tokio::spawn(postgres::listen(pool.clone(), own, wake, stop));
+                let health = self.inner.health.clone();
+                tokio::spawn(postgres::listen(pool.clone(), own, wake, stop, health));
                 None
             }
             (Wakeup::Notify, Db::Sqlite { .. }) => None,

@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::{Notify, watch};
 
 use super::dialect::{BatchPath, Db, Engine, SqlSet, Wakeup};
+use super::health::DbHealth;
 use super::migrate::{MigrationConn, postgres_runner};
 
 /// The NOTIFY channel `wardle_apply_batch` (migration V5) sends to at each commit.
@@ -86,12 +87,13 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
 /// NOTIFY wakes `wake`; those whose payload starts with `own` (this process's tag) are ignored.
 /// NOTIFY only shortens the wait; every sign that notifications may have been missed
 /// (reconnect, `None`, any error) wakes the tailer to read the log, and the tailer's timer
-/// covers the rest.
+/// covers the rest. A lost LISTEN connection is counted in `health` (others may be lost too).
 pub(crate) async fn listen(
     pool: PgPool,
     own: String,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
+    health: Arc<DbHealth>,
 ) {
     let mut backoff = BACKOFF;
     loop {
@@ -135,6 +137,7 @@ pub(crate) async fn listen(
                     // Reconnected (LISTEN re-issued) before returning: catch up now.
                     tracing::warn!("LISTEN connection was lost and re-established; resyncing");
                     crate::metrics::listen_reconnect();
+                    health.connection_lost();
                     wake.notify_one();
                 }
                 Err(sqlx::Error::PoolClosed) => return,
@@ -143,6 +146,7 @@ pub(crate) async fn listen(
                     // fresh one so that LISTEN happens before the catch-up read.
                     tracing::warn!(error = %e, "LISTEN connection failed; reconnecting and resyncing");
                     crate::metrics::listen_reconnect();
+                    health.connection_lost();
                     wake.notify_one();
                     break;
                 }
