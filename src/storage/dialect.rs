@@ -197,8 +197,9 @@ pub(crate) enum Db {
 /// `IDLE_CHECK` or when a connection was seen lost since its last batch (`losses`: an outage, a
 /// Postgres restart, the LISTEN connection dropped), so a connection the server ended meanwhile
 /// is replaced before a batch fails on it, as the pool's check did; it is given up after any
-/// failed batch. Only a connection ended alone, while the writer was busy, fails one batch with
-/// 503 (as one ended during a batch always did). SQLite's writer connection is shared with
+/// failed batch. Only a connection ended alone (nothing else noticed a loss) within a second of
+/// its last batch fails the next batch with 503, as one ended during a batch always did; the
+/// pool's ping would have replaced it. SQLite's writer connection is shared with
 /// compaction and the health probe, so it goes back to its pool after each batch.
 pub(crate) struct BatchConn {
     held: Option<Held>,
