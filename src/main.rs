@@ -24,23 +24,40 @@ async fn main() -> ExitCode {
         };
     }
     let format = config.log_format;
-    init_logging(format);
-    match wardle::server::run(config).await {
+    let logs = init_logging(format);
+    let result = wardle::server::run(config).await;
+    if let (Err(e), LogFormat::Json) = (&result, format) {
+        tracing::error!("{e:#}");
+    }
+    // Every line logged so far reaches stderr before the message below.
+    drop(logs);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            match format {
-                LogFormat::Text => eprintln!("error: {e:#}"),
-                LogFormat::Json => tracing::error!("{e:#}"),
+            if format == LogFormat::Text {
+                eprintln!("error: {e:#}");
             }
             ExitCode::FAILURE
         }
     }
 }
 
+/// Log lines waiting for stderr before further ones are dropped (~300 bytes each).
+const LOG_LINES_BUFFERED: usize = 16_384;
+
 /// Logs go to stderr (refinery's own migration lines are left out: storage logs each applied
 /// migration): text (coloured only on a terminal, and never when `NO_COLOR` is set, as
 /// no-color.org asks) or one JSON object per line with the event's fields at the top level.
-fn init_logging(format: LogFormat) {
+/// Lines are written by a thread of their own (tracing-appender): every request logs one, and a
+/// reader that stops draining stderr (a paused pager, a stuck log shipper) would otherwise block
+/// the threads serving requests; past `LOG_LINES_BUFFERED` waiting lines, new ones are dropped.
+/// Dropping the returned guard writes out what is queued.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (stderr, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_BUFFERED)
+        .lossy(true)
+        .thread_name("wardle-log")
+        .finish(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,refinery_core=warn")
     });
@@ -48,9 +65,10 @@ fn init_logging(format: LogFormat) {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(stderr);
     match format {
         LogFormat::Text => logs.with_ansi(colour).init(),
         LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
     }
+    guard
 }

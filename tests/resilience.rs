@@ -414,3 +414,17 @@ async fn database_outage_is_503_and_not_fatal() {
     create(&w, &json!({"metadata": {"name": "after"}})).await;
     assert_no_panic(&w);
 }
+
+/// A reader that stops draining stderr (a paused pager, a stuck log shipper) does not stall the
+/// server: with stderr a pipe nobody reads, far more lines are logged than the pipe holds (every
+/// request logs one, ~300 bytes; a pipe holds 64 KiB) and every request is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_stderr_does_not_stall_requests() {
+    let w = Wardle::start_with_unread_stderr().await;
+    for i in 0..1500 {
+        let r = tokio::time::timeout(Duration::from_secs(10), w.get(NS))
+            .await
+            .unwrap_or_else(|_| panic!("request {i} not answered in 10 s"));
+        assert_eq!(r.status, StatusCode::OK, "request {i}: {}", r.text());
+    }
+}

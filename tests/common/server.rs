@@ -103,10 +103,32 @@ impl Wardle {
 
     /// A server using `dir` as its cert dir (reused across restarts) and `db_url`.
     pub async fn start_with(dir: &Path, db_url: &str, extra_args: &[&str]) -> Wardle {
-        install_crypto();
         let port = free_port();
         let log = dir.join(format!("wardle-{port}.log"));
         let logfile = std::fs::File::create(&log).expect("log file");
+        Wardle::spawn(dir, port, db_url, extra_args, logfile.into(), log).await
+    }
+
+    /// A new SQLite server whose stderr is a pipe this process never reads (`logs()` is empty).
+    pub async fn start_with_unread_stderr() -> Wardle {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let url = Engine::Sqlite.fresh_url(tmp.path());
+        let port = free_port();
+        let log = tmp.path().join("no-such.log");
+        let mut w = Wardle::spawn(tmp.path(), port, &url, &[], Stdio::piped(), log).await;
+        w._tmp = Some(tmp);
+        w
+    }
+
+    async fn spawn(
+        dir: &Path,
+        port: u16,
+        db_url: &str,
+        extra_args: &[&str],
+        stderr: Stdio,
+        log: PathBuf,
+    ) -> Wardle {
+        install_crypto();
         let child = Command::new(env!("CARGO_BIN_EXE_wardle-apiserver"))
             .args([
                 "--secure-port",
@@ -120,7 +142,7 @@ impl Wardle {
             .args(extra_args)
             .env("RUST_LOG", "info,wardle=debug,sqlx=warn")
             .stdout(Stdio::null())
-            .stderr(logfile)
+            .stderr(stderr)
             .spawn()
             .expect("spawn wardle-apiserver");
         Wardle::started(dir, port, db_url, Some(child), log).await
