@@ -876,39 +876,57 @@ async fn database_outage_is_unavailable_then_recovers() {
     s.close().await;
 }
 
-/// Postgres only: connections the server ended while they sat idle (a restart, an operator's
-/// `pg_terminate_backend`) are replaced before they are used again, so the next writes and reads
-/// succeed, whether they come at once or after a pause. The writer keeps its connection between
-/// batches and checks it only when it sat idle for a second or a lost connection was seen
-/// (`dialect::BatchConn`), instead of the pool's two pings per batch.
+/// Postgres only: connections the server ended while they sat idle (an operator's
+/// `pg_terminate_backend`, a restart) fail no write and no read: the writer's alone, then every
+/// connection, with the next write at once, 200 ms or 1.5 s later. The writer keeps its
+/// connection between batches (`dialect::BatchConn`), checks it after a second idle or a loss
+/// seen elsewhere, and sends a batch again on a new connection when the server had ended the
+/// session before the batch reached it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_ended_while_idle_are_replaced() {
     let b = Backend::postgres();
     let s = b.open().await;
     // As in the server: the cache's LISTEN connection is one that notices a loss at once.
-    let _cache = wardle::storage::cache::WatchCache::start(s.clone())
+    let cache = wardle::storage::cache::WatchCache::start(s.clone())
         .await
         .expect("cache");
     let mut last = s.write(create("ns", "n0")).await.expect("create").rv;
-    for (round, pause_ms) in [(1, 200), (2, 1500)] {
+    let rounds = [
+        ("the writer's", 0),
+        ("the writer's", 0),
+        ("every", 0),
+        ("every", 200),
+        ("every", 1500),
+    ];
+    for (round, (whose, pause_ms)) in rounds.into_iter().enumerate() {
+        // A read in flight when its connection is ended fails for real and closes the storage
+        // gate for a while: end connections only once the cache has read everything.
+        cache
+            .wait_for(last, Duration::from_secs(10))
+            .await
+            .expect("cache caught up");
         s.get(&Key::new("flunders", "ns", "n0")).await.expect("get");
-        common::postgres::terminate_connections(&b.url);
+        if whose == "every" {
+            common::postgres::terminate_connections(&b.url);
+        } else {
+            common::postgres::terminate_writer(&b.url);
+        }
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-        let name = format!("n{round}");
+        let name = format!("n{}", round + 1);
         let after = s.write(create("ns", &name)).await.unwrap_or_else(|e| {
-            panic!("write {pause_ms} ms after the server ended the writer's connection: {e:?}")
+            panic!("write {pause_ms} ms after the server ended {whose} connection: {e:?}")
         });
         assert_eq!(after.rv, last + 1);
         last = after.rv;
         s.get(&Key::new("flunders", "ns", &name))
             .await
-            .expect("read after the server ended the pool's connections");
+            .unwrap_or_else(|e| panic!("read after the server ended {whose} connection: {e:?}"));
     }
     let listed = s
         .list_chunk("flunders", None, None, None, 0)
         .await
         .expect("list");
-    assert_eq!(listed.items.len(), 3);
+    assert_eq!(listed.items.len(), rounds.len() + 1);
     assert_eq!(s.stats().failed_batches, 0);
     s.close().await;
 }

@@ -190,17 +190,21 @@ pub(crate) enum Db {
     },
 }
 
+/// How long a Postgres statement waits for a pool connection (sqlx's ping of it included)
+/// before it fails `Unavailable`.
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The writer task's Postgres connection, kept from one batch to the next. Taken from its pool
 /// per batch it cost two round trips more than the batch itself (sqlx pings a connection when
 /// the pool hands it out and again when it is given back, and the next batch waited for both):
-/// ~0.5 ms of a ~1.8 ms batch cycle at 32 clients. Held, it is pinged first when it sat idle for
-/// `IDLE_CHECK` or when a connection was seen lost since its last batch (`losses`: an outage, a
-/// Postgres restart, the LISTEN connection dropped), so a connection the server ended meanwhile
-/// is replaced before a batch fails on it, as the pool's check did; it is given up after any
-/// failed batch. Only a connection ended alone (nothing else noticed a loss) within a second of
-/// its last batch fails the next batch with 503, as one ended during a batch always did; the
-/// pool's ping would have replaced it. SQLite's writer connection is shared with
-/// compaction and the health probe, so it goes back to its pool after each batch.
+/// ~0.5 ms of a ~1.8 ms batch cycle at 32 clients. Held, it is pinged first (for at most
+/// `PING_TIMEOUT`, as long as the pool's acquire waited) when it sat idle for `IDLE_CHECK` or
+/// when a connection was seen lost since its last batch (`losses`: an outage, a Postgres restart,
+/// the LISTEN connection dropped). A connection the server ended between batches otherwise shows
+/// when the next batch reaches it, which `Db::fetch_batch` then runs again on a new connection
+/// (see there why that is safe). It is given up after any failed batch. SQLite's writer
+/// connection is shared with compaction and the health probe, so it goes back to its pool after
+/// each batch.
 pub(crate) struct BatchConn {
     held: Option<Held>,
     losses: Arc<AtomicU64>,
@@ -215,35 +219,71 @@ struct Held {
 impl BatchConn {
     /// How long the held connection may sit unused before a batch pings it first.
     const IDLE_CHECK: Duration = Duration::from_secs(1);
+    /// How long that ping may take: longer, the connection is gone without a word (a dropped
+    /// TCP flow) and is replaced. The pool's acquire timeout, which bounded its own ping.
+    const PING_TIMEOUT: Duration = ACQUIRE_TIMEOUT;
 
     /// `losses`: the count of connections seen lost (`health::DbHealth::losses`).
     pub fn new(losses: Arc<AtomicU64>) -> Self {
         BatchConn { held: None, losses }
     }
 
+    /// The connection for the next batch, and the count of losses seen before it runs.
     async fn take_or_acquire(
         &mut self,
         pool: &sqlx::PgPool,
-    ) -> Result<PoolConnection<sqlx::Postgres>, sqlx::Error> {
+    ) -> Result<(PoolConnection<sqlx::Postgres>, u64), sqlx::Error> {
         use sqlx::Connection;
+        let losses = self.losses.load(Ordering::Acquire);
         if let Some(mut h) = self.held.take() {
-            let trusted = h.last_used.elapsed() < Self::IDLE_CHECK
-                && h.losses_seen == self.losses.load(Ordering::Acquire);
-            if trusted || h.conn.ping().await.is_ok() {
-                return Ok(h.conn);
+            let trusted = h.last_used.elapsed() < Self::IDLE_CHECK && h.losses_seen == losses;
+            if trusted
+                || matches!(
+                    tokio::time::timeout(Self::PING_TIMEOUT, h.conn.ping()).await,
+                    Ok(Ok(()))
+                )
+            {
+                return Ok((h.conn, losses));
             }
             h.conn.close_on_drop();
         }
-        pool.acquire().await
+        Ok((pool.acquire().await?, losses))
     }
 
-    fn put(&mut self, conn: PoolConnection<sqlx::Postgres>) {
+    /// Keeps `conn` after a batch; `losses_seen` is the count taken before the batch ran.
+    fn put(&mut self, conn: PoolConnection<sqlx::Postgres>, losses_seen: u64) {
         self.held = Some(Held {
             conn,
             last_used: Instant::now(),
-            losses_seen: self.losses.load(Ordering::Acquire),
+            losses_seen,
         });
     }
+}
+
+/// Whether the server ended the session on purpose (SQLSTATE 57P01: `pg_terminate_backend`, a
+/// fast shutdown). It says so with an error message, sent after whatever output was pending.
+fn ended_by_server(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| pg.code() == "57P01"))
+}
+
+/// Runs one statement, keeping the rows that arrived before a failure.
+async fn fetch_rows(
+    conn: &mut sqlx::PgConnection,
+    sql: &'static str,
+    params: &[Param],
+) -> (Vec<sqlx::postgres::PgRow>, Option<sqlx::Error>) {
+    use futures::StreamExt;
+    let mut rows = Vec::new();
+    let mut stream = bind_params!(sqlx::query(sql), params).fetch(conn);
+    while let Some(next) = stream.next().await {
+        match next {
+            Ok(row) => rows.push(row),
+            Err(e) => return (rows, Some(e)),
+        }
+    }
+    (rows, None)
 }
 
 /// An open transaction on either engine. Dropping it rolls back.
@@ -301,7 +341,13 @@ impl Db {
     }
 
     /// One statement on the writer task's connection in autocommit mode (a batch in one call).
-    /// On Postgres the connection stays in `held` for the next batch (see `BatchConn`).
+    /// On Postgres the connection stays in `held` for the next batch (see `BatchConn`), and a
+    /// batch is sent once more, on a new connection, when the server had ended the session
+    /// (57P01) before any row of the answer came: the function's one row is produced before its
+    /// COMMIT, and the server sends what it had buffered before that error, so no row means
+    /// nothing committed (a connection lost without that message is not retried: a commit may
+    /// have landed). Without this, a session ended between batches failed the next batch, where
+    /// the pool's ping used to replace it.
     pub async fn fetch_batch(
         &self,
         held: &mut BatchConn,
@@ -311,17 +357,23 @@ impl Db {
         let Db::Postgres { writer, .. } = self else {
             return Self::fetch_on(self.batch_pool(), sql, params).await;
         };
-        let mut conn = held.take_or_acquire(writer).await?;
-        let result = bind_params!(sqlx::query(sql), params)
-            .fetch_all(&mut *conn)
-            .await;
-        // After a failure (rare: an outage, or data the database refused) the next batch starts
-        // on a new connection rather than sorting out whether this one survived.
-        match &result {
-            Ok(_) => held.put(conn),
-            Err(_) => conn.close_on_drop(),
+        let mut retried = false;
+        loop {
+            let (mut conn, losses) = held.take_or_acquire(writer).await?;
+            let (rows, failure) = fetch_rows(&mut conn, sql, params).await;
+            let Some(e) = failure else {
+                held.put(conn, losses);
+                return rows.iter().map(decode_row).collect();
+            };
+            // After a failure the next batch starts on a new connection rather than sorting out
+            // whether this one survived.
+            conn.close_on_drop();
+            if retried || !rows.is_empty() || !ended_by_server(&e) {
+                return Err(e);
+            }
+            tracing::info!(error = %e, "the writer's connection had been ended; sending the batch again on a new one");
+            retried = true;
         }
-        result?.iter().map(decode_row).collect()
     }
 
     async fn fetch_on(

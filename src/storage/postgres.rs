@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::{Notify, watch};
 
-use super::dialect::{BatchPath, Db, Engine, SqlSet, Wakeup};
+use super::dialect::{ACQUIRE_TIMEOUT, BatchPath, Db, Engine, SqlSet, Wakeup};
 use super::health::DbHealth;
 use super::migrate::{MigrationConn, postgres_runner};
 
@@ -53,14 +53,14 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
     // later requests fail at once (storage::health); 5 s still covers a busy pool.
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options.clone())
         .await?;
     // The writer's own connection. Its batches run in autocommit, so pin the isolation level
     // the batch function relies on (whatever the server's default).
     let writer = PgPoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_lazy_with(options.options([("default_transaction_isolation", "read committed")]));
     let mut conn = pool.acquire().await?;
     sqlx::query(MIGRATION_LOCK).execute(&mut *conn).await?;

@@ -75,12 +75,23 @@ pub fn refuse_connections(url: &str) {
 /// `pg_terminate_backend` would) and returns once those backends are gone (a pooled connection
 /// whose backend had not exited yet could still answer); new connections are still accepted.
 pub fn terminate_connections(url: &str) {
+    terminate_where(url, "true");
+}
+
+/// Ends only the writer's connection to one test database (the session whose last statement
+/// called `wardle_apply_batch`), as [`terminate_connections`] does.
+pub fn terminate_writer(url: &str) {
+    terminate_where(url, "query LIKE '%wardle_apply_batch(%'");
+}
+
+fn terminate_where(url: &str, condition: &str) {
     let db = url.rsplit('/').next().expect("database name");
     run_sql(
         &admin_url(),
         format!(
             "DO $$ DECLARE victims int[]; BEGIN \
-               SELECT array_agg(pid) INTO victims FROM pg_stat_activity WHERE datname = '{db}'; \
+               SELECT array_agg(pid) INTO victims FROM pg_stat_activity \
+                WHERE datname = '{db}' AND {condition}; \
                PERFORM pg_terminate_backend(v) FROM unnest(victims) v; \
                FOR i IN 1..1000 LOOP \
                  PERFORM pg_stat_clear_snapshot(); \
