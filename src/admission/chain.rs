@@ -12,13 +12,13 @@ use crate::storage::cache::WatchCache;
 impl Admission {
     /// Mutating admission: NamespaceLifecycle, MutatingAdmissionWebhook, BanFlunder.
     /// `obj` is the new object in the request's version (None for DELETE); webhooks may
-    /// change it.
+    /// change it. Ok(true) if a webhook changed it (the built-in plugins never do).
     pub async fn mutate(
         &self,
         cache: &WatchCache,
         a: &Attributes<'_>,
         obj: Option<&mut Value>,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<bool> {
         let create = a.operation == Operation::Create;
         if let Some(nl) = &self.namespace_lifecycle
             && create
@@ -28,14 +28,15 @@ impl Admission {
             nl.admit_create(&a.group_resource(), a.namespace, &a.name)
                 .await?;
         }
-        if let Some(w) = &self.webhooks {
-            w.mutate(a, obj).await?;
-        }
+        let changed = match &self.webhooks {
+            Some(w) => w.mutate(a, obj).await?,
+            None => false,
+        };
         // BanFlunder sees the name as sent: a generateName create has none yet (as in Go).
         if self.ban_flunder && create && a.resource.plural() == "flunders" && !a.name.is_empty() {
             ban_flunder(cache, a.resource, &a.name).await?;
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Validating admission: ValidatingAdmissionPolicy, ValidatingAdmissionWebhook. `obj` is

@@ -165,10 +165,11 @@ impl Webhooks {
     /// MutatingAdmissionWebhook: call every matching mutating webhook in order, applying its
     /// patch to `obj` (versioned JSON of the request's version); then once more those with
     /// `reinvocationPolicy: IfNeeded` that ran before a later webhook changed the object.
-    pub async fn mutate(&self, a: &Attributes<'_>, mut obj: Option<&mut Value>) -> ApiResult<()> {
+    /// Ok(true) if any webhook changed it.
+    pub async fn mutate(&self, a: &Attributes<'_>, mut obj: Option<&mut Value>) -> ApiResult<bool> {
         let hooks = self.mutating_hooks();
         if hooks.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         // For each called hook: the number of changes made after it ran.
         let mut called: Vec<(usize, usize)> = Vec::new();
@@ -185,14 +186,14 @@ impl Webhooks {
             }
         }
         if changes == 0 {
-            return Ok(());
+            return Ok(false);
         }
         for (i, later_changes) in called {
             if hooks[i].reinvoke && later_changes > 0 {
                 self.call_mutating(a, &hooks[i], obj.as_deref_mut()).await?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// One mutating webhook; Ok(true) if it changed the object.

