@@ -10,6 +10,7 @@ use crate::apimachinery::gofmt::json_kind;
 use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The `fieldValidation` query parameter.
@@ -371,13 +372,12 @@ pub fn unknown_fields(obj: &Value, schema: &Value, defs: &Map<String, Value>) ->
 
 /// Drops every field the schema does not know, at any depth (ObjectMeta, ownerReferences
 /// items, managedFields entries, spec, status ...), as Go's typed decoding does: the fields a
-/// struct lacks never reach storage. Returns the paths dropped (`spec.foo`, `metadata.bar`).
-pub fn prune_unknown(obj: &mut Value, schema: &Value, defs: &Map<String, Value>) -> Vec<String> {
-    let found = check_schema(obj, schema, defs);
+/// struct lacks never reach storage. `found` is [`check_schema`] of this same `obj` (its
+/// `unknown` lists the paths dropped: `spec.foo`, `metadata.bar`).
+pub fn prune(obj: &mut Value, found: &SchemaCheck) {
     for path in &found.unknown_at {
         remove_at(obj, path);
     }
-    found.unknown
 }
 
 /// Removes the object key a path ends in (indexes only lead the way; removing keys never
@@ -421,10 +421,11 @@ pub fn check_schema(obj: &Value, schema: &Value, defs: &Map<String, Value>) -> S
         .get("x-kubernetes-group-version-kind")
         .and_then(|g| g.get(0));
     let field = |k: &str| {
-        gvk.and_then(|g| g.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
+        Cow::Borrowed(
+            gvk.and_then(|g| g.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        )
     };
     let (kind, version) = (field("kind"), field("version"));
     let mut w = Walker {
@@ -448,20 +449,28 @@ pub fn check_schema(obj: &Value, schema: &Value, defs: &Map<String, Value>) -> S
     w.out
 }
 
-/// The Go struct a schema node decodes into, for error messages.
+/// The Go struct a schema node decodes into, for error messages. Borrowed from the schema
+/// (a definition's name) where it can be: the walk runs on every write.
 #[derive(Clone)]
-struct GoType {
-    struct_name: String,
-    package: String,
+struct GoType<'s> {
+    struct_name: Cow<'s, str>,
+    package: Cow<'s, str>,
 }
 
-struct Walker<'a> {
-    defs: &'a Map<String, Value>,
+/// One step of the walk's current path, borrowed from the document walked.
+#[derive(Clone, Copy)]
+enum Step<'v> {
+    Field(&'v str),
+    Index(usize),
+}
+
+struct Walker<'s, 'v> {
+    defs: &'s Map<String, Value>,
     out: SchemaCheck,
     /// Full path with indexes, for unknown fields.
-    path: Vec<Seg>,
+    path: Vec<Step<'v>>,
     /// Field names only, for Go's `Struct.field.path` in type errors.
-    fields: Vec<String>,
+    fields: Vec<&'v str>,
 }
 
 /// Bounds `$ref` chasing so a self-referencing schema cannot loop forever.
@@ -518,7 +527,7 @@ fn schema_type(s: &Value) -> Option<&str> {
     }
 }
 
-impl Walker<'_> {
+impl<'s, 'v> Walker<'s, 'v> {
     /// Go's name for the type a schema decodes into (`string`, `int64`, `v1.ObjectMeta`, ...).
     fn go_type_name(&self, schema: &Value, parent: &GoType, field: &str, depth: usize) -> String {
         if depth > MAX_DEPTH {
@@ -569,6 +578,20 @@ impl Walker<'_> {
         }
     }
 
+    /// Notes the current path as an unknown field.
+    fn unknown_here(&mut self) {
+        let owned: Vec<Seg> = self
+            .path
+            .iter()
+            .map(|step| match *step {
+                Step::Field(f) => Seg::Field(f.to_owned()),
+                Step::Index(i) => Seg::Index(i),
+            })
+            .collect();
+        self.out.unknown.push(render_path(&owned));
+        self.out.unknown_at.push(owned);
+    }
+
     fn type_error(&mut self, value: &Value, expected: &str, owner: &GoType) {
         let shown = match value {
             Value::Number(n) if expected.starts_with("int") || expected.starts_with("uint") => {
@@ -585,7 +608,7 @@ impl Walker<'_> {
 
     /// `owner` is the innermost Go struct containing the current node (for messages);
     /// `field` is the last field name (to name inline struct types).
-    fn walk(&mut self, v: &Value, schema: &Value, owner: &GoType, depth: usize) {
+    fn walk(&mut self, v: &'v Value, schema: &'s Value, owner: &GoType<'s>, depth: usize) {
         if depth > MAX_DEPTH || v.is_null() {
             return;
         }
@@ -602,7 +625,7 @@ impl Walker<'_> {
             }
             return;
         }
-        let last_field = self.fields.last().cloned().unwrap_or_default();
+        let last_field = self.fields.last().copied().unwrap_or_default();
         match schema_type(s) {
             Some("string") if !v.is_string() => self.type_error(v, "string", owner),
             Some("boolean") if !v.is_boolean() => self.type_error(v, "bool", owner),
@@ -620,14 +643,14 @@ impl Walker<'_> {
             Some("array") => match v.as_array() {
                 Some(items) => self.walk_items(items, s, owner, depth),
                 None => {
-                    let t = self.go_type_name(s, owner, &last_field, depth);
+                    let t = self.go_type_name(s, owner, last_field, depth);
                     self.type_error(v, &t, owner);
                 }
             },
             Some("object") => match v.as_object() {
                 Some(map) => self.walk_fields(map, (s, def), owner, depth),
                 None => {
-                    let t = self.go_type_name(schema, owner, &last_field, depth);
+                    let t = self.go_type_name(schema, owner, last_field, depth);
                     self.type_error(v, &t, owner);
                 }
             },
@@ -636,12 +659,12 @@ impl Walker<'_> {
     }
 
     /// The items of a list, against the list schema's `items`.
-    fn walk_items(&mut self, items: &[Value], s: &Value, owner: &GoType, depth: usize) {
+    fn walk_items(&mut self, items: &'v [Value], s: &'s Value, owner: &GoType<'s>, depth: usize) {
         let Some(item_schema) = s.get("items") else {
             return;
         };
         for (i, item) in items.iter().enumerate() {
-            self.path.push(Seg::Index(i));
+            self.path.push(Step::Index(i));
             self.walk(item, item_schema, owner, depth + 1);
             self.path.pop();
         }
@@ -651,9 +674,9 @@ impl Walker<'_> {
     /// properties are walked, map values too, anything else is an unknown field.
     fn walk_fields(
         &mut self,
-        map: &Map<String, Value>,
-        (s, def): (&Value, Option<&str>),
-        owner: &GoType,
+        map: &'v Map<String, Value>,
+        (s, def): (&'s Value, Option<&'s str>),
+        owner: &GoType<'s>,
         depth: usize,
     ) {
         let props = s.get("properties").and_then(Value::as_object);
@@ -661,22 +684,19 @@ impl Walker<'_> {
         let this = self.struct_of(def, owner);
         let open_custom = def.is_some() && props.is_none() && additional.is_none();
         for (k, child) in map {
-            self.path.push(Seg::Field(k.clone()));
-            self.fields.push(k.clone());
+            self.path.push(Step::Field(k));
+            self.fields.push(k);
             match (props.and_then(|p| p.get(k)), additional) {
                 (Some(ps), _) => self.walk(child, ps, &this, depth + 1),
                 (None, Some(ap)) if ap.is_object() => {
                     // A Go map: its values belong to the struct holding the map field.
                     self.fields.pop();
                     self.walk(child, ap, owner, depth + 1);
-                    self.fields.push(k.clone());
+                    self.fields.push(k);
                 }
                 (None, Some(Value::Bool(true))) => {}
                 (None, _) if open_custom => {}
-                (None, _) => {
-                    self.out.unknown.push(render_path(&self.path));
-                    self.out.unknown_at.push(self.path.clone());
-                }
+                (None, _) => self.unknown_here(),
             }
             self.fields.pop();
             self.path.pop();
@@ -684,23 +704,22 @@ impl Walker<'_> {
     }
 
     /// The Go struct an object is: a named definition, or `<Parent><Field>` inline.
-    fn struct_of(&self, def: Option<&str>, owner: &GoType) -> GoType {
+    fn struct_of(&self, def: Option<&'s str>, owner: &GoType<'s>) -> GoType<'s> {
         match def {
             Some(name) => {
-                let full = def_go_name(name);
-                let (package, struct_name) = full.split_once('.').unwrap_or(("", full.as_str()));
+                let (package, struct_name) = def_go_parts(name);
                 GoType {
-                    struct_name: struct_name.to_string(),
-                    package: package.to_string(),
+                    struct_name: Cow::Borrowed(struct_name),
+                    package: Cow::Borrowed(package.unwrap_or("")),
                 }
             }
             None if self.fields.is_empty() => owner.clone(),
             None => GoType {
-                struct_name: format!(
+                struct_name: Cow::Owned(format!(
                     "{}{}",
                     owner.struct_name,
-                    capitalize(self.fields.last().map_or("", String::as_str))
-                ),
+                    capitalize(self.fields.last().copied().unwrap_or(""))
+                )),
                 package: owner.package.clone(),
             },
         }
@@ -709,12 +728,17 @@ impl Walker<'_> {
 
 /// `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta` → `v1.ObjectMeta` (package.Type).
 fn def_go_name(name: &str) -> String {
+    match def_go_parts(name) {
+        (Some(pkg), ty) => format!("{pkg}.{ty}"),
+        (None, ty) => ty.to_string(),
+    }
+}
+
+/// `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta` → (`v1`, `ObjectMeta`); no dot → no package.
+fn def_go_parts(name: &str) -> (Option<&str>, &str) {
     let mut parts = name.rsplit('.');
     let ty = parts.next().unwrap_or(name);
-    match parts.next() {
-        Some(pkg) => format!("{pkg}.{ty}"),
-        None => ty.to_string(),
-    }
+    (parts.next(), ty)
 }
 
 /// Formats strict-decoding problems in Go's words: duplicates first, then unknown fields.

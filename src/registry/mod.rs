@@ -175,8 +175,9 @@ pub fn check_fields(
 ) -> ApiResult<()> {
     let r = ctx.resource;
     let schema = schema(r, ctx.version);
-    let type_errors = decode::type_errors(obj, &schema, definitions());
-    if let Some(first) = type_errors.first() {
+    // One walk finds both type errors and unknown fields (it runs on every write).
+    let found = decode::check_schema(obj, &schema, definitions());
+    if let Some(first) = found.type_errors.first() {
         return Err(ApiError::bad_request(format!(
             "{kind} in version {v:?} cannot be handled as a {kind}: {first}",
             kind = r.kind(),
@@ -190,8 +191,8 @@ pub fn check_fields(
             v = ctx.version
         )));
     }
-    let unknown = decode::prune_unknown(obj, &schema, definitions());
-    let problems = decode::strict_problems(&duplicates, &unknown);
+    decode::prune(obj, &found);
+    let problems = decode::strict_problems(&duplicates, &found.unknown);
     for w in decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)? {
         crate::admission::warnings::add(&w);
     }
