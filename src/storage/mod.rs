@@ -74,11 +74,10 @@ fn unavailable(e: sqlx::Error) -> StorageError {
 }
 
 /// Removes `metadata.resourceVersion`: the RV is the row's, never part of the stored JSON.
-pub(crate) fn strip_rv(mut object: Value) -> Value {
+pub(crate) fn strip_rv(object: &mut Value) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
-    object
 }
 
 /// Sets `metadata.resourceVersion` to `rv` (as a string, like the apiserver), as etcd3 does from
@@ -188,8 +187,9 @@ impl Storage {
     }
 
     /// Queues a write for the group-commit writer and waits for its own outcome.
-    pub async fn write(&self, w: Write) -> StorageResult<WriteOutcome> {
+    pub async fn write(&self, mut w: Write) -> StorageResult<WriteOutcome> {
         self.inner.health.gate()?;
+        writer::prepare(&mut w)?;
         let queue = self
             .inner
             .queue
@@ -607,7 +607,8 @@ mod tests {
 
     #[test]
     fn rv_is_stripped_and_injected() {
-        let stored = strip_rv(json!({"metadata": {"name": "a", "resourceVersion": "5"}}));
+        let mut stored = json!({"metadata": {"name": "a", "resourceVersion": "5"}});
+        strip_rv(&mut stored);
         assert_eq!(stored, json!({"metadata": {"name": "a"}}));
         let mut obj = stored;
         inject_rv(&mut obj, 7);

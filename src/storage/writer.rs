@@ -67,7 +67,7 @@ impl Writer {
         let (writes, replies): (Vec<Write>, Vec<_>) =
             batch.into_iter().map(|r| (r.write, r.reply)).unzip();
         match apply_batch(&self.db, &mut self.conn, self.sql, &writes, &self.tag).await {
-            Ok(applied) => self.answer(size, replies, applied),
+            Ok(decided) => self.answer(size, replies, finish(writes, decided)),
             Err(e) if size > 1 && refused_input(&e).is_some() => {
                 // The database refused one write's data (a statement failed, so nothing was
                 // committed). Each write goes again on its own, so only the offender fails.
@@ -76,7 +76,7 @@ impl Writer {
                 for (write, reply) in writes.into_iter().zip(replies) {
                     let one = std::slice::from_ref(&write);
                     match apply_batch(&self.db, &mut self.conn, self.sql, one, &self.tag).await {
-                        Ok(applied) => self.answer(1, vec![reply], applied),
+                        Ok(decided) => self.answer(1, vec![reply], finish(vec![write], decided)),
                         Err(e) => self.fail(vec![reply], &e),
                     }
                 }
@@ -239,23 +239,33 @@ fn uid_of(object: &Value) -> Option<&str> {
     object.get("metadata")?.get("uid")?.as_str()
 }
 
-/// The object a create or update stores (its resourceVersion removed), refused before the
-/// database sees it when no engine could store it. `None` for a delete, which stores nothing new.
-pub(crate) fn new_object(w: &Write) -> StorageResult<Option<Value>> {
-    let (WriteOp::Create { object } | WriteOp::Update { object, .. }) = &w.op else {
-        return Ok(None);
+/// Readies a create's or update's object for storage: its resourceVersion removed, and refused
+/// when no engine could store it (`ObjectTooLarge`, `Rejected` for a U+0000). Runs in the
+/// caller's task before the write is queued, so the writer, which every batch waits on, does
+/// none of this work.
+pub(crate) fn prepare(w: &mut Write) -> StorageResult<()> {
+    let (WriteOp::Create { object } | WriteOp::Update { object, .. }) = &mut w.op else {
+        return Ok(());
     };
-    let object = strip_rv(object.clone());
-    let size = super::object::json_len(&object);
+    strip_rv(object);
+    let size = super::object::json_len(object);
     if size > MAX_OBJECT_BYTES {
         return Err(StorageError::ObjectTooLarge(size));
     }
-    if contains_nul(&object) {
+    if contains_nul(object) {
         return Err(StorageError::Rejected(
             "object contains a U+0000 character, which cannot be stored".into(),
         ));
     }
-    Ok(Some(object))
+    Ok(())
+}
+
+/// The object a prepared create or update stores; `None` for a delete, which stores nothing new.
+fn stored_object(w: &Write) -> Option<&Value> {
+    match &w.op {
+        WriteOp::Create { object } | WriteOp::Update { object, .. } => Some(object),
+        WriteOp::Delete { .. } => None,
+    }
 }
 
 /// Decides one write against the committed row. `wardle_apply_batch` (Postgres, V6)
@@ -275,72 +285,69 @@ pub(crate) fn verdict(w: &Write, cur: Option<&Current>) -> Verdict {
     }
 }
 
-/// A write that passed `new_object`, as handed to the engine.
+/// A (prepared) write as handed to the engine.
 pub(crate) struct Pending<'a> {
     pub write: &'a Write,
     pub object: Option<&'a Value>,
 }
 
-/// Runs one batch in one transaction: each write's result (in order) and, if any committed,
-/// the batch's last RV and events. `tag` marks this process's NOTIFY (Postgres).
+/// The engine's answer to a batch: each write's verdict (in order) and, if any committed, the
+/// batch's last RV.
+pub(crate) type Decided = (Vec<Verdict>, Option<i64>);
+
+/// Runs one batch of prepared writes in one transaction. `tag` marks this process's NOTIFY
+/// (Postgres). [`finish`] turns the answer into results and events.
 pub(crate) async fn apply_batch(
     db: &Db,
     conn: &mut BatchConn,
     sql: &SqlSet,
     writes: &[Write],
     tag: &str,
-) -> Result<Applied, sqlx::Error> {
-    let objects: Vec<StorageResult<Option<Value>>> = writes.iter().map(new_object).collect();
+) -> Result<Decided, sqlx::Error> {
     let pending: Vec<Pending> = writes
         .iter()
-        .zip(&objects)
-        .filter_map(|(write, object)| {
-            let object = object.as_ref().ok()?.as_ref();
-            Some(Pending { write, object })
+        .map(|write| Pending {
+            write,
+            object: stored_object(write),
         })
         .collect();
-    let (verdicts, top) = match (&sql.batch, pending.is_empty()) {
-        (_, true) => (Vec::new(), None),
-        (BatchPath::Function(call), false) => call_batch(db, conn, call, &pending, tag).await?,
+    match (&sql.batch, pending.is_empty()) {
+        (_, true) => Ok((Vec::new(), None)),
+        (BatchPath::Function(call), false) => call_batch(db, conn, call, &pending, tag).await,
         (
             BatchPath::Statements {
                 read_current,
                 apply,
             },
             false,
-        ) => run_statements(db, sql.begin_write, read_current, apply, &pending).await?,
-    };
-    let mut verdicts = verdicts.into_iter();
-    let merged = objects
-        .into_iter()
-        .map(|o| o.and_then(|object| Ok((object, verdicts.next().unwrap_or(Ok(None))?))));
-    Ok(finish(writes, merged.collect(), top))
+        ) => run_statements(db, sql.begin_write, read_current, apply, &pending).await,
+    }
 }
 
 /// Gives the writes that passed their RVs (`top - k + 1 ..= top`, in order) and builds their
-/// outcomes and events.
-fn finish(
-    writes: &[Write],
-    decided: Vec<StorageResult<(Option<Value>, Option<Prev>)>>,
-    top: Option<i64>,
-) -> Applied {
+/// outcomes and events. The writes are consumed: their objects become the outcomes.
+fn finish(writes: Vec<Write>, (verdicts, top): Decided) -> Applied {
     let Some(top) = top else {
         // Nothing committed: every write failed on its own (or the batch was empty).
         let nothing = || StorageError::Unavailable("the batch committed nothing".into());
-        let results = decided.into_iter().map(|d| d.and_then(|_| Err(nothing())));
+        let results = verdicts.into_iter().map(|d| d.and_then(|_| Err(nothing())));
         return Applied {
             results: results.collect(),
             committed: None,
         };
     };
-    let k = decided.iter().filter(|d| d.is_ok()).count() as i64;
+    let k = verdicts.iter().filter(|d| d.is_ok()).count() as i64;
     let mut events = Vec::with_capacity(k as usize);
     let results = writes
-        .iter()
-        .zip(decided)
-        .map(|(w, d)| {
-            let (object, prev) = d?;
+        .into_iter()
+        .zip(verdicts)
+        .map(|(w, verdict)| {
+            let prev = verdict?;
             let rv = top - k + 1 + events.len() as i64;
+            let object = match w.op {
+                WriteOp::Create { object } | WriteOp::Update { object, .. } => Some(object),
+                WriteOp::Delete { .. } => None,
+            };
             let (kind, mut object) = match (object, &prev) {
                 (Some(o), None) => (EventType::Added, o),
                 (Some(o), Some(_)) => (EventType::Modified, o),
@@ -351,7 +358,7 @@ fn finish(
             events.push(Event {
                 rv,
                 kind,
-                key: w.key.clone(),
+                key: w.key,
                 object: Obj::from_value(&object),
                 prev_object: prev.map(|mut p| {
                     inject_rv(&mut p.object, p.rv);
@@ -593,8 +600,9 @@ mod tests {
         }
     }
 
-    fn stored(w: &Write) -> Option<Value> {
-        new_object(w).expect("input")
+    fn prepared(mut w: Write) -> Write {
+        prepare(&mut w).expect("input");
+        w
     }
 
     #[test]
@@ -607,10 +615,10 @@ mod tests {
         );
         assert_eq!(verdict(&w, Some(&cur(3))), Err(StorageError::AlreadyExists));
         assert_eq!(verdict(&w, None), Ok(None));
-        let object = stored(&w);
+        let w = prepared(w);
         let p = Pending {
             write: &w,
-            object: object.as_ref(),
+            object: stored_object(&w),
         };
         let r = row(&p, None);
         assert_eq!(r["type"], "ADDED");
@@ -661,10 +669,10 @@ mod tests {
         });
         let prev = verdict(&w, Some(&cur(3))).expect("update");
         assert_eq!(prev.map(|p| p.rv), Some(3));
-        let object = stored(&w);
+        let w = prepared(w);
         let p = Pending {
             write: &w,
-            object: object.as_ref(),
+            object: stored_object(&w),
         };
         let r = row(&p, Some(&cur(3)));
         assert_eq!(r["prev_rv"], 3);
@@ -675,7 +683,8 @@ mod tests {
                 pre: Preconditions::default(),
             },
         );
-        assert_eq!(new_object(&del), Ok(None));
+        let del = prepared(del);
+        assert_eq!(stored_object(&del), None);
         let p = Pending {
             write: &del,
             object: None,
@@ -699,17 +708,13 @@ mod tests {
                 pre: Preconditions::default(),
             },
         );
-        let writes = [create.clone(), create, del];
+        let writes = vec![prepared(create.clone()), prepared(create), prepared(del)];
         let prev = Prev {
             rv: 3,
             object: cur(3).object,
         };
-        let decided = vec![
-            Ok((stored(&writes[0]), None)),
-            Err(StorageError::AlreadyExists),
-            Ok((None, Some(prev))),
-        ];
-        let applied = finish(&writes, decided, Some(11));
+        let verdicts = vec![Ok(None), Err(StorageError::AlreadyExists), Ok(Some(prev))];
+        let applied = finish(writes, (verdicts, Some(11)));
         let rvs: Vec<_> = applied
             .results
             .iter()
@@ -736,7 +741,8 @@ mod tests {
                 object: json!({"metadata": {"name": "a", "resourceVersion": "9"}}),
             },
         );
-        assert_eq!(new_object(&w), Ok(Some(json!({"metadata": {"name": "a"}}))));
+        let w = prepared(w);
+        assert_eq!(stored_object(&w), Some(&json!({"metadata": {"name": "a"}})));
     }
 
     #[test]
@@ -747,7 +753,8 @@ mod tests {
                 object: json!({"metadata": {"name": "a"}, "spec": {"x": "a\u{0}b"}}),
             },
         );
-        assert!(matches!(new_object(&w), Err(StorageError::Rejected(_))));
+        let mut w = w;
+        assert!(matches!(prepare(&mut w), Err(StorageError::Rejected(_))));
     }
 
     #[test]
@@ -760,9 +767,9 @@ mod tests {
                 },
             )
         };
-        assert!(new_object(&big(1000)).is_ok());
+        assert!(prepare(&mut big(1000)).is_ok());
         assert!(matches!(
-            new_object(&big(MAX_OBJECT_BYTES as usize)),
+            prepare(&mut big(MAX_OBJECT_BYTES as usize)),
             Err(StorageError::ObjectTooLarge(n)) if n > MAX_OBJECT_BYTES
         ));
     }
