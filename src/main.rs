@@ -45,19 +45,28 @@ async fn main() -> ExitCode {
 /// Log lines waiting for stderr before further ones are dropped (~300 bytes each).
 const LOG_LINES_BUFFERED: usize = 16_384;
 
+/// Bytes of log lines the log thread gathers before a write to stderr. It writes once it has
+/// taken every waiting line (tracing-appender flushes whenever its queue is empty), so a line is
+/// never held back: under load, one write(2) carries many lines instead of one each.
+const LOG_WRITE_BUFFER: usize = 64 * 1024;
+
 /// Logs go to stderr (refinery's own migration lines are left out: storage logs each applied
 /// migration): text (coloured only on a terminal, and never when `NO_COLOR` is set, as
 /// no-color.org asks) or one JSON object per line with the event's fields at the top level.
 /// Lines are written by a thread of their own (tracing-appender): every request logs one, and a
 /// reader that stops draining stderr (a paused pager, a stuck log shipper) would otherwise block
 /// the threads serving requests; past `LOG_LINES_BUFFERED` waiting lines, new ones are dropped.
+/// The thread writes what it took in one go (`LOG_WRITE_BUFFER`).
 /// Dropping the returned guard writes out what is queued.
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let (stderr, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_LINES_BUFFERED)
         .lossy(true)
         .thread_name("wardle-log")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            LOG_WRITE_BUFFER,
+            std::io::stderr(),
+        ));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,refinery_core=warn")
     });
