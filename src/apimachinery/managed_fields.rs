@@ -465,6 +465,30 @@ pub(crate) fn compare(
     if !descend {
         return;
     }
+    // Objects (the common case, and all of a create): fields looked up by name, without
+    // building the child lists below. Same visits, old's fields first, then new's others.
+    fn as_fields(v: Option<&Value>) -> Option<Option<&Map<String, Value>>> {
+        match v {
+            Some(Value::Object(m)) => Some(Some(m)),
+            None => Some(None),
+            Some(_) => None,
+        }
+    }
+    if let (Some(om), Some(nm)) = (as_fields(old), as_fields(new))
+        && (om.is_some() || nm.is_some())
+        && !atomic_item(fpath, strategy)
+    {
+        for (k, ov) in om.into_iter().flatten() {
+            let nv = nm.and_then(|n| n.get(k));
+            field_step(path, fpath, k, Some(ov), nv, strategy, out, depth);
+        }
+        for (k, nv) in nm.into_iter().flatten() {
+            if om.is_none_or(|o| !o.contains_key(k)) {
+                field_step(path, fpath, k, None, Some(nv), strategy, out, depth);
+            }
+        }
+        return;
+    }
     let old_children = old
         .map(|o| children(o, fpath, strategy))
         .unwrap_or_default();
@@ -517,6 +541,25 @@ fn step(
     if field.is_some() {
         fpath.pop();
     }
+    path.pop();
+}
+
+/// `step` into an object's field `k`.
+#[allow(clippy::too_many_arguments)]
+fn field_step(
+    path: &mut Vec<PathElement>,
+    fpath: &mut Vec<String>,
+    k: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    strategy: &dyn Fn(&[String]) -> ListStrategy,
+    out: &mut Comparison,
+    depth: usize,
+) {
+    path.push(PathElement::Field(k.to_owned()));
+    fpath.push(k.to_owned());
+    compare(path, fpath, old, new, strategy, out, depth + 1);
+    fpath.pop();
     path.pop();
 }
 

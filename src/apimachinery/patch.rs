@@ -250,10 +250,10 @@ pub enum ListStrategy {
 /// The merge rule of the list at `path` (field names from the object root; list items do not
 /// add a segment). Only ObjectMeta has tagged lists (AM:`pkg/apis/meta/v1/types.go`).
 pub fn list_strategy(path: &[String]) -> ListStrategy {
-    let p: Vec<&str> = path.iter().map(String::as_str).collect();
-    match p.as_slice() {
-        ["metadata", "finalizers"] => ListStrategy::Set,
-        ["metadata", "ownerReferences"] => ListStrategy::Map("uid"),
+    // Asked for every node of every diff: no allocation here.
+    match path {
+        [m, f] if m == "metadata" && f == "finalizers" => ListStrategy::Set,
+        [m, f] if m == "metadata" && f == "ownerReferences" => ListStrategy::Map("uid"),
         _ => ListStrategy::Atomic,
     }
 }
