@@ -721,10 +721,10 @@ const MAX_UPDATE_MANAGERS: usize = 10;
 
 pub(crate) fn cap_update_managers(entries: &mut Vec<Entry>) {
     let is_update = |e: &Entry| e.operation == "Update";
-    let mut updaters: Vec<Entry> = entries.iter().filter(|e| is_update(e)).cloned().collect();
-    if updaters.len() <= MAX_UPDATE_MANAGERS {
+    if entries.iter().filter(|e| is_update(e)).count() <= MAX_UPDATE_MANAGERS {
         return;
     }
+    let mut updaters: Vec<Entry> = entries.iter().filter(|e| is_update(e)).cloned().collect();
     updaters.sort_by(|a, b| {
         a.seconds()
             .cmp(&b.seconds())

@@ -8,7 +8,7 @@ use http::HeaderMap;
 use http::header::HeaderName;
 
 use super::UserInfo;
-use super::x509::{CaVerifier, common_name};
+use super::x509::CaVerifier;
 
 /// `--requestheader-*` settings (or the same keys of the extension-apiserver-authentication
 /// ConfigMap). Header names are matched case-insensitively, as Go canonicalises them.
@@ -88,12 +88,12 @@ impl RequestHeaderAuthenticator {
         chain: &[Vec<u8>],
         headers: &mut HeaderMap,
     ) -> Result<Option<UserInfo>, String> {
-        let Some(leaf) = chain.first() else {
+        if chain.is_empty() {
             return Ok(None);
-        };
-        self.ca.verify(chain)?;
+        }
+        let leaf = self.ca.verify(chain)?;
         if !self.allowed_names.is_empty() {
-            let cn = common_name(leaf)?;
+            let cn = leaf.common_name.clone()?;
             if !self.allowed_names.contains(&cn) {
                 return Err(format!(
                     "x509: subject with cn={cn} is not in the allowed list"
