@@ -59,6 +59,7 @@ impl AppState {
             objects: storage.object_counts().await.unwrap_or_default(),
             writer_queue_depth: storage.queue_depth(),
             history_pruned: c.history_pruned.load(Ordering::Relaxed),
+            log_reads: storage.log_reads(),
         };
         crate::metrics::render(&gauges)
     }

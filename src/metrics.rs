@@ -321,6 +321,8 @@ pub struct Gauges {
     pub writer_queue_depth: usize,
     /// History rows pruned by --history-retention since start.
     pub history_pruned: u64,
+    /// Reads of the event log by this process (watch cache catch-up, replayed watches).
+    pub log_reads: u64,
 }
 
 /// The whole `/metrics` page in Prometheus text format (version 0.0.4): storage and watch-cache
@@ -340,7 +342,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// wardle's own storage and watch-cache series.
 fn render_storage(out: &mut String, g: &Gauges) {
-    let series: [(&str, &str, &str, u64); 10] = [
+    let series: [(&str, &str, &str, u64); 11] = [
         (
             "wardle_storage_head_rv",
             "gauge",
@@ -400,6 +402,13 @@ fn render_storage(out: &mut String, g: &Gauges) {
             "counter",
             "Compaction runs that failed (retried next interval).",
             g.compaction_errors,
+        ),
+        (
+            "wardle_storage_log_reads_total",
+            "counter",
+            "Reads of the event log from the database (watch cache catch-up, replayed watches); \
+             this process's own writes reach its cache without one.",
+            g.log_reads,
         ),
     ];
     for (name, kind, help, value) in series {

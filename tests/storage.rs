@@ -108,7 +108,52 @@ engine_tests!(
     concurrent_opens_migrate_once,
     reporting_views,
     a_refused_write_fails_alone,
+    own_writes_reach_the_cache_without_reading_the_log,
 );
+
+/// This process's own commits reach its watch cache from the writer, not by reading the event
+/// log back: read-your-own-writes waits (BanFlunder's, before every create) included. Until
+/// 2026-11-30 each such wait woke the tailer into a read of the log: one read per create.
+async fn own_writes_reach_the_cache_without_reading_the_log(b: Backend) {
+    let s = b.open().await;
+    let cache = wardle::storage::cache::WatchCache::start(s.clone())
+        .await
+        .expect("cache");
+    // Let the start-up reads (first catch-up, LISTEN's wake-up) happen first.
+    let first = s.write(create("ns", "first")).await.expect("create").rv;
+    cache
+        .wait_for(first, Duration::from_secs(5))
+        .await
+        .expect("cache caught up");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = s.log_reads();
+    let started = Instant::now();
+    const WRITES: u64 = 40;
+    for i in 0..WRITES {
+        let rv = s
+            .write(create("ns", &format!("own-{i}")))
+            .await
+            .expect("create")
+            .rv;
+        let seen = cache.caught_up_with_own_commits().await.expect("caught up");
+        assert!(seen >= rv, "caught up to {seen}, wrote {rv}");
+        assert!(
+            cache
+                .get(&Key::new("flunders", "ns", &format!("own-{i}")))
+                .is_some()
+        );
+    }
+    let reads = s.log_reads() - before;
+    // The tailer's fallback timer may read once a second (SQLite: no NOTIFY); a read per write
+    // is the fault.
+    let timer = started.elapsed().as_secs() + 1;
+    assert!(
+        reads <= timer,
+        "{WRITES} own writes made {reads} reads of the event log in {:?}",
+        started.elapsed()
+    );
+    cache.shutdown();
+}
 
 fn flunder(ns: &str, name: &str, spec: Value) -> Value {
     json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",

@@ -59,6 +59,9 @@ struct Inner {
     journal: Arc<Journal>,
     /// Marks this process's NOTIFYs, so its own are ignored: a random id and a colon.
     tag: String,
+    /// Reads of the event log (`events_after`): the watch cache's catch-up reads and watches
+    /// replayed from the database. This process's own commits should cost none.
+    log_reads: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -177,6 +180,7 @@ impl Storage {
                 health,
                 journal,
                 tag,
+                log_reads: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -449,6 +453,13 @@ impl Storage {
             .map_or(0, |q| q.max_capacity() - q.capacity())
     }
 
+    /// How many times this process has read the event log (see `Inner::log_reads`).
+    pub fn log_reads(&self) -> u64 {
+        self.inner
+            .log_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The group-commit counters of this process.
     pub fn stats(&self) -> WriterStats {
         self.inner
@@ -473,6 +484,9 @@ impl Storage {
     /// counter and the compaction horizon (see [`EventPage`]). Objects get their RVs injected.
     pub async fn events_after(&self, after: i64, limit: usize) -> StorageResult<EventPage> {
         self.inner.health.gate()?;
+        self.inner
+            .log_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tx = self
             .inner
             .db
