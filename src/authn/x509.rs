@@ -37,8 +37,11 @@ pub struct CaVerifier {
     /// Chains (DER, leaf first) that verified against this bundle, with the window in which
     /// that verdict holds. Only successes are kept, so only certificates this bundle signed can
     /// fill it; it is emptied when it reaches [`MAX_VERIFIED`] entries.
-    verified: RwLock<HashMap<Vec<Vec<u8>>, (Validity, Arc<Leaf>)>>,
+    verified: RwLock<HashMap<Chain, (Validity, Arc<Leaf>)>>,
 }
+
+/// A presented certificate chain: DER, leaf first.
+type Chain = Vec<Vec<u8>>;
 
 /// What a verified chain's leaf certificate names, read once per verdict.
 #[derive(Debug)]
