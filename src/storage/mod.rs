@@ -18,6 +18,7 @@ mod writer;
 
 pub use writer::contains_nul;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -61,7 +62,7 @@ struct Inner {
     tag: String,
     /// Reads of the event log (`events_after`): the watch cache's catch-up reads and watches
     /// replayed from the database. This process's own commits should cost none.
-    log_reads: std::sync::atomic::AtomicU64,
+    log_reads: AtomicU64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -180,7 +181,7 @@ impl Storage {
                 health,
                 journal,
                 tag,
-                log_reads: std::sync::atomic::AtomicU64::new(0),
+                log_reads: AtomicU64::new(0),
             }),
         })
     }
@@ -455,9 +456,7 @@ impl Storage {
 
     /// How many times this process has read the event log (see `Inner::log_reads`).
     pub fn log_reads(&self) -> u64 {
-        self.inner
-            .log_reads
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.log_reads.load(Ordering::Relaxed)
     }
 
     /// The group-commit counters of this process.
@@ -484,9 +483,7 @@ impl Storage {
     /// counter and the compaction horizon (see [`EventPage`]). Objects get their RVs injected.
     pub async fn events_after(&self, after: i64, limit: usize) -> StorageResult<EventPage> {
         self.inner.health.gate()?;
-        self.inner
-            .log_reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.log_reads.fetch_add(1, Ordering::Relaxed);
         let mut tx = self
             .inner
             .db

@@ -49,6 +49,24 @@ pub enum WriteOp {
     Delete { pre: Preconditions },
 }
 
+impl WriteOp {
+    /// The object a create or update stores; `None` for a delete, which stores nothing new.
+    pub fn object(&self) -> Option<&Value> {
+        match self {
+            WriteOp::Create { object } | WriteOp::Update { object, .. } => Some(object),
+            WriteOp::Delete { .. } => None,
+        }
+    }
+
+    /// [`WriteOp::object`], taken.
+    pub fn into_object(self) -> Option<Value> {
+        match self {
+            WriteOp::Create { object } | WriteOp::Update { object, .. } => Some(object),
+            WriteOp::Delete { .. } => None,
+        }
+    }
+}
+
 /// One write as the registry hands it to the group-commit writer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {

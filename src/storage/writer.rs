@@ -260,14 +260,6 @@ pub(crate) fn prepare(w: &mut Write) -> StorageResult<()> {
     Ok(())
 }
 
-/// The object a prepared create or update stores; `None` for a delete, which stores nothing new.
-fn stored_object(w: &Write) -> Option<&Value> {
-    match &w.op {
-        WriteOp::Create { object } | WriteOp::Update { object, .. } => Some(object),
-        WriteOp::Delete { .. } => None,
-    }
-}
-
 /// Decides one write against the committed row. `wardle_apply_batch` (Postgres, V6)
 /// applies the same rules in SQL.
 pub(crate) fn verdict(w: &Write, cur: Option<&Current>) -> Verdict {
@@ -285,12 +277,6 @@ pub(crate) fn verdict(w: &Write, cur: Option<&Current>) -> Verdict {
     }
 }
 
-/// A (prepared) write as handed to the engine.
-pub(crate) struct Pending<'a> {
-    pub write: &'a Write,
-    pub object: Option<&'a Value>,
-}
-
 /// The engine's answer to a batch: each write's verdict (in order) and, if any committed, the
 /// batch's last RV.
 pub(crate) type Decided = (Vec<Verdict>, Option<i64>);
@@ -304,23 +290,16 @@ pub(crate) async fn apply_batch(
     writes: &[Write],
     tag: &str,
 ) -> Result<Decided, sqlx::Error> {
-    let pending: Vec<Pending> = writes
-        .iter()
-        .map(|write| Pending {
-            write,
-            object: stored_object(write),
-        })
-        .collect();
-    match (&sql.batch, pending.is_empty()) {
+    match (&sql.batch, writes.is_empty()) {
         (_, true) => Ok((Vec::new(), None)),
-        (BatchPath::Function(call), false) => call_batch(db, conn, call, &pending, tag).await,
+        (BatchPath::Function(call), false) => call_batch(db, conn, call, writes, tag).await,
         (
             BatchPath::Statements {
                 read_current,
                 apply,
             },
             false,
-        ) => run_statements(db, sql.begin_write, read_current, apply, &pending).await,
+        ) => run_statements(db, sql.begin_write, read_current, apply, writes).await,
     }
 }
 
@@ -344,11 +323,7 @@ fn finish(writes: Vec<Write>, (verdicts, top): Decided) -> Applied {
         .map(|(w, verdict)| {
             let prev = verdict?;
             let rv = top - k + 1 + events.len() as i64;
-            let object = match w.op {
-                WriteOp::Create { object } | WriteOp::Update { object, .. } => Some(object),
-                WriteOp::Delete { .. } => None,
-            };
-            let (kind, mut object) = match (object, &prev) {
+            let (kind, mut object) = match (w.op.into_object(), &prev) {
                 (Some(o), None) => (EventType::Added, o),
                 (Some(o), Some(_)) => (EventType::Modified, o),
                 (None, Some(p)) => (EventType::Deleted, p.object.clone()),
@@ -400,8 +375,8 @@ struct FunctionReply {
     prev: Option<Value>,
 }
 
-fn function_write<'a>(ord: usize, p: &Pending<'a>) -> FunctionWrite<'a> {
-    let w = p.write;
+fn function_write(ord: usize, w: &Write) -> FunctionWrite<'_> {
+    let object = w.op.object();
     let (op, pre) = match &w.op {
         WriteOp::Create { .. } => ("create", None),
         WriteOp::Update { pre, .. } => ("update", Some(pre)),
@@ -413,8 +388,8 @@ fn function_write<'a>(ord: usize, p: &Pending<'a>) -> FunctionWrite<'a> {
         resource: &w.key.resource,
         namespace: &w.key.namespace,
         name: &w.key.name,
-        uid: p.object.and_then(uid_of),
-        object: p.object,
+        uid: object.and_then(uid_of),
+        object,
         pre_uid: pre.and_then(|p| p.uid.as_deref()),
         pre_rv: pre.and_then(|p| p.rv),
         actor: &w.actor,
@@ -448,13 +423,13 @@ async fn call_batch(
     db: &Db,
     conn: &mut BatchConn,
     call: &'static str,
-    pending: &[Pending<'_>],
+    writes: &[Write],
     tag: &str,
 ) -> Result<(Vec<Verdict>, Option<i64>), sqlx::Error> {
-    let batch: Vec<FunctionWrite> = pending
+    let batch: Vec<FunctionWrite> = writes
         .iter()
         .enumerate()
-        .map(|(i, p)| function_write(i + 1, p))
+        .map(|(i, w)| function_write(i + 1, w))
         .collect();
     let params = [
         Param::Text(serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(e.into()))?),
@@ -470,18 +445,18 @@ async fn call_batch(
         .text()?;
     let replies: Vec<FunctionReply> =
         serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    if replies.len() != pending.len() {
+    if replies.len() != writes.len() {
         return Err(sqlx::Error::Protocol(format!(
             "wardle_apply_batch answered {} writes of {}",
             replies.len(),
-            pending.len()
+            writes.len()
         )));
     }
     let top = replies.iter().filter_map(|r| r.rv).max();
-    let verdicts = pending
+    let verdicts = writes
         .iter()
         .zip(replies)
-        .map(|(p, r)| reply_verdict(p.write, r))
+        .map(|(w, r)| reply_verdict(w, r))
         .collect();
     Ok((verdicts, top))
 }
@@ -506,10 +481,9 @@ fn current_from_row(row: &[Cell]) -> Result<(Key, Current), sqlx::Error> {
 }
 
 /// The row the `Statements` path stores for a write that passed (`ord` is added by the caller).
-fn row(p: &Pending, cur: Option<&Current>) -> Value {
-    let w = p.write;
-    let new_uid = p.object.and_then(uid_of);
-    let (kind, uid, object) = match (p.object, cur) {
+fn row(w: &Write, cur: Option<&Current>) -> Value {
+    let new_uid = w.op.object().and_then(uid_of);
+    let (kind, uid, object) = match (w.op.object(), cur) {
         (Some(o), None) => ("ADDED", new_uid.unwrap_or_default(), o),
         (Some(o), Some(c)) => ("MODIFIED", new_uid.unwrap_or(&c.uid), o),
         (None, Some(c)) => ("DELETED", c.uid.as_str(), &c.object),
@@ -530,12 +504,12 @@ async fn run_statements(
     begin: &'static str,
     read_current: &'static str,
     apply: &'static [&'static str],
-    pending: &[Pending<'_>],
+    writes: &[Write],
 ) -> Result<(Vec<Verdict>, Option<i64>), sqlx::Error> {
     let mut tx = db.begin_batch(begin).await?;
-    let keys: Vec<Value> = pending
+    let keys: Vec<Value> = writes
         .iter()
-        .map(|p| json!({"resource": p.write.key.resource, "namespace": p.write.key.namespace, "name": p.write.key.name}))
+        .map(|w| json!({"resource": w.key.resource, "namespace": w.key.namespace, "name": w.key.name}))
         .collect();
     let current: HashMap<Key, Current> = tx
         .fetch(read_current, &[Param::Text(Value::Array(keys).to_string())])
@@ -544,12 +518,12 @@ async fn run_statements(
         .map(|r| current_from_row(r))
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
-    let verdicts: Vec<Verdict> = pending
+    let verdicts: Vec<Verdict> = writes
         .iter()
-        .map(|p| {
-            let cur = current.get(&p.write.key);
-            let v = verdict(p.write, cur)?;
-            let mut r = row(p, cur);
+        .map(|w| {
+            let cur = current.get(&w.key);
+            let v = verdict(w, cur)?;
+            let mut r = row(w, cur);
             r["ord"] = json!(rows.len() + 1);
             rows.push(r);
             Ok(v)
@@ -616,11 +590,7 @@ mod tests {
         assert_eq!(verdict(&w, Some(&cur(3))), Err(StorageError::AlreadyExists));
         assert_eq!(verdict(&w, None), Ok(None));
         let w = prepared(w);
-        let p = Pending {
-            write: &w,
-            object: stored_object(&w),
-        };
-        let r = row(&p, None);
+        let r = row(&w, None);
         assert_eq!(r["type"], "ADDED");
         assert_eq!(r["prev_object"], Value::Null);
     }
@@ -670,11 +640,7 @@ mod tests {
         let prev = verdict(&w, Some(&cur(3))).expect("update");
         assert_eq!(prev.map(|p| p.rv), Some(3));
         let w = prepared(w);
-        let p = Pending {
-            write: &w,
-            object: stored_object(&w),
-        };
-        let r = row(&p, Some(&cur(3)));
+        let r = row(&w, Some(&cur(3)));
         assert_eq!(r["prev_rv"], 3);
         assert_eq!(r["uid"], "u1", "uid falls back to the stored one");
         let del = write(
@@ -684,12 +650,8 @@ mod tests {
             },
         );
         let del = prepared(del);
-        assert_eq!(stored_object(&del), None);
-        let p = Pending {
-            write: &del,
-            object: None,
-        };
-        let r = row(&p, Some(&cur(3)));
+        assert_eq!(del.op.object(), None);
+        let r = row(&del, Some(&cur(3)));
         assert_eq!(r["type"], "DELETED");
         assert_eq!(r["object"], cur(3).object);
     }
@@ -742,7 +704,7 @@ mod tests {
             },
         );
         let w = prepared(w);
-        assert_eq!(stored_object(&w), Some(&json!({"metadata": {"name": "a"}})));
+        assert_eq!(w.op.object(), Some(&json!({"metadata": {"name": "a"}})));
     }
 
     #[test]
