@@ -52,7 +52,7 @@ pub(crate) enum Wakeup {
 #[derive(Debug)]
 pub(crate) enum BatchPath {
     /// One statement does everything in one round trip, checks included, and queues the
-    /// wake-up of other processes (Postgres: `wardle_apply_batch`, migrations V5 and V6). `$1` = JSON
+    /// wake-up of other processes (Postgres: `wardle_apply_batch`, migrations V5-V7). `$1` = JSON
     /// array of writes (`writer::FunctionWrite`), `$2` = `[]` (V5's lock ids, no longer read),
     /// `$3` = the NOTIFY tag. One column: the JSON array of `writer::FunctionReply` (text).
     Function(&'static str),

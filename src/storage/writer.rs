@@ -260,7 +260,7 @@ pub(crate) fn prepare(w: &mut Write) -> StorageResult<()> {
     Ok(())
 }
 
-/// Decides one write against the committed row. `wardle_apply_batch` (Postgres, V6)
+/// Decides one write against the committed row. `wardle_apply_batch` (Postgres, V7)
 /// applies the same rules in SQL.
 pub(crate) fn verdict(w: &Write, cur: Option<&Current>) -> Verdict {
     match (&w.op, cur) {
@@ -349,7 +349,7 @@ fn finish(writes: Vec<Write>, (verdicts, top): Decided) -> Applied {
     }
 }
 
-/// One write as `wardle_apply_batch` reads it (see migrations V5, V6).
+/// One write as `wardle_apply_batch` reads it (see migrations V5-V7).
 #[derive(Serialize)]
 struct FunctionWrite<'a> {
     ord: usize,
@@ -397,7 +397,7 @@ fn function_write(ord: usize, w: &Write) -> FunctionWrite<'_> {
     }
 }
 
-/// Turns a reply into the write's verdict (the statuses of migrations V5, V6).
+/// Turns a reply into the write's verdict (the statuses of migrations V5-V7).
 fn reply_verdict(w: &Write, r: FunctionReply) -> Verdict {
     let pre = match &w.op {
         WriteOp::Update { pre, .. } | WriteOp::Delete { pre } => Some(pre),
