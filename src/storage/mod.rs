@@ -192,9 +192,9 @@ impl Storage {
     }
 
     /// Queues a write for the group-commit writer and waits for its own outcome.
-    pub async fn write(&self, mut w: Write) -> StorageResult<WriteOutcome> {
+    pub async fn write(&self, w: Write) -> StorageResult<WriteOutcome> {
         self.inner.health.gate()?;
-        writer::prepare(&mut w)?;
+        let w = writer::prepare(w)?;
         let queue = self
             .inner
             .queue

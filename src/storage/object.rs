@@ -7,6 +7,7 @@
 //! conversion to another version, Table output).
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::{Arc, OnceLock};
 
 use crate::apimachinery::gofmt::go_json_escape;
@@ -29,6 +30,147 @@ pub fn json_len(v: &Value) -> u64 {
     n.0
 }
 
+/// A create's or update's object as the database stores it: compact JSON without
+/// `metadata.resourceVersion` (what the write batch carries), and where that member goes once the
+/// write has its RV. The served text (`Obj::from_stored`) is this text with the member spliced
+/// in, so a write serializes its object once, in the request's task, instead of once for the
+/// batch and again in the writer (which every batch waits on) for the watch cache.
+pub struct StoredText {
+    raw: Box<RawValue>,
+    slot: Option<RvSlot>,
+}
+
+/// Where `"resourceVersion":"<rv>"` goes in a `StoredText`: at byte `at`, after a comma when
+/// members precede it, before one when it opens a non-empty `metadata`.
+#[derive(Clone, Copy)]
+struct RvSlot {
+    at: usize,
+    comma_before: bool,
+    comma_after: bool,
+}
+
+impl StoredText {
+    /// Serializes `object` (compact, as `serde_json::to_string`). With no `metadata` object, or
+    /// one that still has a `resourceVersion`, there is no slot and `Obj::from_stored` serializes
+    /// the object itself. `Err` only for text `RawValue` refuses (none that serde_json writes).
+    pub fn new(object: &Value) -> Result<StoredText, serde_json::Error> {
+        let (text, slot) = match object.as_object() {
+            Some(top) => match top.get("metadata") {
+                Some(Value::Object(meta)) if !meta.contains_key("resourceVersion") => {
+                    let (text, slot) = write_with_slot(top)?;
+                    (text, Some(slot))
+                }
+                _ => (serde_json::to_string(object)?, None),
+            },
+            None => (serde_json::to_string(object)?, None),
+        };
+        Ok(StoredText {
+            raw: RawValue::from_string(text)?,
+            slot,
+        })
+    }
+
+    /// The stored JSON, for the write batch.
+    pub fn raw(&self) -> &RawValue {
+        &self.raw
+    }
+
+    /// Its length in bytes.
+    pub fn bytes(&self) -> usize {
+        self.raw.get().len()
+    }
+
+    /// The text with `"resourceVersion":"<rv>"` in the place `serde_json` writes it after
+    /// `inject_rv`: maps keep their keys sorted (serde_json without `preserve_order`).
+    fn with_rv(&self, rv: i64) -> Option<String> {
+        let slot = self.slot?;
+        let text = self.raw.get();
+        let (head, tail) = text.split_at_checked(slot.at)?;
+        let mut out = String::with_capacity(text.len() + 40);
+        out.push_str(head);
+        if slot.comma_before {
+            out.push(',');
+        }
+        out.push_str("\"resourceVersion\":\"");
+        out.push_str(&rv.to_string());
+        out.push('"');
+        if slot.comma_after {
+            out.push(',');
+        }
+        out.push_str(tail);
+        Some(out)
+    }
+}
+
+/// Writes a top-level object as `serde_json::to_string` would, noting where the
+/// `resourceVersion` member of its `metadata` (which has none) would sort.
+fn write_with_slot(
+    top: &serde_json::Map<String, Value>,
+) -> Result<(String, RvSlot), serde_json::Error> {
+    let mut out = Vec::with_capacity(1024);
+    let mut slot = None;
+    out.push(b'{');
+    for (i, (key, value)) in top.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key)?;
+        out.push(b':');
+        match value {
+            Value::Object(meta) if key == "metadata" => {
+                out.push(b'{');
+                for (j, (k, v)) in meta.iter().enumerate() {
+                    if slot.is_none() && k.as_str() > "resourceVersion" {
+                        slot = Some(RvSlot {
+                            at: out.len(),
+                            comma_before: j > 0,
+                            comma_after: j == 0,
+                        });
+                    }
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    serde_json::to_writer(&mut out, k)?;
+                    out.push(b':');
+                    serde_json::to_writer(&mut out, v)?;
+                }
+                slot.get_or_insert(RvSlot {
+                    at: out.len(),
+                    comma_before: !meta.is_empty(),
+                    comma_after: false,
+                });
+                out.push(b'}');
+            }
+            _ => serde_json::to_writer(&mut out, value)?,
+        }
+    }
+    out.push(b'}');
+    let slot = slot.unwrap_or(RvSlot {
+        at: 0,
+        comma_before: false,
+        comma_after: false,
+    });
+    // serde_json writes UTF-8 only.
+    let text = String::from_utf8(out).map_err(serde::ser::Error::custom)?;
+    Ok((text, slot))
+}
+
+/// `metadata.labels`, sorted by key; a non-string value reads as "".
+fn labels_of(v: &Value) -> Box<[(Box<str>, Box<str>)]> {
+    let mut labels: Vec<(Box<str>, Box<str>)> = v
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or("").into()))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.sort();
+    labels.into_boxed_slice()
+}
+
 /// A cheaply cloned, immutable object version (storage-version JSON, resourceVersion set).
 #[derive(Clone)]
 pub struct Obj(Arc<Inner>);
@@ -46,20 +188,22 @@ impl Obj {
     /// From a parsed object (its `metadata.resourceVersion` must already be set).
     pub fn from_value(v: &Value) -> Obj {
         let json = go_json_escape(serde_json::to_string(v).unwrap_or_default());
-        let mut labels: Vec<(Box<str>, Box<str>)> = v
-            .get("metadata")
-            .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or("").into()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        labels.sort();
+        Obj::new(json, v)
+    }
+
+    /// From a write's stored text and the RV it committed at; `v` is the same object with that
+    /// RV injected (for its labels, and serialized itself if the text has no RV slot).
+    pub fn from_stored(stored: &StoredText, rv: i64, v: &Value) -> Obj {
+        match stored.with_rv(rv) {
+            Some(text) => Obj::new(go_json_escape(text), v),
+            None => Obj::from_value(v),
+        }
+    }
+
+    fn new(json: String, v: &Value) -> Obj {
         Obj(Arc::new(Inner {
             json: json.into_boxed_str(),
-            labels: labels.into_boxed_slice(),
+            labels: labels_of(v),
             other: OnceLock::new(),
         }))
     }
@@ -144,6 +288,45 @@ mod tests {
         assert_eq!(o.label("n"), Some(""));
         assert_eq!(o.label("b"), None);
         assert_eq!(Obj::from_value(&json!({})).label("a"), None);
+    }
+
+    /// The spliced text is what serializing the object with its RV gives, wherever the member
+    /// sorts among the metadata's keys, with or without neighbours.
+    #[test]
+    fn stored_text_takes_the_resource_version_where_serde_puts_it() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "K", "metadata": {"name": "a<b", "namespace": "n",
+                "uid": "u", "labels": {"x": "y"}, "managedFields": [{"f": {"a": 1}}]},
+                "spec": {"s": "é\u{2028}"}}),
+            json!({"metadata": {}}),
+            json!({"metadata": {"a": 1}}),
+            json!({"metadata": {"z": 1}}),
+            json!({"metadata": {"a": 1, "z": 2}, "z": {"metadata": {"q": 1}}}),
+            json!({"a": [1, 2.5, null, true], "metadata": {"resourceVersiom": 1, "resourceVersioo": 2}}),
+            json!({"metadata": {"namespace": "n"}, "zz": "\"\\"}),
+        ];
+        for object in objects {
+            let stored = StoredText::new(&object).expect("stored");
+            assert_eq!(stored.raw().get(), serde_json::to_string(&object).unwrap());
+            assert_eq!(stored.bytes(), stored.raw().get().len());
+            let mut served = object.clone();
+            crate::storage::inject_rv(&mut served, 42);
+            let obj = Obj::from_stored(&stored, 42, &served);
+            assert_eq!(obj.json(), Obj::from_value(&served).json(), "{object}");
+            assert_eq!(obj.value(), served);
+        }
+        // No slot: no metadata object, or one that still has its RV; the object is serialized.
+        for object in [
+            json!({"kind": "K"}),
+            json!({"metadata": {"resourceVersion": "3"}}),
+            json!(7),
+        ] {
+            let stored = StoredText::new(&object).expect("stored");
+            assert!(stored.slot.is_none());
+            assert_eq!(stored.raw().get(), serde_json::to_string(&object).unwrap());
+            let obj = Obj::from_stored(&stored, 9, &object);
+            assert_eq!(obj.json(), Obj::from_value(&object).json());
+        }
     }
 
     #[test]

@@ -15,11 +15,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dialect::{BatchConn, BatchPath, Cell, Db, Param, SqlSet, refused_input};
 use super::journal::Journal;
+use super::object::StoredText;
 use super::types::{
     Event, EventType, Key, MAX_OBJECT_BYTES, Obj, Preconditions, StorageError, StorageResult,
     Write, WriteOp, WriteOutcome, WriterStats,
@@ -31,8 +33,15 @@ pub(crate) const MAX_BATCH: usize = 64;
 
 /// A queued write and where its answer goes.
 pub(crate) struct Request {
-    pub write: Write,
+    pub write: Prepared,
     pub reply: oneshot::Sender<StorageResult<WriteOutcome>>,
+}
+
+/// A write readied by [`prepare`]: the write, and for a create or update its object's stored
+/// text (always set for those; `None` for a delete).
+pub(crate) struct Prepared {
+    pub write: Write,
+    pub text: Option<StoredText>,
 }
 
 /// The writer task's state.
@@ -64,7 +73,7 @@ impl Writer {
     async fn commit(&mut self, batch: Vec<Request>) {
         let size = batch.len();
         crate::metrics::batch(size);
-        let (writes, replies): (Vec<Write>, Vec<_>) =
+        let (writes, replies): (Vec<Prepared>, Vec<_>) =
             batch.into_iter().map(|r| (r.write, r.reply)).unzip();
         match apply_batch(&self.db, &mut self.conn, self.sql, &writes, &self.tag).await {
             Ok(decided) => self.answer(size, replies, finish(writes, decided)),
@@ -152,8 +161,8 @@ pub(crate) async fn next_batch(
     let mut keys = HashSet::new();
     let mut deferred = VecDeque::new();
     while let Some(req) = pending.pop_front() {
-        if batch.len() < MAX_BATCH && !keys.contains(&req.write.key) {
-            keys.insert(req.write.key.clone());
+        if batch.len() < MAX_BATCH && !keys.contains(&req.write.write.key) {
+            keys.insert(req.write.write.key.clone());
             batch.push(req);
         } else {
             deferred.push_back(req);
@@ -161,16 +170,16 @@ pub(crate) async fn next_batch(
     }
     if batch.is_empty() {
         let req = rx.recv().await?;
-        keys.insert(req.write.key.clone());
+        keys.insert(req.write.write.key.clone());
         batch.push(req);
     }
     // Bound `deferred` too, so a flood of writes to one key is not pulled into memory at once.
     while batch.len() < MAX_BATCH && deferred.len() < MAX_BATCH {
         let Ok(req) = rx.try_recv() else { break };
-        if keys.contains(&req.write.key) {
+        if keys.contains(&req.write.write.key) {
             deferred.push_back(req);
         } else {
-            keys.insert(req.write.key.clone());
+            keys.insert(req.write.write.key.clone());
             batch.push(req);
         }
     }
@@ -239,16 +248,21 @@ fn uid_of(object: &Value) -> Option<&str> {
     object.get("metadata")?.get("uid")?.as_str()
 }
 
-/// Readies a create's or update's object for storage: its resourceVersion removed, and refused
-/// when no engine could store it (`ObjectTooLarge`, `Rejected` for a U+0000). Runs in the
-/// caller's task before the write is queued, so the writer, which every batch waits on, does
-/// none of this work.
-pub(crate) fn prepare(w: &mut Write) -> StorageResult<()> {
+/// Readies a create's or update's object for storage: its resourceVersion removed, serialized
+/// once (`StoredText`), and refused when no engine could store it (`ObjectTooLarge`, `Rejected`
+/// for a U+0000). Runs in the caller's task before the write is queued, so the writer, which
+/// every batch waits on, does none of this work.
+pub(crate) fn prepare(mut w: Write) -> StorageResult<Prepared> {
     let (WriteOp::Create { object } | WriteOp::Update { object, .. }) = &mut w.op else {
-        return Ok(());
+        return Ok(Prepared {
+            write: w,
+            text: None,
+        });
     };
     strip_rv(object);
-    let size = super::object::json_len(object);
+    let text = StoredText::new(object)
+        .map_err(|e| StorageError::Rejected(format!("object cannot be serialized: {e}")))?;
+    let size = text.bytes() as u64;
     if size > MAX_OBJECT_BYTES {
         return Err(StorageError::ObjectTooLarge(size));
     }
@@ -257,7 +271,10 @@ pub(crate) fn prepare(w: &mut Write) -> StorageResult<()> {
             "object contains a U+0000 character, which cannot be stored".into(),
         ));
     }
-    Ok(())
+    Ok(Prepared {
+        write: w,
+        text: Some(text),
+    })
 }
 
 /// Decides one write against the committed row. `wardle_apply_batch` (Postgres, V7)
@@ -287,7 +304,7 @@ pub(crate) async fn apply_batch(
     db: &Db,
     conn: &mut BatchConn,
     sql: &SqlSet,
-    writes: &[Write],
+    writes: &[Prepared],
     tag: &str,
 ) -> Result<Decided, sqlx::Error> {
     match (&sql.batch, writes.is_empty()) {
@@ -305,7 +322,7 @@ pub(crate) async fn apply_batch(
 
 /// Gives the writes that passed their RVs (`top - k + 1 ..= top`, in order) and builds their
 /// outcomes and events. The writes are consumed: their objects become the outcomes.
-fn finish(writes: Vec<Write>, (verdicts, top): Decided) -> Applied {
+fn finish(writes: Vec<Prepared>, (verdicts, top): Decided) -> Applied {
     let Some(top) = top else {
         // Nothing committed: every write failed on its own (or the batch was empty).
         let nothing = || StorageError::Unavailable("the batch committed nothing".into());
@@ -320,7 +337,7 @@ fn finish(writes: Vec<Write>, (verdicts, top): Decided) -> Applied {
     let results = writes
         .into_iter()
         .zip(verdicts)
-        .map(|(w, verdict)| {
+        .map(|(Prepared { write: w, text }, verdict)| {
             let prev = verdict?;
             let rv = top - k + 1 + events.len() as i64;
             let (kind, mut object) = match (w.op.into_object(), &prev) {
@@ -330,11 +347,17 @@ fn finish(writes: Vec<Write>, (verdicts, top): Decided) -> Applied {
                 (None, None) => return Err(StorageError::NotFound),
             };
             inject_rv(&mut object, rv);
+            let served = match (&text, kind) {
+                (Some(text), EventType::Added | EventType::Modified) => {
+                    Obj::from_stored(text, rv, &object)
+                }
+                _ => Obj::from_value(&object),
+            };
             events.push(Event {
                 rv,
                 kind,
                 key: w.key,
-                object: Obj::from_value(&object),
+                object: served,
                 prev_object: prev.map(|mut p| {
                     inject_rv(&mut p.object, p.rv);
                     Obj::from_value(&p.object)
@@ -358,7 +381,7 @@ struct FunctionWrite<'a> {
     namespace: &'a str,
     name: &'a str,
     uid: Option<&'a str>,
-    object: Option<&'a Value>,
+    object: Option<&'a RawValue>,
     pre_uid: Option<&'a str>,
     pre_rv: Option<i64>,
     actor: &'a str,
@@ -375,7 +398,8 @@ struct FunctionReply {
     prev: Option<Value>,
 }
 
-fn function_write(ord: usize, w: &Write) -> FunctionWrite<'_> {
+fn function_write(ord: usize, p: &Prepared) -> FunctionWrite<'_> {
+    let w = &p.write;
     let object = w.op.object();
     let (op, pre) = match &w.op {
         WriteOp::Create { .. } => ("create", None),
@@ -389,7 +413,7 @@ fn function_write(ord: usize, w: &Write) -> FunctionWrite<'_> {
         namespace: &w.key.namespace,
         name: &w.key.name,
         uid: object.and_then(uid_of),
-        object,
+        object: p.text.as_ref().map(StoredText::raw),
         pre_uid: pre.and_then(|p| p.uid.as_deref()),
         pre_rv: pre.and_then(|p| p.rv),
         actor: &w.actor,
@@ -423,7 +447,7 @@ async fn call_batch(
     db: &Db,
     conn: &mut BatchConn,
     call: &'static str,
-    writes: &[Write],
+    writes: &[Prepared],
     tag: &str,
 ) -> Result<(Vec<Verdict>, Option<i64>), sqlx::Error> {
     let batch: Vec<FunctionWrite> = writes
@@ -456,7 +480,7 @@ async fn call_batch(
     let verdicts = writes
         .iter()
         .zip(replies)
-        .map(|(w, r)| reply_verdict(w, r))
+        .map(|(p, r)| reply_verdict(&p.write, r))
         .collect();
     Ok((verdicts, top))
 }
@@ -504,11 +528,12 @@ async fn run_statements(
     begin: &'static str,
     read_current: &'static str,
     apply: &'static [&'static str],
-    writes: &[Write],
+    writes: &[Prepared],
 ) -> Result<(Vec<Verdict>, Option<i64>), sqlx::Error> {
     let mut tx = db.begin_batch(begin).await?;
+    let writes = writes.iter().map(|p| &p.write);
     let keys: Vec<Value> = writes
-        .iter()
+        .clone()
         .map(|w| json!({"resource": w.key.resource, "namespace": w.key.namespace, "name": w.key.name}))
         .collect();
     let current: HashMap<Key, Current> = tx
@@ -519,7 +544,6 @@ async fn run_statements(
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     let verdicts: Vec<Verdict> = writes
-        .iter()
         .map(|w| {
             let cur = current.get(&w.key);
             let v = verdict(w, cur)?;
@@ -574,9 +598,8 @@ mod tests {
         }
     }
 
-    fn prepared(mut w: Write) -> Write {
-        prepare(&mut w).expect("input");
-        w
+    fn prepared(w: Write) -> Prepared {
+        prepare(w).expect("input")
     }
 
     #[test]
@@ -590,7 +613,7 @@ mod tests {
         assert_eq!(verdict(&w, Some(&cur(3))), Err(StorageError::AlreadyExists));
         assert_eq!(verdict(&w, None), Ok(None));
         let w = prepared(w);
-        let r = row(&w, None);
+        let r = row(&w.write, None);
         assert_eq!(r["type"], "ADDED");
         assert_eq!(r["prev_object"], Value::Null);
     }
@@ -640,7 +663,7 @@ mod tests {
         let prev = verdict(&w, Some(&cur(3))).expect("update");
         assert_eq!(prev.map(|p| p.rv), Some(3));
         let w = prepared(w);
-        let r = row(&w, Some(&cur(3)));
+        let r = row(&w.write, Some(&cur(3)));
         assert_eq!(r["prev_rv"], 3);
         assert_eq!(r["uid"], "u1", "uid falls back to the stored one");
         let del = write(
@@ -650,8 +673,9 @@ mod tests {
             },
         );
         let del = prepared(del);
-        assert_eq!(del.op.object(), None);
-        let r = row(&del, Some(&cur(3)));
+        assert_eq!(del.write.op.object(), None);
+        assert!(del.text.is_none());
+        let r = row(&del.write, Some(&cur(3)));
         assert_eq!(r["type"], "DELETED");
         assert_eq!(r["object"], cur(3).object);
     }
@@ -704,7 +728,12 @@ mod tests {
             },
         );
         let w = prepared(w);
-        assert_eq!(w.op.object(), Some(&json!({"metadata": {"name": "a"}})));
+        assert_eq!(
+            w.write.op.object(),
+            Some(&json!({"metadata": {"name": "a"}}))
+        );
+        let text = w.text.expect("stored text");
+        assert_eq!(text.raw().get(), r#"{"metadata":{"name":"a"}}"#);
     }
 
     #[test]
@@ -715,8 +744,7 @@ mod tests {
                 object: json!({"metadata": {"name": "a"}, "spec": {"x": "a\u{0}b"}}),
             },
         );
-        let mut w = w;
-        assert!(matches!(prepare(&mut w), Err(StorageError::Rejected(_))));
+        assert!(matches!(prepare(w), Err(StorageError::Rejected(_))));
     }
 
     #[test]
@@ -729,9 +757,9 @@ mod tests {
                 },
             )
         };
-        assert!(prepare(&mut big(1000)).is_ok());
+        assert!(prepare(big(1000)).is_ok());
         assert!(matches!(
-            prepare(&mut big(MAX_OBJECT_BYTES as usize)),
+            prepare(big(MAX_OBJECT_BYTES as usize)),
             Err(StorageError::ObjectTooLarge(n)) if n > MAX_OBJECT_BYTES
         ));
     }
@@ -740,12 +768,12 @@ mod tests {
         let (reply, rx) = oneshot::channel();
         (
             Request {
-                write: write(
+                write: prepared(write(
                     name,
                     WriteOp::Delete {
                         pre: Preconditions::default(),
                     },
-                ),
+                )),
                 reply,
             },
             rx,
@@ -763,7 +791,11 @@ mod tests {
         }
         drop(tx);
         let mut pending = VecDeque::new();
-        let names = |b: Vec<Request>| b.into_iter().map(|r| r.write.key.name).collect::<Vec<_>>();
+        let names = |b: Vec<Request>| {
+            b.into_iter()
+                .map(|r| r.write.write.key.name)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             names(next_batch(&mut rx, &mut pending).await.expect("1")),
             ["a", "b", "c"]
