@@ -54,15 +54,9 @@ impl StoredText {
     /// one that still has a `resourceVersion`, there is no slot and `Obj::from_stored` serializes
     /// the object itself. `Err` only for text `RawValue` refuses (none that serde_json writes).
     pub fn new(object: &Value) -> Result<StoredText, serde_json::Error> {
-        let (text, slot) = match object.as_object() {
-            Some(top) => match top.get("metadata") {
-                Some(Value::Object(meta)) if !meta.contains_key("resourceVersion") => {
-                    let (text, slot) = write_with_slot(top)?;
-                    (text, Some(slot))
-                }
-                _ => (serde_json::to_string(object)?, None),
-            },
-            None => (serde_json::to_string(object)?, None),
+        let (text, slot) = match object {
+            Value::Object(top) => write_with_slot(top)?,
+            _ => (serde_json::to_string(object)?, None),
         };
         Ok(StoredText {
             raw: RawValue::from_string(text)?,
@@ -103,10 +97,11 @@ impl StoredText {
 }
 
 /// Writes a top-level object as `serde_json::to_string` would, noting where the
-/// `resourceVersion` member of its `metadata` (which has none) would sort.
+/// `resourceVersion` member of its `metadata` would sort (`None`: no `metadata` object, or one
+/// that has the member already).
 fn write_with_slot(
     top: &serde_json::Map<String, Value>,
-) -> Result<(String, RvSlot), serde_json::Error> {
+) -> Result<(String, Option<RvSlot>), serde_json::Error> {
     let mut out = Vec::with_capacity(1024);
     let mut slot = None;
     out.push(b'{');
@@ -117,7 +112,7 @@ fn write_with_slot(
         serde_json::to_writer(&mut out, key)?;
         out.push(b':');
         match value {
-            Value::Object(meta) if key == "metadata" => {
+            Value::Object(meta) if key == "metadata" && !meta.contains_key("resourceVersion") => {
                 out.push(b'{');
                 for (j, (k, v)) in meta.iter().enumerate() {
                     if slot.is_none() && k.as_str() > "resourceVersion" {
@@ -145,11 +140,6 @@ fn write_with_slot(
         }
     }
     out.push(b'}');
-    let slot = slot.unwrap_or(RvSlot {
-        at: 0,
-        comma_before: false,
-        comma_after: false,
-    });
     // serde_json writes UTF-8 only.
     let text = String::from_utf8(out).map_err(serde::ser::Error::custom)?;
     Ok((text, slot))
@@ -308,7 +298,11 @@ mod tests {
         for object in objects {
             let stored = StoredText::new(&object).expect("stored");
             assert_eq!(stored.raw().get(), serde_json::to_string(&object).unwrap());
-            assert_eq!(stored.bytes(), stored.raw().get().len());
+            assert_eq!(
+                stored.bytes() as u64,
+                json_len(&object),
+                "the size limit's measure"
+            );
             let mut served = object.clone();
             crate::storage::inject_rv(&mut served, 42);
             let obj = Obj::from_stored(&stored, 42, &served);

@@ -347,11 +347,10 @@ fn finish(writes: Vec<Prepared>, (verdicts, top): Decided) -> Applied {
                 (None, None) => return Err(StorageError::NotFound),
             };
             inject_rv(&mut object, rv);
-            let served = match (&text, kind) {
-                (Some(text), EventType::Added | EventType::Modified) => {
-                    Obj::from_stored(text, rv, &object)
-                }
-                _ => Obj::from_value(&object),
+            // Creates and updates have their stored text; a delete serves the last state.
+            let served = match &text {
+                Some(text) => Obj::from_stored(text, rv, &object),
+                None => Obj::from_value(&object),
             };
             events.push(Event {
                 rv,
