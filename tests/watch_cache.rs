@@ -176,12 +176,22 @@ async fn watch_from_rv_is_exact_under_concurrent_writers(b: Backend) {
         .watch("flunders", Some("a"), start, 100_000)
         .await
         .expect("watch");
+    // Half-way the writers pause (`paused`) until the late watcher has joined (`go`): writes
+    // are fast enough to be all done before a fixed sleep ends, and a watcher joining at the
+    // end would wait for events that never come.
+    let paused = Arc::new(tokio::sync::Barrier::new(9));
+    let go = Arc::new(tokio::sync::Barrier::new(9));
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let s = s.clone();
+            let (paused, go) = (paused.clone(), go.clone());
             tokio::spawn(async move {
                 let ns = if w % 2 == 0 { "a" } else { "b" };
                 for i in 0..25 {
+                    if i == 12 {
+                        paused.wait().await;
+                        go.wait().await;
+                    }
                     let name = format!("w{w}-{i}");
                     create(&s, "flunders", ns, &name).await;
                     update(&s, "flunders", ns, &name, i).await;
@@ -193,12 +203,13 @@ async fn watch_from_rv_is_exact_under_concurrent_writers(b: Backend) {
         })
         .collect();
     // A watcher that joins half-way resumes from an RV it did not see itself.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    paused.wait().await;
     let mid = cache.head();
     let mut late = cache
         .watch("flunders", None, mid, 100_000)
         .await
         .expect("watch");
+    go.wait().await;
     for w in writers {
         w.await.expect("writer");
     }
