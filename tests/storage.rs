@@ -1283,3 +1283,150 @@ async fn writes_never_scan_the_objects_table() {
     );
     s.close().await;
 }
+
+/// Postgres only: `objects.labels` (written by the writer since migration V8, generated from the
+/// object before) always equals what the generated column computed from the row's object, after
+/// creates, updates and deletes, in batches of one and of many, for labels of every shape. And a
+/// replica on an earlier release, which calls the JSON form of `wardle_apply_batch`, still writes
+/// rows, events and RVs the current writer continues from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_labels_column_follows_the_object() {
+    let b = Backend::postgres();
+    let s = b.open().await;
+    let shapes = [
+        json!({"app": "a", "tier": "x\"y\\z", "é": "\u{2028}<>&"}),
+        json!({}),
+        json!(null),
+        json!(["not", "a", "map"]),
+        json!({"n": 1.50, "big": 12345678901234567890_u64, "nested": {"k": [true, null]}}),
+    ];
+    let object = |name: &str, labels: Option<&Value>| {
+        let mut o = flunder("ns", name, json!({}));
+        match labels {
+            Some(l) => o["metadata"]["labels"] = l.clone(),
+            None => {
+                o["metadata"].as_object_mut().unwrap().remove("labels");
+            }
+        }
+        o
+    };
+    let write = |name: String, op: WriteOp| Write {
+        key: Key::new("flunders", "ns", &name),
+        op,
+        actor: "alice".into(),
+        audit_id: String::new(),
+    };
+    // Creates of every shape (and without labels), one at a time and concurrently.
+    let mut names = Vec::new();
+    for (i, l) in shapes.iter().map(Some).chain([None]).enumerate() {
+        for j in 0..8 {
+            let name = format!("s{i}-{j}");
+            let w = write(
+                name.clone(),
+                WriteOp::Create {
+                    object: object(&name, l),
+                },
+            );
+            if j == 0 {
+                s.write(w).await.expect("create");
+            } else {
+                let s = s.clone();
+                names.push(tokio::spawn(async move { s.write(w).await }));
+            }
+        }
+    }
+    for h in names {
+        h.await.expect("join").expect("create");
+    }
+    // Every object updated to the next shape; some deleted.
+    let mut done = Vec::new();
+    for (i, _) in shapes.iter().enumerate() {
+        for j in 0..8 {
+            let name = format!("s{i}-{j}");
+            let op = if j == 7 {
+                WriteOp::Delete {
+                    pre: Preconditions::default(),
+                }
+            } else {
+                let next = shapes.get(i + 1);
+                WriteOp::Update {
+                    object: object(&name, next),
+                    pre: Preconditions::default(),
+                }
+            };
+            let (s, w) = (s.clone(), write(name, op));
+            done.push(tokio::spawn(async move { s.write(w).await }));
+        }
+    }
+    for h in done {
+        h.await.expect("join").expect("update or delete");
+    }
+
+    let mut raw = sqlx::PgConnection::connect(&b.url).await.expect("raw pg");
+    const DIFFERENT: &str = "SELECT count(*) FILTER (WHERE labels IS DISTINCT FROM \
+         coalesce((object->'metadata'->'labels')::jsonb, '{}'::jsonb)), count(*) FROM objects";
+    let (different, rows): (i64, i64) = sqlx::query_as(DIFFERENT)
+        .fetch_one(&mut raw)
+        .await
+        .expect("labels");
+    assert_eq!(
+        (different, rows),
+        (0, 6 * 8 - 5),
+        "rows whose labels differ from their object's"
+    );
+
+    // The JSON form, as a replica on V5-V7 calls it: a create with labels, an update that
+    // drops them, a delete, and a create that fails.
+    let head = s.current_rv().await.expect("rv");
+    let batch = json!([
+        {"ord": 1, "op": "create", "resource": "flunders", "namespace": "ns", "name": "old-1",
+         "uid": "u-old-1", "object": object("old-1", Some(&json!({"from": "old"}))),
+         "actor": "old-replica"},
+        {"ord": 2, "op": "update", "resource": "flunders", "namespace": "ns", "name": "s0-1",
+         "uid": "uid-ns-s0-1", "object": object("s0-1", None), "pre_rv": null, "actor": "old-replica"},
+        {"ord": 3, "op": "delete", "resource": "flunders", "namespace": "ns", "name": "s0-2",
+         "actor": "old-replica"},
+        {"ord": 4, "op": "create", "resource": "flunders", "namespace": "ns", "name": "s0-3",
+         "uid": "x", "object": object("s0-3", None), "actor": "old-replica"},
+    ]);
+    let (reply,): (String,) = sqlx::query_as(
+        "SELECT CAST(wardle_apply_batch(CAST($1 AS json), CAST('[]' AS json), 'old:') AS text)",
+    )
+    .bind(batch.to_string())
+    .fetch_one(&mut raw)
+    .await
+    .expect("the JSON form");
+    let reply: Value = serde_json::from_str(&reply).expect("reply");
+    let statuses: Vec<&str> = reply
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(statuses, ["ok", "ok", "ok", "exists"]);
+    assert_eq!(reply[0]["rv"], json!(head + 1));
+    assert_eq!(reply[2]["rv"], json!(head + 3));
+    let (different, rows): (i64, i64) = sqlx::query_as(DIFFERENT)
+        .fetch_one(&mut raw)
+        .await
+        .expect("labels");
+    assert_eq!((different, rows), (0, 6 * 8 - 5), "after the JSON form");
+    let (labels,): (String,) =
+        sqlx::query_as("SELECT CAST(labels AS TEXT) FROM objects WHERE name = 'old-1'")
+            .fetch_one(&mut raw)
+            .await
+            .expect("old-1");
+    assert_eq!(labels, r#"{"from": "old"}"#);
+    // The current writer carries on from the old replica's RVs, without a gap.
+    let next = s
+        .write(write(
+            "after".into(),
+            WriteOp::Create {
+                object: object("after", None),
+            },
+        ))
+        .await
+        .expect("create after");
+    assert_eq!(next.rv, head + 4);
+    s.close().await;
+}

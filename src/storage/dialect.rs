@@ -52,9 +52,9 @@ pub(crate) enum Wakeup {
 #[derive(Debug)]
 pub(crate) enum BatchPath {
     /// One statement does everything in one round trip, checks included, and queues the
-    /// wake-up of other processes (Postgres: `wardle_apply_batch`, migrations V5-V7). `$1` = JSON
-    /// array of writes (`writer::FunctionWrite`), `$2` = `[]` (V5's lock ids, no longer read),
-    /// `$3` = the NOTIFY tag. One column: the JSON array of `writer::FunctionReply` (text).
+    /// wake-up of other processes (Postgres: `wardle_apply_batch`, migrations V5-V8). `$1`..`$11`
+    /// = one array per field of `writer::FunctionWrite`, one element per write, `$12` = the
+    /// NOTIFY tag. One column: the JSON array of `writer::FunctionReply` (text).
     Function(&'static str),
     /// A write transaction (`begin_write`) of statements, the checks in Rust between them
     /// (SQLite: in-process, a round trip costs nothing).
@@ -268,15 +268,17 @@ fn ended_by_server(e: &sqlx::Error) -> bool {
             .is_some_and(|pg| pg.code() == "57P01"))
 }
 
+/// A Postgres statement and its bound arguments (`Db::fetch_batch` binds them per attempt).
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// Runs one statement, keeping the rows that arrived before a failure.
 async fn fetch_rows(
     conn: &mut sqlx::PgConnection,
-    sql: &'static str,
-    params: &[Param],
+    query: PgQuery<'static>,
 ) -> (Vec<sqlx::postgres::PgRow>, Option<sqlx::Error>) {
     use futures::StreamExt;
     let mut rows = Vec::new();
-    let mut stream = bind_params!(sqlx::query(sql), params).fetch(conn);
+    let mut stream = query.fetch(conn);
     while let Some(next) = stream.next().await {
         match next {
             Ok(row) => rows.push(row),
@@ -348,19 +350,23 @@ impl Db {
     /// nothing committed (a connection lost without that message is not retried: a commit may
     /// have landed). Without this, a session ended between batches failed the next batch, where
     /// the pool's ping used to replace it.
+    ///
+    /// `bind` binds the statement's arguments (Postgres types: the batch function takes arrays).
     pub async fn fetch_batch(
         &self,
         held: &mut BatchConn,
         sql: &'static str,
-        params: &[Param],
+        bind: impl Fn(PgQuery<'static>) -> PgQuery<'static>,
     ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
         let Db::Postgres { writer, .. } = self else {
-            return Self::fetch_on(self.batch_pool(), sql, params).await;
+            return Err(sqlx::Error::Configuration(
+                "a batch function call needs Postgres".into(),
+            ));
         };
         let mut retried = false;
         loop {
             let (mut conn, losses) = held.take_or_acquire(writer).await?;
-            let (rows, failure) = fetch_rows(&mut conn, sql, params).await;
+            let (rows, failure) = fetch_rows(&mut conn, bind(sqlx::query(sql))).await;
             let Some(e) = failure else {
                 held.put(conn, losses);
                 return rows.iter().map(decode_row).collect();

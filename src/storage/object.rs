@@ -7,7 +7,6 @@
 //! conversion to another version, Table output).
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::sync::{Arc, OnceLock};
 
 use crate::apimachinery::gofmt::go_json_escape;
@@ -36,8 +35,10 @@ pub fn json_len(v: &Value) -> u64 {
 /// in, so a write serializes its object once, in the request's task, instead of once for the
 /// batch and again in the writer (which every batch waits on) for the watch cache.
 pub struct StoredText {
-    raw: Box<RawValue>,
+    text: Box<str>,
     slot: Option<RvSlot>,
+    /// Where the value of `metadata.labels` is in `text`, if the object has one.
+    labels: Option<std::ops::Range<usize>>,
 }
 
 /// Where `"resourceVersion":"<rv>"` goes in a `StoredText`: at byte `at`, after a comma when
@@ -52,33 +53,49 @@ struct RvSlot {
 impl StoredText {
     /// Serializes `object` (compact, as `serde_json::to_string`). With no `metadata` object, or
     /// one that still has a `resourceVersion`, there is no slot and `Obj::from_stored` serializes
-    /// the object itself. `Err` only for text `RawValue` refuses (none that serde_json writes).
+    /// the object itself. `Err` is serde_json's writer error, which writing into memory never
+    /// gives.
     pub fn new(object: &Value) -> Result<StoredText, serde_json::Error> {
-        let (text, slot) = match object {
+        let written = match object {
             Value::Object(top) => write_with_slot(top)?,
-            _ => (serde_json::to_string(object)?, None),
+            _ => Written {
+                text: serde_json::to_string(object)?,
+                slot: None,
+                labels: None,
+            },
         };
         Ok(StoredText {
-            raw: RawValue::from_string(text)?,
-            slot,
+            text: written.text.into_boxed_str(),
+            slot: written.slot,
+            labels: written.labels,
         })
     }
 
     /// The stored JSON, for the write batch.
-    pub fn raw(&self) -> &RawValue {
-        &self.raw
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Its length in bytes.
     pub fn bytes(&self) -> usize {
-        self.raw.get().len()
+        self.text.len()
+    }
+
+    /// `metadata.labels` as JSON text, whatever its JSON type, and `{}` when the object has none
+    /// (or no `metadata` object): the Postgres `objects.labels` column, which until migration V8
+    /// was generated as `coalesce((object->'metadata'->'labels')::jsonb, '{}')`.
+    pub fn labels_json(&self) -> &str {
+        match &self.labels {
+            Some(at) => &self.text[at.clone()],
+            None => "{}",
+        }
     }
 
     /// The text with `"resourceVersion":"<rv>"` in the place `serde_json` writes it after
     /// `inject_rv`: maps keep their keys sorted (serde_json without `preserve_order`).
     fn with_rv(&self, rv: i64) -> Option<String> {
         let slot = self.slot?;
-        let text = self.raw.get();
+        let text = &*self.text;
         let (head, tail) = text.split_at_checked(slot.at)?;
         let mut out = String::with_capacity(text.len() + 40);
         out.push_str(head);
@@ -96,14 +113,20 @@ impl StoredText {
     }
 }
 
+/// What `write_with_slot` wrote: the text, the RV slot, and where `metadata.labels`' value is.
+struct Written {
+    text: String,
+    slot: Option<RvSlot>,
+    labels: Option<std::ops::Range<usize>>,
+}
+
 /// Writes a top-level object as `serde_json::to_string` would, noting where the
-/// `resourceVersion` member of its `metadata` would sort (`None`: no `metadata` object, or one
-/// that has the member already).
-fn write_with_slot(
-    top: &serde_json::Map<String, Value>,
-) -> Result<(String, Option<RvSlot>), serde_json::Error> {
+/// `resourceVersion` member of its `metadata` would sort (no slot: no `metadata` object, or one
+/// that has the member already) and where the value of `metadata.labels` is.
+fn write_with_slot(top: &serde_json::Map<String, Value>) -> Result<Written, serde_json::Error> {
     let mut out = Vec::with_capacity(1024);
     let mut slot = None;
+    let mut labels = None;
     out.push(b'{');
     for (i, (key, value)) in top.iter().enumerate() {
         if i > 0 {
@@ -112,10 +135,11 @@ fn write_with_slot(
         serde_json::to_writer(&mut out, key)?;
         out.push(b':');
         match value {
-            Value::Object(meta) if key == "metadata" && !meta.contains_key("resourceVersion") => {
+            Value::Object(meta) if key == "metadata" => {
+                let keeps_rv = meta.contains_key("resourceVersion");
                 out.push(b'{');
                 for (j, (k, v)) in meta.iter().enumerate() {
-                    if slot.is_none() && k.as_str() > "resourceVersion" {
+                    if !keeps_rv && slot.is_none() && k.as_str() > "resourceVersion" {
                         slot = Some(RvSlot {
                             at: out.len(),
                             comma_before: j > 0,
@@ -127,13 +151,19 @@ fn write_with_slot(
                     }
                     serde_json::to_writer(&mut out, k)?;
                     out.push(b':');
+                    let start = out.len();
                     serde_json::to_writer(&mut out, v)?;
+                    if k == "labels" {
+                        labels = Some(start..out.len());
+                    }
                 }
-                slot.get_or_insert(RvSlot {
-                    at: out.len(),
-                    comma_before: !meta.is_empty(),
-                    comma_after: false,
-                });
+                if !keeps_rv {
+                    slot.get_or_insert(RvSlot {
+                        at: out.len(),
+                        comma_before: !meta.is_empty(),
+                        comma_after: false,
+                    });
+                }
                 out.push(b'}');
             }
             _ => serde_json::to_writer(&mut out, value)?,
@@ -142,7 +172,7 @@ fn write_with_slot(
     out.push(b'}');
     // serde_json writes UTF-8 only.
     let text = String::from_utf8(out).map_err(serde::ser::Error::custom)?;
-    Ok((text, slot))
+    Ok(Written { text, slot, labels })
 }
 
 /// `metadata.labels`, sorted by key; a non-string value reads as "".
@@ -297,7 +327,7 @@ mod tests {
         ];
         for object in objects {
             let stored = StoredText::new(&object).expect("stored");
-            assert_eq!(stored.raw().get(), serde_json::to_string(&object).unwrap());
+            assert_eq!(stored.text(), serde_json::to_string(&object).unwrap());
             assert_eq!(
                 stored.bytes() as u64,
                 json_len(&object),
@@ -317,9 +347,40 @@ mod tests {
         ] {
             let stored = StoredText::new(&object).expect("stored");
             assert!(stored.slot.is_none());
-            assert_eq!(stored.raw().get(), serde_json::to_string(&object).unwrap());
+            assert_eq!(stored.text(), serde_json::to_string(&object).unwrap());
             let obj = Obj::from_stored(&stored, 9, &object);
             assert_eq!(obj.json(), Obj::from_value(&object).json());
+        }
+    }
+
+    /// The labels text is `metadata.labels` serialized, whatever its type, and `{}` without it;
+    /// Postgres stores it as the `labels` column (tests/storage.rs checks it against the
+    /// expression the column was generated with).
+    #[test]
+    fn stored_text_gives_the_labels_as_json() {
+        let cases = [
+            (
+                json!({"metadata": {"labels": {"b": "2", "a": "x\"y"}}}),
+                r#"{"a":"x\"y","b":"2"}"#,
+            ),
+            (
+                json!({"metadata": {"labels": {}, "resourceVersion": "3"}}),
+                "{}",
+            ),
+            (json!({"metadata": {"labels": null}}), "null"),
+            (json!({"metadata": {"labels": [1, "a"]}}), r#"[1,"a"]"#),
+            (
+                json!({"metadata": {"name": "n"}, "labels": {"a": "b"}}),
+                "{}",
+            ),
+            (json!({"metadata": "labels", "x": {"labels": 1}}), "{}"),
+            (json!({"kind": "K"}), "{}"),
+            (json!(["labels"]), "{}"),
+        ];
+        for (object, labels) in cases {
+            let stored = StoredText::new(&object).expect("stored");
+            assert_eq!(stored.labels_json(), labels, "{object}");
+            assert_eq!(stored.text(), serde_json::to_string(&object).unwrap());
         }
     }
 

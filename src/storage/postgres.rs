@@ -25,9 +25,10 @@ pub(crate) static SQL: SqlSet = SqlSet {
     // (REPEATABLE READ would fail with a serialization error instead).
     begin_write: "BEGIN ISOLATION LEVEL READ COMMITTED",
     begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-    // The whole batch in one round trip (migration V5); JSON text parameters become json.
+    // The whole batch in one round trip (migrations V5-V8): eleven arrays, one element per
+    // write, and the NOTIFY tag (writer::call_batch binds them).
     batch: BatchPath::Function(
-        "SELECT CAST(wardle_apply_batch(CAST($1 AS json), CAST($2 AS json), $3) AS text)",
+        "SELECT CAST(wardle_apply_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS text)",
     ),
     // LISTEN wardle wakes other replicas; the watch cache's fallback timer covers lost NOTIFYs.
     wakeup: Wakeup::Notify,

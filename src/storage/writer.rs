@@ -14,12 +14,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dialect::{BatchConn, BatchPath, Cell, Db, Param, SqlSet, refused_input};
+use super::dialect::{BatchConn, BatchPath, Cell, Db, Param, PgQuery, SqlSet, refused_input};
 use super::journal::Journal;
 use super::object::StoredText;
 use super::types::{
@@ -371,16 +370,16 @@ fn finish(writes: Vec<Prepared>, (verdicts, top): Decided) -> Applied {
     }
 }
 
-/// One write as `wardle_apply_batch` reads it (see migrations V5-V7).
-#[derive(Serialize)]
+/// One write as `wardle_apply_batch` takes it: one element of each of its argument arrays
+/// (migration V8), in its argument order.
 struct FunctionWrite<'a> {
-    ord: usize,
     op: &'static str,
     resource: &'a str,
     namespace: &'a str,
     name: &'a str,
     uid: Option<&'a str>,
-    object: Option<&'a RawValue>,
+    object: Option<&'a str>,
+    labels: Option<&'a str>,
     pre_uid: Option<&'a str>,
     pre_rv: Option<i64>,
     actor: &'a str,
@@ -397,7 +396,7 @@ struct FunctionReply {
     prev: Option<Value>,
 }
 
-fn function_write(ord: usize, p: &Prepared) -> FunctionWrite<'_> {
+fn function_write(p: &Prepared) -> FunctionWrite<'_> {
     let w = &p.write;
     let object = w.op.object();
     let (op, pre) = match &w.op {
@@ -406,13 +405,13 @@ fn function_write(ord: usize, p: &Prepared) -> FunctionWrite<'_> {
         WriteOp::Delete { pre } => ("delete", Some(pre)),
     };
     FunctionWrite {
-        ord,
         op,
         resource: &w.key.resource,
         namespace: &w.key.namespace,
         name: &w.key.name,
         uid: object.and_then(uid_of),
-        object: p.text.as_ref().map(StoredText::raw),
+        object: p.text.as_ref().map(StoredText::text),
+        labels: p.text.as_ref().map(StoredText::labels_json),
         pre_uid: pre.and_then(|p| p.uid.as_deref()),
         pre_rv: pre.and_then(|p| p.rv),
         actor: &w.actor,
@@ -449,18 +448,25 @@ async fn call_batch(
     writes: &[Prepared],
     tag: &str,
 ) -> Result<(Vec<Verdict>, Option<i64>), sqlx::Error> {
-    let batch: Vec<FunctionWrite> = writes
-        .iter()
-        .enumerate()
-        .map(|(i, w)| function_write(i + 1, w))
-        .collect();
-    let params = [
-        Param::Text(serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(e.into()))?),
-        // The per-key lock ids V5 read; since V6 the counter row's lock serialises writers.
-        Param::Text("[]".to_owned()),
-        Param::Text(tag.to_owned()),
-    ];
-    let rows = db.fetch_batch(conn, call, &params).await?;
+    use sqlx::postgres::PgBindIterExt;
+    let batch: Vec<FunctionWrite> = writes.iter().map(function_write).collect();
+    // Each column is encoded straight from the writes, in binary (no JSON to parse).
+    let bind = |q: PgQuery<'static>| {
+        let b = &batch;
+        q.bind(b.iter().map(|w| w.op).bind_iter())
+            .bind(b.iter().map(|w| w.resource).bind_iter())
+            .bind(b.iter().map(|w| w.namespace).bind_iter())
+            .bind(b.iter().map(|w| w.name).bind_iter())
+            .bind(b.iter().map(|w| w.uid).bind_iter())
+            .bind(b.iter().map(|w| w.object).bind_iter())
+            .bind(b.iter().map(|w| w.labels).bind_iter())
+            .bind(b.iter().map(|w| w.pre_uid).bind_iter())
+            .bind(b.iter().map(|w| w.pre_rv).bind_iter())
+            .bind(b.iter().map(|w| w.actor).bind_iter())
+            .bind(b.iter().map(|w| w.audit_id).bind_iter())
+            .bind(tag.to_owned())
+    };
+    let rows = db.fetch_batch(conn, call, bind).await?;
     let text = rows
         .first()
         .and_then(|r| r.first())
@@ -732,7 +738,7 @@ mod tests {
             Some(&json!({"metadata": {"name": "a"}}))
         );
         let text = w.text.expect("stored text");
-        assert_eq!(text.raw().get(), r#"{"metadata":{"name":"a"}}"#);
+        assert_eq!(text.text(), r#"{"metadata":{"name":"a"}}"#);
     }
 
     #[test]
