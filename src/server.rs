@@ -437,6 +437,10 @@ async fn open_storage(url: &str, wait: Duration) -> anyhow::Result<Storage> {
         tokio::time::sleep(RETRY_EVERY.min(wait - waited)).await;
     }
     let storage = Storage::open(url).await.map_err(|e| {
+        if e.downcast_ref::<crate::storage::SchemaNewer>().is_some() {
+            // The URL is right; the release is too old for the database.
+            return anyhow::anyhow!("cannot open the database {shown}: {e:#}");
+        }
         let hint = if matches!(Engine::of(url), Ok(Engine::Sqlite)) {
             " (a SQLite file's directory must exist and be writable)"
         } else {

@@ -105,6 +105,7 @@ engine_tests!(
     too_large_and_compacted,
     two_instances_share_one_counter,
     reopen_keeps_data,
+    a_newer_schema_is_refused_as_such,
     concurrent_opens_migrate_once,
     reporting_views,
     a_refused_write_fails_alone,
@@ -740,6 +741,26 @@ async fn reopen_keeps_data(b: Backend) {
     );
     assert_eq!(s.write(create("ns", "c")).await.map(|o| o.rv), Ok(4));
     s.close().await;
+}
+
+/// A database a later release migrated (a migration this one does not know) is refused with
+/// `SchemaNewer`, which names that migration (the server then does not advise changing the URL).
+async fn a_newer_schema_is_refused_as_such(b: Backend) {
+    let s = b.open().await;
+    s.close().await;
+    b.exec(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+         VALUES (999, 'from_a_later_release', '2030-01-01T00:00:00Z', '1')",
+    )
+    .await;
+    let Err(e) = Storage::open(&b.url).await else {
+        panic!("a database with an unknown migration was opened");
+    };
+    let newer = e
+        .downcast_ref::<wardle::storage::SchemaNewer>()
+        .unwrap_or_else(|| panic!("not SchemaNewer: {e:#}"));
+    assert_eq!(newer.migration, "V999__from_a_later_release");
+    assert!(e.to_string().contains("newer than this wardle"), "{e}");
 }
 
 async fn concurrent_opens_migrate_once(b: Backend) {

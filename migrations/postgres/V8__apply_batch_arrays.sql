@@ -8,9 +8,16 @@
 -- once, when it becomes `json`; the caller already has the labels at hand. pgbench of the
 -- function, fsync on, 16 creates, Postgres CPU per call: V7 ~620 us, arrays with the generated
 -- column ~550 us, arrays with labels passed in ~460 us (1 create: V7 ~240 us, V8 ~215 us).
+-- What the function now takes on trust from its caller (the writer, storage::writer::prepare):
+-- that labels agree with the object, and that the object has no \u0000 (json accepts the escape,
+-- jsonb and json's `->` refuse it; V7's json_to_recordset refused a whole batch with one). Only
+-- `CAST(object AS json)` checks the text, and a hand-written UPDATE of `object` no longer
+-- updates `labels`.
+-- SET NOT NULL below reads the whole table once, under the migration's exclusive lock.
 -- The JSON form (V5-V7's signature) stays, unpacking its batch into the array form and deriving
 -- labels with the expression the generated column had, so a replica still on an earlier release
--- keeps writing during a rolling upgrade and every row's labels agree with its object.
+-- keeps writing during a rolling upgrade and every row's labels agree with its object (a replica
+-- that starts again must be this release or later: an earlier one refuses the newer schema).
 
 ALTER TABLE objects ALTER COLUMN labels DROP EXPRESSION;
 -- A row inserted by hand without labels gets the value an object without labels has.

@@ -25,6 +25,40 @@ pub(crate) fn sqlite_runner() -> refinery::Runner {
     embedded_sqlite::migrations::runner()
 }
 
+/// The database was migrated by a later wardle release: it has a migration this release does not
+/// know (refinery's `MissingVersion`). Changing `--database-url` is not the fix; running that
+/// release (or a later one) is. Earlier releases' replicas that are already running keep working
+/// during a rolling upgrade (each migration says how); one that starts again must be the newer.
+#[derive(Debug)]
+pub struct SchemaNewer {
+    /// The first migration this release does not know, as `V<version>__<name>`.
+    pub migration: String,
+}
+
+impl std::fmt::Display for SchemaNewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the database's schema is newer than this wardle: it has migration {}, which a later \
+             release applied and this one does not know; run that release or a later one",
+            self.migration
+        )
+    }
+}
+
+impl std::error::Error for SchemaNewer {}
+
+/// refinery's error, with a schema newer than this release told as [`SchemaNewer`].
+pub(crate) fn migration_error(e: refinery::Error) -> anyhow::Error {
+    match e.kind() {
+        refinery::error::Kind::MissingVersion(m) => SchemaNewer {
+            migration: format!("V{}__{}", m.version(), m.name()),
+        }
+        .into(),
+        _ => e.into(),
+    }
+}
+
 /// A borrowed sqlx connection that refinery can drive.
 pub(crate) struct MigrationConn<'c, C>(pub &'c mut C);
 

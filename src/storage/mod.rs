@@ -11,6 +11,7 @@ mod dialect;
 mod health;
 mod journal;
 mod migrate;
+pub use migrate::SchemaNewer;
 mod postgres;
 mod sql;
 mod sqlite;

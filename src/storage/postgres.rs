@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 
 use super::dialect::{ACQUIRE_TIMEOUT, BatchPath, Db, Engine, SqlSet, Wakeup};
 use super::health::DbHealth;
-use super::migrate::{MigrationConn, postgres_runner};
+use super::migrate::{MigrationConn, migration_error, postgres_runner};
 
 /// The NOTIFY channel `wardle_apply_batch` (migration V5) sends to at each commit.
 const CHANNEL: &str = "wardle";
@@ -73,7 +73,7 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
         // The session lock dies with the connection; make sure it is not returned to the pool.
         conn.detach();
     }
-    let report = result?;
+    let report = result.map_err(migration_error)?;
     for m in report.applied_migrations() {
         tracing::info!(
             version = m.version(),

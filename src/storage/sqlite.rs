@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::dialect::{BatchPath, Db, Engine, SqlSet, Wakeup};
-use super::migrate::{MigrationConn, sqlite_runner};
+use super::migrate::{MigrationConn, migration_error, sqlite_runner};
 
 /// One field of a batch row (`value` of json_each).
 macro_rules! field {
@@ -226,7 +226,8 @@ async fn open_once(url: &str) -> anyhow::Result<Db> {
         let mut conn = writer.acquire().await?;
         let report = sqlite_runner()
             .run_async(&mut MigrationConn(&mut *conn))
-            .await?;
+            .await
+            .map_err(migration_error)?;
         for m in report.applied_migrations() {
             tracing::info!(
                 version = m.version(),

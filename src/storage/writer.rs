@@ -276,7 +276,7 @@ pub(crate) fn prepare(mut w: Write) -> StorageResult<Prepared> {
     })
 }
 
-/// Decides one write against the committed row. `wardle_apply_batch` (Postgres, V7)
+/// Decides one write against the committed row. `wardle_apply_batch` (Postgres, V7/V8)
 /// applies the same rules in SQL.
 pub(crate) fn verdict(w: &Write, cur: Option<&Current>) -> Verdict {
     match (&w.op, cur) {
