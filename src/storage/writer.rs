@@ -419,7 +419,7 @@ fn function_write(p: &Prepared) -> FunctionWrite<'_> {
     }
 }
 
-/// Turns a reply into the write's verdict (the statuses of migrations V5-V7).
+/// Turns a reply into the write's verdict (the statuses of migrations V5-V8).
 fn reply_verdict(w: &Write, r: FunctionReply) -> Verdict {
     let pre = match &w.op {
         WriteOp::Update { pre, .. } | WriteOp::Delete { pre } => Some(pre),
