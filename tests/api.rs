@@ -49,6 +49,11 @@ async fn create_and_read(engine: Engine) {
         r.warnings()
     );
     let o = r.json();
+    // The answer to a create is the text a GET serves for the object, byte for byte.
+    let g = w.get(&format!("{NS}/my-first-flunder")).await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert_eq!(r.text(), g.text(), "create answer vs GET");
+    assert!(r.text().ends_with("}\n"), "{}", r.text());
     let meta = &o["metadata"];
     assert_eq!(meta["namespace"], "default");
     assert!(meta["uid"].as_str().unwrap().len() == 36);
@@ -110,26 +115,61 @@ async fn create_and_read(engine: Engine) {
         r.json()["details"],
         json!({"name": "nope", "group": "wardle.example.com", "kind": "flunders"})
     );
-    // 38: all-namespaces list.
-    create_ok(
-        &w,
-        "/apis/wardle.example.com/v1beta1/namespaces/other/flunders",
-        &json!({"metadata": {"name": "b"}}),
-    )
-    .await;
+    // 38: all-namespaces list. Created in v1beta1 (not the storage version): the answer is
+    // still what a v1beta1 GET serves; a pretty or YAML answer is the same object.
+    let beta_other = "/apis/wardle.example.com/v1beta1/namespaces/other/flunders";
+    let r = w
+        .post(beta_other, &json!({"metadata": {"name": "b"}}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let g = w.get(&format!("{beta_other}/b")).await;
+    assert_eq!(r.text(), g.text(), "v1beta1 create answer vs GET");
+    assert_eq!(r.json()["apiVersion"], "wardle.example.com/v1beta1");
+    let r = w
+        .post(
+            &format!("{beta_other}?pretty=true"),
+            &json!({"metadata": {"name": "c"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(r.text().starts_with("{\n  \""), "{}", r.text());
+    assert_eq!(r.json(), w.get(&format!("{beta_other}/c")).await.json());
+    let body = serde_json::to_vec(&json!({"metadata": {"name": "d"}})).unwrap();
+    let r = w
+        .request(
+            Method::POST,
+            beta_other,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/yaml"),
+            ],
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/yaml")
+    );
+    assert!(r.text().contains("name: d\n"), "{}", r.text());
+    for n in ["c", "d"] {
+        let d = w.delete(&format!("{beta_other}/{n}"), None).await;
+        assert_eq!(d.status, StatusCode::OK, "{}", d.text());
+    }
     let all = w
         .get("/apis/wardle.example.com/v1alpha1/flunders")
         .await
         .json();
     assert_eq!(all["kind"], "FlunderList");
     assert_eq!(names(&all), vec!["my-first-flunder", "b"]);
-    // list RV is the committed horizon (a fresh store is at 1: two creates make it 3).
+    // list RV is the committed horizon (a fresh store is at 1: four creates and two deletes
+    // make it 7).
     let rv: i64 = all["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(rv, 3);
+    assert_eq!(rv, 7);
     // 66-67: namespace mismatch; cluster-scoped namespace cleared.
     let r = w
         .post(

@@ -8,6 +8,7 @@
 use crate::apimachinery::patch::{ListStrategy, list_strategy};
 use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Converts a full object (carrying its `apiVersion`) to another apiVersion
@@ -834,13 +835,30 @@ pub fn record_update_with(
         return;
     }
 
-    let mut base = old.cloned().unwrap_or_else(|| json!({}));
-    if let Some(m) = base.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("managedFields");
-    }
+    // The live object without its managedFields; a create's base has none, so no copy.
+    let empty = json!({});
+    let base: Cow<'_, Value> = match old {
+        Some(o) if o["metadata"].get("managedFields").is_some() => {
+            let mut o = o.clone();
+            if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("managedFields");
+            }
+            Cow::Owned(o)
+        }
+        Some(o) => Cow::Borrowed(o),
+        None => Cow::Borrowed(&empty),
+    };
     let cmp = diff(&base, new);
     let changed = cmp.added.union(&cmp.modified);
-    lose_changed(&mut entries, &base, new, &cmp, api_version, convert);
+    lose_changed(
+        &mut entries,
+        &base,
+        new,
+        &cmp,
+        &changed,
+        api_version,
+        convert,
+    );
     entries.retain(|e| !e.set.is_empty());
 
     let current = strip_meta(changed);
@@ -880,17 +898,18 @@ pub(crate) fn diff(old: &Value, new: &Value) -> Comparison {
     c
 }
 
-/// Takes from each entry the fields an update changed (`cmp`, in `api_version`); an entry of
-/// another version is asked in its own version when `convert` can (Go's way).
+/// Takes from each entry the fields an update changed (`cmp`, in `api_version`; `changed` is
+/// its added and modified fields); an entry of another version is asked in its own version
+/// when `convert` can (Go's way).
 fn lose_changed(
     entries: &mut [Entry],
     base: &Value,
     new: &Value,
     cmp: &Comparison,
+    changed: &FieldSet,
     api_version: &str,
     convert: Option<Convert<'_>>,
 ) {
-    let changed = cmp.added.union(&cmp.modified);
     let mut other_versions: BTreeMap<String, Option<FieldSet>> = BTreeMap::new();
     for e in entries.iter_mut() {
         let lost = match convert {
@@ -908,7 +927,7 @@ fn lose_changed(
         };
         e.set = match lost {
             Some(lost) => e.set.difference(&lost),
-            None => e.set.difference(&changed).difference(&cmp.removed),
+            None => e.set.difference(changed).difference(&cmp.removed),
         };
     }
 }

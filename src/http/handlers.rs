@@ -466,7 +466,14 @@ async fn create(call: &Call<'_>, body: Body) -> ApiResult<Response> {
     let opts = WriteOptions::parse(call.query, "CreateOptions")?;
     let obj = call.object_body(body, &opts).await?;
     let created = call.store.create(&call.ctx, obj, &opts).await?;
-    call.item(StatusCode::CREATED, created)
+    match &created.served {
+        // The text GET and watches serve for this object: the same bytes, not encoded again.
+        Some(served) if is_plain_json(&call.neg, call.pretty) => {
+            let body = object_json(call.ctx.resource, call.ctx.version, served);
+            Ok(response::raw_json(StatusCode::CREATED, body))
+        }
+        _ => call.item(StatusCode::CREATED, created.object),
+    }
 }
 
 async fn update(call: &Call<'_>, body: Body) -> ApiResult<Response> {

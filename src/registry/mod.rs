@@ -11,7 +11,7 @@ pub use apply::Applied;
 
 pub use list::ListResult;
 pub use watch::{Watch, WatchEvent};
-pub use write::Deleted;
+pub use write::{Created, Deleted};
 
 /// The objects the registry hands out: an immutable stored version (storage JSON with its
 /// resourceVersion) whose text the HTTP layer can splice into responses as it is.

@@ -11,7 +11,7 @@ use crate::apimachinery::names;
 use crate::apimachinery::options::{DeleteOptions, Propagation, WriteOptions};
 use crate::apimachinery::patch::{self, PatchType};
 use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
-use crate::storage::types::{Preconditions, StorageError, Write, WriteOp};
+use crate::storage::types::{Obj, Preconditions, StorageError, Write, WriteOp, WriteOutcome};
 use serde_json::{Value, json};
 use std::future::Future;
 
@@ -19,6 +19,13 @@ use std::future::Future;
 const MAX_RETRIES: usize = 16;
 /// Go retries a generateName collision this many times.
 const NAME_ATTEMPTS: usize = 8;
+
+/// The outcome of POST: the stored object, and the text the watch cache serves for it (None
+/// for a dry run, which stores nothing), so a plain JSON answer need not encode it again.
+pub struct Created {
+    pub object: Value,
+    pub served: Option<Obj>,
+}
 
 /// The outcome of DELETE.
 pub enum Deleted {
@@ -101,17 +108,20 @@ impl Store {
     }
 
     /// Submit one write (or pretend to, for dryRun).
-    async fn commit(&self, ctx: &Ctx<'_>, name: &str, op: WriteOp) -> Result<Value, StorageError> {
-        let out = self
-            .storage
+    async fn commit(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        op: WriteOp,
+    ) -> Result<WriteOutcome, StorageError> {
+        self.storage
             .write(Write {
                 key: ctx.key(name),
                 op,
                 actor: ctx.user.name.clone(),
                 audit_id: ctx.audit_id.to_string(),
             })
-            .await?;
-        Ok(out.object)
+            .await
     }
 
     /// Check the body's apiVersion/kind against the URL (they may be omitted).
@@ -190,7 +200,7 @@ impl Store {
                 Step::Write { op, retry, answer } => (op, retry, answer),
             };
             match self.commit(ctx, name, op).await {
-                Ok(object) => return Ok(answer(object)),
+                Ok(out) => return Ok(answer(out.object)),
                 Err(StorageError::Conflict { .. } | StorageError::AlreadyExists) if retry => {}
                 Err(e) => return Err(ctx.storage_error(name, e)),
             }
@@ -204,19 +214,33 @@ impl Store {
     /// POST: returns the stored object (201). A generateName create retries with a new name
     /// when the generated one is taken (Go's Store.Create does the same, outside
     /// GuaranteedUpdate: a create reads nothing it could re-read).
-    pub async fn create(&self, ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+    pub async fn create(
+        &self,
+        ctx: &Ctx<'_>,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Created> {
         let mut new = self.prepare_create(ctx, obj, opts, true).await?;
         for attempt in 1..=NAME_ATTEMPTS {
             let name = new.next_name();
             let stored = self.admit_create(ctx, &mut new, &name).await?;
             if opts.dry_run {
-                return self.dry_run_create(ctx, &name, stored).await;
+                let object = self.dry_run_create(ctx, &name, stored).await?;
+                return Ok(Created {
+                    object,
+                    served: None,
+                });
             }
             match self
                 .commit(ctx, &name, WriteOp::Create { object: stored })
                 .await
             {
-                Ok(object) => return Ok(object),
+                Ok(out) => {
+                    return Ok(Created {
+                        object: out.object,
+                        served: Some(out.served),
+                    });
+                }
                 Err(StorageError::AlreadyExists) if new.generated && attempt < NAME_ATTEMPTS => {}
                 Err(StorageError::AlreadyExists) => {
                     return Err(self.create_exists_error(ctx, &name, new.generated).await);

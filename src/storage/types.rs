@@ -86,6 +86,9 @@ pub struct WriteOutcome {
     pub rv: i64,
     /// Create/Update: the new object; Delete: the last state. RV injected = `rv`.
     pub object: Value,
+    /// `object` as the watch cache serves it (the same `Obj` its event carries): a JSON answer
+    /// is this text rather than a second encoding of `object`.
+    pub served: Obj,
 }
 
 /// A slice of a list at one resourceVersion, in (namespace, name) byte order.

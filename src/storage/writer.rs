@@ -351,6 +351,11 @@ fn finish(writes: Vec<Prepared>, (verdicts, top): Decided) -> Applied {
                 Some(text) => Obj::from_stored(text, rv, &object),
                 None => Obj::from_value(&object),
             };
+            let outcome = WriteOutcome {
+                rv,
+                object,
+                served: served.clone(),
+            };
             events.push(Event {
                 rv,
                 kind,
@@ -361,7 +366,7 @@ fn finish(writes: Vec<Prepared>, (verdicts, top): Decided) -> Applied {
                     Obj::from_value(&p.object)
                 }),
             });
-            Ok(WriteOutcome { rv, object })
+            Ok(outcome)
         })
         .collect();
     Applied {
