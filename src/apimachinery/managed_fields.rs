@@ -234,12 +234,23 @@ impl FieldSet {
 
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
-        for (k, n) in &other.nodes {
-            let mine = out.nodes.entry(k.clone()).or_default();
-            mine.member |= n.member;
-            mine.children = mine.children.union(&n.children);
-        }
+        out.merge(other);
         out
+    }
+
+    /// Adds every path of `other` (`union` in place: nothing of `self` is copied).
+    pub fn merge(&mut self, other: &FieldSet) {
+        for (k, n) in &other.nodes {
+            match self.nodes.get_mut(k) {
+                Some(mine) => {
+                    mine.member |= n.member;
+                    mine.children.merge(&n.children);
+                }
+                None => {
+                    self.nodes.insert(k.clone(), n.clone());
+                }
+            }
+        }
     }
 
     /// Paths in `self` that are not in `other`.
@@ -566,23 +577,33 @@ fn field_step(
 
 /// Go's stripMeta set: paths no Update ever owns.
 pub(crate) fn strip_meta(mut set: FieldSet) -> FieldSet {
-    let f = |s: &str| PathElement::Field(s.to_string());
-    set.remove(&[f("apiVersion")]);
-    set.remove(&[f("kind")]);
-    set.remove(&[f("metadata")]);
-    for m in [
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "clusterName",
-        "generation",
-        "managedFields",
-        "resourceVersion",
-    ] {
-        set.remove(&[f("metadata"), f(m)]);
+    /// `remove` of each field `names` lists (descendants stay), without building paths.
+    fn remove_fields(set: &mut FieldSet, names: &[&str]) {
+        set.nodes.retain(|pe, n| match pe {
+            PathElement::Field(f) if names.contains(&f.as_str()) => {
+                n.member = false;
+                !n.is_empty()
+            }
+            _ => true,
+        });
     }
+    if let Some(meta) = set.nodes.get_mut(&PathElement::Field("metadata".into())) {
+        remove_fields(
+            &mut meta.children,
+            &[
+                "name",
+                "namespace",
+                "creationTimestamp",
+                "selfLink",
+                "uid",
+                "clusterName",
+                "generation",
+                "managedFields",
+                "resourceVersion",
+            ],
+        );
+    }
+    remove_fields(&mut set, &["apiVersion", "kind", "metadata"]);
     set
 }
 
@@ -848,14 +869,18 @@ pub fn record_update_with(
         Some(o) => Cow::Borrowed(o),
         None => Cow::Borrowed(&empty),
     };
-    let cmp = diff(&base, new);
-    let changed = cmp.added.union(&cmp.modified);
+    let Comparison {
+        added: mut changed,
+        modified,
+        removed,
+    } = diff(&base, new);
+    changed.merge(&modified);
     lose_changed(
         &mut entries,
         &base,
         new,
-        &cmp,
         &changed,
+        &removed,
         api_version,
         convert,
     );
@@ -898,15 +923,15 @@ pub(crate) fn diff(old: &Value, new: &Value) -> Comparison {
     c
 }
 
-/// Takes from each entry the fields an update changed (`cmp`, in `api_version`; `changed` is
-/// its added and modified fields); an entry of another version is asked in its own version
+/// Takes from each entry the fields an update changed (`changed`: added or modified, and
+/// `removed`, both in `api_version`); an entry of another version is asked in its own version
 /// when `convert` can (Go's way).
 fn lose_changed(
     entries: &mut [Entry],
     base: &Value,
     new: &Value,
-    cmp: &Comparison,
     changed: &FieldSet,
+    removed: &FieldSet,
     api_version: &str,
     convert: Option<Convert<'_>>,
 ) {
@@ -927,7 +952,7 @@ fn lose_changed(
         };
         e.set = match lost {
             Some(lost) => e.set.difference(&lost),
-            None => e.set.difference(changed).difference(&cmp.removed),
+            None => e.set.difference(changed).difference(removed),
         };
     }
 }
@@ -1013,6 +1038,43 @@ mod tests {
             r#".metadata.ownerReferences[uid="1"]"#
         );
         assert_eq!(s.paths().len(), 8);
+    }
+
+    #[test]
+    fn strip_meta_and_merge() {
+        let set = |v: Value| FieldSet::from_fields_v1(&v).unwrap();
+        // Server-owned members go; a node left with descendants stays, an emptied one goes.
+        let full = set(json!({
+            "f:apiVersion": {}, "f:kind": {},
+            "f:metadata": {".": {}, "f:name": {}, "f:uid": {}, "f:labels": {".": {}, "f:a": {}},
+                           "f:generation": {}},
+            "f:spec": {".": {}, "f:reference": {}}
+        }));
+        assert_eq!(
+            strip_meta(full).to_fields_v1(),
+            json!({"f:metadata": {"f:labels": {".": {}, "f:a": {}}},
+                   "f:spec": {".": {}, "f:reference": {}}})
+        );
+        let only_owned = set(json!({"f:metadata": {".": {}, "f:name": {}, "f:namespace": {}}}));
+        assert!(strip_meta(only_owned).is_empty());
+        let nested = set(json!({"f:spec": {"f:metadata": {"f:name": {}}}}));
+        assert_eq!(
+            strip_meta(nested.clone()),
+            nested,
+            "only the object's own metadata"
+        );
+        // merge is union in place, whichever side a path or its membership comes from.
+        let a = set(json!({"f:spec": {"f:a": {}}, "f:metadata": {"f:labels": {"f:x": {}}}}));
+        let b = set(json!({"f:spec": {".": {}, "f:b": {}}, "f:status": {}}));
+        let mut m = a.clone();
+        m.merge(&b);
+        assert_eq!(
+            m.to_fields_v1(),
+            json!({"f:metadata": {"f:labels": {"f:x": {}}},
+                   "f:spec": {".": {}, "f:a": {}, "f:b": {}}, "f:status": {}})
+        );
+        assert_eq!(m, a.union(&b));
+        assert_eq!(m, b.union(&a));
     }
 
     #[test]

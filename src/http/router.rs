@@ -61,7 +61,8 @@ struct Incoming {
     /// fails.
     accept: Option<String>,
     pretty: bool,
-    peer_chain: Vec<Vec<u8>>,
+    /// The connection's TLS facts (shared by its requests: the client's chain is not copied).
+    tls: Option<Arc<axum_server::tls::TlsInfo>>,
     /// Captured before authentication, which removes the credential headers.
     audit_headers: Option<HeaderMap>,
     request_uri: String,
@@ -87,11 +88,10 @@ impl Incoming {
                 query_param(query, "pretty").as_deref(),
                 header(header::USER_AGENT),
             ),
-            peer_chain: req
+            tls: req
                 .extensions()
                 .get::<Arc<axum_server::tls::TlsInfo>>()
-                .map(|t| t.peer_certificates.clone())
-                .unwrap_or_default(),
+                .cloned(),
             audit_headers: state.auditor.as_ref().map(|_| headers.clone()),
             request_uri: req
                 .uri()
@@ -105,6 +105,13 @@ impl Incoming {
         }
     }
 
+    /// The client's certificate chain (DER, leaf first); empty without one.
+    fn peer_chain(&self) -> &[Vec<u8>] {
+        self.tls
+            .as_deref()
+            .map_or(&[], |t| t.peer_certificates.as_slice())
+    }
+
     fn audit_parts<'a>(&'a self, headers: &'a HeaderMap) -> audit::RequestParts<'a> {
         audit::RequestParts {
             audit_id: &self.audit_id,
@@ -112,7 +119,7 @@ impl Incoming {
             request_uri: &self.request_uri,
             headers,
             peer: self.peer,
-            client_cert: !self.peer_chain.is_empty(),
+            client_cert: !self.peer_chain().is_empty(),
         }
     }
 
@@ -148,7 +155,7 @@ async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response
     let incoming = Incoming::new(&state, &req);
     let auth = state
         .authenticator
-        .authenticate_request(&incoming.peer_chain, req.headers_mut())
+        .authenticate_request(incoming.peer_chain(), req.headers_mut())
         .await;
     let user = match auth {
         Ok(u) => u,
