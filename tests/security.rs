@@ -1,7 +1,8 @@
 //! Forged front-proxy headers, straight to wardle over HTTPS: only a client certificate from
 //! the requestheader CA with an allowed CN makes `X-Remote-User` / `X-Remote-Group` count.
 //! Every other way in (no cert, a client-CA cert, a requestheader-CA cert with another CN, a
-//! rogue CA's cert) must never be the claimed user.
+//! rogue CA's cert) must never be the claimed user. The audit log records each way in: the user
+//! it became, or the 401 with the methods the client attempted.
 
 mod common;
 
@@ -10,6 +11,8 @@ use common::server::Wardle;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
 
 const LIST: &str = "/apis/wardle.example.com/v1alpha1/namespaces/default/flunders";
 const FORGED: [(&str, &str); 3] = [
@@ -37,7 +40,19 @@ async fn client_with(w: &Wardle, cert: Option<&Pair>) -> kube::Client {
 }
 
 async fn list_with(client: &kube::Client, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    list_audited(client, "", headers).await
+}
+
+/// `list_with`, sent with the client's own `Audit-Id` (kept by the server) unless it is empty.
+async fn list_audited(
+    client: &kube::Client,
+    audit_id: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let mut b = Request::builder().method(Method::GET).uri(LIST);
+    if !audit_id.is_empty() {
+        b = b.header("Audit-Id", audit_id);
+    }
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
@@ -57,6 +72,27 @@ async fn list_with(client: &kube::Client, headers: &[(&str, &str)]) -> (StatusCo
     )
 }
 
+/// The audit events of request `audit_id` in the JSON log at `path`, once its last stage is
+/// written (ResponseComplete, or ResponseStarted for a failed authentication).
+async fn audit_events(path: &Path, audit_id: &str) -> Vec<Value> {
+    for _ in 0..200 {
+        let events: Vec<Value> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["auditID"] == audit_id)
+            .collect();
+        if events.iter().any(|e| {
+            e["stage"] == "ResponseComplete"
+                || (e["stage"] == "ResponseStarted" && e["responseStatus"]["code"] == 401)
+        }) {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no final audit event for {audit_id}");
+}
+
 fn forbidden_for(user: &str) -> String {
     format!(
         r#"flunders.wardle.example.com is forbidden: User "{user}" cannot list resource "flunders" in API group "wardle.example.com" in the namespace "default""#
@@ -72,10 +108,21 @@ async fn forged_remote_headers_never_authenticate() {
     let rh_ca_file = front_proxy_ca.write(tmp.path(), "front-proxy-ca.crt");
     let client_ca_file = client_ca.write(tmp.path(), "client-ca.crt");
     let url = format!("sqlite://{}?mode=rwc", tmp.path().join("w.db").display());
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .expect("policy");
+    let log = tmp.path().join("audit.log");
     let w = Wardle::start_with(
         tmp.path(),
         &url,
         &[
+            "--audit-policy-file",
+            policy.to_str().expect("utf8"),
+            "--audit-log-path",
+            log.to_str().expect("utf8"),
             "--requestheader-client-ca-file",
             rh_ca_file.to_str().expect("utf8"),
             "--requestheader-allowed-names",
@@ -88,7 +135,7 @@ async fn forged_remote_headers_never_authenticate() {
 
     // The real front proxy: its headers are the user (system:masters may list).
     let proxy = front_proxy_ca.client("front-proxy-client", &[]);
-    let (code, body) = list_with(&client_with(&w, Some(&proxy)).await, &FORGED).await;
+    let (code, body) = list_audited(&client_with(&w, Some(&proxy)).await, "proxy", &FORGED).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     let (code, body) = list_with(
         &client_with(&w, Some(&proxy)).await,
@@ -99,7 +146,7 @@ async fn forged_remote_headers_never_authenticate() {
     assert_eq!(body["message"], forbidden_for("mallory"));
 
     // No certificate: the headers are ignored, the request is anonymous.
-    let (code, body) = list_with(&client_with(&w, None).await, &FORGED).await;
+    let (code, body) = list_audited(&client_with(&w, None).await, "no-cert", &FORGED).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["message"], forbidden_for("system:anonymous"));
 
@@ -107,20 +154,30 @@ async fn forged_remote_headers_never_authenticate() {
     // the front proxy.
     for cn in ["bob", "front-proxy-client"] {
         let c = client_ca.client(cn, &["devs"]);
-        let (code, body) = list_with(&client_with(&w, Some(&c)).await, &FORGED).await;
+        let (code, body) = list_audited(&client_with(&w, Some(&c)).await, cn, &FORGED).await;
         assert_eq!(code, StatusCode::FORBIDDEN, "{cn}: {body}");
         assert_eq!(body["message"], forbidden_for(cn));
     }
 
     // The requestheader CA but a CN that is not allowed: 401, never mallory.
     let other = front_proxy_ca.client("someone-else", &[]);
-    let (code, body) = list_with(&client_with(&w, Some(&other)).await, &FORGED).await;
+    let (code, body) =
+        list_audited(&client_with(&w, Some(&other)).await, "other-cn", &FORGED).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["reason"], "Unauthorized");
 
     // A rogue CA with the front proxy's names: 401.
     let rogue = rogue_ca.client("front-proxy-client", &["system:masters"]);
-    let (code, body) = list_with(&client_with(&w, Some(&rogue)).await, &FORGED).await;
+    let rogue_client = client_with(&w, Some(&rogue)).await;
+    let (code, body) = list_audited(&rogue_client, "rogue", &FORGED).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "{body}");
+    // Again on the same connection, now with a bearer token as well.
+    let (code, body) = list_audited(
+        &rogue_client,
+        "rogue-bearer",
+        &[("Authorization", "Bearer nothing")],
+    )
+    .await;
     assert_eq!(code, StatusCode::UNAUTHORIZED, "{body}");
 
     // A bearer token with no TokenReview configured proves nothing: anonymous.
@@ -134,4 +191,37 @@ async fn forged_remote_headers_never_authenticate() {
     .await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["message"], forbidden_for("system:anonymous"));
+
+    // The audit log: who each request became, or what a refused one attempted.
+    let user_of = |events: &[Value]| {
+        let last = events.last().expect("an event");
+        assert_eq!(last["stage"], "ResponseComplete", "{events:?}");
+        last["user"].clone()
+    };
+    let user = user_of(&audit_events(&log, "proxy").await);
+    assert_eq!(user["username"], "mallory", "{user}");
+    assert_eq!(user["groups"][0], "system:masters", "{user}");
+    assert_eq!(user["extra"]["scopes"][0], "all", "{user}");
+    let user = user_of(&audit_events(&log, "no-cert").await);
+    assert_eq!(user["username"], "system:anonymous", "{user}");
+    for cn in ["bob", "front-proxy-client"] {
+        let user = user_of(&audit_events(&log, cn).await);
+        assert_eq!(user["username"], cn, "{user}");
+        assert_eq!(user["groups"][0], "devs", "{user}");
+    }
+    for (id, attempted) in [
+        ("other-cn", "x509"),
+        ("rogue", "x509"),
+        ("rogue-bearer", "bearer, x509"),
+    ] {
+        let events = audit_events(&log, id).await;
+        assert_eq!(events.len(), 1, "{id}: {events:?}");
+        assert_eq!(events[0]["stage"], "ResponseStarted", "{id}");
+        assert_eq!(events[0]["responseStatus"]["code"], 401, "{id}");
+        assert_eq!(
+            events[0]["responseStatus"]["message"],
+            format!("Authentication failed, attempted: {attempted}"),
+            "{id}"
+        );
+    }
 }
