@@ -379,6 +379,21 @@ impl Call<'_> {
         Ok(self.respond(code, &out))
     }
 
+    /// `item` for an object the watch cache holds: plain JSON is its cached text as it is;
+    /// another form is built from `tree` (the same object as a tree).
+    fn cached_item(
+        &self,
+        code: StatusCode,
+        cached: &Obj,
+        tree: impl FnOnce() -> Value,
+    ) -> ApiResult<Response> {
+        if is_plain_json(&self.neg, self.pretty) {
+            let body = object_json(self.ctx.resource, self.ctx.version, cached);
+            return Ok(response::raw_json(code, body));
+        }
+        self.item(code, tree())
+    }
+
     /// A response carrying a list in the form asked for (plain JSON spliced from cached text).
     fn list(&self, page: ListResult) -> ApiResult<Response> {
         let (r, version) = (self.ctx.resource, self.ctx.version);
@@ -443,11 +458,7 @@ async fn handle(
 async fn get(call: &Call<'_>) -> ApiResult<Response> {
     let rv = parse_rv(query_param(call.query, "resourceVersion").as_deref())?;
     let obj = call.store.get(&call.ctx, &call.info.name, rv).await?;
-    if is_plain_json(&call.neg, call.pretty) {
-        let body = object_json(call.ctx.resource, call.ctx.version, &obj);
-        return Ok(response::raw_json(StatusCode::OK, body));
-    }
-    call.item(StatusCode::OK, obj.value())
+    call.cached_item(StatusCode::OK, &obj, || obj.value())
 }
 
 async fn list(call: &Call<'_>) -> ApiResult<Response> {
@@ -466,13 +477,10 @@ async fn create(call: &Call<'_>, body: Body) -> ApiResult<Response> {
     let opts = WriteOptions::parse(call.query, "CreateOptions")?;
     let obj = call.object_body(body, &opts).await?;
     let created = call.store.create(&call.ctx, obj, &opts).await?;
+    // A stored create answers with the text GET and watches serve: the same bytes.
     match &created.served {
-        // The text GET and watches serve for this object: the same bytes, not encoded again.
-        Some(served) if is_plain_json(&call.neg, call.pretty) => {
-            let body = object_json(call.ctx.resource, call.ctx.version, served);
-            Ok(response::raw_json(StatusCode::CREATED, body))
-        }
-        _ => call.item(StatusCode::CREATED, created.object),
+        Some(served) => call.cached_item(StatusCode::CREATED, served, || created.object),
+        None => call.item(StatusCode::CREATED, created.object),
     }
 }
 
