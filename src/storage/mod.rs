@@ -162,12 +162,15 @@ impl Storage {
             db: db.clone(),
             sql: dialect,
             rx,
-            commits: commits.clone(),
-            stats: stats.clone(),
-            health: health.clone(),
-            journal: journal.clone(),
             tag: tag.clone(),
             conn: dialect::BatchConn::new(health.losses()),
+            publish: writer::Publish {
+                commits: commits.clone(),
+                stats: stats.clone(),
+                health: health.clone(),
+                journal: journal.clone(),
+                db: db.clone(),
+            },
         };
         let handle = tokio::spawn(writer.run());
         tracing::info!(engine = dialect.engine.name(), rv = head, "storage opened");

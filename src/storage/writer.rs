@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -48,47 +49,120 @@ pub(crate) struct Writer {
     pub db: Db,
     pub sql: &'static SqlSet,
     pub rx: mpsc::Receiver<Request>,
+    /// Marks this process's NOTIFYs (see `postgres::listen`).
+    pub tag: String,
+    /// The connection batches run on, kept between them (Postgres).
+    pub conn: BatchConn,
+    pub publish: Publish,
+}
+
+/// Where a batch's results go: the callers, this process's watch cache (the journal and the
+/// commit wake-up), the writer's stats and the database's health.
+pub(crate) struct Publish {
     pub commits: Arc<watch::Sender<i64>>,
     pub stats: Arc<Mutex<WriterStats>>,
     pub health: Arc<super::health::DbHealth>,
     /// Where committed batches' events go for this process's watch cache.
     pub journal: Arc<Journal>,
-    /// Marks this process's NOTIFYs (see `postgres::listen`).
-    pub tag: String,
-    /// The connection batches run on, kept between them (Postgres).
-    pub conn: BatchConn,
+    /// For the health gate when a batch fails (a clone of the writer's).
+    pub db: Db,
+}
+
+/// A batch the database has answered whose callers are not answered yet: each write's reply
+/// channel and the batch's writes and verdicts, or the error that failed the whole batch.
+struct Answered {
+    replies: Vec<oneshot::Sender<StorageResult<WriteOutcome>>>,
+    outcome: Result<(Vec<Prepared>, Decided), sqlx::Error>,
 }
 
 impl Writer {
     /// Runs until every sender is gone and the queue is drained.
+    ///
+    /// A batch's callers are answered while the next batch is in the database: when writes are
+    /// already waiting, the next batch is sent first and the last one's answers (its events for
+    /// the watch cache, the replies) are built while the database works, so that work is not
+    /// part of every batch's cycle. With nothing waiting the answers go out at once. Batches
+    /// still commit one after another and are answered in order.
     pub async fn run(mut self) {
         let mut pending = VecDeque::new();
-        while let Some(batch) = next_batch(&mut self.rx, &mut pending).await {
-            self.commit(batch).await;
+        let mut unanswered: Option<Answered> = None;
+        loop {
+            // With a batch still to answer, only writes already queued; else wait for one.
+            let wait = unanswered.is_none();
+            match next_batch(&mut self.rx, &mut pending, wait).await {
+                Some(batch) => {
+                    let last = unanswered.take();
+                    unanswered = Some(self.apply_answering(batch, last).await);
+                }
+                None => match unanswered.take() {
+                    Some(last) => self.publish.answered(last),
+                    None => break,
+                },
+            }
         }
         tracing::debug!("storage writer stopped");
     }
 
-    async fn commit(&mut self, batch: Vec<Request>) {
+    /// Sends `batch` to the database and, while it is there, answers `last`. Returns `batch`
+    /// answered by the database, for the caller to publish (already published, and returned
+    /// with no replies, when its writes had to be retried one by one).
+    async fn apply_answering(&mut self, batch: Vec<Request>, last: Option<Answered>) -> Answered {
         let size = batch.len();
         crate::metrics::batch(size);
         let (writes, replies): (Vec<Prepared>, Vec<_>) =
             batch.into_iter().map(|r| (r.write, r.reply)).unzip();
-        match apply_batch(&self.db, &mut self.conn, self.sql, &writes, &self.tag).await {
-            Ok(decided) => self.answer(size, replies, finish(writes, decided)),
+        let decided = {
+            let mut call = std::pin::pin!(apply_batch(
+                &self.db,
+                &mut self.conn,
+                self.sql,
+                &writes,
+                &self.tag
+            ));
+            // The first poll writes the batch to the connection; then the last batch's answers.
+            let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+            if let Some(last) = last {
+                self.publish.answered(last);
+            }
+            match first {
+                Poll::Ready(r) => r,
+                Poll::Pending => call.await,
+            }
+        };
+        let outcome = match decided {
             Err(e) if size > 1 && refused_input(&e).is_some() => {
                 // The database refused one write's data (a statement failed, so nothing was
                 // committed). Each write goes again on its own, so only the offender fails.
-                lock_stats(&self.stats).failed_batches += 1;
+                lock_stats(&self.publish.stats).failed_batches += 1;
                 tracing::warn!(error = %e, batch = size, "write batch refused; retrying its writes one by one");
                 for (write, reply) in writes.into_iter().zip(replies) {
                     let one = std::slice::from_ref(&write);
-                    match apply_batch(&self.db, &mut self.conn, self.sql, one, &self.tag).await {
-                        Ok(decided) => self.answer(1, vec![reply], finish(vec![write], decided)),
-                        Err(e) => self.fail(vec![reply], &e),
-                    }
+                    let outcome = apply_batch(&self.db, &mut self.conn, self.sql, one, &self.tag)
+                        .await
+                        .map(|decided| (vec![write], decided));
+                    self.publish.answered(Answered {
+                        replies: vec![reply],
+                        outcome,
+                    });
                 }
+                return Answered {
+                    replies: Vec::new(),
+                    outcome: Ok((Vec::new(), (Vec::new(), None))),
+                };
             }
+            other => other.map(|decided| (writes, decided)),
+        };
+        Answered { replies, outcome }
+    }
+}
+
+impl Publish {
+    fn answered(&self, Answered { replies, outcome }: Answered) {
+        if replies.is_empty() {
+            return;
+        }
+        match outcome {
+            Ok((writes, decided)) => self.answer(replies, finish(writes, decided)),
             Err(e) => self.fail(replies, &e),
         }
     }
@@ -96,12 +170,8 @@ impl Writer {
     /// Hands out the results of a committed (or wholly precondition-failed) batch. The events
     /// go to the journal before the in-process wake-up, so this process's watch cache takes
     /// them from there instead of reading them back.
-    fn answer(
-        &self,
-        size: usize,
-        replies: Vec<oneshot::Sender<StorageResult<WriteOutcome>>>,
-        applied: Applied,
-    ) {
+    fn answer(&self, replies: Vec<oneshot::Sender<StorageResult<WriteOutcome>>>, applied: Applied) {
+        let size = replies.len();
         let committed = applied.results.iter().filter(|r| r.is_ok()).count();
         lock_stats(&self.stats).record_batch(size, committed);
         let last_rv = applied.committed.map(|(top, events)| {
@@ -149,12 +219,14 @@ fn lock_stats(stats: &Mutex<WriterStats>) -> std::sync::MutexGuard<'_, WriterSta
 }
 
 /// Takes the next batch: older deferred writes first (in order), then whatever is queued, without
-/// waiting unless nothing at all is ready. A key already in the batch defers the later write to a
-/// following batch, so writes to one key commit in the order they were queued.
-/// Returns `None` once the queue is closed and everything has been handed out.
+/// waiting unless nothing at all is ready and `wait` is set. A key already in the batch defers
+/// the later write to a following batch, so writes to one key commit in the order they were
+/// queued. Returns `None` once the queue is closed and everything has been handed out, or
+/// (`wait` unset) when nothing is ready.
 pub(crate) async fn next_batch(
     rx: &mut mpsc::Receiver<Request>,
     pending: &mut VecDeque<Request>,
+    wait: bool,
 ) -> Option<Vec<Request>> {
     let mut batch = Vec::new();
     let mut keys = HashSet::new();
@@ -168,7 +240,11 @@ pub(crate) async fn next_batch(
         }
     }
     if batch.is_empty() {
-        let req = rx.recv().await?;
+        let req = if wait {
+            rx.recv().await?
+        } else {
+            rx.try_recv().ok()?
+        };
         keys.insert(req.write.write.key.clone());
         batch.push(req);
     }
@@ -807,17 +883,17 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            names(next_batch(&mut rx, &mut pending).await.expect("1")),
+            names(next_batch(&mut rx, &mut pending, true).await.expect("1")),
             ["a", "b", "c"]
         );
         assert_eq!(
-            names(next_batch(&mut rx, &mut pending).await.expect("2")),
+            names(next_batch(&mut rx, &mut pending, true).await.expect("2")),
             ["a"]
         );
         assert_eq!(
-            names(next_batch(&mut rx, &mut pending).await.expect("3")),
+            names(next_batch(&mut rx, &mut pending, true).await.expect("3")),
             ["a"]
         );
-        assert!(next_batch(&mut rx, &mut pending).await.is_none());
+        assert!(next_batch(&mut rx, &mut pending, true).await.is_none());
     }
 }
