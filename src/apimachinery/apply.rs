@@ -69,9 +69,8 @@ fn walk_applied(
     }
     let is_list = v.is_array();
     for (pe, field, child) in kids {
-        if child.is_null() {
-            continue;
-        }
+        // A field applied as null is owned too (SMD records it); the typed decode of the
+        // result then makes it Go's zero value.
         path.push(pe);
         if is_list {
             // List items are members themselves (`.` in FieldsV1), besides their fields.
@@ -209,7 +208,9 @@ fn merge_at(live: &Value, config: &Value, fpath: &mut Vec<String>, depth: usize)
             let mut out = l.clone();
             for (k, cv) in c {
                 if cv.is_null() {
-                    out.remove(k);
+                    // Kept as null for the typed decode that follows (`decode::normalize`):
+                    // a struct field vanishes, a map value becomes "" as in Go.
+                    out.insert(k.clone(), Value::Null);
                     continue;
                 }
                 fpath.push(k.clone());
@@ -639,7 +640,11 @@ mod tests {
             m["metadata"]["ownerReferences"],
             json!([{"uid": "1", "kind": "K"}])
         );
-        assert_eq!(m["spec"], json!({"referenceType": "Flunder"}));
+        // null stays for the typed decode (`decode::normalize`), which drops the field.
+        assert_eq!(
+            m["spec"],
+            json!({"reference": null, "referenceType": "Flunder"})
+        );
         assert_eq!(m["list"], json!([3]), "atomic lists are replaced");
     }
 

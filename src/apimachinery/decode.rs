@@ -6,7 +6,9 @@
 //! recovered from the parse (duplicates) and from a walk against the OpenAPI schema (unknown
 //! fields, type mismatches). Messages follow `sigs.k8s.io/json` and `encoding/json`.
 
+use crate::api::meta_schema;
 use crate::apimachinery::gofmt::json_kind;
+use crate::apimachinery::gotime;
 use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -175,6 +177,18 @@ impl<'de> Visitor<'de> for Tracking<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key_seed(KeyString)? {
+            let Some(key) = key else {
+                // A null key (`{~: b}`): sigs.k8s.io/yaml's JSON conversion refuses it,
+                // quoting the value as Go's `%+#v` prints it.
+                let value = map.next_value_seed(Tracking {
+                    path: self.path,
+                    dupes: self.dupes,
+                })?;
+                return Err(de::Error::custom(format!(
+                    "{NULL_KEY}, value: {}",
+                    go_value_syntax(&value)
+                )));
+            };
             self.path.push(Seg::Field(key.clone()));
             if out.contains_key(&key) {
                 self.dupes.push(render_path(self.path));
@@ -190,41 +204,70 @@ impl<'de> Visitor<'de> for Tracking<'_> {
     }
 }
 
-/// Object keys as strings; YAML may use scalars of other types as keys.
+/// The start of sigs.k8s.io/yaml's error for a null mapping key (`{~: b}`).
+const NULL_KEY: &str = "unsupported map key of type: %!s(<nil>), key: <nil>";
+
+/// A decoded value as Go's `%+#v` prints the `interface{}` go-yaml made of it, for the one
+/// error that quotes it: `"b"`, `5`, `true`, `<nil>`; collections as Go's map and slice syntax.
+fn go_value_syntax(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(a) => format!(
+            "[]interface {{}}{{{}}}",
+            a.iter().map(go_value_syntax).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "map[interface {{}}]interface {{}}{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{k:?}:{}", go_value_syntax(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Object keys as strings; YAML may use scalars of other types as keys, as sigs.k8s.io/yaml
+/// converts them (`1` → `"1"`, `true` → `"true"`). None for a null key, which Go refuses.
 struct KeyString;
 
 impl<'de> DeserializeSeed<'de> for KeyString {
-    type Value = String;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeyString {
-    type Value = String;
+    type Value = Option<String>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string key")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-        Ok(v)
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Option<String>, E> {
+        Ok(Some(v))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
-        Ok("null".to_string())
+    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
     }
 }
 
@@ -239,6 +282,84 @@ pub fn parse_json(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
 }
 
 fn parse_json_now(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
+    let first = parse_json_exact(bytes);
+    if first.is_err()
+        && let Some(fixed) = replace_bad_unicode(bytes)
+    {
+        return parse_json_exact(&fixed);
+    }
+    first
+}
+
+/// Go's `encoding/json` decodes a string's invalid UTF-8 bytes and unpaired UTF-16 surrogate
+/// escapes (`\ud800`) as U+FFFD, one per bad byte or escape, where serde_json refuses them.
+/// The body with those replaced inside strings (bytes → `EF BF BD`, escapes → `\ufffd`), or
+/// None when it has none. Only tried after a failed parse: valid bodies pay nothing.
+fn replace_bad_unicode(bytes: &[u8]) -> Option<Vec<u8>> {
+    const FFFD: &[u8] = "\u{fffd}".as_bytes();
+    let hex4 = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u16::from_str_radix(h, 16).ok())
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut i, mut in_string, mut changed) = (0, false, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !in_string || b == b'"' {
+            in_string ^= b == b'"';
+            out.push(b);
+            i += 1;
+        } else if b == b'\\' {
+            let unit = (bytes.get(i + 1) == Some(&b'u'))
+                .then(|| hex4(i + 2))
+                .flatten();
+            match unit {
+                Some(0xD800..=0xDBFF)
+                    if bytes.get(i + 6..i + 8) == Some(b"\\u")
+                        && matches!(hex4(i + 8), Some(0xDC00..=0xDFFF)) =>
+                {
+                    out.extend_from_slice(&bytes[i..i + 12]);
+                    i += 12;
+                }
+                Some(0xD800..=0xDFFF) => {
+                    out.extend_from_slice(b"\\ufffd");
+                    changed = true;
+                    i += 6;
+                }
+                _ => {
+                    let end = (i + 2).min(bytes.len());
+                    out.extend_from_slice(&bytes[i..end]);
+                    i = end;
+                }
+            }
+        } else if b < 0x80 {
+            out.push(b);
+            i += 1;
+        } else {
+            let width = (2..=4).find(|w| {
+                bytes
+                    .get(i..i + w)
+                    .is_some_and(|c| std::str::from_utf8(c).is_ok())
+            });
+            match width {
+                Some(w) => {
+                    out.extend_from_slice(&bytes[i..i + w]);
+                    i += w;
+                }
+                None => {
+                    out.extend_from_slice(FFFD);
+                    changed = true;
+                    i += 1;
+                }
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
+fn parse_json_exact(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     let mut path = Vec::new();
     let mut dupes = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -266,7 +387,12 @@ pub fn json_error_text(e: &serde_json::Error) -> String {
     }
 }
 
-/// Parses a YAML body (one document) like `parse_json`. Repeated keys are reported, not refused.
+/// Parses a YAML body like `parse_json`. Repeated keys are reported, not refused. Only the
+/// first document counts, as sigs.k8s.io/yaml's conversion reads only that one (whatever
+/// follows a `---` is not even parsed). A body with no content but comments is `null`. A null
+/// mapping key is Go's `unsupported map key of type: %!s(<nil>), ...` (no YAML prefix: callers
+/// quote it in an "unrecognized" answer as they quote any parse error). Nesting deeper than
+/// [`MAX_YAML_DEPTH`] is `error converting YAML to JSON: yaml: exceeded max depth of 128`.
 pub fn parse_yaml(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     if bytes.len() >= crate::apimachinery::cpu::LARGE_BODY {
         return crate::apimachinery::cpu::cpu_bound(|| parse_yaml_now(bytes));
@@ -274,12 +400,88 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     parse_yaml_now(bytes)
 }
 
+/// The deepest YAML nesting accepted, the same as serde_json's fixed limit for JSON bodies
+/// (Go's parsers allow 10000 levels; README "Differences").
+pub const MAX_YAML_DEPTH: usize = 128;
+
+/// The stack a YAML parse runs on (when the thread has less left than this).
+const YAML_STACK: usize = 16 * 1024 * 1024;
+
 fn parse_yaml_now(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
+    let doc = first_document(bytes);
+    if doc.iter().all(u8::is_ascii_whitespace) || only_comments(doc) {
+        return Ok((Value::Null, Vec::new()));
+    }
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::PassThrough;
-    let parsed = serde_saphyr::from_slice_with_options::<ValueWithDupes>(bytes, options)
-        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_YAML_DEPTH;
+    options.budget = Some(budget);
+    // serde-saphyr recurses per level (kilobytes a level in a debug build): a stack of its own
+    // keeps MAX_YAML_DEPTH levels clear of a worker thread's 2 MiB.
+    let parsed = stacker::maybe_grow(YAML_STACK, YAML_STACK, || {
+        serde_saphyr::from_slice_with_options::<ValueWithDupes>(doc, options)
+    })
+    .map_err(|e| ApiError::bad_request(yaml_error_text(&e)))?;
     Ok((parsed.value, parsed.dupes))
+}
+
+/// A YAML parse error in words: Go's for a null key and too deep nesting, else serde-saphyr's.
+fn yaml_error_text(e: &serde_saphyr::Error) -> String {
+    let text = e.to_string();
+    if let Some(at) = text.find(NULL_KEY) {
+        // The message is ours; the parser may have framed it with a location.
+        let tail = &text[at..];
+        let end = tail.find('\n').unwrap_or(tail.len());
+        return tail[..end].to_string();
+    }
+    // The breach comes wrapped in a snippet of the input: found by its words.
+    if text.contains("budget breached: Depth") {
+        return format!(
+            "error converting YAML to JSON: yaml: exceeded max depth of {MAX_YAML_DEPTH}"
+        );
+    }
+    format!("error converting YAML to JSON: {text}")
+}
+
+/// The bytes of a stream's first YAML document: up to the next line that starts a document
+/// (`---`) or ends one (`...`), a leading `---` (and directives before it) belonging to the
+/// first. Such a line ends a document wherever it stands, even inside a block scalar.
+fn first_document(bytes: &[u8]) -> &[u8] {
+    let mut started = false;
+    let mut at = 0;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        let marker = |m: &[u8]| {
+            line.starts_with(m)
+                && line
+                    .get(3)
+                    .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+        };
+        let trimmed = line.trim_ascii();
+        let blank = trimmed.is_empty() || trimmed.starts_with(b"#");
+        if marker(b"---") {
+            if started {
+                return &bytes[..at];
+            }
+            started = true;
+        } else if marker(b"...") {
+            if started || !blank {
+                return &bytes[..at];
+            }
+        } else if !blank && !line.starts_with(b"%") {
+            started = true;
+        }
+        at += line.len();
+    }
+    bytes
+}
+
+/// Whether a document is nothing but comments, blank lines and markers (Go reads it as null).
+fn only_comments(doc: &[u8]) -> bool {
+    doc.split(|b| *b == b'\n').all(|line| {
+        let t = line.trim_ascii();
+        t.is_empty() || t.starts_with(b"#") || t == b"---" || t.starts_with(b"%")
+    })
 }
 
 /// A `Value` plus the duplicate-key paths seen while deserializing it (for YAML).
@@ -355,14 +557,42 @@ pub fn not_an_object(kind: &str, value: &Value, body: &[u8]) -> Option<ApiError>
     Some(unrecognized_body(kind, &detail, body))
 }
 
+/// A patch whose result does not decode into the kind's types (`{"spec": "x"}`, a malformed
+/// timestamp): Go's 422 ` "" is invalid: patch: Invalid value: <patched object>: <error>`
+/// (AS:`handlers/patch.go`, `NewInvalid(GroupKind{})` on field `patch`). Go quotes the patched
+/// object as its patch library serialized it; wardle names only the error, as for strict
+/// decoding errors (README difference `strict-patch-message`).
+pub fn patch_invalid(detail: &str) -> ApiError {
+    let mut err = FieldError::invalid("patch", "", detail);
+    err.value = None;
+    ApiError::invalid(&GroupKind::default(), "", &[err])
+}
+
 /// What a schema walk found: unknown field paths and Go-style type errors, in document order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SchemaCheck {
     pub unknown: Vec<String>,
     /// The same unknown fields as paths, for pruning.
     unknown_at: Vec<Vec<Seg>>,
+    /// Per entry of `unknown`: whether the field sits in a struct that declares no fields at
+    /// all (Flunder's `status`). Server-side apply's typed conversion takes any field there
+    /// (an OpenAPI object without properties is an untyped map to it); the typed decode that
+    /// follows still drops it.
+    pub in_empty_struct: Vec<bool>,
     /// `json: cannot unmarshal number into Go struct field FlunderSpec.spec.reference of type string`.
     pub type_errors: Vec<String>,
+}
+
+impl SchemaCheck {
+    /// The unknown fields apply's typed conversion refuses (`unknown` less those in a struct
+    /// that declares no fields).
+    pub fn undeclared(&self) -> impl Iterator<Item = &str> {
+        self.unknown
+            .iter()
+            .zip(&self.in_empty_struct)
+            .filter(|(_, loose)| !**loose)
+            .map(|(u, _)| u.as_str())
+    }
 }
 
 /// Paths of fields the schema does not know (`spec.foo`, `metadata.foo`, `spec.items[0].bar`).
@@ -377,6 +607,119 @@ pub fn unknown_fields(obj: &Value, schema: &Value, defs: &Map<String, Value>) ->
 pub fn prune(obj: &mut Value, found: &SchemaCheck) {
     for path in &found.unknown_at {
         remove_at(obj, path);
+    }
+}
+
+/// What Go's typed decode and encode make of a (schema-checked, pruned) object, for the
+/// values JSON can say that Go's types cannot hold:
+///
+/// * `null` is the Go zero value. A struct field then vanishes (every field of these kinds is
+///   `omitempty` or a pointer), except a field the schema lists as `required` (not
+///   `omitempty`, as OwnerReference's `name`), which becomes its zero (`""`, `0`, `false`);
+///   a map value or list item becomes its type's zero: `labels: {"a": null}` → `{"a": ""}`,
+///   `disallowedFlunders: [null, "x"]` → `["", "x"]`.
+/// * A `metav1.Time` is re-encoded as Go marshals it: UTC, whole seconds
+///   (`2020-01-01T01:30:00.5+01:00` → `2020-01-01T00:30:00Z`).
+///
+/// Runs once per request body, patch result and apply result, on every kind (Go:
+/// `encoding/json` into the kind's structs, then `json.Marshal` into storage).
+pub fn normalize(obj: &mut Value, schema: &Value, defs: &Map<String, Value>) {
+    normalize_at(obj, schema, defs, 0);
+}
+
+fn normalize_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let (s, def) = resolve(schema, defs);
+    if s.get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return;
+    }
+    if def == Some(meta_schema::TIME) {
+        if let Some(t) = v.as_str().and_then(|t| gotime::parse_rfc3339(t).ok()) {
+            *v = Value::String(crate::apimachinery::meta::format_timestamp(t));
+        }
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            if let Some(props) = s.get("properties").and_then(Value::as_object) {
+                let required = |k: &str| {
+                    s.get("required")
+                        .and_then(Value::as_array)
+                        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(k)))
+                };
+                map.retain(|k, child| !child.is_null() || required(k));
+                for (k, child) in map.iter_mut() {
+                    if let Some(ps) = props.get(k) {
+                        if child.is_null() {
+                            *child = zero_value(ps, defs, depth + 1);
+                        } else {
+                            normalize_at(child, ps, defs, depth + 1);
+                        }
+                    }
+                }
+            } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
+                for child in map.values_mut() {
+                    if child.is_null() {
+                        *child = zero_value(ap, defs, depth + 1);
+                    } else {
+                        normalize_at(child, ap, defs, depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(is) = s.get("items") {
+                for item in items {
+                    if item.is_null() {
+                        *item = zero_value(is, defs, depth + 1);
+                    } else {
+                        normalize_at(item, is, defs, depth + 1);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// How Go encodes the zero value of the type a schema describes: `""`, `0`, `false`, a struct
+/// with its non-`omitempty` (required) fields at their zeros; `null` for a nil map, slice or
+/// Time (what `json.Marshal` writes for them).
+fn zero_value(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
+    let (s, def) = resolve(schema, defs);
+    if depth > MAX_DEPTH || def == Some(meta_schema::TIME) {
+        return Value::Null;
+    }
+    if s.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
+        return Value::from(0);
+    }
+    match schema_type(s) {
+        Some("string") => Value::from(""),
+        Some("integer") | Some("number") => Value::from(0),
+        Some("boolean") => Value::Bool(false),
+        Some("object")
+            if s.get("properties").is_some() || s.get("additionalProperties").is_none() =>
+        {
+            let mut out = Map::new();
+            let props = s.get("properties").and_then(Value::as_object);
+            for k in s
+                .get("required")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                if let (Some(k), Some(p)) = (k.as_str(), props.and_then(|p| p.get(k.as_str()?))) {
+                    out.insert(k.to_string(), zero_value(p, defs, depth + 1));
+                }
+            }
+            Value::Object(out)
+        }
+        _ => Value::Null,
     }
 }
 
@@ -578,8 +921,8 @@ impl<'s, 'v> Walker<'s, 'v> {
         }
     }
 
-    /// Notes the current path as an unknown field.
-    fn unknown_here(&mut self) {
+    /// Notes the current path as an unknown field (`loose`: of a struct without fields).
+    fn unknown_here(&mut self, loose: bool) {
         let owned: Vec<Seg> = self
             .path
             .iter()
@@ -590,6 +933,7 @@ impl<'s, 'v> Walker<'s, 'v> {
             .collect();
         self.out.unknown.push(render_path(&owned));
         self.out.unknown_at.push(owned);
+        self.out.in_empty_struct.push(loose);
     }
 
     fn type_error(&mut self, value: &Value, expected: &str, owner: &GoType) {
@@ -625,9 +969,22 @@ impl<'s, 'v> Walker<'s, 'v> {
             }
             return;
         }
+        if def == Some(meta_schema::TIME)
+            && let Some(text) = v.as_str()
+        {
+            // metav1.Time's UnmarshalJSON: the string must be RFC 3339, and Go's decoder
+            // passes time.Parse's error up as it is.
+            if let Err(e) = gotime::parse_rfc3339(text) {
+                self.out.type_errors.push(e);
+            }
+            return;
+        }
         let last_field = self.fields.last().copied().unwrap_or_default();
         match schema_type(s) {
-            Some("string") if !v.is_string() => self.type_error(v, "string", owner),
+            Some("string") if !v.is_string() => {
+                let t = named_string_type(owner, self.fields.last().copied());
+                self.type_error(v, t.unwrap_or("string"), owner)
+            }
             Some("boolean") if !v.is_boolean() => self.type_error(v, "bool", owner),
             Some("integer") => {
                 let t = if s.get("format").and_then(Value::as_str) == Some("int32") {
@@ -696,7 +1053,7 @@ impl<'s, 'v> Walker<'s, 'v> {
                 }
                 (None, Some(Value::Bool(true))) => {}
                 (None, _) if open_custom => {}
-                (None, _) => self.unknown_here(),
+                (None, _) => self.unknown_here(props.is_none() && additional.is_none()),
             }
             self.fields.pop();
             self.path.pop();
@@ -723,6 +1080,21 @@ impl<'s, 'v> Walker<'s, 'v> {
                 package: owner.package.clone(),
             },
         }
+    }
+}
+
+/// The named Go string types of the meta structs, which `encoding/json` names in a type error
+/// (`... ObjectMeta.metadata.uid of type types.UID`); None for plain `string`. `owner` is the
+/// struct holding the field. (A `metav1.Time` given a non-string is `of type string`: its
+/// UnmarshalJSON decodes into a plain string first.)
+fn named_string_type(owner: &GoType, field: Option<&str>) -> Option<&'static str> {
+    if owner.package != "v1" {
+        return None;
+    }
+    match (&*owner.struct_name, field?) {
+        ("ObjectMeta" | "OwnerReference" | "Preconditions", "uid") => Some("types.UID"),
+        ("ManagedFieldsEntry", "operation") => Some("v1.ManagedFieldsOperationType"),
+        _ => None,
     }
 }
 
@@ -1099,5 +1471,117 @@ mod tests {
                 "depth {depth}"
             );
         }
+    }
+    #[test]
+    fn yaml_first_document_comments_null_keys_depth() {
+        let (v, _) = parse_yaml(b"a: 1\n---\nb: [\n").unwrap();
+        assert_eq!(v, json!({"a": 1}));
+        let (v, _) = parse_yaml(b"# c\n---\na: 1\n...\nzz: [\n").unwrap();
+        assert_eq!(v, json!({"a": 1}));
+        assert_eq!(parse_yaml(b"# only a comment\n").unwrap().0, Value::Null);
+        assert_eq!(parse_yaml(b"~").unwrap().0, Value::Null);
+        let e = parse_yaml(b"metadata:\n  labels: {~: b}\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            r#"unsupported map key of type: %!s(<nil>), key: <nil>, value: "b""#
+        );
+        let (v, _) = parse_yaml(b"{1: a, true: b}").unwrap();
+        assert_eq!(v, json!({"1": "a", "true": "b"}));
+        let nest = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+        assert!(parse_yaml(nest(MAX_YAML_DEPTH).as_bytes()).is_ok());
+        assert_eq!(
+            parse_yaml(nest(MAX_YAML_DEPTH + 1).as_bytes())
+                .unwrap_err()
+                .message,
+            "error converting YAML to JSON: yaml: exceeded max depth of 128"
+        );
+    }
+
+    #[test]
+    fn bad_unicode_in_json_strings_is_replaced_as_go_does() {
+        // Go 1.26 encoding/json (via the Go sample-apiserver): one U+FFFD per bad byte or escape.
+        let body = b"{\"x\":\"a\xff\xe2\x82b\\ud800c\\udc00\\ud800\\u0041\\ud83d\\ude00\"}";
+        let (v, _) = parse_json(body).unwrap();
+        assert_eq!(
+            v["x"],
+            "a\u{fffd}\u{fffd}\u{fffd}b\u{fffd}c\u{fffd}\u{fffd}A\u{1f600}"
+        );
+        assert!(parse_json(b"{\"x\":\"\xff\"").is_err());
+    }
+
+    #[test]
+    fn normalize_makes_go_zero_values() {
+        let mut d = defs();
+        d.insert(
+            meta_schema::OWNER_REFERENCE.into(),
+            json!({"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "controller": {"type": "boolean"}}}),
+        );
+        d.insert(
+            meta_schema::TIME.into(),
+            json!({"type": "string", "format": "date-time"}),
+        );
+        if let Some(Value::Object(p)) = d
+            .get_mut("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+            .and_then(|m| m.get_mut("properties"))
+        {
+            p.insert(
+                "ownerReferences".into(),
+                json!({"type": "array", "items": {"$ref": meta_schema::OWNER_REFERENCE}}),
+            );
+            p.insert(
+                "creationTimestamp".into(),
+                json!({"$ref": meta_schema::TIME}),
+            );
+            p.insert(
+                "finalizers".into(),
+                json!({"type": "array", "items": {"type": "string"}}),
+            );
+        }
+        let mut obj = json!({
+            "metadata": {"name": null, "labels": {"a": null, "b": "c"}, "finalizers": [null, "x"],
+                "ownerReferences": [{"name": null, "controller": null}, null],
+                "creationTimestamp": "2020-01-01T01:30:00.5+01:00"},
+            "spec": {"reference": null, "count": 3},
+        });
+        normalize(&mut obj, &flunder_schema(), &d);
+        assert_eq!(
+            obj,
+            json!({
+                "metadata": {"labels": {"a": "", "b": "c"}, "finalizers": ["", "x"],
+                    "ownerReferences": [{"name": ""}, {"name": ""}],
+                    "creationTimestamp": "2020-01-01T00:30:00Z"},
+                "spec": {"count": 3},
+            })
+        );
+        let mut t = json!({"metadata": {"creationTimestamp": "garbage"}});
+        let found = check_schema(&t, &flunder_schema(), &d);
+        assert_eq!(
+            found.type_errors,
+            vec![
+                r#"parsing time "garbage" as "2006-01-02T15:04:05Z07:00": cannot parse "garbage" as "2006""#
+            ]
+        );
+        normalize(&mut t, &flunder_schema(), &d);
+        let errs = type_errors(
+            &json!({"metadata": {"ownerReferences": [{"name": 5}]}}),
+            &flunder_schema(),
+            &d,
+        );
+        assert!(
+            errs[0].ends_with("OwnerReference.metadata.ownerReferences.name of type string"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn fields_of_field_less_structs_are_declared_for_apply() {
+        let found = check_schema(
+            &json!({"status": {"x": 1}, "spec": {"foo": 1}}),
+            &flunder_schema(),
+            &defs(),
+        );
+        assert_eq!(found.unknown, vec!["spec.foo", "status.x"]);
+        assert_eq!(found.undeclared().collect::<Vec<_>>(), vec!["spec.foo"]);
     }
 }

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod decode;
 pub mod fields;
 pub mod gofmt;
+pub mod gotime;
 pub mod labels;
 pub mod managed_fields;
 pub mod meta;

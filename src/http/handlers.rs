@@ -348,6 +348,18 @@ fn decode_body(
     if let Some(e) = decode::not_an_object(kind, &obj, body) {
         return Err(e);
     }
+    if obj.is_null() {
+        // `null` (or a YAML body of comments only) decodes into Go's empty object; an empty
+        // body does not decode at all: Go's `unexpected end of JSON input`, YAML or not.
+        if body.is_empty() {
+            return Err(decode::unrecognized_body(
+                kind,
+                "couldn't get version/kind; json parse error: unexpected end of JSON input",
+                body,
+            ));
+        }
+        obj = Value::Object(Default::default());
+    }
     check_fields(ctx, &mut obj, dupes, mode, false)?;
     // Go decodes the body into its types, whose metadata fields are all `omitempty`.
     crate::apimachinery::meta::drop_empty_fields(&mut obj);

@@ -2,7 +2,7 @@
 //! `handlers/patch.go` applyPatcher): create when absent, else merge with field ownership.
 
 use super::write::{UpdateOf, check_name, parse_rv_field};
-use super::{Ctx, Store, check_fields, meta_str};
+use super::{Ctx, Store, meta_str, to_typed};
 use crate::apimachinery::apply::{self, Apply};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::meta;
@@ -57,7 +57,8 @@ impl Store {
             let Some(old) = current else {
                 // Create-on-apply: the configuration applied to the kind's empty object.
                 let empty = r.hub_to_version(ctx.version, json!({"metadata": {}}));
-                let merged = apply::apply(&empty, config, req)?;
+                let mut merged = apply::apply(&empty, config, req)?;
+                to_typed(ctx, &mut merged);
                 check_name(&merged, name)?;
                 let step = self.create_step(ctx, merged, opts).await?;
                 return Ok(step.map(|object| Applied {
@@ -70,6 +71,7 @@ impl Store {
             }
             let original = r.storage_to_version(ctx.version, old.object.clone());
             let mut merged = apply::apply(&original, config, req)?;
+            to_typed(ctx, &mut merged);
             check_name(&merged, name)?;
             Self::settle_namespace(ctx, &mut merged)?;
             let update = UpdateOf {
@@ -90,20 +92,43 @@ impl Store {
 
 /// The applied configuration, decoded and checked against the kind's schema. Apply is always
 /// strict about unknown fields (SMD's typed conversion refuses them), whatever fieldValidation
-/// says; duplicates follow fieldValidation.
+/// says, except in a struct that declares no fields (Flunder's `status`), which SMD takes as an
+/// untyped map: Go records such fields as owned and its typed decode then drops them
+/// (`to_typed` on the merged object). Duplicates follow fieldValidation. The configuration
+/// keeps its nulls: SMD records a field set to null as owned (`f:spec: {f:x: {}}`) before the
+/// typed decode turns it into nothing.
+///
+/// A value that does not decode into the kind's types (a malformed timestamp) makes Go answer
+/// 500 `failed to convert new object ... to proper version`; it is the client's error, so
+/// wardle answers 400 as a create would (README difference `apply-undecodable`).
 fn typed_config(ctx: &Ctx<'_>, body: &[u8], validation: FieldValidation) -> ApiResult<Value> {
-    let (mut config, dupes) = decode_config(ctx, body)?;
-    let schema = super::schema(ctx.resource, ctx.version);
-    if let Some(u) = decode::unknown_fields(&config, &schema, super::definitions()).first() {
+    let (config, dupes) = decode_config(ctx, body)?;
+    let r = ctx.resource;
+    let schema = super::schema(r, ctx.version);
+    let found = decode::check_schema(&config, &schema, super::definitions());
+    if let Some(u) = found.undeclared().next() {
         return Err(ApiError::bad_request(format!(
             "failed to create typed patch object ({api_version}, Kind={kind}; {ns}/{n}): .{u}: field not declared in schema",
             api_version = ctx.api_version(),
-            kind = ctx.resource.kind(),
+            kind = r.kind(),
             ns = ctx.namespace,
             n = meta_str(&config, "name"),
         )));
     }
-    check_fields(ctx, &mut config, dupes, validation, true)?;
+    if let Some(first) = found.type_errors.first() {
+        return Err(decode::cannot_handle(r.kind(), ctx.version, first));
+    }
+    if crate::storage::contains_nul(&config) {
+        return Err(decode::cannot_handle(
+            r.kind(),
+            ctx.version,
+            "strings may not contain the NUL character (U+0000)",
+        ));
+    }
+    let problems = decode::strict_problems(&dupes, &[]);
+    for w in decode::strict_outcome(validation, problems, r.kind(), ctx.version, true)? {
+        crate::admission::warnings::add(&w);
+    }
     Ok(config)
 }
 

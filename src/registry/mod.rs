@@ -178,6 +178,9 @@ pub fn check_fields(
     // One walk finds both type errors and unknown fields (it runs on every write).
     let found = decode::check_schema(obj, &schema, definitions());
     if let Some(first) = found.type_errors.first() {
+        if is_patch {
+            return Err(decode::patch_invalid(first));
+        }
         return Err(ApiError::bad_request(format!(
             "{kind} in version {v:?} cannot be handled as a {kind}: {first}",
             kind = r.kind(),
@@ -192,11 +195,23 @@ pub fn check_fields(
         )));
     }
     decode::prune(obj, &found);
+    decode::normalize(obj, &schema, definitions());
     let problems = decode::strict_problems(&duplicates, &found.unknown);
     for w in decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)? {
         crate::admission::warnings::add(&w);
     }
     Ok(())
+}
+
+/// What Go's typed decode makes of an object whose values already passed `check_fields` or
+/// apply's configuration check: fields the kind's types lack dropped, nulls and timestamps as
+/// Go's types hold them (`decode::prune`, `decode::normalize`). For apply's merged object,
+/// which Go decodes into the kind's structs before storing.
+pub fn to_typed(ctx: &Ctx<'_>, obj: &mut Value) {
+    let schema = schema(ctx.resource, ctx.version);
+    let found = decode::check_schema(obj, &schema, definitions());
+    decode::prune(obj, &found);
+    decode::normalize(obj, &schema, definitions());
 }
 
 /// The Store serves every declared resource; cheap to clone. Writes go to storage; reads come
