@@ -581,6 +581,9 @@ pub struct SchemaCheck {
     pub in_empty_struct: Vec<bool>,
     /// `json: cannot unmarshal number into Go struct field FlunderSpec.spec.reference of type string`.
     pub type_errors: Vec<String>,
+    /// Whether a `null` or a `metav1.Time` was met (outside preserved-unknown subtrees): only
+    /// then can [`normalize`] change anything, so a body without either skips that walk.
+    pub typed_rewrites: bool,
 }
 
 impl SchemaCheck {
@@ -953,6 +956,9 @@ impl<'s, 'v> Walker<'s, 'v> {
     /// `owner` is the innermost Go struct containing the current node (for messages);
     /// `field` is the last field name (to name inline struct types).
     fn walk(&mut self, v: &'v Value, schema: &'s Value, owner: &GoType<'s>, depth: usize) {
+        if v.is_null() {
+            self.out.typed_rewrites = true;
+        }
         if depth > MAX_DEPTH || v.is_null() {
             return;
         }
@@ -972,6 +978,7 @@ impl<'s, 'v> Walker<'s, 'v> {
         if def == Some(meta_schema::TIME)
             && let Some(text) = v.as_str()
         {
+            self.out.typed_rewrites = true;
             // metav1.Time's UnmarshalJSON: the string must be RFC 3339, and Go's decoder
             // passes time.Parse's error up as it is.
             if let Err(e) = gotime::parse_rfc3339(text) {

@@ -195,7 +195,9 @@ pub fn check_fields(
         )));
     }
     decode::prune(obj, &found);
-    decode::normalize(obj, &schema, definitions());
+    if found.typed_rewrites {
+        decode::normalize(obj, &schema, definitions());
+    }
     let problems = decode::strict_problems(&duplicates, &found.unknown);
     for w in decode::strict_outcome(mode, problems, r.kind(), ctx.version, is_patch)? {
         crate::admission::warnings::add(&w);
