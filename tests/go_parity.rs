@@ -730,6 +730,116 @@ async fn kubectl_explain_reads_protobuf_openapi_v2(engine: Engine) {
     assert!(out.contains("disallowedFlunders"), "{out}");
 }
 
+/// An update must name the stored resourceVersion whichever way it is written: a patch that
+/// removes it (JSON patch remove, merge null, SMP `$patch: replace` / `$retainKeys`), a PUT or
+/// apply naming "", "0" or null, is Go's 422 "must be specified for an update" and changes
+/// nothing (Flunder and Fischer refuse unconditional updates); a stale one is a 409.
+async fn updates_need_a_resource_version(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    let body = json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+        "metadata": {"name": "rv", "labels": {"a": "1"}}, "spec": {}});
+    let rv = created(&w, NS_BETA, &body).await["metadata"]["resourceVersion"].clone();
+    let fischer = json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Fischer",
+        "metadata": {"name": "rv-fi"}, "disallowedFlunders": ["a"]});
+    created(&w, FISCHERS, &fischer).await;
+    let path = format!("{NS_BETA}/rv");
+    let fi_path = format!("{FISCHERS}/rv-fi");
+    let must_be_specified = |r: &common::server::Response, what: &str| {
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}: {}",
+            r.text()
+        );
+        let s = r.json();
+        assert_eq!(
+            s["details"]["causes"][0]["field"], "metadata.resourceVersion",
+            "{what}"
+        );
+        assert_eq!(
+            s["details"]["causes"][0]["message"],
+            "Invalid value: 0: must be specified for an update",
+            "{what}"
+        );
+    };
+    let json_patch = "application/json-patch+json";
+    let smp = "application/strategic-merge-patch+json";
+    for (target, ct, patch) in [
+        (
+            &path,
+            json_patch,
+            r#"[{"op":"remove","path":"/metadata/resourceVersion"},{"op":"add","path":"/metadata/labels","value":{"z":"1"}}]"#,
+        ),
+        (
+            &path,
+            json_patch,
+            r#"[{"op":"replace","path":"/metadata/resourceVersion","value":"0"}]"#,
+        ),
+        (
+            &path,
+            MERGE,
+            r#"{"metadata":{"resourceVersion":null,"labels":{"z":"1"}}}"#,
+        ),
+        (
+            &path,
+            smp,
+            r#"{"$patch":"replace","metadata":{"name":"rv"}}"#,
+        ),
+        (&path, smp, r#"{"metadata":{"$retainKeys":["name"]}}"#),
+        (
+            &fi_path,
+            MERGE,
+            r#"{"metadata":{"resourceVersion":""},"disallowedFlunders":[]}"#,
+        ),
+    ] {
+        let r = w.patch(target, ct, patch).await;
+        must_be_specified(&r, patch);
+    }
+    let r = w
+        .put(
+            &path,
+            &json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+            "metadata": {"name": "rv", "resourceVersion": "0"}}),
+        )
+        .await;
+    must_be_specified(&r, "PUT 0");
+    for rv_value in [json!(""), json!("0"), Value::Null] {
+        let config = json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+            "metadata": {"name": "rv", "resourceVersion": rv_value}});
+        let r = w
+            .patch(
+                &format!("{path}?fieldManager=pt"),
+                APPLY,
+                &config.to_string(),
+            )
+            .await;
+        must_be_specified(&r, &format!("apply {rv_value}"));
+    }
+    let r = w
+        .patch(
+            &path,
+            MERGE,
+            r#"{"metadata":{"resourceVersion":"1","labels":{"z":"1"}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    let now = w.get(&path).await.json();
+    assert_eq!(
+        now["metadata"]["resourceVersion"], rv,
+        "nothing was written"
+    );
+    assert_eq!(now["metadata"]["labels"], json!({"a": "1"}));
+    assert_eq!(
+        w.get(&fi_path).await.json()["disallowedFlunders"],
+        json!(["a"])
+    );
+    // A patch without its own resourceVersion still applies to the stored object.
+    let r = w
+        .patch(&path, MERGE, r#"{"metadata":{"labels":{"z":"1"}}}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
 engine_tests!(
     unknown_fields_are_pruned,
     unknown_field_warnings_outlive_failures,
@@ -742,4 +852,5 @@ engine_tests!(
     routes_and_names,
     negotiated_errors_and_reads,
     kubectl_explain_reads_protobuf_openapi_v2,
+    updates_need_a_resource_version,
 );

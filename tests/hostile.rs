@@ -763,6 +763,7 @@ engine_tests!(hostile_requests);
 #[test]
 fn parsers_and_patches_never_panic() {
     use base64::Engine as _;
+    use wardle::apimachinery::decode::FieldValidation;
     use wardle::apimachinery::patch::{PatchType, apply_patch};
     use wardle::apimachinery::{continue_token, fields, labels, options};
     use wardle::http::{negotiate, request_info::RequestInfo};
@@ -815,7 +816,19 @@ fn parsers_and_patches_never_panic() {
             1 => (PatchType::Merge, g.merge_patch()),
             _ => (PatchType::StrategicMerge, g.strategic_patch()),
         };
-        let _ = apply_patch(ty, &doc, body.as_bytes());
-        let _ = apply_patch(PatchType::Json, &g.json_value(0), g.json_patch().as_bytes());
+        let mode = *[
+            FieldValidation::Ignore,
+            FieldValidation::Warn,
+            FieldValidation::Strict,
+        ]
+        .choose(&mut g.rng)
+        .unwrap();
+        let _ = apply_patch(ty, &doc, body.as_bytes(), mode);
+        let _ = apply_patch(
+            PatchType::Json,
+            &g.json_value(0),
+            g.json_patch().as_bytes(),
+            mode,
+        );
     }
 }

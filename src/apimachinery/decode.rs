@@ -557,17 +557,6 @@ pub fn not_an_object(kind: &str, value: &Value, body: &[u8]) -> Option<ApiError>
     Some(unrecognized_body(kind, &detail, body))
 }
 
-/// A patch whose result does not decode into the kind's types (`{"spec": "x"}`, a malformed
-/// timestamp): Go's 422 ` "" is invalid: patch: Invalid value: <patched object>: <error>`
-/// (AS:`handlers/patch.go`, `NewInvalid(GroupKind{})` on field `patch`). Go quotes the patched
-/// object as its patch library serialized it; wardle names only the error, as for strict
-/// decoding errors (README difference `strict-patch-message`).
-pub fn patch_invalid(detail: &str) -> ApiError {
-    let mut err = FieldError::invalid("patch", "", detail);
-    err.value = None;
-    ApiError::invalid(&GroupKind::default(), "", &[err])
-}
-
 /// What a schema walk found: unknown field paths and Go-style type errors, in document order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SchemaCheck {
@@ -753,6 +742,49 @@ fn remove_at(obj: &mut Value, path: &[Seg]) {
 /// `x-kubernetes-group-version-kind`.
 pub fn type_errors(obj: &Value, schema: &Value, defs: &Map<String, Value>) -> Vec<String> {
     check_schema(obj, schema, defs).type_errors
+}
+
+/// A type error of [`check_schema`] (encoding/json's words) as Go's unstructured converter
+/// (AM:`pkg/runtime/converter.go` `fromUnstructured`) words it, for a strategic merge patch,
+/// whose result Go converts from a map instead of decoding JSON: `cannot restore map from
+/// string`, `cannot restore slice from map`, `cannot restore struct from: int64`, `cannot
+/// convert float64 to int64`, `unrecognized type: string`. None when the error is not one of
+/// those shapes (e.g. a timestamp, which decodes as JSON there too).
+pub fn converter_error(json_error: &str) -> Option<String> {
+    let rest = json_error.strip_prefix("json: cannot unmarshal ")?;
+    let (shown, rest) = rest.split_once(" into Go struct field ")?;
+    let (_, expected) = rest.rsplit_once(" of type ")?;
+    // What Go's JSON decoding made of the value (util/json keeps whole numbers int64).
+    let source = match shown {
+        "string" => "string",
+        "bool" => "bool",
+        "array" => "slice",
+        "object" => "map",
+        "number" => "int64",
+        n => match n.strip_prefix("number ")?.parse::<i64>() {
+            Ok(_) => "int64",
+            Err(_) => "float64",
+        },
+    };
+    let expected = expected.trim_start_matches('*');
+    if expected.starts_with("map[") {
+        return Some(format!("cannot restore map from {source}"));
+    }
+    if expected.starts_with("[]") {
+        return Some(format!("cannot restore slice from {source}"));
+    }
+    if expected == "v1.Time" || expected == "v1.MicroTime" {
+        return None;
+    }
+    if expected.contains('.') {
+        return Some(format!("cannot restore struct from: {source}"));
+    }
+    let integer = |t: &str| t.starts_with("int") || t.starts_with("uint");
+    Some(match source {
+        "int64" if expected == "string" => "cannot convert int64 to string".to_string(),
+        "float64" if integer(expected) => format!("cannot convert float64 to {expected}"),
+        _ => format!("unrecognized type: {expected}"),
+    })
 }
 
 /// Walks `obj` against an OpenAPI v3 schema whose `$ref`s are bare definition names in `defs`.
@@ -1313,6 +1345,43 @@ mod tests {
                 "top"
             ]
         );
+    }
+
+    #[test]
+    fn converter_words() {
+        let cases = [
+            (
+                "json: cannot unmarshal string into Go struct field ObjectMeta.metadata.labels of type map[string]string",
+                Some("cannot restore map from string"),
+            ),
+            (
+                "json: cannot unmarshal string into Go struct field ObjectMeta.metadata.finalizers of type []string",
+                Some("cannot restore slice from string"),
+            ),
+            (
+                "json: cannot unmarshal number 1.5 into Go struct field ObjectMeta.metadata.generation of type int64",
+                Some("cannot convert float64 to int64"),
+            ),
+            (
+                "json: cannot unmarshal string into Go struct field Flunder.spec of type v1beta1.FlunderSpec",
+                Some("cannot restore struct from: string"),
+            ),
+            (
+                "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.name of type string",
+                Some("cannot convert int64 to string"),
+            ),
+            (
+                "json: cannot unmarshal array into Go struct field ObjectMeta.metadata.labels of type string",
+                Some("unrecognized type: string"),
+            ),
+            (
+                "json: cannot unmarshal object into Go struct field ObjectMeta.metadata.creationTimestamp of type v1.Time",
+                None,
+            ),
+        ];
+        for (json_error, want) in cases {
+            assert_eq!(converter_error(json_error).as_deref(), want, "{json_error}");
+        }
     }
 
     #[test]

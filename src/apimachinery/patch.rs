@@ -5,6 +5,7 @@
 //! rules from struct tags; wardle's own types carry none, so the only non-default rules are the
 //! ObjectMeta ones, declared in `list_strategy`.
 
+use crate::apimachinery::decode::FieldValidation;
 use crate::apimachinery::gofmt::json_kind;
 use crate::apimachinery::status::{ApiError, Reason, StatusCause, StatusDetails};
 use crate::storage::object::json_len;
@@ -73,22 +74,26 @@ pub fn route_consumes(content_type: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// Applies a patch body to `original` (the versioned object as the client sees it).
+/// `validation` matters to JSON patches only: unless Ignore, Go first decodes the operations
+/// strictly into its typed form, which refuses a non-string `op`, `path` or `from` (400).
 pub fn apply_patch(
     patch_type: PatchType,
     original: &Value,
     body: &[u8],
+    validation: FieldValidation,
 ) -> Result<Value, ApiError> {
     // Bounded, but up to a few MiB of work: keep it off the async workers.
-    crate::apimachinery::cpu::cpu_bound(|| apply_patch_now(patch_type, original, body))
+    crate::apimachinery::cpu::cpu_bound(|| apply_patch_now(patch_type, original, body, validation))
 }
 
 fn apply_patch_now(
     patch_type: PatchType,
     original: &Value,
     body: &[u8],
+    validation: FieldValidation,
 ) -> Result<Value, ApiError> {
     match patch_type {
-        PatchType::Json => json_patch_apply(original, body),
+        PatchType::Json => json_patch_apply(original, body, validation),
         PatchType::Merge => merge_patch_apply(original, body),
         PatchType::StrategicMerge => strategic_merge_patch(original, body),
         // Apply needs field ownership: the Store routes it to `apimachinery::apply` instead.
@@ -129,18 +134,31 @@ fn undecodable_patch(e: &serde_json::Error) -> ApiError {
     ))
 }
 
-fn json_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
+/// A JSON patch (AS:`handlers/patch.go` `applyJSPatch`, evanphx/json-patch v4 underneath).
+fn json_patch_apply(
+    original: &Value,
+    body: &[u8],
+    validation: FieldValidation,
+) -> Result<Value, ApiError> {
     let raw: Value = serde_json::from_slice(body).map_err(|e| undecodable_patch(&e))?;
-    let Some(elements) = raw.as_array() else {
-        return Err(ApiError::bad_request(format!(
-            "error decoding patch: json: cannot unmarshal {} into Go value of type []handlers.jsonPatchOp",
-            json_kind(&raw)
-        )));
+    let elements = match &raw {
+        Value::Array(elements) => elements,
+        // Go decodes `null` into an empty list of operations: nothing to do.
+        Value::Null => return Ok(original.clone()),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "error decoding patch: json: cannot unmarshal {} into Go value of type []handlers.jsonPatchOp",
+                json_kind(&raw)
+            )));
+        }
     };
-    // Go decodes each operation as a map (400 only for an element that is not an object) and
-    // judges its op, path, from and value when applying it: an unknown op or a missing member
-    // is a failed operation, 422.
-    if let Some(e) = elements.iter().find(|e| !e.is_object()) {
+    if validation != FieldValidation::Ignore {
+        strict_json_patch_ops(elements)?;
+    }
+    // Go decodes each operation as a map (400 only for an element that is neither an object
+    // nor null) and judges its op, path, from and value when applying it: an unknown op or a
+    // missing member is a failed operation, 422.
+    if let Some(e) = elements.iter().find(|e| !e.is_object() && !e.is_null()) {
         return Err(ApiError::bad_request(format!(
             "json: cannot unmarshal {} into Go value of type jsonpatch.Operation",
             json_kind(e)
@@ -174,12 +192,71 @@ fn json_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
                 )));
             }
         }
+        check_root_operation(op)?;
         json_patch::patch_unsafe(&mut doc, std::slice::from_ref(op)).map_err(|mut e| {
             e.operation = i;
             unprocessable(json_patch_error(&ops.0, &e))
         })?;
     }
     Ok(doc)
+}
+
+/// Go's typed decoding of a JSON patch (`[]jsonPatchOp`, when fieldValidation is not Ignore):
+/// each operation is an object or null, and its `op`, `path` and `from` strings or null; the
+/// first that is not is a 400 in encoding/json's words.
+fn strict_json_patch_ops(elements: &[Value]) -> Result<(), ApiError> {
+    for e in elements {
+        let members = match e {
+            Value::Object(m) => m,
+            Value::Null => continue,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "error decoding patch: json: cannot unmarshal {} into Go value of type handlers.jsonPatchOp",
+                    json_kind(other)
+                )));
+            }
+        };
+        for (key, v) in members {
+            if ["op", "path", "from"].contains(&key.as_str()) && !(v.is_string() || v.is_null()) {
+                return Err(ApiError::bad_request(format!(
+                    "error decoding patch: json: cannot unmarshal {} into Go struct field jsonPatchOp.{key} of type string",
+                    json_kind(v)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// evanphx/json-patch v4 finds no container for the root (`""`): only `replace` (with an
+/// object) and `test` may name the whole document; `add`, `remove`, `move` and `copy` to it, and a `move` or
+/// `copy` from it, fail (422). The Rust crate would apply them to the whole document.
+fn check_root_operation(op: &json_patch::PatchOperation) -> Result<(), ApiError> {
+    use json_patch::PatchOperation;
+    let (name, path, from) = match op {
+        PatchOperation::Add(o) => ("add", o.path.as_str(), None),
+        PatchOperation::Remove(o) => ("remove", o.path.as_str(), None),
+        PatchOperation::Move(o) => ("move", o.path.as_str(), Some(o.from.as_str())),
+        PatchOperation::Copy(o) => ("copy", o.path.as_str(), Some(o.from.as_str())),
+        // v4 replaces the whole document only with an object.
+        PatchOperation::Replace(o) if o.path.as_str().is_empty() && !o.value.is_object() => {
+            return Err(unprocessable(
+                "replace operation does not apply: doc is missing key: : missing value",
+            ));
+        }
+        PatchOperation::Replace(_) | PatchOperation::Test(_) => return Ok(()),
+    };
+    if from == Some("") {
+        return Err(unprocessable(format!(
+            "{name} operation does not apply: doc is missing from path: : missing value"
+        )));
+    }
+    if path.is_empty() {
+        return Err(unprocessable(format!(
+            "{name} operation does not apply: doc is missing path: \"\": missing value"
+        )));
+    }
+    Ok(())
 }
 
 /// Words a failed operation roughly as Go's evanphx/json-patch does.
@@ -378,12 +455,16 @@ fn strategic_merge_patch(original: &Value, body: &[u8]) -> Result<Value, ApiErro
     Ok(Value::Object(merge_map(orig, patch, &mut path)?))
 }
 
-/// Which JSON kind a value is, for Go's "same reflect type" checks.
+/// Which Go type a decoded JSON value has, for Go's "same reflect type" checks: Go decodes a
+/// whole number as int64 and any other number as float64 (util/json's
+/// `UnmarshalCaseSensitivePreserveInts`; the original's typed fields convert to int64 too), so
+/// the two are different kinds.
 fn kind_of(v: &Value) -> u8 {
     match v {
         Value::Null => 0,
         Value::Bool(_) => 1,
-        Value::Number(_) => 2,
+        Value::Number(n) if n.is_i64() => 2,
+        Value::Number(_) => 6,
         Value::String(_) => 3,
         Value::Array(_) => 4,
         Value::Object(_) => 5,
@@ -393,7 +474,13 @@ fn kind_of(v: &Value) -> u8 {
 const KIND_ARRAY: u8 = 4;
 const KIND_OBJECT: u8 = 5;
 
-/// `mergeMap`: merge `patch` into `original` at `path`.
+/// `mergeMap` (AM:`pkg/util/strategicpatch/patch.go`): merge `patch` into `original` at `path`.
+///
+/// Per patch key, as Go does: null deletes the key; a key the original lacks, or holds with a
+/// value of another type, takes the patch value with its nulls and `$patch` maps dropped
+/// (`removeDirectives`); maps merge, lists merge by their strategy, scalars are replaced. A
+/// `$deleteFromPrimitiveList/<field>` key acts only on a field present with the same type
+/// (lists: its items are removed; maps: merged; scalars: replaced) and is skipped otherwise.
 fn merge_map(
     mut original: Map<String, Value>,
     mut patch: Map<String, Value>,
@@ -430,53 +517,75 @@ fn merge_map(
             original.remove(&k);
             continue;
         }
+        let same_kind = original
+            .get(&k)
+            .is_some_and(|o| kind_of(o) == kind_of(&patch_v));
+        if !same_kind {
+            // Absent, or of another type: a deletion list has nothing to act on (Go
+            // `continue`s); anything else is taken as is, minus its nulls and `$patch` maps.
+            if !is_delete_list {
+                match remove_directives(discard_nulls(patch_v)) {
+                    Some(v) => original.insert(k, v),
+                    None => original.remove(&k),
+                };
+            }
+            continue;
+        }
+        let Some(orig_v) = original.remove(&k) else {
+            continue;
+        };
         path.push(k.clone());
-        let merged = match original.remove(&k) {
-            Some(orig_v) if kind_of(&orig_v) == kind_of(&patch_v) => match (orig_v, patch_v) {
-                (Value::Object(o), Value::Object(p)) => Some(Value::Object(merge_map(o, p, path)?)),
-                (Value::Array(o), Value::Array(p)) => Some(Value::Array(merge_slice_handler(
-                    o,
-                    p,
-                    list_strategy(path),
-                    is_delete_list,
-                    path,
-                )?)),
-                (_, p) => Some(p),
-            },
-            // Absent, or a different type: Go takes the patch value as is. Directives and nulls
-            // inside it are still resolved (against an empty value) so none of them is stored;
-            // deleting from a missing list is a no-op (Go would store the deletion list).
-            _ => fresh_value(patch_v, is_delete_list, path)?,
+        let merged = match (orig_v, patch_v) {
+            (Value::Object(o), Value::Object(p)) => Value::Object(merge_map(o, p, path)?),
+            // Go merges a deletion list whatever the field's strategy (`mergeSliceHandler`).
+            (Value::Array(o), Value::Array(p)) if is_delete_list => {
+                let key = match list_strategy(path) {
+                    ListStrategy::Map(key) => key,
+                    _ => "",
+                };
+                Value::Array(merge_slice(o, p, key, true, path)?)
+            }
+            (Value::Array(o), Value::Array(p)) => {
+                Value::Array(merge_slice_handler(o, p, list_strategy(path), path)?)
+            }
+            (_, p) => p,
         };
         path.pop();
-        if let Some(v) = merged {
-            original.insert(k, v);
-        }
+        original.insert(k, merged);
     }
     Ok(original)
 }
 
-/// A patch value for a key the original lacks (or holds with another type).
-fn fresh_value(
-    patch_v: Value,
-    is_delete_list: bool,
-    path: &mut Vec<String>,
-) -> SmpResult<Option<Value>> {
-    Ok(match patch_v {
-        Value::Object(p) => Some(Value::Object(merge_map(Map::new(), p, path)?)),
-        Value::Array(_) if is_delete_list => None,
-        Value::Array(p) => match list_strategy(path) {
-            ListStrategy::Atomic => Some(Value::Array(p)),
-            _ => Some(Value::Array(merge_slice_handler(
-                Vec::new(),
-                p,
-                list_strategy(path),
-                false,
-                path,
-            )?)),
-        },
+/// Go's `discardNullValuesFromPatch`: null members of maps, at any depth, are dropped (nulls
+/// that are list items stay).
+fn discard_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, discard_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(discard_nulls).collect()),
+        other => other,
+    }
+}
+
+/// Go's `removeDirectives`: a map holding `$patch` is dropped (None), at any depth, and so is a
+/// list item that is one; every other key, `$`-prefixed or not, is kept as data.
+fn remove_directives(v: Value) -> Option<Value> {
+    match v {
+        Value::Object(m) if m.contains_key(DIRECTIVE) => None,
+        Value::Object(m) => Some(Value::Object(
+            m.into_iter()
+                .filter_map(|(k, v)| remove_directives(v).map(|v| (k, v)))
+                .collect(),
+        )),
+        Value::Array(a) => Some(Value::Array(
+            a.into_iter().filter_map(remove_directives).collect(),
+        )),
         other => Some(other),
-    })
+    }
 }
 
 /// `$retainKeys`: drop original keys not listed; every patched key must be listed.
@@ -568,8 +677,12 @@ fn ordered_list(
     validate_patch_with_set_order_list(patch_list.as_deref().unwrap_or(&[]), order, merge_key)?;
     let merged = match (&orig_list, &patch_list) {
         (Some(o), None) => o.clone(),
-        (None, Some(p)) => p.clone(),
-        (Some(o), Some(p)) => merge_slice_handler(o.clone(), p.clone(), strategy, false, path)?,
+        // A list the original lacks is taken as is, minus its `$patch` items.
+        (None, Some(p)) => match remove_directives(Value::Array(p.clone())) {
+            Some(Value::Array(p)) => p,
+            _ => Vec::new(),
+        },
+        (Some(o), Some(p)) => merge_slice_handler(o.clone(), p.clone(), strategy, path)?,
         (None, None) => return Ok(None),
     };
     let (patch_items, server_only) = if merge_key.is_empty() {
@@ -662,13 +775,12 @@ fn merge_slice_handler(
     original: Vec<Value>,
     patch: Vec<Value>,
     strategy: ListStrategy,
-    is_delete_list: bool,
     path: &mut Vec<String>,
 ) -> SmpResult<Vec<Value>> {
     match strategy {
         ListStrategy::Atomic => Ok(patch),
-        ListStrategy::Set => merge_slice(original, patch, "", is_delete_list, path),
-        ListStrategy::Map(key) => merge_slice(original, patch, key, is_delete_list, path),
+        ListStrategy::Set => merge_slice(original, patch, "", false, path),
+        ListStrategy::Map(key) => merge_slice(original, patch, key, false, path),
     }
 }
 
@@ -959,6 +1071,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The patch with fieldValidation Warn, the default of a PATCH request.
+    fn apply_patch(t: PatchType, original: &Value, body: &[u8]) -> Result<Value, ApiError> {
+        super::apply_patch(t, original, body, FieldValidation::Warn)
+    }
+
     fn smp(original: Value, patch: Value) -> Result<Value, ApiError> {
         apply_patch(
             PatchType::StrategicMerge,
@@ -1179,12 +1296,14 @@ mod tests {
         assert_eq!(out["metadata"]["finalizers"], json!(["x", "y", "z"]));
         let out = smp(flunder(), json!({"metadata": {"finalizers": ["z"]}})).unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["z", "x", "y"]));
+        // A list the original lacks is taken as is (Go's removeDirectives): no union, so
+        // repeats stay.
         let out = smp(
             json!({"metadata": {}}),
             json!({"metadata": {"finalizers": ["a", "a", "b"]}}),
         )
         .unwrap();
-        assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
+        assert_eq!(out["metadata"]["finalizers"], json!(["a", "a", "b"]));
     }
 
     #[test]
@@ -1215,6 +1334,86 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.message, "invalid patch format of primitive list");
+    }
+
+    /// Go's mergeMap skips a deletion list whose field is absent or of another type, and
+    /// merges one of the same type (lists: items removed, whatever the list's strategy;
+    /// maps: merged; scalars: replaced).
+    #[test]
+    fn smp_delete_from_primitive_list_other_types() {
+        for patch in [
+            json!({"metadata": {"$deleteFromPrimitiveList/annotations": []}, "$deleteFromPrimitiveList/spec": []}),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": "x"}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": {"x": 1}}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": 1}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/labels": "a"}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/name": ["f"]}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/generation": 1.5}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/missing": ["x"]}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/missing": {"a": "b"}}}),
+            json!({"$deleteFromPrimitiveList/spec": "x"}),
+        ] {
+            let mut orig = flunder();
+            orig["metadata"]["annotations"] = json!({"n": "1"});
+            orig["metadata"]["generation"] = json!(2);
+            assert_eq!(smp(orig.clone(), patch.clone()).unwrap(), orig, "{patch}");
+        }
+        // Same type: maps merge, scalars are replaced, null deletes.
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"$deleteFromPrimitiveList/labels": {"c": "3"}, "$deleteFromPrimitiveList/name": "g"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["metadata"]["labels"],
+            json!({"a": "1", "b": "2", "c": "3"})
+        );
+        assert_eq!(out["metadata"]["name"], "g");
+        let out = smp(
+            flunder(),
+            json!({"metadata": {"$deleteFromPrimitiveList/labels": null}}),
+        )
+        .unwrap();
+        assert!(out["metadata"].get("labels").is_none());
+        // An atomic list of scalars loses the items too.
+        let orig = json!({"metadata": {}, "spec": {"items": ["a", "b", "c"]}});
+        let out = smp(
+            orig,
+            json!({"spec": {"$deleteFromPrimitiveList/items": ["b"]}}),
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["items"], json!(["a", "c"]));
+    }
+
+    /// A value the original lacks, or holds with another type, is taken as Go's
+    /// removeDirectives leaves it: `$patch` maps dropped, nulls in maps dropped, other keys kept.
+    #[test]
+    fn smp_fresh_values_lose_patch_maps_only() {
+        let orig = json!({"metadata": {"name": "f"}, "spec": {"reference": "r"}});
+        let out = smp(
+            orig.clone(),
+            json!({"metadata": {"labels": {"$patch": "replace", "q": "1"}}}),
+        )
+        .unwrap();
+        assert!(out["metadata"].get("labels").is_none(), "{out}");
+        let out = smp(
+            orig.clone(),
+            json!({"metadata": {"labels": {"a": null, "b": "2", "$retainKeys": ["b"]}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["metadata"]["labels"],
+            json!({"b": "2", "$retainKeys": ["b"]})
+        );
+        let out = smp(
+            orig.clone(),
+            json!({"metadata": {"ownerReferences": [{"$patch": "replace"}, {"uid": "u", "x": null}]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["ownerReferences"], json!([{"uid": "u"}]));
+        // Another type: replaced the same way.
+        let out = smp(orig, json!({"spec": {"reference": {"$patch": "delete"}}})).unwrap();
+        assert!(out["spec"].get("reference").is_none(), "{out}");
     }
 
     #[test]
@@ -1379,12 +1578,20 @@ mod tests {
             apply_patch(PatchType::StrategicMerge, &flunder(), b"null").unwrap(),
             flunder()
         );
+        // Merged with a list the original has, a list of lists is refused here; taken whole
+        // (the original lacks it) it is left to the decoding of the patched object.
         let e = smp(
-            json!({"metadata": {}}),
+            json!({"metadata": {"finalizers": []}}),
             json!({"metadata": {"finalizers": [["a"]]}}),
         )
         .unwrap_err();
         assert_eq!(e.code, 422);
+        let out = smp(
+            json!({"metadata": {}}),
+            json!({"metadata": {"finalizers": [["a"]]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!([["a"]]));
         let e = smp(flunder(), json!({"metadata": {"finalizers": ["a", 1]}})).unwrap_err();
         assert!(
             e.message

@@ -13,7 +13,7 @@ use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
 use crate::apimachinery::verb::Verb;
 use crate::app::AppState;
 use crate::authn::UserInfo;
-use crate::registry::{Ctx, Deleted, ListResult, Obj, Store, check_fields};
+use crate::registry::{Ctx, Deleted, ListResult, Obj, Store, TypeErrors, check_fields};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
@@ -360,7 +360,7 @@ fn decode_body(
         }
         obj = Value::Object(Default::default());
     }
-    check_fields(ctx, &mut obj, dupes, mode, false)?;
+    check_fields(ctx, &mut obj, dupes, mode, false, TypeErrors::Body)?;
     // Go decodes the body into its types, whose metadata fields are all `omitempty`.
     crate::apimachinery::meta::drop_empty_fields(&mut obj);
     Ok(obj)

@@ -1,7 +1,7 @@
 //! PATCH with `application/apply-patch+yaml`: server-side apply on the generic Store (AS
 //! `handlers/patch.go` applyPatcher): create when absent, else merge with field ownership.
 
-use super::write::{UpdateOf, check_name, parse_rv_field};
+use super::write::{UpdateOf, check_name, parse_rv_field, rv_required};
 use super::{Ctx, Store, meta_str, to_typed};
 use crate::apimachinery::apply::{self, Apply};
 use crate::apimachinery::decode::{self, FieldValidation};
@@ -50,7 +50,13 @@ impl Store {
             convert: &convert,
         };
 
-        // A resourceVersion in the configuration is a precondition, as in any patch.
+        // A resourceVersion in the configuration is applied like any field, so the merged
+        // object carries it to Store.Update: a stale one is a 409, and one that is null, "" or
+        // "0" leaves the update without a version, Go's 422 "must be specified" (a create
+        // ignores it). Without one the live object's version stays: nothing to check.
+        let names_rv = config
+            .get("metadata")
+            .is_some_and(|m| m.get("resourceVersion").is_some());
         let client_rv = parse_rv_field(&config)?;
         let (config, req) = (&config, &req);
         self.guaranteed_update(ctx, name, move |current| async move {
@@ -66,8 +72,11 @@ impl Store {
                     created: true,
                 }));
             };
-            if client_rv.is_some_and(|rv| rv != old.rv) {
-                return Err(ApiError::modified_conflict(&r.group_resource(), name));
+            if names_rv {
+                let rv = client_rv.ok_or_else(|| rv_required(ctx, name))?;
+                if rv != old.rv {
+                    return Err(ApiError::modified_conflict(&r.group_resource(), name));
+                }
             }
             let original = r.storage_to_version(ctx.version, old.object.clone());
             let mut merged = apply::apply(&original, config, req)?;
@@ -78,7 +87,7 @@ impl Store {
                 old: &old,
                 manager: None,
                 dry_run: opts.dry_run,
-                retry: client_rv.is_none(),
+                retry: !names_rv,
             };
             let step = self.update_step(ctx, name, update, merged).await?;
             Ok(step.map(|object| Applied {

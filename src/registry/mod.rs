@@ -22,7 +22,7 @@ use crate::admission::attributes::{Attributes, Operation};
 use crate::api::{Resource, meta_schema};
 use crate::apimachinery::decode::{self, FieldValidation};
 use crate::apimachinery::options::ListOptions;
-use crate::apimachinery::status::{ApiError, ApiResult, FieldError};
+use crate::apimachinery::status::{ApiError, ApiResult, FieldError, GroupKind};
 use crate::apimachinery::verb::Verb;
 use crate::authn::UserInfo;
 use crate::storage::Storage;
@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Who is asking for what: the resource, the version of the request, the namespace of the URL.
+#[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     /// The request's verb: what storage failures are reported as.
     pub verb: &'a Verb,
@@ -166,20 +167,28 @@ fn schema(r: &dyn Resource, version: &'static str) -> Arc<Value> {
 /// Warnings go to the request's recorder (`admission::warnings`), as Go's decoder adds them to
 /// the request context (`warning.AddWarning`): they are sent even when the request fails later
 /// (a conflict, a validation error), not only with a success.
+///
+/// `type_errors` says how a type error is reported, after the Go decoder of that input.
 pub fn check_fields(
     ctx: &Ctx<'_>,
     obj: &mut Value,
     duplicates: Vec<String>,
     mode: FieldValidation,
     is_patch: bool,
+    type_errors: TypeErrors<'_>,
 ) -> ApiResult<()> {
     let r = ctx.resource;
     let schema = schema(r, ctx.version);
     // One walk finds both type errors and unknown fields (it runs on every write).
     let found = decode::check_schema(obj, &schema, definitions());
     if let Some(first) = found.type_errors.first() {
-        if is_patch {
-            return Err(decode::patch_invalid(first));
+        match type_errors {
+            TypeErrors::Body => {}
+            TypeErrors::PatchedJson(quote) => return Err(patch_invalid(&quote(obj), first)),
+            TypeErrors::PatchedMap(quote) => {
+                let why = decode::converter_error(first).unwrap_or_else(|| first.clone());
+                return Err(patch_invalid(&quote(obj), &why));
+            }
         }
         return Err(ApiError::bad_request(format!(
             "{kind} in version {v:?} cannot be handled as a {kind}: {first}",
@@ -214,6 +223,32 @@ pub fn to_typed(ctx: &Ctx<'_>, obj: &mut Value) {
     let found = decode::check_schema(obj, &schema, definitions());
     decode::prune(obj, &found);
     decode::normalize(obj, &schema, definitions());
+}
+
+/// How [`check_fields`] reports a type error; the functions make the text Go's patchers quote
+/// from the object checked (the patched JSON, or the patch map).
+#[derive(Clone, Copy)]
+pub enum TypeErrors<'q> {
+    /// A request body (create, update, apply): 400 `<Kind> in version "<v>" cannot be handled
+    /// as a <Kind>: <encoding/json's words>`.
+    Body,
+    /// The result of a JSON or merge patch, which Go decodes as JSON: 422 Invalid on field
+    /// `patch` quoting it, encoding/json's words (AS:`handlers/patch.go` jsonPatcher).
+    PatchedJson(&'q dyn Fn(&Value) -> String),
+    /// The result of a strategic merge patch, which Go converts from a map: 422 Invalid on
+    /// field `patch` quoting the patch, the unstructured converter's words (`smpPatcher`).
+    PatchedMap(&'q dyn Fn(&Value) -> String),
+}
+
+/// Go's answer when the object a patch produced does not decode (AS:`handlers/patch.go`
+/// `applyPatchToCurrentObject`, `applyPatchToObject`): 422 Invalid with no kind or name, one
+/// cause on field `patch` quoting `quoted` (the patched object or the patch), `why` the detail.
+pub fn patch_invalid(quoted: &str, why: &str) -> ApiError {
+    ApiError::invalid(
+        &GroupKind::default(),
+        "",
+        &[FieldError::invalid("patch", quoted, why)],
+    )
 }
 
 /// The Store serves every declared resource; cheap to clone. Writes go to storage; reads come

@@ -2,7 +2,7 @@
 //! `guaranteed_update`, the one read-modify-write loop that update, patch, apply and graceful
 //! delete run their transforms in.
 
-use super::{Ctx, Store, being_deleted, check_fields, finalizers, meta_str};
+use super::{Ctx, Store, TypeErrors, being_deleted, check_fields, finalizers, meta_str};
 use crate::admission::attributes::{Attributes, Operation};
 use crate::apimachinery::decode::FieldValidation;
 use crate::apimachinery::managed_fields;
@@ -76,14 +76,24 @@ fn same_ignoring_times(a: &Value, b: &Value) -> bool {
     strip(a) == strip(b)
 }
 
+/// The resourceVersion an object names, as Go's `APIObjectVersioner.ObjectResourceVersion`
+/// reads it: absent, null, "" and "0" are None (Go's 0, "unset"); otherwise decimal digits
+/// (Go's ParseUint: no sign). A value no store can have reached compares unequal to every stored
+/// one. Anything else is a 400 (Go: a 500 from the parse error).
 pub(super) fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
     match obj["metadata"].get("resourceVersion") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}"))),
+        Some(Value::String(s)) if s.bytes().all(|b| b.is_ascii_digit()) => match s.parse::<u64>() {
+            Ok(0) => Ok(None),
+            Ok(rv) => Ok(Some(i64::try_from(rv).unwrap_or(i64::MAX))),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "invalid resource version: {s:?}"
+            ))),
+        },
+        Some(Value::String(s)) => Err(ApiError::bad_request(format!(
+            "invalid resource version: {s:?}"
+        ))),
         Some(other) => Err(ApiError::bad_request(format!(
             "invalid resource version: {other}"
         ))),
@@ -412,7 +422,14 @@ impl Store {
         Self::check_type_meta(ctx, obj)?;
         Self::settle_namespace(ctx, obj)?;
         if changed {
-            check_fields(ctx, obj, Vec::new(), FieldValidation::Ignore, false)?;
+            check_fields(
+                ctx,
+                obj,
+                Vec::new(),
+                FieldValidation::Ignore,
+                false,
+                TypeErrors::Body,
+            )?;
         }
         Ok(())
     }
@@ -434,13 +451,9 @@ impl Store {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         Self::check_type_meta(ctx, &obj)?;
-        let body_name = meta_str(&obj, "name");
-        if body_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
+        // Go's update handler: the namespace, then the name (`checkName`).
         Self::settle_namespace(ctx, &mut obj)?;
+        check_name(&obj, name)?;
         let rv_field = parse_rv_field(&obj)?;
         let obj = &obj;
         self.guaranteed_update(ctx, name, move |current| async move {
@@ -453,17 +466,9 @@ impl Store {
             if !uid.is_empty() && uid != old_uid {
                 return Err(ctx.uid_precondition_failed(name, uid, old_uid));
             }
-            let Some(rv) = rv_field else {
-                let gr = ctx.resource.group_resource();
-                return Err(ApiError::invalid(
-                    &GroupKind::new(&gr.group, &gr.resource),
-                    name,
-                    &[FieldError::invalid(
-                        "metadata.resourceVersion",
-                        0,
-                        "must be specified for an update",
-                    )],
-                ));
+            let rv = match rv_field {
+                Some(rv) => rv,
+                None => return Err(rv_required(ctx, name)),
             };
             if old.rv != rv {
                 return Err(ApiError::modified_conflict(
@@ -537,8 +542,14 @@ impl Store {
         Ok(update.step(r.hub_to_storage(hub)))
     }
 
-    /// PATCH: applied to the latest object; retried when another writer got there first,
-    /// unless the patch itself names a resourceVersion.
+    /// PATCH (AS:`handlers/patch.go` patcher, then registry Store.Update): the patch is applied
+    /// to the latest object, the result decoded as Go's patchers do (`decode_patched`), its
+    /// namespace and name checked against the URL, and its resourceVersion must be the stored
+    /// one: the patch leaves the original's in place unless it changes or removes it, so a
+    /// patch that removes it is Go's 422 "must be specified for an update" (Flunder and Fischer
+    /// do not allow unconditional updates) and one naming an older version a 409. A lost race
+    /// reruns the whole transform on the newer object, as Go's GuaranteedUpdate does: a patch
+    /// that names a resourceVersion then fails that comparison, one that does not applies anew.
     pub async fn patch(
         &self,
         ctx: &Ctx<'_>,
@@ -555,27 +566,27 @@ impl Store {
             let original = ctx
                 .resource
                 .storage_to_version(ctx.version, old.object.clone());
-            let mut patched = patch::apply_patch(patch_type, &original, body)?;
-            check_fields(ctx, &mut patched, Vec::new(), validation, true)?;
+            let patched = patch::apply_patch(patch_type, &original, body, validation)?;
+            let mut patched =
+                decode_patched(ctx, patch_type, body, &original, patched, validation)?;
             // The patched object is decoded into Go's types: empty metadata values vanish.
             meta::drop_empty_fields(&mut patched);
-            Self::check_type_meta(ctx, &patched)?;
+            Self::settle_namespace(ctx, &mut patched)?;
             check_name(&patched, name)?;
             // A changed uid is no precondition here (Go's patcher has no object to take one
             // from): it fails update validation as immutable (422).
-            let client_rv = parse_rv_field(&patched)?;
-            if client_rv.is_some_and(|rv| rv != old.rv) {
+            let rv = required_rv(ctx, name, &patched)?;
+            if rv != old.rv {
                 return Err(ApiError::modified_conflict(
                     &ctx.resource.group_resource(),
                     name,
                 ));
             }
-            Self::settle_namespace(ctx, &mut patched)?;
             let update = UpdateOf {
                 old: &old,
                 manager: Some(manager),
                 dry_run: opts.dry_run,
-                retry: client_rv.is_none(),
+                retry: true,
             };
             self.update_step(ctx, name, update, patched).await
         })
@@ -635,15 +646,196 @@ fn exists(ctx: &Ctx<'_>, name: &str, current: Option<Current>) -> ApiResult<Curr
     current.ok_or_else(|| ApiError::not_found(&ctx.resource.group_resource(), name))
 }
 
-/// 400 when a patched or applied object names another object than the URL.
+/// Go's `checkName` (AS:`handlers/rest.go`), for PUT and PATCH: 400 when the object has no
+/// name (`the name of the object (<url name> based on URL) was undeterminable: name must be
+/// provided`) or names another object than the URL.
 pub(super) fn check_name(obj: &Value, name: &str) -> ApiResult<()> {
     let got = meta_str(obj, "name");
+    if got.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name} based on URL) was undeterminable: name must be provided"
+        )));
+    }
     if got != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({got}) does not match the name on the URL ({name})"
         )));
     }
     Ok(())
+}
+
+/// The resourceVersion an update names (Store.Update): absent, "" and "0" are Go's 0, which
+/// Flunder and Fischer refuse (their strategies do not allow unconditional updates): 422
+/// `metadata.resourceVersion: Invalid value: 0: must be specified for an update`.
+fn required_rv(ctx: &Ctx<'_>, name: &str, obj: &Value) -> ApiResult<i64> {
+    parse_rv_field(obj)?.ok_or_else(|| rv_required(ctx, name))
+}
+
+/// Store.Update's 422 for an update whose object names no resourceVersion.
+pub(super) fn rv_required(ctx: &Ctx<'_>, name: &str) -> ApiError {
+    let gr = ctx.resource.group_resource();
+    ApiError::invalid(
+        &GroupKind::new(&gr.group, &gr.resource),
+        name,
+        &[FieldError::invalid(
+            "metadata.resourceVersion",
+            0,
+            "must be specified for an update",
+        )],
+    )
+}
+
+/// A JSON or merge patch result without an apiVersion: Go decodes it into the empty object of
+/// its unversioned type, to which every field but apiVersion and kind is unknown (warnings or,
+/// with Strict, a 422), and the empty object then has no name. The fields are named in the
+/// order Go's patched JSON has them: a merge patch sorts them, a JSON patch keeps the object's
+/// (metadata first, status last). Go's original JSON always carries the kind's `status`, even
+/// empty, so it is among them unless the patch removed it (found by patching an original
+/// that has it; wardle's objects never store an empty status).
+fn undecodable_as_versionless(
+    ctx: &Ctx<'_>,
+    patch_type: PatchType,
+    body: &[u8],
+    original: &Value,
+    patched: &serde_json::Map<String, Value>,
+    validation: FieldValidation,
+) -> ApiResult<Value> {
+    let r = ctx.resource;
+    let mut fields: Vec<&str> = patched
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !["apiVersion", "kind"].contains(k))
+        .collect();
+    let has_status = super::schema(r, ctx.version)
+        .get("properties")
+        .is_some_and(|p| p.get("status").is_some());
+    if has_status && !fields.contains(&"status") {
+        let mut probe = original.clone();
+        if let Some(m) = probe.as_object_mut() {
+            m.entry("status").or_insert_with(|| json!({}));
+        }
+        let kept = patch::apply_patch(patch_type, &probe, body, FieldValidation::Ignore)
+            .is_ok_and(|p| p.get("status").is_some());
+        if kept {
+            fields.push("status");
+        }
+    }
+    fields.sort_by_key(|f| match patch_type {
+        PatchType::Merge => (0, *f),
+        _ => (u8::from(*f != "metadata") + u8::from(*f == "status"), *f),
+    });
+    let unknown: Vec<String> = fields.into_iter().map(str::to_string).collect();
+    let problems = crate::apimachinery::decode::strict_problems(&[], &unknown);
+    let warnings = crate::apimachinery::decode::strict_outcome(
+        validation,
+        problems,
+        r.kind(),
+        ctx.version,
+        true,
+    )?;
+    for w in warnings {
+        crate::admission::warnings::add(&w);
+    }
+    Ok(json!({}))
+}
+
+/// Go's decoding of a patched object (AS:`handlers/patch.go`) into the request's version.
+///
+/// JSON and merge patches produce JSON that Go decodes by its own `apiVersion` and `kind`
+/// (`runtime.DecodeInto`): without an apiVersion it decodes to an empty object (whose missing
+/// name is then the 400 of `check_name`); another served version of the kind is decoded as that
+/// version and converted; an unknown version or kind, a non-object, or a field of the wrong
+/// type is a 422 on field `patch` quoting the patched JSON. A strategic merge patch is
+/// converted field by field into the request's type (`FromUnstructured`): its apiVersion and
+/// kind are ignored, and a type error quotes the patch (Go's `%+v` of the patch map).
+fn decode_patched(
+    ctx: &Ctx<'_>,
+    patch_type: PatchType,
+    body: &[u8],
+    original: &Value,
+    mut patched: Value,
+    validation: FieldValidation,
+) -> ApiResult<Value> {
+    let r = ctx.resource;
+    let quote_json = |v: &Value| v.to_string();
+    if patch_type == PatchType::StrategicMerge {
+        let quote = |_: &Value| {
+            serde_json::from_slice::<Value>(body)
+                .map(|p| patch::go_fmt(&p))
+                .unwrap_or_default()
+        };
+        // Converted into the request's type: the map's apiVersion and kind play no part.
+        if let Some(m) = patched.as_object_mut() {
+            m.insert("apiVersion".into(), json!(ctx.api_version()));
+            m.insert("kind".into(), json!(r.kind()));
+        }
+        check_fields(
+            ctx,
+            &mut patched,
+            Vec::new(),
+            validation,
+            true,
+            TypeErrors::PatchedMap(&quote),
+        )?;
+        return Ok(patched);
+    }
+    let Some(m) = patched.as_object() else {
+        return Err(super::patch_invalid(
+            &quote_json(&patched),
+            &format!(
+                "couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}",
+                crate::apimachinery::gofmt::json_kind(&patched)
+            ),
+        ));
+    };
+    let field = |f: &str| match m.get(f) {
+        None | Some(Value::Null) => Ok(""),
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(other) => Err(super::patch_invalid(
+            &quote_json(&patched),
+            &format!(
+                "couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go struct field .{f} of type string",
+                crate::apimachinery::gofmt::json_kind(other)
+            ),
+        )),
+    };
+    let (api_version, kind) = (field("apiVersion")?, field("kind")?);
+    if api_version.is_empty() {
+        return undecodable_as_versionless(ctx, patch_type, body, original, m, validation);
+    }
+    let version = match api_version.split('/').collect::<Vec<_>>()[..] {
+        [group, version] if group == crate::api::GROUP => r.version(version).map(|d| d.name),
+        // The core group (`v1`) or another group: no such kind there.
+        [_] | [_, _] => None,
+        _ => {
+            return Err(super::patch_invalid(
+                &quote_json(&patched),
+                &format!("unexpected GroupVersion string: {api_version}"),
+            ));
+        }
+    };
+    let kind = if kind.is_empty() { r.kind() } else { kind };
+    let Some(version) = version.filter(|_| kind == r.kind()) else {
+        return Err(super::patch_invalid(
+            &quote_json(&patched),
+            &format!(
+                "no kind {kind:?} is registered for version {api_version:?} in scheme \"pkg/runtime/scheme.go:111\""
+            ),
+        ));
+    };
+    let as_decoded = Ctx { version, ..*ctx };
+    check_fields(
+        &as_decoded,
+        &mut patched,
+        Vec::new(),
+        validation,
+        true,
+        TypeErrors::PatchedJson(&quote_json),
+    )?;
+    if version == ctx.version {
+        return Ok(patched);
+    }
+    Ok(r.hub_to_version(ctx.version, r.to_hub(version, patched)))
 }
 
 /// The server owns these on update (Go's rest.BeforeUpdate): generation, creationTimestamp and
