@@ -840,6 +840,102 @@ async fn updates_need_a_resource_version(engine: Engine) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
 
+/// A DELETE's options (hostile sweep 2026-11-30): a body field of the wrong JSON type is Go's
+/// 400 and deletes nothing (one object or a collection); a body is read instead of the query;
+/// `?dryRun=` is refused; a deletecollection lists as the request says (a bad continue token is
+/// its 400 before anything is deleted; a limit deletes one page and answers its continue token).
+async fn delete_options_are_decoded_as_go_does(engine: Engine) {
+    let w = Wardle::start(engine).await;
+    for name in ["d1", "d2", "d3"] {
+        let body = json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+            "metadata": {"name": name, "labels": {"qa": "x"}}});
+        created(&w, NS_BETA, &body).await;
+    }
+    let one = format!("{NS_BETA}/d1");
+    for (body, message) in [
+        (
+            json!({"dryRun": "All"}),
+            "json: cannot unmarshal string into Go struct field DeleteOptions.dryRun of type []string",
+        ),
+        (
+            json!({"preconditions": {"uid": 5}}),
+            "json: cannot unmarshal number into Go struct field Preconditions.preconditions.uid of type types.UID",
+        ),
+        (
+            json!({"gracePeriodSeconds": "0"}),
+            "json: cannot unmarshal string into Go struct field DeleteOptions.gracePeriodSeconds of type int64",
+        ),
+        (
+            json!({"propagationPolicy": 5}),
+            "json: cannot unmarshal number into Go struct field DeleteOptions.propagationPolicy of type v1.DeletionPropagation",
+        ),
+    ] {
+        let r = w.delete(&one, Some(&body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
+        assert_eq!(r.json()["message"], message);
+        let r = w
+            .delete(&format!("{NS_BETA}?labelSelector=qa%3Dx"), Some(&body))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
+    }
+    // With a body the query is not read: its bad values neither fail nor dry-run the delete.
+    let r = w
+        .delete(
+            &format!("{one}?dryRun=All&gracePeriodSeconds=x"),
+            Some(&json!({"dryRun": ["All"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = w.delete(&format!("{one}?dryRun="), None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let text_plain = [("content-type", "text/plain")];
+    let r = w
+        .request(Method::DELETE, &one, &text_plain, Some(b"{}".to_vec()))
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text());
+    assert_eq!(
+        w.get(&one).await.status,
+        StatusCode::OK,
+        "nothing deleted d1 yet"
+    );
+    // deletecollection: a bad continue token fails first; a limit deletes one page.
+    let r = w.delete(&format!("{NS_BETA}?continue=zzz"), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = w
+        .delete(&format!("{NS_BETA}?labelSelector=qa%3Dx&limit=1"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let page = r.json();
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
+    let token = page["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token")
+        .to_string();
+    let left = w.get(NS_BETA).await.json();
+    assert_eq!(left["items"].as_array().map(Vec::len), Some(2), "{left}");
+    let r = w.delete(&format!("{NS_BETA}?continue={token}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(2));
+    // A watch with a negative timeoutSeconds ends at once, empty (Go: empty or a 500 ERROR
+    // event, as its expired timer races the stream); a list takes any int64.
+    let r = w.get(&format!("{NS_BETA}?watch=1&timeoutSeconds=-1")).await;
+    assert_eq!((r.status, r.text()), (StatusCode::OK, String::new()));
+    let r = w.get(&format!("{NS_BETA}?timeoutSeconds=-5")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // `null` is a body with no options: a real delete, whatever the query says.
+    created(&w, NS_BETA, &json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder", "metadata": {"name": "d4"}})).await;
+    let json_ct = [("content-type", "application/json")];
+    let d4 = format!("{NS_BETA}/d4?dryRun=All");
+    let r = w
+        .request(Method::DELETE, &d4, &json_ct, Some(b"null".to_vec()))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        w.get(&format!("{NS_BETA}/d4")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 engine_tests!(
     unknown_fields_are_pruned,
     unknown_field_warnings_outlive_failures,
@@ -853,4 +949,5 @@ engine_tests!(
     negotiated_errors_and_reads,
     kubectl_explain_reads_protobuf_openapi_v2,
     updates_need_a_resource_version,
+    delete_options_are_decoded_as_go_does,
 );

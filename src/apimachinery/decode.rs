@@ -550,11 +550,19 @@ pub fn not_an_object(kind: &str, value: &Value, body: &[u8]) -> Option<ApiError>
         Value::Object(_) | Value::Null => return None,
     };
     let detail = format!(
-        "couldn't get version/kind; json parse error: json: cannot unmarshal {ty} into Go value \
-         of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \
-         \"json:\\\"kind,omitempty\\\"\" }}"
+        "couldn't get version/kind; json parse error: {}",
+        find_kind_type_error(ty)
     );
     Some(unrecognized_body(kind, &detail, body))
+}
+
+/// encoding/json's error for a body of JSON type `ty` (array, string, ...) read for its
+/// apiVersion and kind (Go's SimpleMetaFactory.Interpret).
+pub fn find_kind_type_error(ty: &str) -> String {
+    format!(
+        "json: cannot unmarshal {ty} into Go value of type struct {{ APIVersion string \
+         \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}"
+    )
 }
 
 /// What a schema walk found: unknown field paths and Go-style type errors, in document order.

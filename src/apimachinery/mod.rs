@@ -5,6 +5,7 @@ pub mod apply;
 pub mod continue_token;
 pub mod cpu;
 pub mod decode;
+pub mod delete_body;
 pub mod fields;
 pub mod gofmt;
 pub mod gotime;

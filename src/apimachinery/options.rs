@@ -1,11 +1,12 @@
 //! Query and body options of the verbs (ListOptions, Create/Update/PatchOptions, DeleteOptions),
 //! parsed and validated with the Go apiserver's messages.
 
+use super::delete_body::DeleteBody;
 use super::fields::{self, FieldSelector};
 use super::labels::{self, Selector};
-use super::query::{parse_bool, query_params};
+use super::query::Params;
 use super::status::{ApiError, ApiResult, FieldError, GroupKind};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RvMatch {
@@ -23,17 +24,27 @@ pub enum Rv {
     At(i64),
 }
 
+/// `resourceVersion` as Go's storage reads it (`strconv.ParseUint`: digits only, no sign or
+/// space). Errors: 400 `invalid resource version: resourceVersion: Invalid value: "+5":
+/// strconv.ParseUint: parsing "+5": invalid syntax` (Go's list; Go's GET and watch answer the
+/// same words as a 500, which wardle does not copy).
 pub fn parse_rv(s: Option<&str>) -> ApiResult<Rv> {
-    match s {
-        None | Some("") => Ok(Rv::Latest),
-        Some("0") => Ok(Rv::Any),
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) if n <= i64::MAX as u64 => Ok(Rv::At(n as i64)),
-            _ => Err(ApiError::bad_request(format!(
-                "invalid resource version: resourceVersion: Invalid value: {v:?}: strconv.ParseUint: parsing {v:?}: invalid syntax"
-            ))),
-        },
-    }
+    let v = match s {
+        None | Some("") => return Ok(Rv::Latest),
+        Some("0") => return Ok(Rv::Any),
+        Some(v) => v,
+    };
+    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let why = match v.parse::<u64>() {
+        Ok(n) if digits && n <= i64::MAX as u64 => return Ok(Rv::At(n as i64)),
+        // Past the store's int64 revisions (Go: a 504 "Too large resource version" after 3 s).
+        Ok(_) if digits => "invalid syntax",
+        Err(_) if digits => "value out of range",
+        _ => "invalid syntax",
+    };
+    Err(ApiError::bad_request(format!(
+        "invalid resource version: resourceVersion: Invalid value: {v:?}: strconv.ParseUint: parsing {v:?}: {why}"
+    )))
 }
 
 #[derive(Debug, Clone)]
@@ -42,120 +53,98 @@ pub struct ListOptions {
     pub field_selector: FieldSelector,
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
+    /// `continue` came with a resourceVersion other than "" or "0": a 400 once the token
+    /// decodes (`specifying resource version is not allowed when using continue`).
+    pub rv_with_continue: bool,
     pub resource_version: Rv,
     pub rv_match: Option<RvMatch>,
     pub watch: bool,
     pub allow_watch_bookmarks: bool,
     pub send_initial_events: Option<bool>,
-    pub timeout_seconds: Option<u64>,
+    /// As given: 0 or absent is Go's random default, negative ends a watch at once.
+    pub timeout_seconds: Option<i64>,
 }
 
 fn list_invalid(errs: Vec<FieldError>) -> ApiError {
     ApiError::invalid(&GroupKind::options("ListOptions"), "", &errs)
 }
 
-fn bad_param(name: &str, value: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "invalid value {value:?} for query parameter {name:?}"
-    ))
-}
-
-/// An integer query parameter that does not parse, worded as Go's query conversion does
-/// (`strconv.ParseInt` errors).
-fn bad_int_param(value: &str) -> ApiError {
-    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
-    let why = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        "value out of range"
-    } else {
-        "invalid syntax"
-    };
-    ApiError::bad_request(format!("strconv.ParseInt: parsing {value:?}: {why}"))
-}
-
-/// Whether `dryRun` values ask for a dry run; any value but `All` is one error naming them all,
-/// as Go's ValidateDryRun reports the list (`Unsupported value: ["Foo"]`).
+/// Go's ValidateDryRun: every value must be `All` (so `?dryRun=` is refused, not ignored); the
+/// error names the whole list (`Unsupported value: [""]`). Returns whether it is a dry run.
 fn check_dry_run(values: &[String], errs: &mut Vec<FieldError>) -> bool {
-    let values: Vec<&String> = values.iter().filter(|d| !d.is_empty()).collect();
-    if values.iter().any(|d| *d != "All") {
+    if values.iter().any(|d| d != "All") {
         errs.push(FieldError::not_supported("dryRun", json!(values), &["All"]));
     }
     !values.is_empty()
 }
 
-fn parse_bool_param(name: &str, value: &str) -> ApiResult<bool> {
-    if value.is_empty() {
-        return Ok(true);
-    }
-    parse_bool(value).ok_or_else(|| bad_param(name, value))
+/// The list/watch parameters as Go's query conversion leaves them, before validation.
+struct RawList<'a> {
+    watch: bool,
+    resource_version: &'a str,
+    rv_match: &'a str,
+    continued: bool,
+    send_initial_events: Option<bool>,
 }
 
 impl ListOptions {
-    /// Parse list/watch parameters; `force_watch` is set for the legacy `/watch/` paths.
+    /// Parse list/watch parameters (each from its first value, as Go reads them);
+    /// `force_watch` is set for the legacy `/watch/` paths.
+    ///
+    /// Order of errors as Go's ListResource: integer parameters (400 `strconv.ParseInt: ...`),
+    /// then ValidateListOptions (422), then selectors, then the resourceVersion and
+    /// continue rules its storage applies (400).
     pub fn parse(query: Option<&str>, force_watch: bool) -> ApiResult<ListOptions> {
-        let mut label = None;
-        let mut field = None;
-        let mut limit = None;
-        let mut cont = None;
-        let mut rv = None;
-        let mut rv_match = None;
-        let mut watch = force_watch;
-        let mut bookmarks = false;
-        let mut initial = None;
-        let mut timeout = None;
-        for (k, v) in query_params(query) {
-            match k.as_str() {
-                "labelSelector" => label = Some(v),
-                "fieldSelector" => field = Some(v),
-                "limit" => {
-                    let n: i64 = v.parse().map_err(|_| bad_int_param(&v))?;
-                    // Go treats limit <= 0 as "no limit".
-                    limit = (n > 0).then_some(n as usize);
-                }
-                "continue" => cont = (!v.is_empty()).then_some(v),
-                "resourceVersion" => rv = Some(v),
-                "resourceVersionMatch" => rv_match = Some(v),
-                "watch" => watch = watch || parse_bool_param("watch", &v)?,
-                "allowWatchBookmarks" => bookmarks = parse_bool_param("allowWatchBookmarks", &v)?,
-                "sendInitialEvents" => initial = Some(parse_bool_param("sendInitialEvents", &v)?),
-                "timeoutSeconds" => {
-                    timeout = Some(v.parse::<u64>().map_err(|_| bad_int_param(&v))?)
-                }
-                _ => {}
-            }
-        }
-        let resource_version = parse_rv(rv.as_deref())?;
-        let rv_given = !matches!(rv.as_deref(), None | Some(""));
-        let mut errs = Vec::new();
-        let rv_match = parse_rv_match(rv_match.as_deref(), &mut errs);
-        if watch {
-            errs.extend(watch_option_errors(rv_match, initial));
+        let p = Params::parse(query);
+        let timeout_seconds = p.int64("timeoutSeconds")?;
+        let limit = p.int64("limit")?;
+        let raw = RawList {
+            watch: force_watch || p.bool("watch").unwrap_or(false),
+            resource_version: p.first("resourceVersion").unwrap_or(""),
+            rv_match: p.first("resourceVersionMatch").unwrap_or(""),
+            continued: p.first("continue").is_some_and(|c| !c.is_empty()),
+            send_initial_events: p.bool("sendInitialEvents"),
+        };
+        let errs = if raw.watch {
+            watch_option_errors(&raw)
         } else {
-            let given = ListGiven {
-                rv_given,
-                resource_version,
-                continued: cont.is_some(),
-            };
-            errs.extend(list_option_errors(rv_match, initial, given));
-        }
+            list_option_errors(&raw)
+        };
         if !errs.is_empty() {
             return Err(list_invalid(errs));
         }
-        if cont.is_some() && matches!(resource_version, Rv::At(_)) {
-            return Err(ApiError::bad_request(
-                "specifying resource version is not allowed when using continue",
-            ));
-        }
+        let label_selector = labels::parse(p.first("labelSelector").unwrap_or(""))?;
+        let field_selector = fields::parse(p.first("fieldSelector").unwrap_or(""))?;
+        // A watch ignores `continue` (Go's watch never reads it). A list continued at a named
+        // resourceVersion is refused by the registry once the token decodes (Go's storage
+        // order: token, then this, then the resourceVersion's syntax).
+        let continued = raw.continued && !raw.watch;
+        let rv_with_continue = continued && !matches!(raw.resource_version, "" | "0");
+        let resource_version = if rv_with_continue {
+            Rv::Latest
+        } else {
+            parse_rv(Some(raw.resource_version))?
+        };
         Ok(ListOptions {
-            label_selector: labels::parse(label.as_deref().unwrap_or(""))?,
-            field_selector: fields::parse(field.as_deref().unwrap_or(""))?,
-            limit,
-            continue_token: cont,
+            label_selector,
+            field_selector,
+            // Go treats limit <= 0 as "no limit".
+            limit: limit.filter(|n| *n > 0).map(|n| n as usize),
+            continue_token: p
+                .first("continue")
+                .filter(|_| continued)
+                .map(str::to_string),
+            rv_with_continue,
             resource_version,
-            rv_match,
-            watch,
-            allow_watch_bookmarks: bookmarks,
-            send_initial_events: initial,
-            timeout_seconds: timeout,
+            rv_match: match raw.rv_match {
+                "Exact" => Some(RvMatch::Exact),
+                "NotOlderThan" => Some(RvMatch::NotOlderThan),
+                _ => None,
+            },
+            watch: raw.watch,
+            allow_watch_bookmarks: p.bool("allowWatchBookmarks").unwrap_or(false),
+            send_initial_events: raw.send_initial_events,
+            timeout_seconds,
         })
     }
 
@@ -175,82 +164,77 @@ impl ListOptions {
     }
 }
 
-fn parse_rv_match(value: Option<&str>, errs: &mut Vec<FieldError>) -> Option<RvMatch> {
-    match value {
-        None | Some("") => None,
-        Some("Exact") => Some(RvMatch::Exact),
-        Some("NotOlderThan") => Some(RvMatch::NotOlderThan),
-        Some(other) => {
-            errs.push(FieldError::not_supported(
-                "resourceVersionMatch",
-                other,
-                &["Exact", "NotOlderThan", ""],
-            ));
-            None
-        }
-    }
-}
-
-/// Go's validateWatchOptions: the match rule only goes with sendInitialEvents.
-fn watch_option_errors(rv_match: Option<RvMatch>, initial: Option<bool>) -> Vec<FieldError> {
+/// Go's validateWatchOptions, after SetListOptionsDefaults (WatchList is on in Go 1.35): a watch
+/// from "" or "0" with neither sendInitialEvents nor resourceVersionMatch is validated as
+/// sendInitialEvents=true, resourceVersionMatch=NotOlderThan (so `continue` is refused).
+fn watch_option_errors(raw: &RawList) -> Vec<FieldError> {
+    let defaulted = raw.send_initial_events.is_none()
+        && raw.rv_match.is_empty()
+        && matches!(raw.resource_version, "" | "0");
+    let (initial, m) = if defaulted {
+        (Some(true), "NotOlderThan")
+    } else {
+        (raw.send_initial_events, raw.rv_match)
+    };
+    let forbidden = |detail: &str| FieldError::forbidden("resourceVersionMatch", detail);
     let mut errs = Vec::new();
-    if initial.is_some() && rv_match != Some(RvMatch::NotOlderThan) {
-        errs.push(FieldError::forbidden(
-            "resourceVersionMatch",
+    if initial.is_some() && m != "NotOlderThan" {
+        errs.push(forbidden(
             "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
         ));
     }
-    if let Some(m) = rv_match {
+    if !m.is_empty() {
         if initial.is_none() {
-            errs.push(FieldError::forbidden(
-                "resourceVersionMatch",
+            errs.push(forbidden(
                 "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
             ));
         }
-        if m != RvMatch::NotOlderThan {
+        if m != "NotOlderThan" {
             errs.push(FieldError::not_supported(
                 "resourceVersionMatch",
-                "Exact",
+                m,
                 &["NotOlderThan"],
+            ));
+        }
+        if raw.continued {
+            errs.push(forbidden(
+                "resourceVersionMatch is forbidden when continue is provided",
             ));
         }
     }
     errs
 }
 
-/// What a list request gave besides the match rule (for `list_option_errors`).
-struct ListGiven {
-    rv_given: bool,
-    resource_version: Rv,
-    continued: bool,
-}
-
-/// Go's ValidateListOptions for a list (not a watch).
-fn list_option_errors(
-    rv_match: Option<RvMatch>,
-    initial: Option<bool>,
-    given: ListGiven,
-) -> Vec<FieldError> {
+/// Go's ValidateListOptions for a list (not a watch), in its order.
+fn list_option_errors(raw: &RawList) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let forbidden = |detail: &str| FieldError::forbidden("resourceVersionMatch", detail);
-    if let Some(m) = rv_match {
-        if !given.rv_given {
+    let m = raw.rv_match;
+    if !m.is_empty() {
+        if raw.resource_version.is_empty() {
             errs.push(forbidden(
                 "resourceVersionMatch is forbidden unless resourceVersion is provided",
             ));
         }
-        if given.continued {
+        if raw.continued {
             errs.push(forbidden(
                 "resourceVersionMatch is forbidden when continue is provided",
             ));
         }
-        if m == RvMatch::Exact && given.resource_version == Rv::Any {
+        if m != "Exact" && m != "NotOlderThan" {
+            errs.push(FieldError::not_supported(
+                "resourceVersionMatch",
+                m,
+                &["Exact", "NotOlderThan", ""],
+            ));
+        }
+        if m == "Exact" && raw.resource_version == "0" {
             errs.push(forbidden(
                 "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
             ));
         }
     }
-    if initial.is_some() {
+    if raw.send_initial_events.is_some() {
         errs.push(FieldError::forbidden(
             "sendInitialEvents",
             "sendInitialEvents is forbidden for list",
@@ -265,37 +249,33 @@ pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
     pub field_validation: Option<String>,
+    /// PatchOptions only (Create/UpdateOptions have no `force`: Go ignores the parameter).
     pub force: Option<bool>,
 }
 
 impl WriteOptions {
     /// `kind` names the options kind in errors: CreateOptions, UpdateOptions or PatchOptions.
+    /// Scalars come from their first value, `dryRun` from all (Go's url.Values conversions).
     pub fn parse(query: Option<&str>, kind: &str) -> ApiResult<WriteOptions> {
-        let mut o = WriteOptions::default();
-        let mut dry_run = Vec::new();
-        for (k, v) in query_params(query) {
-            match k.as_str() {
-                "dryRun" => dry_run.push(v),
-                "fieldManager" => o.field_manager = Some(v),
-                "fieldValidation" => o.field_validation = Some(v),
-                "force" => o.force = Some(parse_bool_param("force", &v)?),
-                _ => {}
-            }
-        }
+        let p = Params::parse(query);
+        let mut o = WriteOptions {
+            dry_run: false,
+            field_manager: p.first("fieldManager").map(str::to_string),
+            field_validation: p.first("fieldValidation").map(str::to_string),
+            force: if kind == "PatchOptions" {
+                p.bool("force")
+            } else {
+                None
+            },
+        };
         // Go's order (ValidateCreateOptions and friends): fieldManager, dryRun, fieldValidation.
         let mut errs = Vec::new();
         if let Some(m) = &o.field_manager {
             errs.extend(super::managed_fields::manager_errors(m));
         }
-        o.dry_run = check_dry_run(&dry_run, &mut errs);
+        o.dry_run = check_dry_run(&p.all("dryRun"), &mut errs);
         if let Some(v) = &o.field_validation {
             errs.extend(super::decode::field_validation_error(Some(v)));
-        }
-        if o.force.is_some() && kind != "PatchOptions" {
-            errs.push(FieldError::forbidden(
-                "force",
-                "may not be specified for non-apply patch",
-            ));
         }
         if !errs.is_empty() {
             return Err(ApiError::invalid(&GroupKind::options(kind), "", &errs));
@@ -311,7 +291,8 @@ pub enum Propagation {
     Foreground,
 }
 
-/// DeleteOptions from the body (any apiVersion Go accepts) merged with query parameters.
+/// DeleteOptions from the body or, when the body is empty, from the query (Go's DeleteResource
+/// and DeleteCollection read one or the other, never both).
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub dry_run: bool,
@@ -321,28 +302,76 @@ pub struct DeleteOptions {
     pub grace_period_seconds: Option<i64>,
 }
 
+/// DeleteOptions' fields as Go's decoding leaves them, before ValidateDeleteOptions.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct RawDelete {
+    pub grace_period_seconds: Option<i64>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub orphan: Option<bool>,
+    /// Set, even to "", when given (Go's `*DeletionPropagation`).
+    pub policy: Option<String>,
+    pub dry_run: Vec<String>,
+}
+
 impl DeleteOptions {
-    pub fn parse(query: Option<&str>, body: &[u8]) -> ApiResult<DeleteOptions> {
-        let mut o = DeleteOptions::default();
+    /// `body`: None when the request has none (Go: an empty body; then the query is read),
+    /// otherwise the body as sent in its format (Go decodes any non-empty body, even a blank
+    /// one, and ignores the query; `null` is no options). Errors: 400 for a body that does not
+    /// decode (`super::delete_body`) or an integer query parameter that does not parse; 422
+    /// from ValidateDeleteOptions.
+    pub fn parse(query: Option<&str>, body: Option<DeleteBody<'_>>) -> ApiResult<DeleteOptions> {
+        let raw = match body {
+            None => RawDelete::from_query(&Params::parse(query))?,
+            Some(body) => super::delete_body::decode(body)?,
+        };
+        raw.validate()
+    }
+}
+
+impl RawDelete {
+    /// Go's Convert_url_Values_To_v1_DeleteOptions: first values, `uid` and `resourceVersion`
+    /// become preconditions, an empty propagationPolicy is still a (refused) policy.
+    fn from_query(p: &Params) -> ApiResult<RawDelete> {
+        let nonempty = |k: &str| p.first(k).filter(|v| !v.is_empty()).map(str::to_string);
+        Ok(RawDelete {
+            grace_period_seconds: p.int64("gracePeriodSeconds")?,
+            uid: nonempty("uid"),
+            resource_version: nonempty("resourceVersion"),
+            orphan: p.bool("orphanDependents"),
+            policy: p.first("propagationPolicy").map(str::to_string),
+            dry_run: p.all("dryRun"),
+        })
+    }
+
+    /// Go's ValidateDeleteOptions, in its order.
+    fn validate(self) -> ApiResult<DeleteOptions> {
         let mut errs = Vec::new();
-        let Raw {
-            mut orphan,
-            mut policy,
-            mut dry_run,
-        } = o.read_body(body)?;
-        for (k, v) in query_params(query) {
-            match k.as_str() {
-                "dryRun" => dry_run.push(v),
-                "propagationPolicy" => policy = Some(v),
-                "orphanDependents" => orphan = Some(parse_bool_param("orphanDependents", &v)?),
-                "gracePeriodSeconds" => {
-                    o.grace_period_seconds = Some(v.parse().map_err(|_| bad_int_param(&v))?)
-                }
-                _ => {}
-            }
+        let policy = self.policy.as_deref();
+        if self.orphan.is_some()
+            && let Some(p) = policy
+        {
+            errs.push(FieldError::invalid(
+                "propagationPolicy",
+                p,
+                "orphanDependents and deletionPropagation cannot be both set",
+            ));
         }
-        o.dry_run = check_dry_run(&dry_run, &mut errs);
-        o.propagation = propagation(policy.as_deref(), orphan, &mut errs);
+        let from_policy = match policy {
+            None => None,
+            Some("Orphan") => Some(Propagation::Orphan),
+            Some("Background") => Some(Propagation::Background),
+            Some("Foreground") => Some(Propagation::Foreground),
+            Some(other) => {
+                errs.push(FieldError::not_supported(
+                    "propagationPolicy",
+                    other,
+                    &["Foreground", "Background", "Orphan", "nil"],
+                ));
+                None
+            }
+        };
+        let dry_run = check_dry_run(&self.dry_run, &mut errs);
         if !errs.is_empty() {
             return Err(ApiError::invalid(
                 &GroupKind::options("DeleteOptions"),
@@ -350,93 +379,21 @@ impl DeleteOptions {
                 &errs,
             ));
         }
-        Ok(o)
+        let propagation = from_policy.or(self.orphan.map(|o| {
+            if o {
+                Propagation::Orphan
+            } else {
+                Propagation::Background
+            }
+        }));
+        Ok(DeleteOptions {
+            dry_run,
+            propagation,
+            precondition_uid: self.uid,
+            precondition_rv: self.resource_version,
+            grace_period_seconds: self.grace_period_seconds,
+        })
     }
-}
-
-/// The parameters of a DELETE body that query parameters may still override.
-#[derive(Default)]
-struct Raw {
-    orphan: Option<bool>,
-    policy: Option<String>,
-    dry_run: Vec<String>,
-}
-
-impl DeleteOptions {
-    /// Reads a DeleteOptions body (blank: none) into `self`; what the query may add to or
-    /// override is returned.
-    fn read_body(&mut self, body: &[u8]) -> ApiResult<Raw> {
-        let mut raw = Raw::default();
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(raw);
-        }
-        // Syntax errors read as Go's decoder words them (`couldn't get version/kind; ...`).
-        let (v, _) = super::decode::parse_json(body)?;
-        if !v.is_object() {
-            return Err(ApiError::bad_request(
-                "error decoding DeleteOptions: not a JSON object",
-            ));
-        }
-        if let Some(k) = v.get("kind").and_then(Value::as_str)
-            && k != "DeleteOptions"
-        {
-            return Err(ApiError::bad_request(format!(
-                "expected DeleteOptions, got {k}"
-            )));
-        }
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-        raw.policy = text(v.get("propagationPolicy"));
-        raw.orphan = v.get("orphanDependents").and_then(Value::as_bool);
-        self.grace_period_seconds = v.get("gracePeriodSeconds").and_then(Value::as_i64);
-        if let Some(p) = v.get("preconditions") {
-            self.precondition_uid = text(p.get("uid"));
-            self.precondition_rv = text(p.get("resourceVersion"));
-        }
-        if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
-            raw.dry_run
-                .extend(d.iter().filter_map(Value::as_str).map(str::to_string));
-        }
-        Ok(raw)
-    }
-}
-
-/// The propagation policy from `propagationPolicy` and the legacy `orphanDependents`, which
-/// may not both be set.
-fn propagation(
-    policy: Option<&str>,
-    orphan: Option<bool>,
-    errs: &mut Vec<FieldError>,
-) -> Option<Propagation> {
-    let from_policy = match policy {
-        None | Some("") => None,
-        Some("Orphan") => Some(Propagation::Orphan),
-        Some("Background") => Some(Propagation::Background),
-        Some("Foreground") => Some(Propagation::Foreground),
-        Some(other) => {
-            errs.push(FieldError::not_supported(
-                "propagationPolicy",
-                other,
-                &["Foreground", "Background", "Orphan", "nil"],
-            ));
-            None
-        }
-    };
-    let Some(orphan) = orphan else {
-        return from_policy;
-    };
-    if policy.is_some_and(|p| !p.is_empty()) {
-        errs.push(FieldError::invalid(
-            "propagationPolicy",
-            policy.unwrap_or_default(),
-            "orphanDependents and deletionPropagation cannot be both set",
-        ));
-        return from_policy;
-    }
-    Some(if orphan {
-        Propagation::Orphan
-    } else {
-        Propagation::Background
-    })
 }
 
 #[cfg(test)]
@@ -460,14 +417,10 @@ mod tests {
         let e = ListOptions::parse(Some("resourceVersion=0&resourceVersionMatch=Exact"), false)
             .unwrap_err();
         assert_eq!(e.code, 422);
-        let e = ListOptions::parse(Some("continue=abc&resourceVersion=5"), false).unwrap_err();
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (
-                400,
-                "specifying resource version is not allowed when using continue"
-            )
-        );
+        let o = ListOptions::parse(Some("continue=abc&resourceVersion=x"), false).unwrap();
+        assert!(o.rv_with_continue);
+        let o = ListOptions::parse(Some("continue=abc&resourceVersion=0"), false).unwrap();
+        assert!(!o.rv_with_continue);
         let e = ListOptions::parse(Some("watch=true&sendInitialEvents=true"), false).unwrap_err();
         assert!(
             e.message.contains(
@@ -495,6 +448,47 @@ mod tests {
         assert_eq!(e.code, 400);
         let o = ListOptions::parse(Some("limit=0&resourceVersion=12"), false).unwrap();
         assert_eq!((o.limit, o.resource_version), (None, Rv::At(12)));
+        // First values; Go's booleans; signed integers.
+        let o = ListOptions::parse(
+            Some("limit=1&limit=3&watch=maybe&allowWatchBookmarks=&timeoutSeconds=-5&timeoutSeconds=x"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.limit, o.watch, o.allow_watch_bookmarks),
+            (Some(1), true, true)
+        );
+        assert_eq!(o.timeout_seconds, Some(-5));
+        let o = ListOptions::parse(Some("watch=FALSE&limit=%2B2"), false).unwrap();
+        assert_eq!((o.watch, o.limit), (false, Some(2)));
+        // strconv.ParseUint refuses signs and spaces.
+        for rv in ["%2B5", "-5", "%205", "5x"] {
+            let e = ListOptions::parse(Some(&format!("resourceVersion={rv}")), false).unwrap_err();
+            assert_eq!(e.code, 400, "{rv}");
+            assert!(e.message.contains("strconv.ParseUint"), "{}", e.message);
+        }
+        let e =
+            ListOptions::parse(Some("resourceVersion=99999999999999999999"), false).unwrap_err();
+        assert!(e.message.ends_with("value out of range"), "{}", e.message);
+        // A watch from "" or "0" is validated as sendInitialEvents (Go's SetListOptionsDefaults).
+        let e = ListOptions::parse(Some("watch=1&continue=abc"), false).unwrap_err();
+        assert_eq!(e.code, 422);
+        assert!(
+            e.message
+                .contains("resourceVersionMatch is forbidden when continue is provided")
+        );
+        let o = ListOptions::parse(Some("watch=1&continue=zzz&resourceVersion=5"), false).unwrap();
+        assert_eq!(o.continue_token, None);
+        // Go's order and supported values for a bad match rule.
+        let e = ListOptions::parse(Some("resourceVersionMatch=Foo"), false).unwrap_err();
+        assert!(e.message.starts_with("ListOptions.meta.k8s.io \"\" is invalid: [resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided, resourceVersionMatch: Unsupported value: \"Foo\": supported values: \"Exact\", \"NotOlderThan\", \"\"]"), "{}", e.message);
+        let e = ListOptions::parse(Some("watch=1&resourceVersionMatch=Foo"), false).unwrap_err();
+        assert!(
+            e.message
+                .contains(r#"Unsupported value: "Foo": supported values: "NotOlderThan""#),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -512,35 +506,81 @@ mod tests {
                 .unwrap()
                 .dry_run
         );
-        assert_eq!(
-            WriteOptions::parse(Some("force=true"), "UpdateOptions")
-                .unwrap_err()
-                .code,
-            422
+        // Create/UpdateOptions have no `force`: Go ignores it; PatchOptions reads it as a bool.
+        let w = WriteOptions::parse(Some("force=true"), "UpdateOptions").unwrap();
+        assert_eq!(w.force, None);
+        let w = WriteOptions::parse(Some("force=maybe&force=false"), "PatchOptions").unwrap();
+        assert_eq!(w.force, Some(true));
+        // ValidateDryRun refuses an empty value instead of ignoring it.
+        let e = WriteOptions::parse(Some("dryRun="), "CreateOptions").unwrap_err();
+        assert!(
+            e.message.contains(r#"dryRun: Unsupported value: [""]"#),
+            "{}",
+            e.message
         );
-        let d = DeleteOptions::parse(None, br#"{"propagationPolicy":"Background"}"#).unwrap();
+        let e = WriteOptions::parse(Some("dryRun=All&dryRun="), "CreateOptions").unwrap_err();
+        assert!(
+            e.message.contains(r#"[\"All\",\"\"]"#) || e.message.contains(r#"["All",""]"#),
+            "{}",
+            e.message
+        );
+        // The first value of a scalar counts.
+        let w = WriteOptions::parse(
+            Some("fieldValidation=Strict&fieldValidation=Bogus&fieldManager=a&fieldManager=b"),
+            "CreateOptions",
+        )
+        .unwrap();
+        assert_eq!(w.field_validation.as_deref(), Some("Strict"));
+        assert_eq!(w.field_manager.as_deref(), Some("a"));
+
+        let json = |b: &'static str| Some(DeleteBody::Json(b.as_bytes()));
+        let d = DeleteOptions::parse(None, json(r#"{"propagationPolicy":"Background"}"#)).unwrap();
         assert_eq!(d.propagation, Some(Propagation::Background));
         let d = DeleteOptions::parse(
             None,
-            br#"{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"uid":"u"}}"#,
+            json(r#"{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"uid":"u"}}"#),
         )
         .unwrap();
         assert_eq!(d.precondition_uid.as_deref(), Some("u"));
+        let bad = |q: &str| DeleteOptions::parse(Some(q), None).unwrap_err();
+        assert_eq!(bad("propagationPolicy=Bogus").code, 422);
         assert_eq!(
-            DeleteOptions::parse(Some("propagationPolicy=Bogus"), b"")
-                .unwrap_err()
-                .code,
+            bad("orphanDependents=true&propagationPolicy=Orphan").code,
             422
         );
+        // An empty policy is a policy Go refuses; orphanDependents= is true.
+        assert_eq!(bad("propagationPolicy=").code, 422);
+        assert_eq!(bad("orphanDependents=&propagationPolicy=Orphan").code, 422);
+        assert_eq!(bad("dryRun=").code, 422);
+        let e = bad("gracePeriodSeconds=abc");
         assert_eq!(
-            DeleteOptions::parse(Some("orphanDependents=true&propagationPolicy=Orphan"), b"")
-                .unwrap_err()
-                .code,
-            422
+            (e.code, e.message.as_str()),
+            (400, r#"strconv.ParseInt: parsing "abc": invalid syntax"#)
         );
         assert_eq!(
-            DeleteOptions::parse(None, b"{not json").unwrap_err().code,
+            DeleteOptions::parse(None, json("{not json"))
+                .unwrap_err()
+                .code,
             400
         );
+        // A body is read instead of the query, never with it.
+        let d = DeleteOptions::parse(
+            Some("gracePeriodSeconds=abc&dryRun=Bogus"),
+            json(r#"{"gracePeriodSeconds":3}"#),
+        )
+        .unwrap();
+        assert_eq!((d.grace_period_seconds, d.dry_run), (Some(3), false));
+        let d = DeleteOptions::parse(Some("dryRun=All"), json("null")).unwrap();
+        assert!(!d.dry_run);
+        // Query preconditions (Go's Convert_url_Values_To_v1_DeleteOptions), first values.
+        let d = DeleteOptions::parse(
+            Some("uid=u1&uid=u2&resourceVersion=7&gracePeriodSeconds=%2B5&gracePeriodSeconds=x&orphanDependents=maybe"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.precondition_uid.as_deref(), Some("u1"));
+        assert_eq!(d.precondition_rv.as_deref(), Some("7"));
+        assert_eq!(d.grace_period_seconds, Some(5));
+        assert_eq!(d.propagation, Some(Propagation::Orphan));
     }
 }

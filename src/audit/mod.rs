@@ -152,11 +152,26 @@ impl Auditor {
         parts: &RequestParts<'_>,
         code: u16,
     ) {
+        let message = auth_methods(parts.headers, parts.client_cert);
+        self.failed_before_authentication(attrs, parts, code, message)
+            .await;
+    }
+
+    /// A request refused before authentication (Go's `withFailedRequestAudit`: a bad `timeout`
+    /// parameter, or `WithFailedAuthenticationAudit`): evaluated with no user, and sent once, at
+    /// ResponseStarted, with its status code and message.
+    pub async fn failed_before_authentication(
+        self: &Arc<Self>,
+        attrs: &Attributes,
+        parts: &RequestParts<'_>,
+        code: u16,
+        message: String,
+    ) {
         let Some(mut a) = self.begin(attrs, parts) else {
             return;
         };
         a.event.response_status = Some(ResponseStatus {
-            message: auth_methods(parts.headers, parts.client_cert),
+            message,
             code,
             ..Default::default()
         });

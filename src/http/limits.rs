@@ -83,16 +83,27 @@ impl Limits {
 
     /// Runs `serve` under the request deadline unless the request is long-running; past the
     /// deadline the client gets Go's 504 Timeout Status (the handler is dropped; a write already
-    /// handed to storage still commits, as in Go).
+    /// handed to storage still commits, as in Go). `user` (the `timeout` parameter) shortens
+    /// the deadline, never lengthens it (Go's WithRequestDeadline).
     pub async fn deadline(
         &self,
         info: &RequestInfo,
+        user: Option<Duration>,
         serve: impl Future<Output = Response>,
     ) -> Response {
-        if long_running(info) || self.request_timeout.is_zero() {
+        if long_running(info) {
             return serve.await;
         }
-        match tokio::time::timeout(self.request_timeout, serve).await {
+        // A request timeout of 0 means none (the flag's documented meaning).
+        let server = (!self.request_timeout.is_zero()).then_some(self.request_timeout);
+        let timeout = match (server, user) {
+            (Some(s), Some(u)) => s.min(u),
+            (s, u) => match s.or(u) {
+                Some(t) => t,
+                None => return serve.await,
+            },
+        };
+        match tokio::time::timeout(timeout, serve).await {
             Ok(resp) => resp,
             Err(_) => ApiError::timeout(
                 "Timeout: request did not complete within the allotted timeout",
@@ -207,5 +218,33 @@ mod tests {
         // 0 = no limit.
         let open = Limits::new(0, 0, Duration::ZERO);
         assert!(open.admit(&create, &alice).expect("unlimited").is_none());
+    }
+
+    /// The `timeout` parameter shortens the server's deadline, never lengthens it, and applies
+    /// when the server has none; watches have no deadline.
+    #[tokio::test]
+    async fn a_user_timeout_shortens_the_deadline() {
+        const FLUNDERS: &str = "/apis/wardle.example.com/v1alpha1/namespaces/a/flunders";
+        let list = info(&Method::GET, FLUNDERS, None);
+        let watch = info(&Method::GET, FLUNDERS, Some("watch=true"));
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ApiError::bad_request("finished").into_response()
+        };
+        let (short, long) = (Duration::from_millis(20), Duration::from_secs(60));
+        for (server, user, want) in [
+            (long, Some(short), 504),
+            (short, Some(long), 504),
+            (long, None, 400),
+            (Duration::ZERO, Some(short), 504),
+            (Duration::ZERO, None, 400),
+        ] {
+            let limits = Limits::new(0, 0, server);
+            let resp = limits.deadline(&list, user, slow()).await;
+            assert_eq!(resp.status(), want, "{server:?} {user:?}");
+        }
+        let limits = Limits::new(0, 0, short);
+        let resp = limits.deadline(&watch, Some(short), slow()).await;
+        assert_eq!(resp.status(), 400, "a watch runs past both");
     }
 }

@@ -1,7 +1,7 @@
 //! RequestInfo: what a request path and method mean (verb, resource, namespace, name), as in Go's
 //! `RequestInfoFactory`. Authorization and the resource dispatcher both read it.
 
-use crate::apimachinery::query::{parse_bool, query_param};
+use crate::apimachinery::query::{Params, go_bool, query_param};
 use crate::apimachinery::verb::Verb;
 use crate::metrics::{RequestLabelValues, RequestLabels};
 use http::{HeaderMap, Method};
@@ -25,14 +25,15 @@ pub struct RequestInfo {
     pub legacy_watch_path: bool,
 }
 
-/// The API verb of a resource request's method (Go's RequestInfoFactory): GET is watch (the
-/// `/watch/` prefix or `?watch=true`), list or get; None for a method no verb has.
+/// The API verb of a resource request's method (Go's RequestInfoFactory): GET is watch on the
+/// `/watch/` prefix, and on a collection with `?watch` true as Go's query conversion reads it
+/// (`go_bool` of the first value: `?watch=` and `?watch=maybe` watch); a named GET is a get
+/// whatever `watch` says. None for a method no verb has.
 fn resource_verb(method: &Method, info: &RequestInfo, query: Option<&str>) -> Option<Verb> {
-    let watch_param = query_param(query, "watch")
-        .and_then(|v| parse_bool(&v))
-        .unwrap_or(false);
+    let watch_param = || query_param(query, "watch").is_some_and(|v| go_bool(&v));
     Some(match *method {
-        Method::GET | Method::HEAD if info.legacy_watch_path || watch_param => Verb::Watch,
+        Method::GET | Method::HEAD if info.legacy_watch_path => Verb::Watch,
+        Method::GET | Method::HEAD if info.name.is_empty() && watch_param() => Verb::Watch,
         Method::GET | Method::HEAD if info.name.is_empty() => Verb::List,
         Method::GET | Method::HEAD => Verb::Get,
         Method::POST => Verb::Create,
@@ -124,8 +125,8 @@ impl RequestInfo {
         {
             for req in fs.split(',') {
                 if let Some(v) = req
-                    .strip_prefix("metadata.name=")
-                    .or_else(|| req.strip_prefix("metadata.name=="))
+                    .strip_prefix("metadata.name==")
+                    .or_else(|| req.strip_prefix("metadata.name="))
                 {
                     info.name = v.to_string();
                 }
@@ -183,11 +184,17 @@ impl RequestInfo {
             m @ ("POST" | "PUT" | "PATCH" | "DELETE" | "CONNECT") => m,
             _ => "other",
         };
-        // Only the one valid value becomes a label value (any other is refused with a 400 and
-        // must not create a series of its own).
-        let dry_run = match query_param(query, "dryRun").as_deref() {
-            Some("All") => "All",
-            _ => "",
+        // Go's cleanDryRun: every dryRun value, deduplicated; any but `All` is "invalid" (so no
+        // value a client makes up creates a series of its own).
+        let dry_run = {
+            let values = Params::parse(query).all("dryRun");
+            if values.is_empty() {
+                ""
+            } else if values.iter().all(|v| v == "All") {
+                "All"
+            } else {
+                "invalid"
+            }
         };
         RequestLabels::new(RequestLabelValues {
             verb,
@@ -241,6 +248,19 @@ mod tests {
             Some("watch=1"),
         );
         assert_eq!(i.verb, Verb::Watch);
+        // Go's Convert_Slice_string_To_bool: only "0" and "false" (any case) are false, the
+        // first value counts, and a named GET is a get.
+        let verb = |path: &str, q: &str| RequestInfo::new(&Method::GET, path, Some(q)).verb;
+        let fl = "/apis/wardle.example.com/v1alpha1/flunders";
+        assert_eq!(verb(fl, "watch="), Verb::Watch);
+        assert_eq!(verb(fl, "watch=maybe"), Verb::Watch);
+        assert_eq!(verb(fl, "watch=FaLsE"), Verb::List);
+        assert_eq!(verb(fl, "watch=0&watch=1"), Verb::List);
+        assert_eq!(verb(fl, "watch=1&watch=0"), Verb::Watch);
+        let named = "/apis/wardle.example.com/v1alpha1/namespaces/n/flunders/f";
+        assert_eq!(verb(named, "watch=1"), Verb::Get);
+        let legacy = "/apis/wardle.example.com/v1alpha1/watch/namespaces/n/flunders/f";
+        assert_eq!(verb(legacy, "watch=0"), Verb::Watch);
         let i = RequestInfo::new(
             &Method::PATCH,
             "/apis/wardle.example.com/v1alpha1/fischers/f",
@@ -296,6 +316,14 @@ mod tests {
         let create = labels(Method::POST, ns, Some("dryRun=All"), None);
         assert!(create.contains("verb=\"POST\",dry_run=\"All\""), "{create}");
         assert!(create.contains("scope=\"resource\""), "{create}");
+        for (q, want) in [
+            ("dryRun=All&dryRun=All", "All"),
+            ("dryRun=", "invalid"),
+            ("dryRun=x", "invalid"),
+        ] {
+            let l = labels(Method::POST, ns, Some(q), None);
+            assert!(l.contains(&format!("dry_run=\"{want}\"")), "{q}: {l}");
+        }
         let apply = labels(
             Method::PATCH,
             &format!("{ns}/a"),

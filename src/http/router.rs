@@ -20,7 +20,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(guarded_entry).with_state(state)
@@ -67,6 +67,9 @@ struct Incoming {
     audit_headers: Option<HeaderMap>,
     request_uri: String,
     peer: Option<std::net::IpAddr>,
+    /// The `timeout` query parameter of a request that is not long-running: a positive
+    /// duration shortens its deadline; one that does not parse is Go's 400.
+    user_timeout: Result<Option<Duration>, ApiError>,
 }
 
 impl Incoming {
@@ -101,6 +104,7 @@ impl Incoming {
                 .extensions()
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|c| c.0.ip()),
+            user_timeout: user_timeout(&info, query),
             info,
         }
     }
@@ -149,10 +153,39 @@ impl Incoming {
     }
 }
 
+/// Go's parseTimeout (filters/request_deadline.go): the first `timeout` value of a request that
+/// is not long-running, as a Go duration. None when absent, empty or not positive (the server's
+/// deadline stands); a 400 `invalid timeout specified in the request URL - time: invalid
+/// duration "abc"` when it does not parse.
+fn user_timeout(info: &RequestInfo, query: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    if super::limits::long_running(info) {
+        return Ok(None);
+    }
+    let Some(value) = query_param(query, "timeout").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match crate::apimachinery::query::parse_go_duration(&value) {
+        Ok(ns) => Ok((ns > 0).then(|| Duration::from_nanos(ns.unsigned_abs()))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "invalid timeout specified in the request URL - {e}"
+        ))),
+    }
+}
+
 /// The filter chain, in Go's order: authentication, audit, max-in-flight, authorization, then
 /// the handler under the request deadline.
 async fn entry(State(state): State<Arc<AppState>>, mut req: Request) -> Response {
     let incoming = Incoming::new(&state, &req);
+    // Go's WithRequestDeadline runs before authentication: a bad `timeout` is a 400 to anyone.
+    if let Err(e) = &incoming.user_timeout {
+        if let (Some(a), Some(h)) = (&state.auditor, &incoming.audit_headers) {
+            let attrs = attributes(&UserInfo::default(), &incoming.info);
+            let parts = incoming.audit_parts(h);
+            a.failed_before_authentication(&attrs, &parts, e.code, e.message.clone())
+                .await;
+        }
+        return incoming.finish(e.clone().into_response(), "");
+    }
     let auth = state
         .authenticator
         .authenticate_request(incoming.peer_chain(), req.headers_mut())
@@ -214,7 +247,8 @@ async fn audited(
                 // nested inside the audit and deadline wrappers it overflowed a worker's stack.
                 let audit_id = &incoming.audit_id;
                 let route = Box::pin(route(state, info, user, audit_id, req));
-                state.limits.deadline(info, route).await
+                let user_timeout = incoming.user_timeout.clone().ok().flatten();
+                state.limits.deadline(info, user_timeout, route).await
             }
             Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),
             Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),

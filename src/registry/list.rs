@@ -88,6 +88,11 @@ impl Store {
         let all_namespaces = ctx.resource.namespaced() && ctx.namespace.is_empty();
         if let Some(token) = &opts.continue_token {
             let t = continue_token::decode(token, all_namespaces)?;
+            if opts.rv_with_continue {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
             let ns = if all_namespaces {
                 t.namespace.clone()
             } else {
@@ -222,23 +227,17 @@ impl Store {
 
     /// DELETE on a collection: every matching object goes through the normal delete path;
     /// admission sees each with name "" (Go's static attributes of the request) and its own
-    /// namespace. Returns the matched objects as they were before deletion.
+    /// namespace. Returns the matched objects as they were before deletion. As Go's
+    /// Store.DeleteCollection, the list is the request's: it starts at `continue` (a bad token
+    /// is its 400, dry run or not), and with a `limit` only that page is deleted and the answer
+    /// carries the page's continue token.
     pub async fn delete_collection(
         &self,
         ctx: &Ctx<'_>,
         list: &ListOptions,
         del: &DeleteOptions,
     ) -> ApiResult<ListResult> {
-        let page = self
-            .list(
-                ctx,
-                &ListOptions {
-                    limit: None,
-                    continue_token: None,
-                    ..list.clone()
-                },
-            )
-            .await?;
+        let page = self.list(ctx, list).await?;
         let mut deleted = Vec::with_capacity(page.items.len());
         for obj in page.items {
             let meta = &obj.value()["metadata"];
@@ -257,9 +256,7 @@ impl Store {
         }
         Ok(ListResult {
             items: deleted,
-            rv: page.rv,
-            continue_token: None,
-            remaining: None,
+            ..page
         })
     }
 }

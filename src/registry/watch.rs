@@ -164,12 +164,13 @@ fn default_timeout() -> u64 {
     1800 + rand::random::<u64>() % 1800
 }
 
-/// How long a watch runs: `timeoutSeconds` as given (any u64 is accepted: a duration holds it),
-/// or Go's random default when absent or 0 (Go: `if timeout == 0 && minRequestTimeout > 0`).
-fn watch_timeout(timeout_seconds: Option<u64>) -> Duration {
+/// How long a watch runs: `timeoutSeconds` as given (any positive i64 is accepted: a duration
+/// holds it), Go's random default when absent or 0 (Go: `if timeout == 0 && minRequestTimeout >
+/// 0`), none at all when negative (Go's timer fires at once: `Watch::next` ends the stream).
+fn watch_timeout(timeout_seconds: Option<i64>) -> Duration {
     match timeout_seconds {
         None | Some(0) => Duration::from_secs(default_timeout()),
-        Some(n) => Duration::from_secs(n),
+        Some(n) => Duration::from_secs(n.max(0).unsigned_abs()),
     }
 }
 
@@ -192,6 +193,11 @@ impl Watch {
     /// initial-events-end bookmark, then changes, with a bookmark every 10 s when idle (if the
     /// client allows bookmarks) and one at the timeout.
     pub async fn next(&mut self) -> Option<WatchEvent> {
+        // A negative timeoutSeconds: Go's 200 with an empty stream.
+        if self.opts.timeout_seconds.is_some_and(|t| t < 0) {
+            self.watcher = None;
+            return None;
+        }
         if let Some(e) = self.expired.take() {
             return Some(WatchEvent::Error(e));
         }
