@@ -6,7 +6,7 @@
 //! recovered from the parse (duplicates) and from a walk against the OpenAPI schema (unknown
 //! fields, type mismatches). Messages follow `sigs.k8s.io/json` and `encoding/json`.
 
-use crate::apimachinery::gofmt::json_kind;
+use crate::apimachinery::gofmt::{Quoted, json_kind};
 use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -305,7 +305,8 @@ impl<'de> serde::Deserialize<'de> for ValueWithDupes {
 /// transformDecodeError, when the body's kind is known).
 pub fn cannot_handle(kind: &str, version: &str, detail: &str) -> ApiError {
     ApiError::bad_request(format!(
-        "{kind} in version {version:?} cannot be handled as a {kind}: {detail}"
+        "{kind} in version {} cannot be handled as a {kind}: {detail}",
+        Quoted(version)
     ))
 }
 
@@ -745,8 +746,12 @@ fn def_go_parts(name: &str) -> (Option<&str>, &str) {
 pub fn strict_problems(duplicates: &[String], unknown: &[String]) -> Vec<String> {
     duplicates
         .iter()
-        .map(|p| format!("duplicate field {p:?}"))
-        .chain(unknown.iter().map(|p| format!("unknown field {p:?}")))
+        .map(|p| format!("duplicate field {}", Quoted(p)))
+        .chain(
+            unknown
+                .iter()
+                .map(|p| format!("unknown field {}", Quoted(p))),
+        )
         .collect()
 }
 

@@ -2,6 +2,7 @@
 //! parsed and validated with the Go apiserver's messages.
 
 use super::fields::{self, FieldSelector};
+use super::gofmt::Quoted;
 use super::labels::{self, Selector};
 use super::query::{parse_bool, query_params};
 use super::status::{ApiError, ApiResult, FieldError, GroupKind};
@@ -30,7 +31,8 @@ pub fn parse_rv(s: Option<&str>) -> ApiResult<Rv> {
         Some(v) => match v.parse::<u64>() {
             Ok(n) if n <= i64::MAX as u64 => Ok(Rv::At(n as i64)),
             _ => Err(ApiError::bad_request(format!(
-                "invalid resource version: resourceVersion: Invalid value: {v:?}: strconv.ParseUint: parsing {v:?}: invalid syntax"
+                "invalid resource version: resourceVersion: Invalid value: {q}: strconv.ParseUint: parsing {q}: invalid syntax",
+                q = Quoted(v)
             ))),
         },
     }
@@ -56,7 +58,9 @@ fn list_invalid(errs: Vec<FieldError>) -> ApiError {
 
 fn bad_param(name: &str, value: &str) -> ApiError {
     ApiError::bad_request(format!(
-        "invalid value {value:?} for query parameter {name:?}"
+        "invalid value {} for query parameter {}",
+        Quoted(value),
+        Quoted(name)
     ))
 }
 
@@ -69,7 +73,10 @@ fn bad_int_param(value: &str) -> ApiError {
     } else {
         "invalid syntax"
     };
-    ApiError::bad_request(format!("strconv.ParseInt: parsing {value:?}: {why}"))
+    ApiError::bad_request(format!(
+        "strconv.ParseInt: parsing {}: {why}",
+        Quoted(value)
+    ))
 }
 
 /// Whether `dryRun` values ask for a dry run; any value but `All` is one error naming them all,
