@@ -152,11 +152,13 @@ impl Store {
         Ok(())
     }
 
-    /// The body's namespace must be empty or the URL's; cluster-scoped kinds have none.
+    /// The body's namespace must be empty or the URL's; cluster-scoped kinds have none, and
+    /// neither has a body sent to an empty namespace (`namespaces//flunders`), which validation
+    /// then refuses (Go's `EnsureObjectNamespaceMatchesRequestNamespace`).
     pub(super) fn settle_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
         let body_ns = meta_str(obj, "namespace").to_string();
         let m = meta_mut(obj);
-        if ctx.resource.namespaced() {
+        if ctx.resource.namespaced() && !ctx.namespace.is_empty() {
             if !body_ns.is_empty() && body_ns != ctx.namespace {
                 return Err(ApiError::bad_request(
                     "the namespace of the provided object does not match the namespace sent on the request",
