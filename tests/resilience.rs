@@ -428,3 +428,169 @@ async fn an_unread_stderr_does_not_stall_requests() {
         assert_eq!(r.status, StatusCode::OK, "request {i}: {}", r.text());
     }
 }
+
+/// What the server refuses at the wire still reaches the client, as Go's net/http sends it: a
+/// body over 3 MiB is 413 even when the client writes all 20 MB before reading (the server
+/// reads and drops the rest instead of resetting the connection), whether its length was
+/// declared, chunked or announced with `Expect: 100-continue`, over HTTP/1.1 and HTTP/2; heads
+/// are bounded by Go's 1 MiB of bytes (and 8,192 headers, which Go does not count); an `Expect` other than
+/// 100-continue is Go's 417.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_refusals_reach_the_client() {
+    use tokio::io::AsyncWriteExt;
+    let w = Wardle::start(Engine::Sqlite).await;
+    let limit = Duration::from_secs(30);
+    const PATH: &str = "/apis/wardle.example.com/v1beta1/namespaces/ns-wire/flunders";
+    const TOO_LARGE: &str = "Request entity too large: limit is 3145728";
+    let big = vec![b' '; 20 << 20];
+    let post = |extra: &str| {
+        format!("POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}\r\n")
+    };
+
+    for attempt in 0..4 {
+        // Declared: refused from Content-Length; the client writes the whole body first.
+        let mut c = raw::connect(&w.dir, w.port).await;
+        raw::send(
+            &mut c,
+            post(&format!("Content-Length: {}\r\n", big.len())).as_bytes(),
+        )
+        .await;
+        let wrote = c.write_all(&big).await;
+        let (head, body) = raw::read_response(&mut c, limit).await;
+        assert!(
+            head.starts_with("HTTP/1.1 413 ") && body.contains(TOO_LARGE),
+            "declared, attempt {attempt} (write {wrote:?}): {head}\n{body}"
+        );
+        // Chunked: refused after 3 MiB.
+        let mut c = raw::connect(&w.dir, w.port).await;
+        raw::send(&mut c, post("Transfer-Encoding: chunked\r\n").as_bytes()).await;
+        let mut chunked = format!("{:x}\r\n", big.len()).into_bytes();
+        chunked.extend_from_slice(&big);
+        chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+        let wrote = c.write_all(&chunked).await;
+        let (head, body) = raw::read_response(&mut c, limit).await;
+        assert!(
+            head.starts_with("HTTP/1.1 413 ") && body.contains(TOO_LARGE),
+            "chunked, attempt {attempt} (write {wrote:?}): {head}\n{body}"
+        );
+    }
+    // Expect: 100-continue: the final answer comes instead of the 100, with no body sent.
+    let mut c = raw::connect(&w.dir, w.port).await;
+    let head = post(&format!(
+        "Content-Length: {}\r\nExpect: 100-continue\r\n",
+        big.len()
+    ));
+    raw::send(&mut c, head.as_bytes()).await;
+    let (head, body) = raw::read_response(&mut c, limit).await;
+    assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
+    assert!(body.contains(TOO_LARGE), "{body}");
+
+    // HTTP/2: the 413 is a proper response on its stream.
+    {
+        use http_body_util::BodyExt;
+        let tls = raw::connect_alpn(&w.dir, w.port, b"h2").await;
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .expect("h2 handshake");
+        let driver = tokio::spawn(conn);
+        let req = http::Request::post(format!("https://127.0.0.1:{}{PATH}", w.port))
+            .header("content-type", "application/json")
+            .header("content-length", big.len())
+            .body(http_body_util::Full::new(bytes::Bytes::from(big.clone())))
+            .expect("request");
+        let resp = tokio::time::timeout(limit, send.send_request(req))
+            .await
+            .expect("an answer in time")
+            .expect("an answer");
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let status: Value = serde_json::from_slice(&body).expect("a Status");
+        assert_eq!(status["reason"], "RequestEntityTooLarge", "{status}");
+        assert_eq!(status["message"], TOO_LARGE);
+        driver.abort();
+    }
+
+    // Heads: 8,000 headers are fine (hyper's default allows 100; Go counts none) ...
+    let mut c = raw::connect(&w.dir, w.port).await;
+    let mut head = format!("GET {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for i in 0..8000 {
+        head.push_str(&format!("X-Wr-{i}: v\r\n"));
+    }
+    head.push_str("\r\n");
+    raw::send(&mut c, head.as_bytes()).await;
+    let answer = raw::read_until_closed(&mut c, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{:.300}", answer);
+    // ... as is a long URL (a query of 60 KB) ...
+    let mut c = raw::connect(&w.dir, w.port).await;
+    let query = "x".repeat(60_000);
+    raw::send(
+        &mut c,
+        format!("GET {PATH}?wr={query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    let answer = raw::read_until_closed(&mut c, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{:.300}", answer);
+    // ... and so is a head just under Go's 1 MiB (+4 KiB) bound, but not one over it: 431
+    // (with a Status where the head could be read; hyper's bare 431 beyond its buffer).
+    for (size, want) in [
+        ((1 << 20) - 1024, "200"),
+        ((1 << 20) + 8192, "431"),
+        (3 << 20, "431"),
+    ] {
+        let mut c = raw::connect(&w.dir, w.port).await;
+        let value = "v".repeat(size);
+        let head = format!(
+            "GET {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Wr-Big: {value}\r\n\r\n"
+        );
+        // The server may answer and close before a refused head is all written.
+        let _ = c.write_all(head.as_bytes()).await;
+        let answer = raw::read_until_closed(&mut c, limit).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {want} ")),
+            "{size}: {:.300}",
+            answer
+        );
+        if want == "431" && size < 2 << 20 {
+            assert!(
+                answer.contains(r#""code":431"#),
+                "a Status: {:.400}",
+                answer
+            );
+        }
+    }
+
+    // Expect with anything but 100-continue: Go's 417, no body, the connection closed.
+    for expect in ["bogus", "100-continue-please"] {
+        let mut c = raw::connect(&w.dir, w.port).await;
+        raw::send(
+            &mut c,
+            format!(
+                "{}{{}}",
+                post(&format!("Content-Length: 2\r\nExpect: {expect}\r\n"))
+            )
+            .as_bytes(),
+        )
+        .await;
+        let answer = raw::read_until_closed(&mut c, limit).await;
+        assert!(answer.starts_with("HTTP/1.1 417 "), "{expect}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        assert!(answer.ends_with("\r\n\r\n"), "no body: {answer}");
+    }
+    // A token list holding 100-continue is served.
+    let mut c = raw::connect(&w.dir, w.port).await;
+    raw::send(
+        &mut c,
+        format!("GET {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: foo, 100-Continue\r\n\r\n").as_bytes(),
+    )
+    .await;
+    let answer = raw::read_until_closed(&mut c, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{:.300}", answer);
+    assert_no_panic(&w);
+}

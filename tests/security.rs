@@ -7,6 +7,7 @@
 mod common;
 
 use common::pki::{Ca, Pair};
+use common::raw;
 use common::server::Wardle;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -223,5 +224,51 @@ async fn forged_remote_headers_never_authenticate() {
             format!("Authentication failed, attempted: {attempted}"),
             "{id}"
         );
+    }
+}
+
+/// An X.509 v1 client certificate (no extensions) is authenticated as Go's crypto/x509
+/// authenticates it: signed by the client CA it is its CN and O (200 for system:masters);
+/// signed by another CA it is 401. The handshake must complete either way (webpki alone would
+/// refuse a v1 certificate with an alert), over TLS 1.3 and TLS 1.2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_v1_client_certificates_are_verified_like_go() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let client_ca = Ca::new("wr-client-ca");
+    let rogue_ca = Ca::new("wr-client-ca"); // the same name, another key
+    let client_ca_file = client_ca.write(tmp.path(), "wr-client-ca.crt");
+    let url = format!("sqlite://{}?mode=rwc", tmp.path().join("w.db").display());
+    let w = Wardle::start_with(
+        tmp.path(),
+        &url,
+        &["--client-ca-file", client_ca_file.to_str().expect("utf8")],
+    )
+    .await;
+    let trusted = client_ca.client_v1("wr-v1-admin", "system:masters");
+    let untrusted = rogue_ca.client_v1("wr-v1-admin", "system:masters");
+    {
+        use rustls::pki_types::pem::PemObject;
+        use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(trusted.cert_pem.as_bytes())
+            .expect("PEM");
+        let (_, cert) = X509Certificate::from_der(&der).expect("DER");
+        assert_eq!(cert.version(), X509Version::V1);
+        assert!(cert.extensions().is_empty());
+    }
+    let request = b"GET /apis/wardle.example.com/v1beta1/namespaces/ns-wire/flunders HTTP/1.1\r\n\
+                    Host: x\r\nConnection: close\r\n\r\n";
+    let limit = Duration::from_secs(10);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        for (cert, want) in [(&trusted, "200"), (&untrusted, "401")] {
+            let mut c =
+                raw::connect_as(&w.dir, w.port, &cert.cert_pem, &cert.key_pem, version).await;
+            raw::send(&mut c, request).await;
+            let answer = raw::read_until_closed(&mut c, limit).await;
+            let status = answer.split(' ').nth(1).unwrap_or_default();
+            assert_eq!(status, want, "{version:?}: {answer}");
+            if want == "401" {
+                assert!(answer.contains(r#""reason":"Unauthorized""#), "{answer}");
+            }
+        }
     }
 }

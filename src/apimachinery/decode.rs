@@ -7,7 +7,7 @@
 //! fields, type mismatches). Messages follow `sigs.k8s.io/json` and `encoding/json`.
 
 use crate::api::meta_schema;
-use crate::apimachinery::gofmt::json_kind;
+use crate::apimachinery::gofmt::{Quoted, json_kind};
 use crate::apimachinery::gotime;
 use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -214,7 +214,7 @@ fn go_value_syntax(v: &Value) -> String {
         Value::Null => "<nil>".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("{s:?}"),
+        Value::String(s) => Quoted(s).to_string(),
         Value::Array(a) => format!(
             "[]interface {{}}{{{}}}",
             a.iter().map(go_value_syntax).collect::<Vec<_>>().join(", ")
@@ -222,7 +222,7 @@ fn go_value_syntax(v: &Value) -> String {
         Value::Object(m) => format!(
             "map[interface {{}}]interface {{}}{{{}}}",
             m.iter()
-                .map(|(k, v)| format!("{k:?}:{}", go_value_syntax(v)))
+                .map(|(k, v)| format!("{}:{}", Quoted(k), go_value_syntax(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -507,7 +507,8 @@ impl<'de> serde::Deserialize<'de> for ValueWithDupes {
 /// transformDecodeError, when the body's kind is known).
 pub fn cannot_handle(kind: &str, version: &str, detail: &str) -> ApiError {
     ApiError::bad_request(format!(
-        "{kind} in version {version:?} cannot be handled as a {kind}: {detail}"
+        "{kind} in version {} cannot be handled as a {kind}: {detail}",
+        Quoted(version)
     ))
 }
 
@@ -1164,8 +1165,12 @@ fn def_go_parts(name: &str) -> (Option<&str>, &str) {
 pub fn strict_problems(duplicates: &[String], unknown: &[String]) -> Vec<String> {
     duplicates
         .iter()
-        .map(|p| format!("duplicate field {p:?}"))
-        .chain(unknown.iter().map(|p| format!("unknown field {p:?}")))
+        .map(|p| format!("duplicate field {}", Quoted(p)))
+        .chain(
+            unknown
+                .iter()
+                .map(|p| format!("unknown field {}", Quoted(p))),
+        )
         .collect()
 }
 

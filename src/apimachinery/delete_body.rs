@@ -5,6 +5,7 @@
 //! (sigs.k8s.io/json); `null` anywhere leaves a field unset; a repeated key's last value wins,
 //! but a type error in an earlier one is still reported (Go reports its first type error).
 
+use super::gofmt::Quoted;
 use super::options::RawDelete;
 use super::status::{ApiError, ApiResult};
 use serde::Deserialize;
@@ -112,7 +113,9 @@ fn check_type_meta(fields: &[(String, Value)]) -> ApiResult<()> {
             &api_version
         };
         return Err(ApiError::bad_request(format!(
-            "no kind {kind:?} is registered for version {version:?} in scheme \"pkg/runtime/scheme.go:111\""
+            "no kind {} is registered for version {} in scheme \"pkg/runtime/scheme.go:111\"",
+            Quoted(&kind),
+            Quoted(version)
         )));
     }
     Ok(())

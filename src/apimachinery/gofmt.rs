@@ -37,6 +37,17 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
+/// `format!("{}", Quoted(s))` is `go_quote(s)`: Go's `%q` inside a format string, so messages
+/// that Go builds with `%q` (`flunders "a\x00b" not found`) read the same here.
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a>(pub &'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&go_quote(self.0))
+    }
+}
+
 /// Go's `encoding/json` name of a JSON value's kind, for "cannot unmarshal X into ..." messages.
 pub fn json_kind(v: &Value) -> &'static str {
     match v {
@@ -81,5 +92,7 @@ mod tests {
         assert_eq!(go_quote("tab\there"), r#""tab\there""#);
         assert_eq!(go_quote("é"), "\"é\"");
         assert_eq!(go_quote("\u{a0}"), r#""\u00a0""#);
+        assert_eq!(go_quote("a\0b"), r#""a\x00b""#);
+        assert_eq!(format!("x {} y", Quoted("a\u{1}b")), r#"x "a\x01b" y"#);
     }
 }

@@ -36,8 +36,15 @@ const FIELD_IMMUTABLE: &str = "field is immutable";
 // String checks (Go's content.Is* functions): each returns the list of Go error texts, empty when
 // the value is fine.
 
-/// Go's `MaxLenError`.
-fn max_len_error(n: usize) -> String {
+/// Go's `MaxLenError` of `util/validation`, which the DNS name checks (object and namespace
+/// names, CEL's format library) use: it says characters.
+pub fn max_len_error(n: usize) -> String {
+    format!("must be no more than {n} characters")
+}
+
+/// Go's `MaxLenError` of `api/validate/content`, which the label key and value checks use: it
+/// says bytes.
+fn content_max_len_error(n: usize) -> String {
     format!("must be no more than {n} bytes")
 }
 
@@ -110,11 +117,17 @@ pub fn is_dns1123_label(s: &str) -> Vec<String> {
     errs
 }
 
-/// Go's `IsDNS1123Subdomain`.
+/// Go's `IsDNS1123Subdomain` (util/validation: object names, API groups).
 pub fn is_dns1123_subdomain(s: &str) -> Vec<String> {
+    dns1123_subdomain(s, max_len_error)
+}
+
+/// The subdomain check with the length message of its Go package: `content`'s (label key
+/// prefixes) says bytes where `util/validation`'s says characters.
+fn dns1123_subdomain(s: &str, too_long: fn(usize) -> String) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > DNS1123_SUBDOMAIN_MAX {
-        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX));
+        errs.push(too_long(DNS1123_SUBDOMAIN_MAX));
     }
     if !matches_dns1123_subdomain_fmt(s) {
         errs.push(regex_error(
@@ -138,7 +151,7 @@ pub fn is_qualified_name(s: &str) -> Vec<String> {
                 errs.push("prefix part must be non-empty".to_string());
             } else {
                 errs.extend(
-                    is_dns1123_subdomain(prefix)
+                    dns1123_subdomain(prefix, content_max_len_error)
                         .into_iter()
                         .map(|m| format!("prefix part {m}")),
                 );
@@ -156,7 +169,7 @@ pub fn is_qualified_name(s: &str) -> Vec<String> {
     if name.is_empty() {
         errs.push("name part must be non-empty".to_string());
     } else if name.len() > LABEL_MAX {
-        errs.push(format!("name part {}", max_len_error(LABEL_MAX)));
+        errs.push(format!("name part {}", content_max_len_error(LABEL_MAX)));
     }
     if !matches_label_key_fmt(name) {
         errs.push(format!(
@@ -175,7 +188,7 @@ pub fn is_qualified_name(s: &str) -> Vec<String> {
 pub fn is_label_value(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > LABEL_MAX {
-        errs.push(max_len_error(LABEL_MAX));
+        errs.push(content_max_len_error(LABEL_MAX));
     }
     if !s.is_empty() && !matches_label_key_fmt(s) {
         errs.push(regex_error(
@@ -787,7 +800,7 @@ mod tests {
         );
         assert_eq!(
             is_dns1123_label(&"a".repeat(64)),
-            vec!["must be no more than 63 bytes"]
+            vec!["must be no more than 63 characters"]
         );
         assert!(is_dns1123_subdomain("a.b-c.d").is_empty());
         assert!(!is_dns1123_subdomain("a..b").is_empty());

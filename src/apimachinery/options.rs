@@ -3,6 +3,7 @@
 
 use super::delete_body::DeleteBody;
 use super::fields::{self, FieldSelector};
+use super::gofmt::Quoted;
 use super::labels::{self, Selector};
 use super::query::Params;
 use super::status::{ApiError, ApiResult, FieldError, GroupKind};
@@ -43,7 +44,8 @@ pub fn parse_rv(s: Option<&str>) -> ApiResult<Rv> {
         _ => "invalid syntax",
     };
     Err(ApiError::bad_request(format!(
-        "invalid resource version: resourceVersion: Invalid value: {v:?}: strconv.ParseUint: parsing {v:?}: {why}"
+        "invalid resource version: resourceVersion: Invalid value: {q}: strconv.ParseUint: parsing {q}: {why}",
+        q = Quoted(v)
     )))
 }
 

@@ -6,7 +6,7 @@
 //! ObjectMeta ones, declared in `list_strategy`.
 
 use crate::apimachinery::decode::FieldValidation;
-use crate::apimachinery::gofmt::json_kind;
+use crate::apimachinery::gofmt::{Quoted, json_kind};
 use crate::apimachinery::status::{ApiError, Reason, StatusCause, StatusDetails};
 use crate::storage::object::json_len;
 use serde_json::{Map, Value};
@@ -276,7 +276,10 @@ fn json_patch_error(ops: &[json_patch::PatchOperation], e: &json_patch::PatchErr
     match &e.kind {
         PatchErrorKind::TestFailed => format!("testing value {path} failed: test failed"),
         PatchErrorKind::InvalidPointer => {
-            format!("{name} operation does not apply: doc is missing path: {path:?}: missing value")
+            format!(
+                "{name} operation does not apply: doc is missing path: {}: missing value",
+                Quoted(path)
+            )
         }
         PatchErrorKind::InvalidFromPointer => {
             let from = match op {
@@ -508,7 +511,7 @@ fn merge_map(
                 _ => return bad("invalid patch format of primitive list"),
             }
         } else if key.starts_with('$') {
-            return bad(format!("unknown patch directive {key:?}"));
+            return bad(format!("unknown patch directive {}", Quoted(&key)));
         } else {
             (key, false)
         };

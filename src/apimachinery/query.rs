@@ -6,6 +6,7 @@
 //! them all. Booleans are true unless the first value is `0` or `false` (any case), so `?watch=`
 //! and `?watch=maybe` are both true. Integers are `strconv.ParseInt(v, 10, 64)`.
 
+use super::gofmt::Quoted;
 use super::status::ApiError;
 
 /// `strconv.ParseBool`: what Go's `pretty` parameter is read with (None: not a boolean).
@@ -38,7 +39,8 @@ pub fn parse_int64(v: &str) -> Result<i64, ApiError> {
         }
     };
     Err(ApiError::bad_request(format!(
-        "strconv.ParseInt: parsing {v:?}: {why}"
+        "strconv.ParseInt: parsing {}: {why}",
+        Quoted(v)
     )))
 }
 

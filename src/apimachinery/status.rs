@@ -1,6 +1,7 @@
 //! The one error type of the server (`ApiError`) and its Kubernetes `Status` form.
 //! Every failure on the request path ends up here; `http::response` turns it into a response.
 
+use super::gofmt::{Quoted, go_quote};
 use super::verb::Verb;
 use crate::storage::types::{MAX_OBJECT_BYTES, StorageError};
 use serde_json::{Value, json};
@@ -232,7 +233,7 @@ impl FieldError {
         }
     }
     pub fn not_supported(field: &str, value: impl Into<Value>, supported: &[&str]) -> Self {
-        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        let list: Vec<String> = supported.iter().copied().map(go_quote).collect();
         FieldError {
             kind: FieldErrorType::NotSupported,
             field: field.into(),
@@ -355,15 +356,19 @@ impl ApiError {
     }
 
     pub fn not_found(gr: &GroupResource, name: &str) -> Self {
-        ApiError::new(404, Reason::NotFound, format!("{gr} {name:?} not found"))
-            .with_details(Self::named(gr, name))
+        ApiError::new(
+            404,
+            Reason::NotFound,
+            format!("{gr} {} not found", Quoted(name)),
+        )
+        .with_details(Self::named(gr, name))
     }
 
     pub fn already_exists(gr: &GroupResource, name: &str) -> Self {
         ApiError::new(
             409,
             Reason::AlreadyExists,
-            format!("{gr} {name:?} already exists"),
+            format!("{gr} {} already exists", Quoted(name)),
         )
         .with_details(Self::named(gr, name))
     }
@@ -373,7 +378,10 @@ impl ApiError {
         ApiError::new(
             409,
             Reason::Conflict,
-            format!("Operation cannot be fulfilled on {gr} {name:?}: {detail}"),
+            format!(
+                "Operation cannot be fulfilled on {gr} {}: {detail}",
+                Quoted(name)
+            ),
         )
         .with_details(Self::named(gr, name))
     }
@@ -412,7 +420,7 @@ impl ApiError {
         ApiError::new(
             422,
             Reason::Invalid,
-            format!("{gk} {name:?} is invalid: {list}"),
+            format!("{gk} {} is invalid: {list}", Quoted(name)),
         )
         .with_details(StatusDetails {
             name: name.into(),
@@ -431,7 +439,7 @@ impl ApiError {
         let msg = if name.is_empty() {
             format!("{gr} is forbidden: {reason}")
         } else {
-            format!("{gr} {name:?} is forbidden: {reason}")
+            format!("{gr} {} is forbidden: {reason}", Quoted(name))
         };
         ApiError::new(403, Reason::Forbidden, msg).with_details(Self::named(gr, name))
     }

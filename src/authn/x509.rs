@@ -16,7 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use sha2::{Digest, Sha256};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate, X509Version};
 
 use super::UserInfo;
 
@@ -32,6 +32,9 @@ const UID_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 57683, 2];
 #[derive(Debug)]
 pub struct CaVerifier {
     verifier: Arc<dyn ClientCertVerifier>,
+    /// The bundle's certificates (DER), for chains whose leaf is an X.509 v1 certificate,
+    /// which webpki refuses (see [`verify_v1_chain`]).
+    roots: Vec<Vec<u8>>,
     /// The bundle as given, so the TLS layer can hint its subjects.
     pem: Vec<u8>,
     /// Chains (DER, leaf first) that verified against this bundle, with the window in which
@@ -104,6 +107,7 @@ impl CaVerifier {
             bail!("CA bundle holds no certificate");
         }
         let mut roots = rustls::RootCertStore::empty();
+        let ders: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
         for c in certs {
             roots.add(c).map_err(|e| anyhow!("CA bundle: {e}"))?;
         }
@@ -115,6 +119,7 @@ impl CaVerifier {
         .map_err(|e| anyhow!("CA bundle: {e}"))?;
         Ok(CaVerifier {
             verifier,
+            roots: ders,
             pem: pem.to_vec(),
             verified: RwLock::new(HashMap::new()),
         })
@@ -157,6 +162,10 @@ impl CaVerifier {
         let Some((leaf, rest)) = chain.split_first() else {
             return Err("no client certificate".into());
         };
+        if is_v1(leaf) {
+            return verify_v1_chain(leaf, rest, &self.roots, now)
+                .map_err(|e| format!("verifying certificate {} failed: {e}", describe(chain)));
+        }
         let leaf = CertificateDer::from(leaf.as_slice());
         let intermediates: Vec<CertificateDer<'_>> = rest
             .iter()
@@ -167,6 +176,72 @@ impl CaVerifier {
             .map(|_| ())
             .map_err(|e| format!("verifying certificate {} failed: {e}", describe(chain)))
     }
+}
+
+/// Is `der` an X.509 v1 certificate (one without extensions)?
+fn is_v1(der: &[u8]) -> bool {
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.version() == X509Version::V1)
+}
+
+/// How many certificates a v1 leaf's chain may have above the leaf before its root.
+const MAX_V1_CHAIN_DEPTH: usize = 8;
+
+/// Go's `x509.Certificate.Verify` for a chain whose leaf is X.509 v1, which webpki refuses but
+/// Go accepts: the leaf has no extensions, so no key usage limits it (Go takes a missing
+/// ExtKeyUsage as any usage). Each certificate must be valid `now` and signed by its parent, the
+/// parent being one of `roots` (the trust anchors, used as they are) or one of the client's
+/// `intermediates`, which Go requires to be CAs (basicConstraints CA) and, when they list
+/// extended key usages, to allow clientAuth. Parents are found by subject = issuer, as Go's pool
+/// finds candidates. Errors read like Go's (`x509: certificate signed by unknown authority`).
+fn verify_v1_chain(
+    leaf: &[u8],
+    intermediates: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    now: UnixTime,
+) -> Result<(), String> {
+    let now = i64::try_from(now.as_secs())
+        .ok()
+        .and_then(|t| ASN1Time::from_timestamp(t).ok())
+        .ok_or("the clock is out of range")?;
+    let mut current = parse(leaf).ok_or("the certificate does not parse")?;
+    if !current.validity().is_valid_at(now) {
+        return Err("x509: certificate has expired or is not yet valid".into());
+    }
+    for _ in 0..=MAX_V1_CHAIN_DEPTH {
+        let issued_by = |parent: &X509Certificate<'_>| {
+            parent.subject().as_raw() == current.issuer().as_raw()
+                && parent.validity().is_valid_at(now)
+                && current.verify_signature(Some(parent.public_key())).is_ok()
+        };
+        if roots.iter().filter_map(|r| parse(r)).any(|r| issued_by(&r)) {
+            return Ok(());
+        }
+        let parent = intermediates
+            .iter()
+            .filter_map(|der| parse(der))
+            .find(|c| issued_by(c) && may_sign_client_certs(c));
+        match parent {
+            Some(p) => current = p,
+            None => break,
+        }
+    }
+    Err("x509: certificate signed by unknown authority".into())
+}
+
+fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
+    X509Certificate::from_der(der).ok().map(|(_, c)| c)
+}
+
+/// Go's checks of an intermediate: a CA by its basic constraints, and clientAuth (or any usage)
+/// among its extended key usages when it lists any.
+fn may_sign_client_certs(c: &X509Certificate<'_>) -> bool {
+    let ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+    let usage = match c.extended_key_usage() {
+        Ok(None) => true,
+        Ok(Some(eku)) => eku.value.any || eku.value.client_auth,
+        Err(_) => false,
+    };
+    ca && usage
 }
 
 /// `CN=…` of the leaf for log lines, or a placeholder when it does not parse.

@@ -189,7 +189,7 @@ fn apis_choice(accept: Option<&str>) -> ApisChoice {
         return ApisChoice::Legacy;
     };
     for c in negotiate::parse_accept(accept) {
-        if c.q <= 0.0 {
+        if c.refused() {
             continue;
         }
         let format = if c.matches("application", "json") {

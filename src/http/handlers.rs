@@ -35,8 +35,14 @@ pub struct ResourceRequest<'a> {
     pub body: Body,
 }
 
-/// Read the whole body, refusing more than 3 MiB with 413.
+/// Read the whole body, refusing more than 3 MiB with 413 (Go's `limitedReadBody`). A body whose
+/// declared length (Content-Length) is over the limit is refused before any of it is read, so
+/// the client gets its 413 at once instead of after uploading 3 MiB; the connection layer
+/// (`tls::server::Lingering`) keeps the unread rest from resetting the connection.
 pub async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
+    if axum::body::HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        return Err(ApiError::too_large_body());
+    }
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     match limited.collect().await {
         Ok(c) => {
@@ -73,7 +79,7 @@ fn resolve(info: &RequestInfo) -> ApiResult<(&'static dyn Resource, &'static str
     let resource = api::resource(&info.resource)
         .filter(|r| r.serves(version))
         .ok_or_else(ApiError::not_found_path)?;
-    let namespaced_path = !info.namespace.is_empty();
+    let namespaced_path = info.namespace_in_path;
     if namespaced_path && !resource.namespaced() {
         return Err(ApiError::not_found_path());
     }
@@ -101,6 +107,10 @@ fn resolve(info: &RequestInfo) -> ApiResult<(&'static dyn Resource, &'static str
     // Go's watch reads a name from the legacy `/watch/.../<name>` path only as a field selector
     // (its key function's error is ignored); every other named verb refuses a bad name.
     if info.name_in_path && info.verb != Verb::Watch {
+        // Go's NamespaceKeyFunc: `namespaces//flunders/<name>` is routed, then has no key.
+        if namespaced_path && info.namespace.is_empty() {
+            return Err(ApiError::bad_request("Namespace parameter required."));
+        }
         validate_path_name(&info.name)?;
     }
     Ok((resource, version))
@@ -439,6 +449,10 @@ async fn handle(
     // Watch events carry single objects: PartialObjectMetadata (not ...List) is what a metadata
     // informer asks for on a watch.
     let is_list = matches!(info.verb, Verb::List | Verb::DeleteCollection);
+    let mut neg = negotiate::negotiate(header_str(req.headers, header::ACCEPT), is_list)?;
+    if info.verb == Verb::Watch {
+        neg = negotiate::watch_stream(neg)?;
+    }
     let call = Call {
         store: &state.store,
         ctx: Ctx {
@@ -453,7 +467,7 @@ async fn handle(
         info,
         headers: req.headers,
         query: req.query,
-        neg: negotiate::negotiate(header_str(req.headers, header::ACCEPT), is_list)?,
+        neg,
         pretty: negotiate::wants_pretty(query_param(req.query, "pretty").as_deref(), user_agent),
     };
     match &info.verb {

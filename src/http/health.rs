@@ -4,6 +4,7 @@
 //! `[+]ping ok` and `readyz check passed`, and failure reasons are withheld from the public
 //! root endpoints (they go to the log) but shown on the per-check sub-paths.
 
+use crate::apimachinery::gofmt::go_quote;
 use crate::apimachinery::query::query_params;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
@@ -141,7 +142,7 @@ impl Health {
             }
         }
         if !excluded.is_empty() {
-            let names: Vec<String> = excluded.iter().map(|n| format!("{n:?}")).collect();
+            let names: Vec<String> = excluded.iter().map(|n| go_quote(n)).collect();
             out.push_str(&format!(
                 "warn: some health checks cannot be excluded: no matches for {}\n",
                 names.join(",")

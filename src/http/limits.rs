@@ -105,11 +105,9 @@ impl Limits {
         };
         match tokio::time::timeout(timeout, serve).await {
             Ok(resp) => resp,
-            Err(_) => ApiError::timeout(
-                "Timeout: request did not complete within the allotted timeout",
-                0,
-            )
-            .into_response(),
+            // `timeout` adds the "Timeout: " prefix, as Go's NewTimeoutError does.
+            Err(_) => ApiError::timeout("request did not complete within the allotted timeout", 0)
+                .into_response(),
         }
     }
 }

@@ -54,12 +54,22 @@ pub struct Negotiated {
 pub(crate) struct Clause {
     pub typ: String,
     pub subtype: String,
+    /// The quality, for ordering; an unparsable `q` orders as 0, as in goautoneg.
     pub q: f64,
+    /// `q` was given as the number 0: the client refuses this type (see `refused`).
+    pub q_zero: bool,
     /// Parameters other than `q`, names lowercased, values as sent.
     pub params: Vec<(String, String)>,
 }
 
 impl Clause {
+    /// Does the client refuse this type? Only an explicit `q=0` does (RFC 9110, README
+    /// `accept-q-zero`); garbage such as `q=abc` refuses nothing: Go ignores q values and serves
+    /// the type.
+    pub fn refused(&self) -> bool {
+        self.q_zero
+    }
+
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -144,28 +154,56 @@ fn is_token(s: &str) -> bool {
             .all(|c| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?=".contains(c))
 }
 
-/// Parse an Accept header into clauses in goautoneg's order: its comparator (higher q first,
-/// then concrete types before wildcards) applied with an insertion sort, which is what Go's
-/// `sort.Sort` runs for headers of realistic length. This keeps the client's order otherwise.
+/// Parse an Accept header the way goautoneg's `ParseAccept` does, which every Go negotiation
+/// here uses (resources, discovery, OpenAPI): clauses split on `,`, only spaces trimmed, a type
+/// without a subtype skipped unless it is `*`; parameters split on `;`, one without exactly one
+/// `=` skipped, names and values case-sensitive and unquoted, the last of a repeated name kept.
+/// `q` that does not parse orders as 0 but refuses nothing (see `Clause::refused`).
+/// Then goautoneg's order: its comparator (higher q first, then concrete types before
+/// wildcards) applied with an insertion sort, which is what Go's `sort.Sort` runs for headers
+/// of realistic length. This keeps the client's order otherwise.
 pub(crate) fn parse_accept(header: &str) -> Vec<Clause> {
+    let trim = |s: &str| s.trim_matches(' ').to_string();
     let mut clauses: Vec<Clause> = header
         .split(',')
         .filter_map(|part| {
-            let (typ, subtype, params) = parse_media_type(part)?;
-            let mut q = 1.0;
-            let mut rest = Vec::new();
-            for (k, v) in params {
-                if k == "q" {
-                    // Go ignores the parse error and keeps 0 for garbage.
-                    q = v.parse::<f64>().unwrap_or(0.0);
+            let part = part.trim_matches(' ');
+            let (media, params) = part.split_once(';').unwrap_or((part, ""));
+            let (t, st) = media.split_once('/').unwrap_or((media, ""));
+            let typ = trim(t);
+            let subtype = match st.split_once('/') {
+                _ if st.is_empty() && typ == "*" => "*".to_string(),
+                _ if st.is_empty() => return None,
+                // `a/b/` is a/b; `a/b/c` nothing.
+                Some((_, more)) if !more.is_empty() => return None,
+                Some((sub, _)) => trim(sub),
+                None => trim(st),
+            };
+            let (mut q, mut q_zero) = (1.0, false);
+            let mut rest: Vec<(String, String)> = Vec::new();
+            for param in params.split(';') {
+                let Some((name, value)) = param.split_once('=') else {
+                    continue;
+                };
+                if value.is_empty() || value.contains('=') {
+                    continue;
+                }
+                let name = trim(name);
+                if name == "q" {
+                    // Go's ParseFloat(value, 32), its error ignored: garbage is 0.
+                    let parsed = value.parse::<f32>().ok().map(f64::from);
+                    q = parsed.unwrap_or(0.0);
+                    q_zero = parsed == Some(0.0);
                 } else {
-                    rest.push((k, v));
+                    rest.retain(|(k, _)| *k != name);
+                    rest.push((name, trim(value)));
                 }
             }
             Some(Clause {
                 typ,
                 subtype,
                 q,
+                q_zero,
                 params: rest,
             })
         })
@@ -191,7 +229,7 @@ const SERIALIZERS: [(&str, &str, Format); 2] = [
 
 /// What one clause asks for, if this server can produce it for this kind of endpoint.
 fn accept_clause(c: &Clause) -> Option<Negotiated> {
-    if c.q <= 0.0 {
+    if c.refused() {
         return None;
     }
     for (typ, subtype, format) in SERIALIZERS {
@@ -303,6 +341,19 @@ pub fn negotiate(accept: Option<&str>, is_list: bool) -> Result<Negotiated, ApiE
             "you requested PartialObjectMetadataList, but the requested object is not a list",
         )),
         _ => Ok(chosen),
+    }
+}
+
+/// A watch's second negotiation (Go's `NegotiateOutputMediaTypeStream`, after the one every
+/// GET makes): the chosen serializer must be able to stream, which YAML cannot, so a watch that
+/// asked for YAML first is 406 naming the stream types. Go's protobuf is listed as it is there.
+pub fn watch_stream(chosen: Negotiated) -> Result<Negotiated, ApiError> {
+    match chosen.format {
+        Format::Json => Ok(chosen),
+        Format::Yaml => Err(ApiError::not_acceptable(
+            "only the following media types are accepted: application/json;stream=watch, \
+             application/vnd.kubernetes.protobuf;stream=watch",
+        )),
     }
 }
 
@@ -466,8 +517,13 @@ mod tests {
             obj(Format::Yaml)
         );
         assert_eq!(
-            negotiate(Some("Application/YAML; charset=utf-8"), false).unwrap(),
+            negotiate(Some("application/yaml; charset=utf-8"), false).unwrap(),
             obj(Format::Yaml)
+        );
+        // goautoneg keeps the case and Go compares it exactly.
+        assert_eq!(
+            negotiate(Some("Application/YAML"), false).unwrap_err().code,
+            406
         );
         assert_eq!(
             negotiate(Some(KUBECTL_VERSION), false).unwrap(),
@@ -545,9 +601,14 @@ mod tests {
             .unwrap(),
             obj(Format::Yaml)
         );
-        // Malformed clause is skipped.
+        // goautoneg skips malformed parameters, not their clause.
         assert_eq!(
             negotiate(Some("application/json;;=x;,application/yaml"), false).unwrap(),
+            obj(Format::Json)
+        );
+        // A malformed type is skipped.
+        assert_eq!(
+            negotiate(Some("application/json/x,application/yaml"), false).unwrap(),
             obj(Format::Yaml)
         );
     }
@@ -574,6 +635,18 @@ mod tests {
                 .unwrap_err()
                 .code,
             406
+        );
+        // Only a q that is 0 refuses; garbage orders last but is served, as Go serves it.
+        for garbage in ["abc", "", "-1", " 1"] {
+            assert_eq!(
+                negotiate(Some(&format!("application/json;q={garbage}")), false).unwrap(),
+                obj(Format::Json),
+                "{garbage}"
+            );
+        }
+        assert_eq!(
+            negotiate(Some("application/yaml;q=abc, application/json"), false).unwrap(),
+            obj(Format::Json)
         );
     }
 
@@ -719,9 +792,18 @@ mod tests {
             .collect();
         assert_eq!(names, ["application/json", "text/*", "*/*"]);
         assert_eq!(parse_accept("*").first().map(|c| c.typ.as_str()), Some("*"));
+        // goautoneg leaves quotes in values; the last of a repeated parameter wins.
         assert_eq!(
             parse_accept("application/json;v=\"v2\"")[0].param("v"),
+            Some("\"v2\"")
+        );
+        assert_eq!(
+            parse_accept("application/json; v = v1 ;v=v2")[0].param("v"),
             Some("v2")
         );
+        assert!(parse_accept("application/,text/").is_empty());
+        let c = parse_accept("*/,a/b/");
+        assert_eq!((c[0].typ.as_str(), c[0].subtype.as_str()), ("a", "b"));
+        assert_eq!((c[1].typ.as_str(), c[1].subtype.as_str()), ("*", "*"));
     }
 }

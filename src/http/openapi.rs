@@ -1097,7 +1097,7 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     }
     negotiate::parse_accept(accept)
         .iter()
-        .any(|c| c.q > 0.0 && c.matches("application", "json"))
+        .any(|c| !c.refused() && c.matches("application", "json"))
 }
 
 fn not_acceptable() -> Response {

@@ -16,6 +16,9 @@ pub struct RequestInfo {
     pub api_group: String,
     pub api_version: String,
     pub namespace: String,
+    /// The path is `.../namespaces/<namespace>/<resource>...`, even with an empty namespace
+    /// (`namespaces//flunders`, which Go routes as a namespaced path).
+    pub namespace_in_path: bool,
     pub resource: String,
     pub subresource: String,
     pub name: String,
@@ -62,11 +65,15 @@ impl RequestInfo {
             verb: Verb::of_method(method.as_str()),
             ..Default::default()
         };
-        let parts: Vec<&str> = path
-            .trim_matches('/')
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .collect();
+        // Go's splitPath: the outer slashes go, inner empty segments stay, so
+        // `.../namespaces//flunders` names the namespace "" (every namespace, as Go lists it)
+        // and `.../ns1//flunders` names resource "" (a path no route serves: 404).
+        let trimmed = path.trim_matches('/');
+        let parts: Vec<&str> = if trimmed.is_empty() {
+            Vec::new()
+        } else {
+            trimmed.split('/').collect()
+        };
         // Only /apis/<group>/<version>/... are resource requests (there is no legacy /api group here).
         if parts.len() < 3 || parts[0] != "apis" {
             return info;
@@ -84,6 +91,7 @@ impl RequestInfo {
             if rest.len() > 1 {
                 info.namespace = rest[1].to_string();
                 if rest.len() > 2 {
+                    info.namespace_in_path = true;
                     rest = &rest[2..];
                 } else {
                     // `/namespaces/<ns>` is the namespace object itself.
@@ -285,6 +293,40 @@ mod tests {
             assert!(!i.is_resource_request, "{p}");
             assert_eq!(i.verb, Verb::Get);
         }
+    }
+
+    #[test]
+    fn empty_segments_stay_as_in_go() {
+        let b = "/apis/wardle.example.com/v1beta1";
+        let all = RequestInfo::new(&Method::GET, &format!("{b}/namespaces//flunders"), None);
+        assert!(all.is_resource_request);
+        assert_eq!(
+            (&all.verb, all.namespace.as_str(), all.resource.as_str()),
+            (&Verb::List, "", "flunders")
+        );
+        for p in [
+            format!("{b}/namespaces/ns1//flunders"),
+            format!("{b}//namespaces/ns1/flunders/f1"),
+        ] {
+            let i = RequestInfo::new(&Method::GET, &p, None);
+            assert!(i.resource.is_empty(), "{p}: {i:?}");
+        }
+        let named = RequestInfo::new(
+            &Method::GET,
+            &format!("{b}/namespaces/ns1/flunders//f1"),
+            None,
+        );
+        assert_eq!(
+            (named.name.as_str(), named.subresource.as_str()),
+            ("", "f1")
+        );
+        // Outer slashes still go.
+        let i = RequestInfo::new(
+            &Method::GET,
+            &format!("/{b}/namespaces/ns1/flunders/f1//"),
+            None,
+        );
+        assert_eq!((i.namespace.as_str(), i.name.as_str()), ("ns1", "f1"));
     }
 
     #[test]

@@ -28,8 +28,65 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// `entry` with any panic answered as a 500 Status (the outermost filter, as in Go).
 async fn guarded_entry(state: State<Arc<AppState>>, req: Request) -> Response {
+    if let Some(refused) = oversized_head(&req).or_else(|| unmet_expectation(&req)) {
+        return refused;
+    }
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     super::limits::recover_panics(&method, &path, entry(state, req)).await
+}
+
+/// Go's bound on an HTTP/1 request's head (net/http `initialReadLimitSize`: `MaxHeaderBytes`
+/// plus 4096 bytes of request line and headers), made exact here: hyper's own bound
+/// (`tls::server::bound_connections`) is its read buffer, which one read can overshoot. A head
+/// over it is 431 with a Status (Go answers these words as plain text) and the connection
+/// closed, as Go closes it. HTTP/2 bounds the header list itself.
+fn oversized_head(req: &Request) -> Option<Response> {
+    const LIMIT: usize = crate::tls::server::MAX_HEADER_BYTES + 4096;
+    if req.version() > http::Version::HTTP_11 {
+        return None;
+    }
+    // `METHOD target HTTP/1.1\r\n`, `name: value\r\n` per header, the closing `\r\n`.
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if line + headers + 2 <= LIMIT {
+        return None;
+    }
+    let mut resp = ApiError::new(
+        431,
+        crate::apimachinery::status::Reason::Unknown,
+        "Request Header Fields Too Large",
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(resp)
+}
+
+/// Go's net/http answer to an HTTP/1 request whose `Expect` (its first value) is anything but
+/// `100-continue` (a token of it, any case), before any handler runs: 417 with no body, and the
+/// connection closed (`response.sendExpectationFailed`). hyper would serve such a request.
+/// HTTP/2 requests are served, as Go's HTTP/2 server does.
+fn unmet_expectation(req: &Request) -> Option<Response> {
+    if req.version() > http::Version::HTTP_11 {
+        return None;
+    }
+    let expect = req.headers().get(header::EXPECT)?.as_bytes();
+    // Go's hasToken: tokens are separated by spaces, tabs and commas.
+    let continues = expect
+        .split(|b| matches!(b, b' ' | b'\t' | b','))
+        .any(|t| t.eq_ignore_ascii_case(b"100-continue"));
+    if expect.is_empty() || continues {
+        return None;
+    }
+    let mut resp = StatusCode::EXPECTATION_FAILED.into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(resp)
 }
 
 /// Paths listed by `/` and by the 404 of an unknown non-API path (Go's IndexLister).

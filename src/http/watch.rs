@@ -3,7 +3,7 @@
 //! (the version's object, a Table row, PartialObjectMetadata). Where a watch starts and which
 //! events it gets is the registry's (`registry::watch`).
 
-use super::negotiate::{self, Format, Negotiated, Target};
+use super::negotiate::{Negotiated, Target};
 use super::table::{self, IncludeObject};
 use crate::api::{GROUP, Resource};
 use crate::apimachinery::options::ListOptions;
@@ -55,10 +55,8 @@ pub async fn serve(
         include,
         headers_sent: false,
     };
-    let content_type = match neg.format {
-        Format::Json => "application/json",
-        Format::Yaml => "application/yaml;stream=watch",
-    };
+    // JSON only: `negotiate::watch_stream` refused every other form, as Go does.
+    let content_type = "application/json";
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(FRAMES_BUFFERED);
     tokio::spawn(session.run(watch, tx));
     let body = Body::from_stream(ReceiverStream::new(rx));
@@ -101,23 +99,13 @@ impl Session {
         }
     }
 
-    /// One framed event: a JSON line (or a YAML document).
+    /// One framed event: a JSON line.
     fn frame(&self, kind: &str, object: Value) -> Bytes {
         crate::metrics::watch_event(self.resource.plural(), self.version);
         let ev = json!({"type": kind, "object": object});
-        match self.neg.format {
-            Format::Json => {
-                let mut b = crate::apimachinery::gofmt::go_json_escape(ev.to_string());
-                b.push('\n');
-                Bytes::from(b)
-            }
-            Format::Yaml => {
-                let (doc, _) = negotiate::encode(&ev, Format::Yaml, false);
-                let mut b = b"---\n".to_vec();
-                b.extend_from_slice(&doc);
-                Bytes::from(b)
-            }
-        }
+        let mut b = crate::apimachinery::gofmt::go_json_escape(ev.to_string());
+        b.push('\n');
+        Bytes::from(b)
     }
 
     /// An object (storage JSON) in the form the client asked for.
@@ -147,7 +135,7 @@ impl Session {
 
     /// A cached object's event: as plain JSON it is spliced in from the object's stored text.
     fn frame_stored(&mut self, kind: &str, obj: &Obj) -> Bytes {
-        if self.neg.target != Target::Object || self.neg.format != Format::Json {
+        if self.neg.target != Target::Object {
             return self.frame_object(kind, obj.value());
         }
         let (r, version) = (self.resource, self.version);

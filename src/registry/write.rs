@@ -5,6 +5,7 @@
 use super::{Ctx, Store, TypeErrors, being_deleted, check_fields, finalizers, meta_str};
 use crate::admission::attributes::{Attributes, Operation};
 use crate::apimachinery::decode::FieldValidation;
+use crate::apimachinery::gofmt::Quoted;
 use crate::apimachinery::managed_fields;
 use crate::apimachinery::meta;
 use crate::apimachinery::names;
@@ -88,11 +89,13 @@ pub(super) fn parse_rv_field(obj: &Value) -> ApiResult<Option<i64>> {
             Ok(0) => Ok(None),
             Ok(rv) => Ok(Some(i64::try_from(rv).unwrap_or(i64::MAX))),
             Err(_) => Err(ApiError::bad_request(format!(
-                "invalid resource version: {s:?}"
+                "invalid resource version: {}",
+                Quoted(s)
             ))),
         },
         Some(Value::String(s)) => Err(ApiError::bad_request(format!(
-            "invalid resource version: {s:?}"
+            "invalid resource version: {}",
+            Quoted(s)
         ))),
         Some(other) => Err(ApiError::bad_request(format!(
             "invalid resource version: {other}"
@@ -162,11 +165,13 @@ impl Store {
         Ok(())
     }
 
-    /// The body's namespace must be empty or the URL's; cluster-scoped kinds have none.
+    /// The body's namespace must be empty or the URL's; cluster-scoped kinds have none, and
+    /// neither has a body sent to an empty namespace (`namespaces//flunders`), which validation
+    /// then refuses (Go's `EnsureObjectNamespaceMatchesRequestNamespace`).
     pub(super) fn settle_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
         let body_ns = meta_str(obj, "namespace").to_string();
         let m = meta_mut(obj);
-        if ctx.resource.namespaced() {
+        if ctx.resource.namespaced() && !ctx.namespace.is_empty() {
             if !body_ns.is_empty() && body_ns != ctx.namespace {
                 return Err(ApiError::bad_request(
                     "the namespace of the provided object does not match the namespace sent on the request",
@@ -819,7 +824,9 @@ fn decode_patched(
         return Err(super::patch_invalid(
             &quote_json(&patched),
             &format!(
-                "no kind {kind:?} is registered for version {api_version:?} in scheme \"pkg/runtime/scheme.go:111\""
+                "no kind {} is registered for version {} in scheme \"pkg/runtime/scheme.go:111\"",
+                Quoted(kind),
+                Quoted(api_version)
             ),
         ));
     };

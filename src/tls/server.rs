@@ -13,7 +13,7 @@ use rustls::DistinguishedName;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, ServerConfig, SignatureScheme};
 
@@ -80,25 +80,53 @@ pub fn server_config_with_ca_hints(
     Ok(cfg)
 }
 
+/// Go's `MaxHeaderBytes` (AS:`server/secure_serving.go`): 1 MiB of request line and headers.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// How many headers an HTTP/1 request may have (hyper's default is 100; Go counts none, only
+/// bytes). hyper parses each head into this many slots, allocated for every parse, so the count
+/// that the byte bound would allow (a line is at least 4 bytes: 262,144) cost ~11 ms per request
+/// in a debug build; 8,192 slots (512 KiB, 128 bytes per header at the 1 MiB bound) cost a few
+/// percent there and nothing measurable in release, where the uninitialised slots are not
+/// written. More headers are hyper's bare 431.
+pub const MAX_HEADERS: usize = 8192;
+
 /// Go's connection limits (AS:`server/secure_serving.go`) on the HTTP builder: a client has
 /// `header_read` to send a request's headers, which is also how long an idle HTTP/1 keep-alive
 /// connection is kept (hyper runs the header timer while waiting for the next request); HTTP/2
 /// allows 100 concurrent streams per connection and pings idle peers, dropping dead ones.
 /// A slow body is bounded by the request deadline (`http::limits`).
+///
+/// Request heads are bounded by bytes only, as in Go: net/http reads up to `MaxHeaderBytes`
+/// plus 4096 bytes (`initialReadLimitSize`) and counts no headers; HTTP/2 advertises
+/// `MaxHeaderBytes` + 320 (`http2adjustHTTP1MaxHeaderSize`) as its header-list size. hyper's
+/// read buffer bounds the head (a longer one is 431). hyper also limits the count (100 by
+/// default), which Go does not: see [`MAX_HEADERS`]. One limit cannot follow Go: hyper and the
+/// `http` crate refuse a request target longer than 65,534 bytes (414), which Go accepts up to
+/// the 1 MiB bound.
 pub fn bound_connections(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     header_read: Duration,
 ) {
-    builder.http1().header_read_timeout(header_read);
+    const HEAD_BYTES: usize = MAX_HEADER_BYTES + 4096;
+    builder
+        .http1()
+        .header_read_timeout(header_read)
+        .max_buf_size(HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
     builder
         .http2()
         .max_concurrent_streams(100)
+        .max_header_list_size((MAX_HEADER_BYTES + 10 * 32) as u32)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
 }
 
 /// Requests a client cert, never requires one, accepts whatever chain is sent. It still checks
-/// the handshake signature, so a peer cannot present a cert whose key it does not hold.
+/// the handshake signature, so a peer cannot present a cert whose key it does not hold. The key
+/// is read from the certificate's SubjectPublicKeyInfo by x509-parser rather than by webpki,
+/// which refuses X.509 v1 certificates (no extensions) outright; Go's crypto/tls accepts them
+/// and its authenticators decide (`authn::x509`), so a v1 certificate must not end the handshake.
 #[derive(Debug)]
 struct AcceptAnyClientCert {
     provider: Arc<CryptoProvider>,
@@ -133,12 +161,30 @@ impl ClientCertVerifier for AcceptAnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let spki = subject_public_key_info(cert)?;
+        let key = webpki::RawPublicKeyEntity::try_from(&spki).map_err(bad_key)?;
+        // rustls's own TLS 1.2 check: every algorithm the scheme maps to is tried.
+        let algs = self
+            .provider
+            .signature_verification_algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algs)| *algs)
+            .ok_or(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+        let mut last = rustls::Error::PeerMisbehaved(
+            rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+        );
+        for alg in algs {
+            match key.verify_signature(*alg, message, dss.signature()) {
+                Ok(()) => return Ok(HandshakeSignatureValid::assertion()),
+                Err(e @ webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_)) => {
+                    last = bad_key(e);
+                }
+                Err(e) => return Err(bad_key(e)),
+            }
+        }
+        Err(last)
     }
 
     fn verify_tls13_signature(
@@ -147,9 +193,9 @@ impl ClientCertVerifier for AcceptAnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
+        rustls::crypto::verify_tls13_signature_with_raw_key(
             message,
-            cert,
+            &subject_public_key_info(cert)?,
             dss,
             &self.provider.signature_verification_algorithms,
         )
@@ -160,6 +206,26 @@ impl ClientCertVerifier for AcceptAnyClientCert {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// The SubjectPublicKeyInfo (DER) of a certificate of any version; a certificate that does not
+/// parse is a bad certificate (the handshake ends, as Go's does for an unparsable one).
+fn subject_public_key_info(
+    cert: &CertificateDer<'_>,
+) -> Result<SubjectPublicKeyInfoDer<'static>, rustls::Error> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, parsed) = X509Certificate::from_der(cert)
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    Ok(SubjectPublicKeyInfoDer::from(
+        parsed.public_key().raw.to_vec(),
+    ))
+}
+
+/// A key or signature webpki refuses, as rustls reports it.
+fn bad_key(e: webpki::Error) -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        Arc::new(e),
+    )))
 }
 
 /// Go's answer to plain HTTP on a TLS port (net/http `conn.serve`), byte for byte.
@@ -174,12 +240,13 @@ fn looks_like_http(header: &[u8]) -> bool {
 
 /// axum-server acceptor run before the TLS handshake: a connection whose first bytes are an HTTP
 /// request gets Go's `400 Client sent an HTTP request to an HTTPS server.` instead of TLS alert
-/// bytes. It peeks (reads nothing), so TLS clients are untouched.
+/// bytes. It peeks (reads nothing), so TLS clients are untouched. Other connections go on as a
+/// [`Lingering`] stream, so their last answer is not lost to a reset when they close.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PlainHttpAnswer;
 
 impl<S: Send + 'static> axum_server::accept::Accept<tokio::net::TcpStream, S> for PlainHttpAnswer {
-    type Stream = tokio::net::TcpStream;
+    type Stream = Lingering;
     type Service = S;
     type Future = futures::future::BoxFuture<'static, std::io::Result<(Self::Stream, S)>>;
 
@@ -195,9 +262,115 @@ impl<S: Send + 'static> axum_server::accept::Accept<tokio::net::TcpStream, S> fo
                     "client sent an HTTP request to an HTTPS server",
                 ));
             }
-            Ok((stream, service))
+            Ok((Lingering(Some(stream)), service))
         })
     }
+}
+
+/// How long, and how many bytes, a closed connection is read for (see [`Lingering`]).
+const LINGER_TIME: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 64 << 20;
+
+/// The TCP stream under TLS, closed the way Go's net/http closes (`closeWriteAndWait`): when
+/// the server ends a connection whose client is still sending (a body refused with 413 before
+/// it was read, a request that closes the connection), closing the socket with unread input
+/// would make the kernel send a reset, and a client that has not read the answer yet loses it
+/// (curl: "Recv failure: Connection reset by peer"; Go: "write: broken pipe"). So on drop the
+/// write side is shut (the client sees the end of the answer) and what the client still sends
+/// is read and dropped, for at most [`LINGER_TIME`] and [`LINGER_BYTES`], in a task of its own;
+/// a client that has already hung up costs nothing more. Go only waits 500 ms without reading,
+/// which still loses answers to clients sending large bodies.
+#[derive(Debug)]
+pub struct Lingering(Option<tokio::net::TcpStream>);
+
+impl Lingering {
+    fn stream(&mut self) -> std::io::Result<&mut tokio::net::TcpStream> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
+    }
+}
+
+impl tokio::io::AsyncRead for Lingering {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.stream()?).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Lingering {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(self.stream()?).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(self.stream()?).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.as_ref().is_some_and(|s| s.is_write_vectored())
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.stream()?).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.stream()?).poll_shutdown(cx)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(stream) = self.0.take() else { return };
+        let mut probe = [0u8; 1];
+        match stream.try_read(&mut probe) {
+            // The client hung up first (the usual end of a keep-alive connection), or the
+            // socket failed: nothing to wait for.
+            Ok(0) => return,
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return,
+            // Input still coming, or none yet: the client may not have read the answer.
+            _ => {}
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(stream));
+        }
+    }
+}
+
+/// Shuts the write side, then reads and drops the client's input until it hangs up or the
+/// bounds are reached; the socket is closed when this returns.
+async fn linger(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        while total < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Up to the first five bytes (fewer if the client closes first).

@@ -79,6 +79,60 @@ impl Ca {
         }
     }
 
+    /// An X.509 v1 client certificate (no version field, no extensions, as `openssl x509 -req`
+    /// without an extension file makes), CN the user and O the group, signed by this CA. rcgen
+    /// only writes v3, so the DER is put together here: ECDSA P-256 with SHA-256, valid
+    /// 2020-2049.
+    pub fn client_v1(&self, cn: &str, group: &str) -> Pair {
+        use rcgen::{PublicKeyData, SigningKey};
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let key = KeyPair::generate().expect("key");
+        let ca_der = rustls::pki_types::pem::PemObject::from_pem_slice(self.cert_pem.as_bytes())
+            .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+            .expect("CA PEM");
+        let (_, ca) = X509Certificate::from_der(&ca_der).expect("CA DER");
+        let ecdsa_sha256 = der(
+            0x30,
+            &der(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
+        );
+        let rdn = |oid: u8, value: &str| {
+            let atv = [der(0x06, &[0x55, 0x04, oid]), der(0x0c, value.as_bytes())].concat();
+            der(0x31, &der(0x30, &atv))
+        };
+        let subject = der(0x30, &[rdn(3, cn), rdn(10, group)].concat());
+        let validity = der(
+            0x30,
+            &[der(0x17, b"200101000000Z"), der(0x17, b"491231235959Z")].concat(),
+        );
+        let serial: [u8; 8] = rand::random::<[u8; 8]>().map(|b| b & 0x7f);
+        let tbs = der(
+            0x30,
+            &[
+                der(0x02, &serial),
+                ecdsa_sha256.clone(),
+                ca.subject().as_raw().to_vec(),
+                validity,
+                subject,
+                key.subject_public_key_info(),
+            ]
+            .concat(),
+        );
+        let signature = self.issuer.key().sign(&tbs).expect("sign");
+        let cert = der(
+            0x30,
+            &[
+                tbs,
+                ecdsa_sha256,
+                der(0x03, &[&[0u8][..], &signature].concat()),
+            ]
+            .concat(),
+        );
+        Pair {
+            cert_pem: pem_certificate(&cert),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
     /// A serving certificate for DNS names and IP addresses.
     pub fn serving(&self, hosts: &[&str]) -> Pair {
         let key = KeyPair::generate().expect("key");
@@ -136,4 +190,38 @@ pub fn kubeconfig(
     });
     // JSON is YAML: kubectl and kube read it as a kubeconfig.
     std::fs::write(path, serde_json::to_vec_pretty(&kc).expect("json")).expect("write kubeconfig");
+}
+
+/// One DER TLV: `tag`, the definite length, `content`.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A DER certificate as PEM.
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
 }

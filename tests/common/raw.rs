@@ -16,6 +16,11 @@ use tokio_rustls::client::TlsStream;
 
 /// A TLS connection to 127.0.0.1:`port` as the standalone admin (cert dir `dir`), HTTP/1.1.
 pub async fn connect(dir: &Path, port: u16) -> TlsStream<TcpStream> {
+    connect_alpn(dir, port, b"http/1.1").await
+}
+
+/// `connect`, offering the one ALPN protocol `alpn` (`h2` for HTTP/2).
+pub async fn connect_alpn(dir: &Path, port: u16, alpn: &[u8]) -> TlsStream<TcpStream> {
     super::server::install_crypto();
     let read = |name: &str| std::fs::read(dir.join(name)).expect(name);
     let mut roots = rustls::RootCertStore::empty();
@@ -30,6 +35,45 @@ pub async fn connect(dir: &Path, port: u16) -> TlsStream<TcpStream> {
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .expect("client config");
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+        .await
+        .expect("tls handshake")
+}
+
+/// A TLS connection to 127.0.0.1:`port` (cert dir `dir`) presenting `cert_pem`/`key_pem`
+/// without rustls's client-side checks of that certificate (which refuse X.509 v1), over
+/// `version` (TLS 1.2 or 1.3), HTTP/1.1.
+pub async fn connect_as(
+    dir: &Path,
+    port: u16,
+    cert_pem: &str,
+    key_pem: &str,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> TlsStream<TcpStream> {
+    super::server::install_crypto();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&std::fs::read(dir.join("ca.crt")).expect("ca.crt")) {
+        roots.add(c.expect("ca")).expect("add ca");
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("client cert");
+    let provider = rustls::crypto::ring::default_provider();
+    let key = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key"))
+        .expect("signing key");
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, key));
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await

@@ -101,7 +101,7 @@ fn mask_trailing_dash(s: &str) -> String {
 fn is_dns1035_label(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > 63 {
-        errs.push("must be no more than 63 bytes".to_string());
+        errs.push(meta::max_len_error(63));
     }
     let b = s.as_bytes();
     let ok = b.first().is_some_and(u8::is_ascii_lowercase)
