@@ -6,12 +6,23 @@
 //! but a type error in an earlier one is still reported (Go reports its first type error).
 
 use super::gofmt::Quoted;
-use super::options::RawDelete;
 use super::status::{ApiError, ApiResult};
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
+
+/// DeleteOptions' fields as Go's decoding leaves them, before ValidateDeleteOptions.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct RawDelete {
+    pub grace_period_seconds: Option<i64>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub orphan: Option<bool>,
+    /// Set, even to "", when given (Go's `*DeletionPropagation`).
+    pub policy: Option<String>,
+    pub dry_run: Vec<String>,
+}
 
 /// A DeleteOptions body and its format (the Content-Type picked it).
 pub enum DeleteBody<'a> {

@@ -1,7 +1,7 @@
 //! Query and body options of the verbs (ListOptions, Create/Update/PatchOptions, DeleteOptions),
 //! parsed and validated with the Go apiserver's messages.
 
-use super::delete_body::DeleteBody;
+use super::delete_body::{DeleteBody, RawDelete};
 use super::fields::{self, FieldSelector};
 use super::gofmt::Quoted;
 use super::labels::{self, Selector};
@@ -302,18 +302,6 @@ pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
     pub grace_period_seconds: Option<i64>,
-}
-
-/// DeleteOptions' fields as Go's decoding leaves them, before ValidateDeleteOptions.
-#[derive(Debug, Default, PartialEq)]
-pub(super) struct RawDelete {
-    pub grace_period_seconds: Option<i64>,
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
-    pub orphan: Option<bool>,
-    /// Set, even to "", when given (Go's `*DeletionPropagation`).
-    pub policy: Option<String>,
-    pub dry_run: Vec<String>,
 }
 
 impl DeleteOptions {
