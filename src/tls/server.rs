@@ -84,12 +84,12 @@ pub fn server_config_with_ca_hints(
 pub const MAX_HEADER_BYTES: usize = 1 << 20;
 
 /// How many headers an HTTP/1 request may have (hyper's default is 100; Go counts none, only
-/// bytes). hyper parses each head into this many slots, allocated for every parse, so the count
-/// that the byte bound would allow (a line is at least 4 bytes: 262,144) cost ~11 ms per request
-/// in a debug build; 8,192 slots (512 KiB, 128 bytes per header at the 1 MiB bound) cost a few
-/// percent there and nothing measurable in release, where the uninitialised slots are not
-/// written. More headers are hyper's bare 431.
-pub const MAX_HEADERS: usize = 8192;
+/// bytes). Past 100, hyper allocates and fills this many header slots (two arrays of ~40 bytes
+/// each per slot) for every request it parses: at 8,192 that was ~15 % of the server's CPU at
+/// 32 clients creating flunders (`SmallVec::from_elem` and the parse). 256 leaves room for a
+/// user of a couple of hundred groups behind the aggregator (one `X-Remote-Group` header per
+/// group) for a few hundred nanoseconds per request. More headers are hyper's bare 431.
+pub const MAX_HEADERS: usize = 256;
 
 /// Go's connection limits (AS:`server/secure_serving.go`) on the HTTP builder: a client has
 /// `header_read` to send a request's headers, which is also how long an idle HTTP/1 keep-alive
