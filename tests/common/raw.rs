@@ -36,13 +36,7 @@ pub async fn connect_alpn(dir: &Path, port: u16, alpn: &[u8]) -> TlsStream<TcpSt
         .with_client_auth_cert(chain, key)
         .expect("client config");
     cfg.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
-        .await
-        .expect("tls handshake")
+    handshake(cfg, port).await
 }
 
 /// A TLS connection to 127.0.0.1:`port` (cert dir `dir`) presenting `cert_pem`/`key_pem`
@@ -75,6 +69,11 @@ pub async fn connect_as(
         .with_root_certificates(roots)
         .with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    handshake(cfg, port).await
+}
+
+/// TCP to 127.0.0.1:`port`, then the TLS handshake under `cfg` (server name 127.0.0.1).
+async fn handshake(cfg: rustls::ClientConfig, port: u16) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
