@@ -282,13 +282,30 @@ pub fn parse_json(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
 }
 
 fn parse_json_now(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
-    let first = parse_json_exact(bytes);
-    if first.is_err()
-        && let Some(fixed) = replace_bad_unicode(bytes)
-    {
-        return parse_json_exact(&fixed);
+    with_bad_unicode_replaced(bytes, parse_json_exact)
+}
+
+/// `parse(bytes)`, or when that fails and `bytes` has bad Unicode in its strings (see
+/// [`replace_bad_unicode`]), `parse` of the body with it replaced by U+FFFD, as Go's
+/// encoding/json reads it (whose error, if any, is then the body's real syntax error).
+pub fn with_bad_unicode_replaced<T, E>(
+    bytes: &[u8],
+    parse: impl Fn(&[u8]) -> Result<T, E>,
+) -> Result<T, E> {
+    let first = parse(bytes);
+    match first {
+        Err(_) => match replace_bad_unicode(bytes) {
+            Some(fixed) => parse(&fixed),
+            None => first,
+        },
+        ok => ok,
     }
-    first
+}
+
+/// `serde_json::from_slice` with Go's tolerance of bad Unicode in strings, for patches (Go
+/// decodes them with the same encoding/json).
+pub fn from_slice_lossy<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    with_bad_unicode_replaced(bytes, |b| serde_json::from_slice(b))
 }
 
 /// Go's `encoding/json` decodes a string's invalid UTF-8 bytes and unpaired UTF-16 surrogate
@@ -1214,6 +1231,17 @@ mod tests {
     use super::*;
     use crate::apimachinery::status::Reason;
     use serde_json::json;
+
+    /// Patches (and other bodies read with `from_slice_lossy`) take bad Unicode as Go does.
+    #[test]
+    fn lossy_slices_replace_bad_unicode() {
+        let v: Value = from_slice_lossy(br#"{"a":"x\ud800y"}"#).expect("lone surrogate");
+        assert_eq!(v["a"], "x\u{fffd}y");
+        let v: Value = from_slice_lossy(b"{\"a\":\"x\xffy\"}").expect("bad byte");
+        assert_eq!(v["a"], "x\u{fffd}y");
+        let e = from_slice_lossy::<Value>(b"{\"a\":\"x\xffy\"").expect_err("still truncated");
+        assert!(e.is_eof(), "{e}");
+    }
 
     fn flunder_schema() -> Value {
         json!({

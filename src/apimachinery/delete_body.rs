@@ -40,11 +40,14 @@ pub enum DeleteBody<'a> {
 pub(super) fn decode(body: DeleteBody<'_>) -> ApiResult<RawDelete> {
     let top = match body {
         DeleteBody::Json(bytes) => {
-            let parse = || -> Result<TopLevel, serde_json::Error> {
-                let mut de = serde_json::Deserializer::from_slice(bytes);
-                let top = TopLevel::deserialize(&mut de)?;
-                de.end()?;
-                Ok(top)
+            // As Go's encoding/json, bad Unicode in strings reads as U+FFFD.
+            let parse = || {
+                super::decode::with_bad_unicode_replaced(bytes, |bytes| {
+                    let mut de = serde_json::Deserializer::from_slice(bytes);
+                    let top = TopLevel::deserialize(&mut de)?;
+                    de.end()?;
+                    Ok::<_, serde_json::Error>(top)
+                })
             };
             let parsed = if bytes.len() >= super::cpu::LARGE_BODY {
                 super::cpu::cpu_bound(parse)
@@ -296,6 +299,16 @@ mod tests {
 
     fn json(body: &str) -> ApiResult<RawDelete> {
         decode(DeleteBody::Json(body.as_bytes()))
+    }
+
+    /// Bad Unicode in a string reads as U+FFFD, as Go's encoding/json has it (Go then
+    /// refuses the dry-run value `["\u{fffd}"]` as unsupported: ValidateDeleteOptions).
+    #[test]
+    fn bad_unicode_reads_as_replacement_characters() {
+        let raw = json(r#"{"dryRun":["\ud800"]}"#).expect("decodes");
+        assert_eq!(raw.dry_run, vec!["\u{fffd}".to_string()]);
+        let raw = decode(DeleteBody::Json(b"{\"dryRun\":[\"a\xffb\"]}")).expect("decodes");
+        assert_eq!(raw.dry_run, vec!["a\u{fffd}b".to_string()]);
     }
 
     /// Each message is what the Go sample-apiserver answered for the same body.

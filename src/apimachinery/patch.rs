@@ -140,7 +140,8 @@ fn json_patch_apply(
     body: &[u8],
     validation: FieldValidation,
 ) -> Result<Value, ApiError> {
-    let raw: Value = serde_json::from_slice(body).map_err(|e| undecodable_patch(&e))?;
+    let raw: Value =
+        crate::apimachinery::decode::from_slice_lossy(body).map_err(|e| undecodable_patch(&e))?;
     let elements = match &raw {
         Value::Array(elements) => elements,
         // Go decodes `null` into an empty list of operations: nothing to do.
@@ -296,7 +297,8 @@ fn json_patch_error(ops: &[json_patch::PatchOperation], e: &json_patch::PatchErr
 }
 
 fn merge_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
-    let patch: Value = serde_json::from_slice(body).map_err(|e| undecodable_patch(&e))?;
+    let patch: Value =
+        crate::apimachinery::decode::from_slice_lossy(body).map_err(|e| undecodable_patch(&e))?;
     match &patch {
         Value::Object(_) => {}
         // evanphx MergePatch: a null patch document is ErrBadJSONPatch.
@@ -438,8 +440,8 @@ fn bad_patch_type<T>(t: &Value, m: &Map<String, Value>) -> SmpResult<T> {
 }
 
 fn strategic_merge_patch(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
-    let patch: Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let patch: Value = crate::apimachinery::decode::from_slice_lossy(body)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let patch = match patch {
         Value::Object(m) => m,
         // Go unmarshals `null` into the (empty) patch map: nothing to do.
