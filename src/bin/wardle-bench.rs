@@ -333,8 +333,8 @@ async fn creates_section(
         let mut targets: Vec<&Server> = servers.to_vec();
         targets.extend(go);
         for s in targets {
-            let clients = make_clients(&s.kubeconfig, c).await?;
-            let op = http_create_op(clients, "bench-create", &format!("c{c}"));
+            let conns = create_conns(&s.kubeconfig, c).await?;
+            let op = http_create_op(conns, "bench-create", &format!("c{c}"));
             let cpu0 = b.cpu(s);
             let run = load(c, Stop::After(dur), op).await;
             let cpu = b.cpu(s).since(&cpu0, b.tick, run.elapsed);
@@ -546,8 +546,8 @@ async fn reads_section(
 async fn reads_of(rep: &mut Report, b: &Bench<'_>, s: &Server) -> anyhow::Result<f64> {
     let (ns, fill_c) = ("bench-list", 32);
     let t = Instant::now();
-    let clients = make_clients(&s.kubeconfig, fill_c).await?;
-    let op = http_create_op(clients, ns, "l");
+    let conns = create_conns(&s.kubeconfig, fill_c).await?;
+    let op = http_create_op(conns, ns, "l");
     let f = load(fill_c, Stop::Count(b.args.list_size), op).await;
     rep.line(format!(
         "{}: filled in {:.1} s at {:.0}/s, {} errors",
@@ -599,8 +599,8 @@ async fn memory_section(rep: &mut Report, b: &Bench<'_>, a: &mut Server) -> anyh
     let missing = target.saturating_sub(have as usize);
     let t = Instant::now();
     if missing > 0 {
-        let clients = make_clients(&a.kubeconfig, 32).await?;
-        let op = http_create_op(clients, "bench-fill", "f");
+        let conns = create_conns(&a.kubeconfig, 32).await?;
+        let op = http_create_op(conns, "bench-fill", "f");
         load(32, Stop::Count(missing), op).await;
     }
     let fill_s = t.elapsed().as_secs_f64();
@@ -1082,20 +1082,110 @@ async fn load(concurrency: usize, stop: Stop, op: Op) -> Run {
     run
 }
 
-fn http_create_op(clients: Vec<kube::Client>, ns: &str, prefix: &str) -> Op {
-    let clients = Arc::new(clients);
+fn http_create_op(conns: Vec<CreateConn>, ns: &str, prefix: &str) -> Op {
+    let conns: Arc<Vec<tokio::sync::Mutex<CreateConn>>> =
+        Arc::new(conns.into_iter().map(tokio::sync::Mutex::new).collect());
+    let path: Arc<str> = format!("{GROUP_VERSION}/namespaces/{ns}/flunders").into();
     let (ns, prefix) = (ns.to_string(), prefix.to_string());
     Arc::new(move |w, i| {
-        let client = clients[w % clients.len()].clone();
-        let (ns, name) = (ns.clone(), format!("{prefix}-{i}"));
+        let (conns, path) = (conns.clone(), path.clone());
+        let body = serde_json::to_vec(&flunder(&ns, &format!("{prefix}-{i}")));
         Box::pin(async move {
-            match post_flunder(&client, &ns, &name).await {
+            let body = body.map_err(|e| e.to_string())?;
+            // Worker w is the only user of connection w: the lock is never contended.
+            let mut conn = conns[w % conns.len()].lock().await;
+            match conn.post(&path, body).await {
                 Ok((StatusCode::CREATED, _)) => Ok(()),
                 Ok((st, body)) => Err(format!("{st}: {}", String::from_utf8_lossy(&body))),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(format!("{e:#}")),
             }
         })
     })
+}
+
+type TlsConn = hyper::client::conn::http1::Connection<
+    hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    http_body_util::Full<Bytes>,
+>;
+
+/// One load worker's keep-alive HTTPS connection (HTTP/1.1, the kubeconfig's client
+/// certificate), driven inside the worker's own task. kube::Client would pass every request
+/// through a tower Buffer task, hyper-util's pool and a connection task; on 2 shared cores those
+/// hops cost the load client about a third of what the server spends per create, CPU the
+/// servers under test then lack. The same connection type drives every peer.
+struct CreateConn {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<Bytes>>,
+    conn: TlsConn,
+    /// `host:port` for the Host header.
+    authority: String,
+}
+
+impl CreateConn {
+    async fn open(kubeconfig: &Path) -> anyhow::Result<CreateConn> {
+        use kube::client::ConfigExt;
+        let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+        let tls = Arc::new(cfg.rustls_client_config()?);
+        let host = cfg
+            .cluster_url
+            .host()
+            .context("server URL without a host")?;
+        let port = cfg.cluster_url.port_u16().unwrap_or(443);
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let name = rustls_pki_types::ServerName::try_from(host.clone())?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        tcp.set_nodelay(true)?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        let authority = format!("{}:{port}", cfg.cluster_url.host().unwrap_or_default());
+        Ok(CreateConn {
+            sender,
+            conn,
+            authority,
+        })
+    }
+
+    /// POST `body` (JSON) to `path`: the status and the whole response body.
+    async fn post(&mut self, path: &str, body: Vec<u8>) -> anyhow::Result<(StatusCode, Bytes)> {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body)))?;
+        let resp = drive(&mut self.conn, self.sender.send_request(req)).await??;
+        let status = resp.status();
+        let body = drive(&mut self.conn, resp.into_body().collect()).await??;
+        Ok((status, body.to_bytes()))
+    }
+}
+
+/// Polls `work` while the connection it needs makes progress in the same task; the
+/// connection ending first is an error.
+async fn drive<F: std::future::Future>(conn: &mut TlsConn, work: F) -> anyhow::Result<F::Output> {
+    let work = std::pin::pin!(work);
+    match futures::future::select(work, conn).await {
+        futures::future::Either::Left((out, _)) => Ok(out),
+        futures::future::Either::Right((end, _)) => {
+            Err(anyhow!("connection ended: {:?}", end.err()))
+        }
+    }
+}
+
+/// `n` connections for `n` load workers.
+async fn create_conns(kubeconfig: &Path, n: usize) -> anyhow::Result<Vec<CreateConn>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(CreateConn::open(kubeconfig).await?);
+    }
+    Ok(out)
 }
 
 /// `n` GETs of `path` one after another (or until `max`), each must be 200.
