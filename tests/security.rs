@@ -227,10 +227,11 @@ async fn forged_remote_headers_never_authenticate() {
     }
 }
 
-/// An X.509 v1 client certificate (no extensions) is authenticated as Go's crypto/x509
-/// authenticates it: signed by the client CA it is its CN and O (200 for system:masters);
-/// signed by another CA it is 401. The handshake must complete either way (webpki alone would
-/// refuse a v1 certificate with an alert), over TLS 1.3 and TLS 1.2.
+/// An X.509 v1 client certificate (no extensions), or one that is a CA (basicConstraints
+/// CA:TRUE), is authenticated as Go's crypto/x509 authenticates it: signed by the client CA it
+/// is its CN and O (200 for system:masters); signed by another CA it is 401. The handshake must
+/// complete either way (webpki alone would refuse a v1 certificate with an alert, and a CA
+/// certificate as an end entity), over TLS 1.3 and TLS 1.2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x509_v1_client_certificates_are_verified_like_go() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -246,6 +247,8 @@ async fn x509_v1_client_certificates_are_verified_like_go() {
     .await;
     let trusted = client_ca.client_v1("wr-v1-admin", "system:masters");
     let untrusted = rogue_ca.client_v1("wr-v1-admin", "system:masters");
+    let trusted_ca = client_ca.client_that_is_a_ca("wr-ca-admin", "system:masters");
+    let untrusted_ca = rogue_ca.client_that_is_a_ca("wr-ca-admin", "system:masters");
     {
         use rustls::pki_types::pem::PemObject;
         use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
@@ -259,7 +262,12 @@ async fn x509_v1_client_certificates_are_verified_like_go() {
                     Host: x\r\nConnection: close\r\n\r\n";
     let limit = Duration::from_secs(10);
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
-        for (cert, want) in [(&trusted, "200"), (&untrusted, "401")] {
+        for (cert, want) in [
+            (&trusted, "200"),
+            (&untrusted, "401"),
+            (&trusted_ca, "200"),
+            (&untrusted_ca, "401"),
+        ] {
             let mut c =
                 raw::connect_as(&w.dir, w.port, &cert.cert_pem, &cert.key_pem, version).await;
             raw::send(&mut c, request).await;

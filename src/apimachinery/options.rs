@@ -95,13 +95,16 @@ impl ListOptions {
     ///
     /// Order of errors as Go's ListResource: integer parameters (400 `strconv.ParseInt: ...`),
     /// then ValidateListOptions (422), then selectors, then the resourceVersion and
-    /// continue rules its storage applies (400).
+    /// continue rules its storage applies (400). Go validates by the `watch` parameter alone
+    /// (`opts.Watch`, not its `forceWatch`): a `/watch/` path without `?watch=true` is checked
+    /// as a list (`sendInitialEvents` forbidden, `resourceVersionMatch` with a resourceVersion
+    /// allowed) and then served as a watch, which ignores `continue` and the match.
     pub fn parse(query: Option<&str>, force_watch: bool) -> ApiResult<ListOptions> {
         let p = Params::parse(query);
         let timeout_seconds = p.int64("timeoutSeconds")?;
         let limit = p.int64("limit")?;
         let raw = RawList {
-            watch: force_watch || p.bool("watch").unwrap_or(false),
+            watch: p.bool("watch").unwrap_or(false),
             resource_version: p.first("resourceVersion").unwrap_or(""),
             rv_match: p.first("resourceVersionMatch").unwrap_or(""),
             continued: p.first("continue").is_some_and(|c| !c.is_empty()),
@@ -120,7 +123,8 @@ impl ListOptions {
         // A watch ignores `continue` (Go's watch never reads it). A list continued at a named
         // resourceVersion is refused by the registry once the token decodes (Go's storage
         // order: token, then this, then the resourceVersion's syntax).
-        let continued = raw.continued && !raw.watch;
+        let watch = raw.watch || force_watch;
+        let continued = raw.continued && !watch;
         let rv_with_continue = continued && !matches!(raw.resource_version, "" | "0");
         let resource_version = if rv_with_continue {
             Rv::Latest
@@ -143,7 +147,7 @@ impl ListOptions {
                 "NotOlderThan" => Some(RvMatch::NotOlderThan),
                 _ => None,
             },
-            watch: raw.watch,
+            watch,
             allow_watch_bookmarks: p.bool("allowWatchBookmarks").unwrap_or(false),
             send_initial_events: raw.send_initial_events,
             timeout_seconds,
@@ -460,6 +464,36 @@ mod tests {
         let e =
             ListOptions::parse(Some("resourceVersion=99999999999999999999"), false).unwrap_err();
         assert!(e.message.ends_with("value out of range"), "{}", e.message);
+        // A legacy /watch/ path is validated by its `watch` parameter (a list without it),
+        // then served as a watch that ignores `continue` and the match.
+        let e = ListOptions::parse(Some("sendInitialEvents=true"), true).unwrap_err();
+        assert!(
+            e.message
+                .contains("sendInitialEvents is forbidden for list"),
+            "{}",
+            e.message
+        );
+        let o = ListOptions::parse(Some("continue=abc&resourceVersion=5"), true).unwrap();
+        assert!(o.watch && o.continue_token.is_none());
+        assert_eq!(o.resource_version, Rv::At(5));
+        let o =
+            ListOptions::parse(Some("resourceVersionMatch=Exact&resourceVersion=5"), true).unwrap();
+        assert!(o.watch);
+        let e =
+            ListOptions::parse(Some("continue=abc&resourceVersionMatch=Exact"), true).unwrap_err();
+        assert!(
+            e.message
+                .contains("resourceVersionMatch is forbidden unless resourceVersion is provided"),
+            "{}",
+            e.message
+        );
+        let e = ListOptions::parse(Some("watch=true&continue=abc"), true).unwrap_err();
+        assert!(
+            e.message
+                .contains("resourceVersionMatch is forbidden when continue is provided"),
+            "{}",
+            e.message
+        );
         // A watch from "" or "0" is validated as sendInitialEvents (Go's SetListOptionsDefaults).
         let e = ListOptions::parse(Some("watch=1&continue=abc"), false).unwrap_err();
         assert_eq!(e.code, 422);

@@ -661,7 +661,8 @@ impl ApiError {
                     .collect();
                 dj.insert("causes".into(), Value::Array(causes));
             }
-            if let Some(r) = d.retry_after_seconds {
+            // Go's `retryAfterSeconds,omitempty`: 0 is not written.
+            if let Some(r) = d.retry_after_seconds.filter(|r| *r > 0) {
                 dj.insert("retryAfterSeconds".into(), json!(r));
             }
             status["details"] = Value::Object(dj);

@@ -180,6 +180,60 @@ fn unverifiable_certs_are_401() {
     );
 }
 
+/// Go's `x509.Certificate.Verify` checks no basic constraints on the leaf: a CA certificate
+/// signed by the client CA, or the client CA's own certificate, authenticates as its subject
+/// (webpki refuses either as an end entity). Its usage, validity and signer still count.
+#[test]
+fn ca_certificates_as_client_certs_are_verified_like_go() {
+    let ca = test_ca("client-ca");
+    let auth = x509_only(&ca);
+    let ca_leaf = |signer: &TestCa, eku: Option<ExtendedKeyUsagePurpose>, expired: bool| {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
+        p.distinguished_name.push(DnType::CommonName, "sub-ca");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.extended_key_usages = eku.into_iter().collect();
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        p.signed_by(&key, &signer.issuer)
+            .expect("sign")
+            .der()
+            .to_vec()
+    };
+    for eku in [None, Some(ExtendedKeyUsagePurpose::ClientAuth)] {
+        let u = auth
+            .authenticate(&[ca_leaf(&ca, eku.clone(), false)], &mut HeaderMap::new())
+            .expect("a CA leaf with clientAuth or no usages authenticates");
+        assert_eq!(u.name, "sub-ca", "{eku:?}");
+        assert!(u.groups.contains(&"system:masters".to_string()));
+    }
+    let own =
+        <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
+            ca.pem.as_bytes(),
+        )
+        .expect("pem");
+    let u = auth
+        .authenticate(&[own.to_vec()], &mut HeaderMap::new())
+        .expect("the bundle's own CA certificate");
+    assert_eq!(u.name, "client-ca");
+    let other = test_ca("rogue-ca");
+    for refused in [
+        ca_leaf(&ca, Some(ExtendedKeyUsagePurpose::ServerAuth), false),
+        ca_leaf(&ca, None, true),
+        ca_leaf(&other, None, false),
+    ] {
+        let e = auth
+            .authenticate(&[refused], &mut HeaderMap::new())
+            .expect_err("401");
+        assert_eq!(e.code, 401);
+    }
+}
+
 #[test]
 fn expired_cert_is_401() {
     let ca = test_ca("client-ca");

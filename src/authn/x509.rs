@@ -32,8 +32,8 @@ const UID_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 57683, 2];
 #[derive(Debug)]
 pub struct CaVerifier {
     verifier: Arc<dyn ClientCertVerifier>,
-    /// The bundle's certificates (DER), for chains whose leaf is an X.509 v1 certificate,
-    /// which webpki refuses (see [`verify_v1_chain`]).
+    /// The bundle's certificates (DER), for chains whose leaf webpki refuses but Go accepts:
+    /// an X.509 v1 certificate or a CA certificate (see [`verify_chain_as_go`]).
     roots: Vec<Vec<u8>>,
     /// The bundle as given, so the TLS layer can hint its subjects.
     pem: Vec<u8>,
@@ -162,8 +162,8 @@ impl CaVerifier {
         let Some((leaf, rest)) = chain.split_first() else {
             return Err("no client certificate".into());
         };
-        if is_v1(leaf) {
-            return verify_v1_chain(leaf, rest, &self.roots, now)
+        if webpki_refuses_leaf(leaf) {
+            return verify_chain_as_go(leaf, rest, &self.roots, now)
                 .map_err(|e| format!("verifying certificate {} failed: {e}", describe(chain)));
         }
         let leaf = CertificateDer::from(leaf.as_slice());
@@ -178,22 +178,30 @@ impl CaVerifier {
     }
 }
 
-/// Is `der` an X.509 v1 certificate (one without extensions)?
-fn is_v1(der: &[u8]) -> bool {
-    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.version() == X509Version::V1)
+/// Is `der` a leaf webpki refuses as an end entity but Go's `x509.Certificate.Verify` takes:
+/// an X.509 v1 certificate (one without extensions), or a CA (basicConstraints CA:TRUE; Go
+/// checks no basic constraints on the leaf, so a CA certificate, the bundle's own included,
+/// authenticates as its subject).
+fn webpki_refuses_leaf(der: &[u8]) -> bool {
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| {
+        c.version() == X509Version::V1
+            || matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+    })
 }
 
-/// How many certificates a v1 leaf's chain may have above the leaf before its root.
-const MAX_V1_CHAIN_DEPTH: usize = 8;
+/// How many certificates such a leaf's chain may have above the leaf before its root.
+const MAX_CHAIN_DEPTH: usize = 8;
 
-/// Go's `x509.Certificate.Verify` for a chain whose leaf is X.509 v1, which webpki refuses but
-/// Go accepts: the leaf has no extensions, so no key usage limits it (Go takes a missing
-/// ExtKeyUsage as any usage). Each certificate must be valid `now` and signed by its parent, the
-/// parent being one of `roots` (the trust anchors, used as they are) or one of the client's
-/// `intermediates`, which Go requires to be CAs (basicConstraints CA) and, when they list
-/// extended key usages, to allow clientAuth. Parents are found by subject = issuer, as Go's pool
-/// finds candidates. Errors read like Go's (`x509: certificate signed by unknown authority`).
-fn verify_v1_chain(
+/// Go's `x509.Certificate.Verify` with `KeyUsages: [ClientAuth]` for a chain whose leaf webpki
+/// refuses (`webpki_refuses_leaf`): the leaf must be valid `now` and allow clientAuth by its
+/// extended key usages when it lists any (a v1 leaf has none: Go takes a missing ExtKeyUsage as
+/// any usage); a leaf that is itself in `roots` is its own chain (Go's pool check), else each
+/// certificate must be signed by its parent, the parent being one of `roots` (the trust
+/// anchors, used as they are) or one of the client's `intermediates`, which Go requires to be
+/// CAs (basicConstraints CA) and, when they list extended key usages, to allow clientAuth.
+/// Parents are found by subject = issuer, as Go's pool finds candidates. Errors read like Go's
+/// (`x509: certificate signed by unknown authority`).
+fn verify_chain_as_go(
     leaf: &[u8],
     intermediates: &[Vec<u8>],
     roots: &[Vec<u8>],
@@ -207,7 +215,13 @@ fn verify_v1_chain(
     if !current.validity().is_valid_at(now) {
         return Err("x509: certificate has expired or is not yet valid".into());
     }
-    for _ in 0..=MAX_V1_CHAIN_DEPTH {
+    if !allows_client_auth(&current) {
+        return Err("x509: certificate specifies an incompatible key usage".into());
+    }
+    if roots.iter().any(|r| r.as_slice() == leaf) {
+        return Ok(());
+    }
+    for _ in 0..=MAX_CHAIN_DEPTH {
         let issued_by = |parent: &X509Certificate<'_>| {
             parent.subject().as_raw() == current.issuer().as_raw()
                 && parent.validity().is_valid_at(now)
@@ -236,12 +250,17 @@ fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
 /// among its extended key usages when it lists any.
 fn may_sign_client_certs(c: &X509Certificate<'_>) -> bool {
     let ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
-    let usage = match c.extended_key_usage() {
+    ca && allows_client_auth(c)
+}
+
+/// Go's chain key-usage check for one certificate: no extended key usages, or any, or
+/// clientAuth among them.
+fn allows_client_auth(c: &X509Certificate<'_>) -> bool {
+    match c.extended_key_usage() {
         Ok(None) => true,
         Ok(Some(eku)) => eku.value.any || eku.value.client_auth,
         Err(_) => false,
-    };
-    ca && usage
+    }
 }
 
 /// `CN=…` of the leaf for log lines, or a placeholder when it does not parse.

@@ -38,7 +38,8 @@ pub struct ResourceRequest<'a> {
 /// Read the whole body, refusing more than 3 MiB with 413 (Go's `limitedReadBody`). A body whose
 /// declared length (Content-Length) is over the limit is refused before any of it is read, so
 /// the client gets its 413 at once instead of after uploading 3 MiB; the connection layer
-/// (`tls::server::Lingering`) keeps the unread rest from resetting the connection.
+/// (`tls::server::Lingering`) keeps the unread rest from resetting the connection. HTTP/2
+/// bodies come through `undeclared_over_limit` first.
 pub async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
     if axum::body::HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
         return Err(ApiError::too_large_body());
@@ -60,6 +61,22 @@ pub async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
             "error reading request body: {e}"
         ))),
     }
+}
+
+/// An HTTP/2 request body declared over the 3 MiB limit, without its declared length, so that
+/// `read_body` reads up to the limit before refusing, as Go's `limitedReadBody` reads
+/// `limit + 1` bytes whatever the length says. A client that is still uploading when the 413
+/// comes takes it (curl: "HTTP error before end of send, stop sending"); one refused before it
+/// sent any DATA finds its stream reset (RST_STREAM NO_ERROR) while it still means to send,
+/// which curl reports as "Stream error in the HTTP/2 framing layer" without the 413. HTTP/1
+/// keeps the early refusal (hyper then sends no `100 Continue`, and the unread rest is
+/// drained by the connection layer). Other bodies are returned as they are.
+pub fn undeclared_over_limit(version: http::Version, body: Body) -> Body {
+    use axum::body::HttpBody;
+    if version == http::Version::HTTP_2 && body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        return Body::from_stream(body.into_data_stream());
+    }
+    body
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {

@@ -90,12 +90,28 @@ impl Health {
         }
     }
 
-    /// Serve a health path. `query` is the raw query string; `shutting_down` makes readyz's
-    /// `shutdown` check fail, as Go does once the server starts draining.
-    pub async fn handle(&self, path: &str, query: Option<&str>, shutting_down: bool) -> Response {
-        let Some((root, check)) = self.split(path) else {
-            return text(StatusCode::NOT_FOUND, "404 page not found\n".into());
-        };
+    /// Serve a health path: `/healthz`, `/livez`, `/readyz` or one of their checks, exactly
+    /// (Go registers each as a path of its non-go-restful mux); None for any other path (a
+    /// trailing slash, an unknown check), which the mux answers. `query` is the raw query
+    /// string; `shutting_down` makes readyz's `shutdown` check fail, as Go does once the
+    /// server starts draining.
+    pub async fn handle(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        shutting_down: bool,
+    ) -> Option<Response> {
+        let (root, check) = self.split(path)?;
+        Some(self.serve(root, check, query, shutting_down).await)
+    }
+
+    async fn serve(
+        &self,
+        root: &str,
+        check: Option<&str>,
+        query: Option<&str>,
+        shutting_down: bool,
+    ) -> Response {
         let shutdown: Check = Arc::new(move || {
             Box::pin(async move {
                 if shutting_down {
@@ -112,6 +128,7 @@ impl Health {
 
         if let Some(name) = check {
             let Some((_, c)) = checks.iter().find(|(n, _)| *n == name) else {
+                // `split` admits known checks only.
                 return text(StatusCode::NOT_FOUND, "404 page not found\n".into());
             };
             return match c().await {
@@ -201,7 +218,9 @@ mod tests {
     }
 
     async fn call(h: &Health, path: &str, q: Option<&str>, shutting: bool) -> (u16, String) {
-        let r = h.handle(path, q, shutting).await;
+        let Some(r) = h.handle(path, q, shutting).await else {
+            return (404, String::new());
+        };
         let status = r.status().as_u16();
         assert_eq!(
             r.headers()[header::CONTENT_TYPE],
@@ -318,8 +337,19 @@ mod tests {
             assert_eq!(call(&h, known, None, false).await.0, 200, "{known}");
         }
         // shutdown is a readyz check only; /livez leaves it out.
-        for unknown in ["/livez/shutdown", "/readyz/nope", "/health", "/nothing"] {
-            assert_eq!(call(&h, unknown, None, false).await.0, 404, "{unknown}");
+        // Paths are exact, as Go's mux matches them: no trailing or doubled slashes.
+        for unknown in [
+            "/livez/shutdown",
+            "/readyz/nope",
+            "/health",
+            "/nothing",
+            "/healthz/",
+            "/healthz//",
+            "/livez//ping",
+            "/readyz/ping/",
+            "//healthz",
+        ] {
+            assert!(h.handle(unknown, None, false).await.is_none(), "{unknown}");
         }
     }
 }

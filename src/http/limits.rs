@@ -82,13 +82,17 @@ impl Limits {
     }
 
     /// Runs `serve` under the request deadline unless the request is long-running; past the
-    /// deadline the client gets Go's 504 Timeout Status (the handler is dropped; a write already
-    /// handed to storage still commits, as in Go). `user` (the `timeout` parameter) shortens
-    /// the deadline, never lengthens it (Go's WithRequestDeadline).
+    /// deadline the client gets Go's 504 (`timed_out`; the handler is dropped; a write already
+    /// handed to storage still commits, as in Go). The deadline counts from `received`, the
+    /// request's arrival (Go's WithRequestDeadline: received timestamp plus the timeout), so a
+    /// deadline already past when the handler would start (`?timeout=1ns`) is a 504 without
+    /// running it, as Go's timeout filter answers first. `user` (the `timeout` parameter)
+    /// shortens the deadline, never lengthens it.
     pub async fn deadline(
         &self,
         info: &RequestInfo,
         user: Option<Duration>,
+        received: std::time::Instant,
         serve: impl Future<Output = Response>,
     ) -> Response {
         if long_running(info) {
@@ -103,13 +107,40 @@ impl Limits {
                 None => return serve.await,
             },
         };
-        match tokio::time::timeout(timeout, serve).await {
+        let at = tokio::time::Instant::from_std(received) + timeout;
+        if tokio::time::Instant::now() >= at {
+            return timed_out();
+        }
+        match tokio::time::timeout_at(at, serve).await {
             Ok(resp) => resp,
-            // `timeout` adds the "Timeout: " prefix, as Go's NewTimeoutError does.
-            Err(_) => ApiError::timeout("request did not complete within the allotted timeout", 0)
-                .into_response(),
+            Err(_) => timed_out(),
         }
     }
+}
+
+/// The body Go's timeout filter writes: the Timeout Status as `json.Encoder` encodes
+/// `errors.NewTimeoutError(msg, 0).ErrStatus` (no kind or apiVersion, `retryAfterSeconds` 0
+/// omitted, a final newline).
+const TIMED_OUT_BODY: &str = "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"Timeout: \
+    request did not complete within the allotted timeout\",\"reason\":\"Timeout\",\"details\":{},\
+    \"code\":504}\n";
+
+/// Go's answer past a request's deadline (AS:`server/filters/timeout.go`
+/// `baseTimeoutWriter.timeout`): 504 with `TIMED_OUT_BODY` and no Content-Type of its own, so
+/// net/http's sniffing makes it `text/plain; charset=utf-8`; no Retry-After, and not
+/// re-encoded as the request negotiated (it is written below the negotiating handlers). The
+/// audit event still gets the Status.
+fn timed_out() -> Response {
+    let status = ApiError::timeout("request did not complete within the allotted timeout", 0);
+    tracing::warn!(code = 504, message = %status.message, "request failed");
+    let mut resp = (http::StatusCode::GATEWAY_TIMEOUT, TIMED_OUT_BODY).into_response();
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.extensions_mut()
+        .insert(crate::audit::StatusObject(status.to_status()));
+    resp
 }
 
 /// Go's answer when the in-flight limit is reached: 429 with `Retry-After: 1`. Go writes the
@@ -238,11 +269,42 @@ mod tests {
             (Duration::ZERO, None, 400),
         ] {
             let limits = Limits::new(0, 0, server);
-            let resp = limits.deadline(&list, user, slow()).await;
+            let resp = limits
+                .deadline(&list, user, std::time::Instant::now(), slow())
+                .await;
             assert_eq!(resp.status(), want, "{server:?} {user:?}");
         }
+        // A deadline past before the handler starts is Go's 504 without running it, in the
+        // shape Go's timeout filter writes.
+        let limits = Limits::new(0, 0, long);
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let resp = limits
+            .deadline(
+                &list,
+                Some(Duration::from_nanos(1)),
+                std::time::Instant::now(),
+                async {
+                    ran.store(true, std::sync::atomic::Ordering::Relaxed);
+                    ApiError::bad_request("finished").into_response()
+                },
+            )
+            .await;
+        assert!(!ran.load(std::sync::atomic::Ordering::Relaxed));
+        assert_eq!(resp.status(), 504);
+        assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+        assert!(resp.headers().get("retry-after").is_none());
+        let body = axum::body::to_bytes(resp.into_body(), 1024)
+            .await
+            .expect("body");
+        assert_eq!(
+            std::str::from_utf8(&body).expect("utf-8"),
+            "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"Timeout: request did not \
+             complete within the allotted timeout\",\"reason\":\"Timeout\",\"details\":{},\"code\":504}\n"
+        );
         let limits = Limits::new(0, 0, short);
-        let resp = limits.deadline(&watch, Some(short), slow()).await;
+        let resp = limits
+            .deadline(&watch, Some(short), std::time::Instant::now(), slow())
+            .await;
         assert_eq!(resp.status(), 400, "a watch runs past both");
     }
 }

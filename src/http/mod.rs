@@ -11,5 +11,6 @@ pub mod request_info;
 pub mod response;
 pub mod router;
 pub mod table;
+pub mod unread;
 pub mod version;
 pub mod watch;

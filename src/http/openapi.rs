@@ -1127,9 +1127,9 @@ fn expires_in_a_year() -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
-/// Serve `/openapi/v2`, `/openapi/v3` and `/openapi/v3/<group-version path>`.
+/// Serve `/openapi/v2`, `/openapi/v3` and `/openapi/v3/<group-version path>`, exactly as
+/// Go's mux matches them (`/openapi/v3/<gv>/` names no group-version: 404).
 pub fn serve(path: &str, query: Option<&str>, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let path = path.trim_end_matches('/');
     let vary = (header::VARY, "Accept".to_string());
     if path == "/openapi/v2" {
         let doc = v2_document();
@@ -1645,7 +1645,10 @@ mod tests {
             304
         );
 
+        // Paths are exact, as Go's mux has them: `/openapi/v3/` names no group-version.
         let r = serve("/openapi/v3/", None, &HeaderMap::new()).unwrap();
+        assert_eq!(r.status(), 404);
+        let r = serve("/openapi/v3", None, &HeaderMap::new()).unwrap();
         let root: Value = serde_json::from_slice(&bytes(r).await).unwrap();
         assert!(
             root["paths"][V1B]["serverRelativeURL"]

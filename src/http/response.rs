@@ -22,7 +22,13 @@ impl IntoResponse for ApiError {
             .insert(crate::audit::StatusObject(status.clone()));
         // The router re-encodes it in the format the request negotiated (`negotiate_error`).
         resp.extensions_mut().insert(ErrorStatus(status));
-        if let Some(r) = self.details.as_ref().and_then(|d| d.retry_after_seconds) {
+        // Go's ErrorNegotiated: a Retry-After header only for a positive delay.
+        if let Some(r) = self
+            .details
+            .as_ref()
+            .and_then(|d| d.retry_after_seconds)
+            .filter(|r| *r > 0)
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(r));
         }

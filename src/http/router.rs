@@ -26,13 +26,17 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(guarded_entry).with_state(state)
 }
 
-/// `entry` with any panic answered as a 500 Status (the outermost filter, as in Go).
+/// `entry` with any panic answered as a 500 Status (the outermost filter, as in Go), an HTTP/2
+/// body left unread drained after the answer (`unread`).
 async fn guarded_entry(state: State<Arc<AppState>>, req: Request) -> Response {
     if let Some(refused) = oversized_head(&req).or_else(|| unmet_expectation(&req)) {
         return refused;
     }
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    super::limits::recover_panics(&method, &path, entry(state, req)).await
+    super::unread::serve(req, |req| {
+        super::limits::recover_panics(&method, &path, entry(state, req))
+    })
+    .await
 }
 
 /// Go's bound on an HTTP/1 request's head (net/http `initialReadLimitSize`: `MaxHeaderBytes`
@@ -305,7 +309,10 @@ async fn audited(
                 let audit_id = &incoming.audit_id;
                 let route = Box::pin(route(state, info, user, audit_id, req));
                 let user_timeout = incoming.user_timeout.clone().ok().flatten();
-                state.limits.deadline(info, user_timeout, route).await
+                state
+                    .limits
+                    .deadline(info, user_timeout, incoming.started, route)
+                    .await
             }
             Decision::Deny(reason) => crate::authz::forbidden(&attrs, &reason).into_response(),
             Decision::NoOpinion => crate::authz::forbidden(&attrs, "").into_response(),
@@ -347,6 +354,9 @@ fn attributes(user: &UserInfo, info: &RequestInfo) -> Attributes {
 }
 
 /// A resource request goes to its handler; any other path to the static handler serving it.
+/// Which of Go's two muxes a path reaches decides first (`go_restful`): a path the RequestInfo
+/// reads as a resource request (`//apis/<group>/<version>/...`, another group) but outside the
+/// group's web service is the plain mux's 404, as in Go (authorized as that resource first).
 async fn route(
     state: &Arc<AppState>,
     info: &RequestInfo,
@@ -355,61 +365,99 @@ async fn route(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    if info.is_resource_request {
-        let rr = ResourceRequest {
-            info,
-            user,
-            audit_id,
-            headers: &parts.headers,
-            query: parts.uri.query(),
-            body,
-        };
-        return handlers::serve(state, rr).await;
-    }
-    non_resource(state, info, &parts)
-        .await
-        .unwrap_or_else(|e| e.into_response())
+    let served = if go_restful(&info.path) {
+        if info.is_resource_request {
+            let rr = ResourceRequest {
+                info,
+                user,
+                audit_id,
+                headers: &parts.headers,
+                query: parts.uri.query(),
+                body: handlers::undeclared_over_limit(parts.version, body),
+            };
+            return handlers::serve(state, rr).await;
+        }
+        restful(state, &info.path, &parts)
+    } else {
+        plain(state, &info.path, &parts).await
+    };
+    served.unwrap_or_else(|e| e.into_response())
 }
 
-/// The index, /version, discovery, /metrics, health and OpenAPI.
-async fn non_resource(
+/// Whether Go's director (AS:`server/handler.go`) hands `path` (decoded) to go-restful rather
+/// than to its plain mux: the discovery web service at exactly `/apis` or `/apis/`, the
+/// group's (its versions are under it) and `/version`'s for their root path and anything under
+/// it at a segment boundary.
+fn go_restful(path: &str) -> bool {
+    let group_root = format!("/apis/{}", crate::api::GROUP);
+    path == "/apis"
+        || path == "/apis/"
+        || [group_root.as_str(), "/version"].iter().any(|root| {
+            path.strip_prefix(root)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+}
+
+/// The go-restful routes that are not resources: /apis, the group's and its versions'
+/// discovery, /version. go-restful ignores trailing slashes (`/version//` is /version) but no
+/// other empty segment (`/apis/<group>//v1beta1` is its 404 Status); they serve GET only (405
+/// for another method on a route).
+fn restful(
     state: &AppState,
-    info: &RequestInfo,
+    path: &str,
+    parts: &http::request::Parts,
+) -> Result<Response, ApiError> {
+    let headers = &parts.headers;
+    let path = path.trim_end_matches('/');
+    let group_path = format!("/apis/{}", crate::api::GROUP);
+    enum Route<'a> {
+        Apis,
+        Version,
+        Group,
+        GroupVersion(&'a str),
+    }
+    let route = match path {
+        "/apis" => Route::Apis,
+        "/version" => Route::Version,
+        _ if path == group_path => Route::Group,
+        _ => match path.strip_prefix(&format!("{group_path}/")) {
+            Some(v) if !v.contains('/') => Route::GroupVersion(v),
+            _ => return Err(ApiError::not_found_path()),
+        },
+    };
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(ApiError::method_not_allowed());
+    }
+    match route {
+        Route::Apis => discovery::apis(headers, &state.external_address),
+        Route::Version => Ok(version::version()),
+        Route::Group => discovery::group(headers),
+        Route::GroupVersion(v) => discovery::version_resources(v, headers),
+    }
+}
+
+/// Go's plain (non-go-restful) mux: exact paths for any method — the index, /metrics, the
+/// health checks, /openapi/v2 and /openapi/v3 — and the `/openapi/v3/` prefix; any other path
+/// (a trailing or doubled slash included: `//apis`, `/healthz//`, `/metrics/`) is its 404 with
+/// the index of paths.
+async fn plain(
+    state: &AppState,
+    path: &str,
     parts: &http::request::Parts,
 ) -> Result<Response, ApiError> {
     let (query, headers) = (parts.uri.query(), &parts.headers);
-    let path = info.path.trim_end_matches('/');
-    // Go serves /version and discovery through go-restful routes for GET only (405 otherwise);
-    // the health checks, /metrics, /openapi, the index and paths of no route (another group, or
-    // /api/v1/namespaces for `kubectl create namespace`: 404) are plain handlers for any method.
-    let group_path = format!("/apis/{}", crate::api::GROUP);
-    let restful = path == "/version"
-        || path == "/apis"
-        || path == group_path
-        || path.starts_with(&format!("{group_path}/"));
-    if restful && parts.method != Method::GET && parts.method != Method::HEAD {
-        return Err(ApiError::method_not_allowed());
-    }
     match path {
-        "" | "/index.html" => Ok(index(StatusCode::OK)),
-        "/version" => Ok(version::version()),
-        "/apis" => discovery::apis(headers, &state.external_address),
+        "/" | "/index.html" => Ok(index(StatusCode::OK)),
         "/metrics" => Ok(metrics(state).await),
-        _ if path.starts_with("/healthz")
-            || path.starts_with("/livez")
-            || path.starts_with("/readyz") =>
-        {
+        "/openapi/v2" | "/openapi/v3" => openapi::serve(path, query, headers),
+        _ if path.starts_with("/openapi/v3/") => openapi::serve(path, query, headers),
+        _ => {
             let down = state.shutting_down.load(Ordering::Relaxed);
-            Ok(state.health.handle(path, query, down).await)
+            Ok(match state.health.handle(path, query, down).await {
+                Some(resp) => resp,
+                None => index(StatusCode::NOT_FOUND),
+            })
         }
-        _ if path.starts_with("/openapi/") => openapi::serve(path, query, headers),
-        _ if path == group_path => discovery::group(headers),
-        _ => match path.strip_prefix(&format!("{group_path}/")) {
-            Some(v) if !v.contains('/') => discovery::version_resources(v, headers),
-            Some(_) => Err(ApiError::not_found_path()),
-            // Another group is no path of this server: the index, as for any unknown path.
-            None => Ok(index(StatusCode::NOT_FOUND)),
-        },
     }
 }
 

@@ -262,7 +262,7 @@ impl<S: Send + 'static> axum_server::accept::Accept<tokio::net::TcpStream, S> fo
                     "client sent an HTTP request to an HTTPS server",
                 ));
             }
-            Ok((Lingering(Some(stream)), service))
+            Ok((Lingering::new(stream), service))
         })
     }
 }
@@ -271,23 +271,59 @@ impl<S: Send + 'static> axum_server::accept::Accept<tokio::net::TcpStream, S> fo
 const LINGER_TIME: Duration = Duration::from_secs(5);
 const LINGER_BYTES: usize = 64 << 20;
 
+/// How many closed connections may linger at once, server-wide: past that a connection is
+/// closed at once (as it would be without lingering), so a flood of refused uploads costs at
+/// most this many tasks and read buffers.
+const LINGERING: usize = 256;
+static LINGER_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LINGERING);
+
+/// The read buffer of one lingering connection.
+const LINGER_BUFFER: usize = 8 << 10;
+
 /// The TCP stream under TLS, closed the way Go's net/http closes (`closeWriteAndWait`): when
 /// the server ends a connection whose client is still sending (a body refused with 413 before
 /// it was read, a request that closes the connection), closing the socket with unread input
 /// would make the kernel send a reset, and a client that has not read the answer yet loses it
 /// (curl: "Recv failure: Connection reset by peer"; Go: "write: broken pipe"). So on drop the
 /// write side is shut (the client sees the end of the answer) and what the client still sends
-/// is read and dropped, for at most [`LINGER_TIME`] and [`LINGER_BYTES`], in a task of its own;
-/// a client that has already hung up costs nothing more. Go only waits 500 ms without reading,
-/// which still loses answers to clients sending large bodies.
+/// is read and dropped, for at most [`LINGER_TIME`] and [`LINGER_BYTES`], in a task of its own,
+/// at most [`LINGERING`] at once. A connection lingers only when an answer may still be
+/// unread: input is waiting, or the last write was less than [`LINGER_TIME`] ago. A client
+/// that has already hung up, or an idle keep-alive connection closed by the header timeout
+/// (nothing written for 32 s, nothing sent), is closed at once. Go only waits 500 ms without
+/// reading, which still loses answers to clients sending large bodies.
 #[derive(Debug)]
-pub struct Lingering(Option<tokio::net::TcpStream>);
+pub struct Lingering {
+    stream: Option<tokio::net::TcpStream>,
+    /// When the server last wrote to the client (None: never).
+    last_write: Option<std::time::Instant>,
+}
 
 impl Lingering {
+    pub fn new(stream: tokio::net::TcpStream) -> Lingering {
+        Lingering {
+            stream: Some(stream),
+            last_write: None,
+        }
+    }
+
     fn stream(&mut self) -> std::io::Result<&mut tokio::net::TcpStream> {
-        self.0
+        self.stream
             .as_mut()
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
+    }
+
+    /// Notes a write that sent something.
+    fn wrote(
+        &mut self,
+        result: std::task::Poll<std::io::Result<usize>>,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let std::task::Poll::Ready(Ok(n)) = &result
+            && *n > 0
+        {
+            self.last_write = Some(std::time::Instant::now());
+        }
+        result
     }
 }
 
@@ -307,7 +343,8 @@ impl tokio::io::AsyncWrite for Lingering {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(self.stream()?).poll_write(cx, buf)
+        let result = std::pin::Pin::new(self.stream()?).poll_write(cx, buf);
+        self.wrote(result)
     }
 
     fn poll_write_vectored(
@@ -315,11 +352,12 @@ impl tokio::io::AsyncWrite for Lingering {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(self.stream()?).poll_write_vectored(cx, bufs)
+        let result = std::pin::Pin::new(self.stream()?).poll_write_vectored(cx, bufs);
+        self.wrote(result)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.as_ref().is_some_and(|s| s.is_write_vectored())
+        self.stream.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(
@@ -339,19 +377,33 @@ impl tokio::io::AsyncWrite for Lingering {
 
 impl Drop for Lingering {
     fn drop(&mut self) {
-        let Some(stream) = self.0.take() else { return };
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
         let mut probe = [0u8; 1];
-        match stream.try_read(&mut probe) {
+        let input_waiting = match stream.try_read(&mut probe) {
             // The client hung up first (the usual end of a keep-alive connection), or the
             // socket failed: nothing to wait for.
             Ok(0) => return,
             Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return,
-            // Input still coming, or none yet: the client may not have read the answer.
-            _ => {}
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        // No input yet and no recent answer: nothing the client could still be reading.
+        let recent_answer = self.last_write.is_some_and(|t| t.elapsed() < LINGER_TIME);
+        if !input_waiting && !recent_answer {
+            return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(linger(stream));
-        }
+        let (Ok(permit), Ok(runtime)) = (
+            LINGER_SLOTS.try_acquire(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _permit = permit;
+            linger(stream).await;
+        });
     }
 }
 
@@ -361,7 +413,7 @@ async fn linger(mut stream: tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = stream.shutdown().await;
     let drain = async {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; LINGER_BUFFER];
         let mut total = 0usize;
         while total < LINGER_BYTES {
             match stream.read(&mut buf).await {
@@ -454,6 +506,56 @@ pub async fn watch_serving_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection the server drops, seen from its client: the client writes after the drop,
+    /// then writes again. A lingering server reads and drops the writes; a server that closed
+    /// at once answers the first with a reset, which fails the second.
+    async fn after_drop(write_first: bool, answer_first: bool) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr()?).await?;
+        let (server, _) = listener.accept().await?;
+        let mut server = Lingering::new(server);
+        if write_first {
+            client.write_all(b"more of a body").await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if answer_first {
+            server.write_all(b"HTTP/1.1 413 ...").await?;
+        }
+        drop(server);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut answer = vec![0u8; 64];
+        let n = client.read(&mut answer).await?;
+        let want: &[u8] = if answer_first {
+            b"HTTP/1.1 413 ..."
+        } else {
+            b""
+        };
+        assert_eq!(&answer[..n], want);
+        client.write_all(b"the rest").await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.write_all(b"and more").await
+    }
+
+    #[tokio::test]
+    async fn only_connections_with_an_answer_in_flight_linger() {
+        // Input still coming, or an answer just written: the client's writes are drained.
+        for (write_first, answer_first) in [(true, false), (false, true), (true, true)] {
+            after_drop(write_first, answer_first)
+                .await
+                .unwrap_or_else(|e| panic!("{write_first} {answer_first}: {e}"));
+        }
+        // Idle (nothing written, nothing sent: the header timeout's close): closed at once.
+        let e = after_drop(false, false).await.expect_err("reset");
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+            "{e}"
+        );
+    }
 
     #[test]
     fn go_recognises_these_http_starts() {

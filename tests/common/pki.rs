@@ -79,6 +79,26 @@ impl Ca {
         }
     }
 
+    /// A client certificate that is itself a CA (basicConstraints CA:TRUE, keyCertSign, no
+    /// extended key usages), CN the user and O the group, signed by this CA.
+    pub fn client_that_is_a_ca(&self, cn: &str, group: &str) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.distinguished_name.push(DnType::OrganizationName, group);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = p.signed_by(&key, &self.issuer).expect("sign client CA");
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
     /// An X.509 v1 client certificate (no version field, no extensions, as `openssl x509 -req`
     /// without an extension file makes), CN the user and O the group, signed by this CA. rcgen
     /// only writes v3, so the DER is put together here: ECDSA P-256 with SHA-256, valid

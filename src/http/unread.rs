@@ -1,0 +1,155 @@
+//! HTTP/2 request bodies a handler leaves unread (a 413, a refusal before the body is read):
+//! held until the answer has been sent, then drained for a moment, so that the client reads
+//! the answer before its stream is reset.
+//!
+//! h2 resets a stream whose request body is dropped unread (RST_STREAM NO_ERROR, as RFC 9113
+//! §8.1 allows once the response is complete) in the same write as the response's last frame.
+//! A client still uploading then gets the answer and the reset in one read, and curl 7.88
+//! fails the transfer ("Stream error in the HTTP/2 framing layer", exit 92) without the 413
+//! it had received. Go's http2 server resets too, but its reset is written after the response
+//! (curl reads the 413 first: "HTTP error before end of send, stop sending"), and it keeps
+//! granting flow-control window for data that still arrives. Here the unread body is read and
+//! dropped after the response ends until the client ends or resets its stream, for at most
+//! [`DRAIN_TIME`] and [`DRAIN_BYTES`], with at most [`DRAINING`] streams drained at once (past
+//! that the body is dropped at once, as before).
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::Semaphore;
+
+/// How long, and how many bytes, an unread body is drained after its response.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+const DRAIN_BYTES: usize = 16 << 20;
+
+/// How many unread bodies may be drained at once, server-wide.
+const DRAINING: usize = 128;
+static DRAIN_SLOTS: Semaphore = Semaphore::const_new(DRAINING);
+
+/// Where a request body dropped unread waits for its response to end.
+type Slot = Arc<Mutex<Option<Body>>>;
+
+/// Serves `req` with `serve`; an HTTP/2 request with a body gets it held and drained as the
+/// module says. Other requests (HTTP/1, whose connection layer drains instead; bodiless
+/// requests) are served as they are.
+pub async fn serve<F, Fut>(req: Request, serve: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    if req.version() != http::Version::HTTP_2 || req.body().is_end_stream() {
+        return serve(req).await;
+    }
+    let slot = Slot::default();
+    let req = req.map(|body| {
+        Body::new(HeldIfUnread {
+            body: Some(body),
+            slot: slot.clone(),
+        })
+    });
+    serve(req)
+        .await
+        .map(|body| Body::new(DrainAfter { body, slot }))
+}
+
+/// The request body as the handler sees it; dropped before its end, it goes to the slot.
+struct HeldIfUnread {
+    body: Option<Body>,
+    slot: Slot,
+}
+
+impl HttpBody for HeldIfUnread {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match self.body.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
+    }
+}
+
+impl Drop for HeldIfUnread {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take().filter(|b| !b.is_end_stream()) {
+            *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+        }
+    }
+}
+
+/// The response body; once it is dropped (sent, or abandoned), a held request body is drained.
+struct DrainAfter {
+    body: Body,
+    slot: Slot,
+}
+
+impl HttpBody for DrainAfter {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for DrainAfter {
+    fn drop(&mut self) {
+        let Some(body) = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let (Ok(permit), Ok(runtime)) = (
+            DRAIN_SLOTS.try_acquire(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(DRAIN_TIME, drain(body)).await;
+        });
+    }
+}
+
+/// Reads and drops `body` until it ends, fails, or [`DRAIN_BYTES`] have come.
+async fn drain(mut body: Body) {
+    use http_body_util::BodyExt;
+    let mut total = 0usize;
+    while total < DRAIN_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => total += frame.data_ref().map_or(0, Bytes::len),
+            _ => break,
+        }
+    }
+}
