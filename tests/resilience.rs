@@ -448,6 +448,10 @@ async fn an_unread_stderr_does_not_stall_requests() {
 /// hyper's bare 431); an `Expect` other than 100-continue is Go's 417.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wire_refusals_reach_the_client() {
+    let closes = |head: &str| {
+        head.lines()
+            .any(|l| l.eq_ignore_ascii_case("connection: close"))
+    };
     use tokio::io::AsyncWriteExt;
     let w = Wardle::start(Engine::Sqlite).await;
     let limit = Duration::from_secs(30);
@@ -472,6 +476,7 @@ async fn wire_refusals_reach_the_client() {
             head.starts_with("HTTP/1.1 413 ") && body.contains(TOO_LARGE),
             "declared, attempt {attempt} (write {wrote:?}): {head}\n{body}"
         );
+        assert!(closes(&head), "declared, attempt {attempt}: {head}");
         // Chunked: refused after 3 MiB.
         let mut c = raw::connect(&w.dir, w.port).await;
         raw::send(&mut c, post("Transfer-Encoding: chunked\r\n").as_bytes()).await;
@@ -485,6 +490,27 @@ async fn wire_refusals_reach_the_client() {
             "chunked, attempt {attempt} (write {wrote:?}): {head}\n{body}"
         );
     }
+    // HTTP/1: an answer given before the body was read says `Connection: close`, as Go's does
+    // (hyper closes such a connection after the answer; a pooling client that sent its next
+    // request on it would lose that request); one whose body was read keeps the connection.
+    let mut c = raw::connect(&w.dir, w.port).await;
+    let unread = format!(
+        "POST /apis/nope.example.com/v1/things HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        1 << 20
+    );
+    raw::send(&mut c, unread.as_bytes()).await;
+    let (head, _) = raw::read_response(&mut c, limit).await;
+    assert!(head.starts_with("HTTP/1.1 404 ") && closes(&head), "{head}");
+    let mut c = raw::connect(&w.dir, w.port).await;
+    let obj = br#"{"metadata":{"name":"wire-read"},"spec":{}}"#;
+    let read = post(&format!("Content-Length: {}\r\n", obj.len()));
+    raw::send(&mut c, &[read.as_bytes(), obj].concat()).await;
+    let (head, body) = raw::read_response(&mut c, limit).await;
+    assert!(
+        head.starts_with("HTTP/1.1 201 ") && !closes(&head),
+        "{head}\n{body}"
+    );
+
     // Expect: 100-continue: the final answer comes instead of the 100, with no body sent.
     let mut c = raw::connect(&w.dir, w.port).await;
     let head = post(&format!(

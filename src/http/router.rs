@@ -26,8 +26,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(guarded_entry).with_state(state)
 }
 
-/// `entry` with any panic answered as a 500 Status (the outermost filter, as in Go), an HTTP/2
-/// body left unread drained after the answer (`unread`).
+/// `entry` with any panic answered as a 500 Status (the outermost filter, as in Go), a body
+/// left unread drained after the answer (HTTP/2) or the connection closed after it (HTTP/1,
+/// `Connection: close`; see `unread`).
 async fn guarded_entry(state: State<Arc<AppState>>, req: Request) -> Response {
     if let Some(refused) = oversized_head(&req).or_else(|| unmet_expectation(&req)) {
         return refused;

@@ -12,8 +12,16 @@
 //! dropped after the response ends until the client ends or resets its stream, for at most
 //! [`DRAIN_TIME`] and [`DRAIN_BYTES`], with at most [`DRAINING`] streams drained at once (past
 //! that the body is dropped at once, as before).
+//!
+//! HTTP/1 has no stream to reset: hyper closes a connection whose request body was left unread
+//! once the answer is written, and a pooling client that sent its next request on it meanwhile
+//! sees the connection end without an answer (a POST is not retried). The answer therefore
+//! says `Connection: close` when the body was dropped unread, as Go's server does when more
+//! than it will discard is left (`net/http` `chunkWriter.writeHeader`, `closeAfterReply`); the
+//! connection layer (`tls::server::Lingering`) drains what still comes.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,16 +44,33 @@ static DRAIN_SLOTS: Semaphore = Semaphore::const_new(DRAINING);
 /// Where a request body dropped unread waits for its response to end.
 type Slot = Arc<Mutex<Option<Body>>>;
 
-/// Serves `req` with `serve`; an HTTP/2 request with a body gets it held and drained as the
-/// module says. Other requests (HTTP/1, whose connection layer drains instead; bodiless
-/// requests) are served as they are.
+/// Serves `req` with `serve`; a request with a body gets it held and drained (HTTP/2) or its
+/// answer marked `Connection: close` when the body was left unread (HTTP/1), as the module
+/// says. Bodiless requests are served as they are.
 pub async fn serve<F, Fut>(req: Request, serve: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
-    if req.version() != http::Version::HTTP_2 || req.body().is_end_stream() {
+    if req.body().is_end_stream() {
         return serve(req).await;
+    }
+    if req.version() < http::Version::HTTP_2 {
+        let unread = Arc::new(AtomicBool::new(false));
+        let req = req.map(|body| {
+            Body::new(FlaggedIfUnread {
+                body,
+                unread: unread.clone(),
+            })
+        });
+        let mut resp = serve(req).await;
+        if unread.load(Ordering::Relaxed) {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        return resp;
     }
     let slot = Slot::default();
     let req = req.map(|body| {
@@ -94,6 +119,40 @@ impl Drop for HeldIfUnread {
     fn drop(&mut self) {
         if let Some(body) = self.body.take().filter(|b| !b.is_end_stream()) {
             *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+        }
+    }
+}
+
+/// An HTTP/1 request body as the handler sees it; dropped before its end, it raises `unread`.
+struct FlaggedIfUnread {
+    body: Body,
+    unread: Arc<AtomicBool>,
+}
+
+impl HttpBody for FlaggedIfUnread {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for FlaggedIfUnread {
+    fn drop(&mut self) {
+        if !self.body.is_end_stream() {
+            self.unread.store(true, Ordering::Relaxed);
         }
     }
 }
