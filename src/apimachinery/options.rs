@@ -89,6 +89,25 @@ struct RawList<'a> {
     send_initial_events: Option<bool>,
 }
 
+impl RawList<'_> {
+    /// Go's SetListOptionsDefaults with WatchList on (Go 1.35's default): a `watch` (the
+    /// parameter, not a `/watch/` path) from "" or "0" with neither sendInitialEvents nor
+    /// resourceVersionMatch is a watch-list: sendInitialEvents=true, NotOlderThan. So it is
+    /// validated as one, and with allowWatchBookmarks its initial events end with the
+    /// `k8s.io/initial-events-end` bookmark. Returns (sendInitialEvents, resourceVersionMatch).
+    fn watch_list_defaults(&self) -> (Option<bool>, &str) {
+        let legacy = self.watch
+            && self.send_initial_events.is_none()
+            && self.rv_match.is_empty()
+            && matches!(self.resource_version, "" | "0");
+        if legacy {
+            (Some(true), "NotOlderThan")
+        } else {
+            (self.send_initial_events, self.rv_match)
+        }
+    }
+}
+
 impl ListOptions {
     /// Parse list/watch parameters (each from its first value, as Go reads them);
     /// `force_watch` is set for the legacy `/watch/` paths.
@@ -126,6 +145,7 @@ impl ListOptions {
         let watch = raw.watch || force_watch;
         let continued = raw.continued && !watch;
         let rv_with_continue = continued && !matches!(raw.resource_version, "" | "0");
+        let (send_initial_events, rv_match) = raw.watch_list_defaults();
         let resource_version = if rv_with_continue {
             Rv::Latest
         } else {
@@ -142,14 +162,14 @@ impl ListOptions {
                 .map(str::to_string),
             rv_with_continue,
             resource_version,
-            rv_match: match raw.rv_match {
+            rv_match: match rv_match {
                 "Exact" => Some(RvMatch::Exact),
                 "NotOlderThan" => Some(RvMatch::NotOlderThan),
                 _ => None,
             },
             watch,
             allow_watch_bookmarks: p.bool("allowWatchBookmarks").unwrap_or(false),
-            send_initial_events: raw.send_initial_events,
+            send_initial_events,
             timeout_seconds,
         })
     }
@@ -174,14 +194,7 @@ impl ListOptions {
 /// from "" or "0" with neither sendInitialEvents nor resourceVersionMatch is validated as
 /// sendInitialEvents=true, resourceVersionMatch=NotOlderThan (so `continue` is refused).
 fn watch_option_errors(raw: &RawList) -> Vec<FieldError> {
-    let defaulted = raw.send_initial_events.is_none()
-        && raw.rv_match.is_empty()
-        && matches!(raw.resource_version, "" | "0");
-    let (initial, m) = if defaulted {
-        (Some(true), "NotOlderThan")
-    } else {
-        (raw.send_initial_events, raw.rv_match)
-    };
+    let (initial, m) = raw.watch_list_defaults();
     let forbidden = |detail: &str| FieldError::forbidden("resourceVersionMatch", detail);
     let mut errs = Vec::new();
     if initial.is_some() && m != "NotOlderThan" {
@@ -503,6 +516,24 @@ mod tests {
         );
         let o = ListOptions::parse(Some("watch=1&continue=zzz&resourceVersion=5"), false).unwrap();
         assert_eq!(o.continue_token, None);
+        // ... and served as one: its initial events end with the initial-events-end bookmark.
+        for q in ["watch=1&allowWatchBookmarks=1", "watch=1&resourceVersion=0"] {
+            let o = ListOptions::parse(Some(q), false).unwrap();
+            assert_eq!(o.send_initial_events, Some(true), "{q}");
+            assert_eq!(o.rv_match, Some(RvMatch::NotOlderThan), "{q}");
+        }
+        // Not from a resourceVersion, not when either is given, not on a /watch/ path.
+        for (q, force) in [
+            ("watch=1&resourceVersion=5", false),
+            (
+                "watch=1&sendInitialEvents=false&resourceVersionMatch=NotOlderThan",
+                false,
+            ),
+            ("resourceVersion=0&allowWatchBookmarks=1", true),
+        ] {
+            let o = ListOptions::parse(Some(q), force).unwrap();
+            assert_ne!(o.send_initial_events, Some(true), "{q}");
+        }
         // Go's order and supported values for a bad match rule.
         let e = ListOptions::parse(Some("resourceVersionMatch=Foo"), false).unwrap_err();
         assert!(e.message.starts_with("ListOptions.meta.k8s.io \"\" is invalid: [resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided, resourceVersionMatch: Unsupported value: \"Foo\": supported values: \"Exact\", \"NotOlderThan\", \"\"]"), "{}", e.message);
