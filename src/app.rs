@@ -37,7 +37,7 @@ impl AppState {
         self.store.cache.shutdown();
     }
 
-    /// The `/metrics` page (Prometheus text). The committed counter and horizon come from the
+    /// The `/metrics` page (OpenMetrics text, `metrics::CONTENT_TYPE`). The committed counter and horizon come from the
     /// database; if it is down, the page reports what the cache knows and /readyz tells the
     /// story.
     pub async fn metrics(&self) -> String {

@@ -154,21 +154,23 @@ impl RequestInfo {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> RequestLabels {
-        let known = self.is_resource_request
-            && self.api_group == crate::api::GROUP
-            && crate::api::GROUP_VERSIONS.contains(&self.api_version.as_str())
-            && crate::api::resource(&self.resource).is_some()
-            && matches!(self.subresource.as_str(), "" | "status");
-        let (group, version, resource, subresource) = if known {
-            (
-                self.api_group.as_str(),
-                self.api_version.as_str(),
-                self.resource.as_str(),
-                self.subresource.as_str(),
-            )
-        } else {
-            ("", "", "", "")
+        // Only this server's group, versions, resources and subresources, as static strings.
+        let served = || {
+            if !self.is_resource_request || self.api_group != crate::api::GROUP {
+                return None;
+            }
+            let version = crate::api::GROUP_VERSIONS
+                .iter()
+                .find(|v| **v == self.api_version)?;
+            let resource = crate::api::resource(&self.resource)?.plural();
+            let subresource = match self.subresource.as_str() {
+                "" => "",
+                "status" => "status",
+                _ => return None,
+            };
+            Some((crate::api::GROUP, *version, resource, subresource))
         };
+        let (group, version, resource, subresource) = served().unwrap_or(("", "", "", ""));
         // Go's CleanScope.
         let scope = if !self.is_resource_request {
             ""
@@ -189,7 +191,11 @@ impl RequestInfo {
             "GET" | "HEAD" if scope != "resource" && !scope.is_empty() => "LIST",
             "GET" | "HEAD" => "GET",
             "PATCH" if apply => "APPLY",
-            m @ ("POST" | "PUT" | "PATCH" | "DELETE" | "CONNECT") => m,
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            "CONNECT" => "CONNECT",
             _ => "other",
         };
         // Go's cleanDryRun: every dryRun value, deduplicated; any but `All` is "invalid" (so no
@@ -347,24 +353,41 @@ mod tests {
             if let Some(ct) = ct {
                 h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
             }
-            info.metric_labels(&method, &h, query)
-                .rendered()
-                .to_string()
+            info.metric_labels(&method, &h, query).values()
         };
         let ns = "/apis/wardle.example.com/v1alpha1/namespaces/ns/flunders";
-        assert!(labels(Method::GET, ns, None, None).starts_with("verb=\"LIST\",dry_run=\"\",group=\"wardle.example.com\",version=\"v1alpha1\",resource=\"flunders\",subresource=\"\",scope=\"namespace\""));
-        assert!(labels(Method::GET, ns, Some("watch=true"), None).starts_with("verb=\"WATCH\""));
-        assert!(labels(Method::GET, &format!("{ns}/a"), None, None).contains("verb=\"GET\""));
+        let list = RequestLabelValues {
+            verb: "LIST",
+            dry_run: "",
+            group: "wardle.example.com",
+            version: "v1alpha1",
+            resource: "flunders",
+            subresource: "",
+            scope: "namespace",
+        };
+        assert_eq!(labels(Method::GET, ns, None, None), list);
+        assert_eq!(
+            labels(Method::GET, ns, Some("watch=true"), None).verb,
+            "WATCH"
+        );
+        assert_eq!(
+            labels(Method::GET, &format!("{ns}/a/status"), None, None),
+            RequestLabelValues {
+                verb: "GET",
+                subresource: "status",
+                scope: "resource",
+                ..list
+            }
+        );
         let create = labels(Method::POST, ns, Some("dryRun=All"), None);
-        assert!(create.contains("verb=\"POST\",dry_run=\"All\""), "{create}");
-        assert!(create.contains("scope=\"resource\""), "{create}");
+        assert_eq!((create.verb, create.dry_run), ("POST", "All"));
+        assert_eq!(create.scope, "resource");
         for (q, want) in [
             ("dryRun=All&dryRun=All", "All"),
             ("dryRun=", "invalid"),
             ("dryRun=x", "invalid"),
         ] {
-            let l = labels(Method::POST, ns, Some(q), None);
-            assert!(l.contains(&format!("dry_run=\"{want}\"")), "{q}: {l}");
+            assert_eq!(labels(Method::POST, ns, Some(q), None).dry_run, want, "{q}");
         }
         let apply = labels(
             Method::PATCH,
@@ -372,24 +395,42 @@ mod tests {
             None,
             Some("application/apply-patch+yaml"),
         );
-        assert!(apply.starts_with("verb=\"APPLY\""));
+        assert_eq!(apply.verb, "APPLY");
+        assert_eq!(labels(Method::OPTIONS, ns, None, None).verb, "other");
         let cluster = labels(
             Method::GET,
             "/apis/wardle.example.com/v1alpha1/fischers",
             None,
             None,
         );
-        assert!(cluster.contains("scope=\"cluster\""));
-        // Unknown resources and non-resource paths get no resource labels.
-        let unknown = labels(
-            Method::GET,
-            "/apis/wardle.example.com/v1alpha1/nope\"x",
-            None,
-            None,
+        assert_eq!(cluster.scope, "cluster");
+        // Unknown resources, versions, subresources and non-resource paths get no resource
+        // labels.
+        let none = RequestLabelValues {
+            group: "",
+            version: "",
+            resource: "",
+            subresource: "",
+            ..list
+        };
+        for path in [
+            "/apis/wardle.example.com/v1alpha1/namespaces/ns/nope\"x",
+            "/apis/wardle.example.com/v9/namespaces/ns/flunders",
+            "/apis/other.example.com/v1alpha1/namespaces/ns/flunders",
+        ] {
+            assert_eq!(labels(Method::GET, path, None, None), none, "{path}");
+        }
+        assert_eq!(
+            labels(Method::GET, &format!("{ns}/a/nope"), None, None).resource,
+            ""
         );
-        assert!(unknown.contains("resource=\"\""), "{unknown}");
-        let metrics = labels(Method::GET, "/metrics", None, None);
-        assert!(metrics.starts_with("verb=\"GET\",dry_run=\"\",group=\"\""));
-        assert!(metrics.contains("scope=\"\""));
+        assert_eq!(
+            labels(Method::GET, "/metrics", None, None),
+            RequestLabelValues {
+                verb: "GET",
+                scope: "",
+                ..none
+            }
+        );
     }
 }

@@ -467,12 +467,12 @@ fn index(code: StatusCode) -> Response {
     response::json(code, &json!({"paths": INDEX_PATHS}))
 }
 
-/// `/metrics`: the Prometheus text of `AppState::metrics`.
+/// `/metrics`: the OpenMetrics text of `AppState::metrics`.
 async fn metrics(state: &AppState) -> Response {
     let mut resp = (StatusCode::OK, Body::from(state.metrics().await)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     resp
 }

@@ -22,10 +22,12 @@ use tokio_stream::wrappers::ReceiverStream;
 const FRAMES_BUFFERED: usize = 64;
 
 /// One watch stream's encoder: the resource and version its objects are shown in, the
-/// negotiated form, and (for Tables) whether the column headers went out yet.
+/// negotiated form, (for Tables) whether the column headers went out yet, and the count of
+/// events sent.
 struct Session {
     resource: &'static dyn Resource,
     version: &'static str,
+    sent: crate::metrics::WatchEvents,
     neg: Negotiated,
     include: IncludeObject,
     headers_sent: bool,
@@ -51,6 +53,7 @@ pub async fn serve(
     let session = Session {
         resource: ctx.resource,
         version: ctx.version,
+        sent: crate::metrics::watch_events(ctx.resource.plural(), ctx.version),
         neg,
         include,
         headers_sent: false,
@@ -101,7 +104,7 @@ impl Session {
 
     /// One framed event: a JSON line.
     fn frame(&self, kind: &str, object: Value) -> Bytes {
-        crate::metrics::watch_event(self.resource.plural(), self.version);
+        self.sent.sent();
         let ev = json!({"type": kind, "object": object});
         let mut b = crate::apimachinery::gofmt::go_json_escape(ev.to_string());
         b.push('\n');
@@ -140,7 +143,7 @@ impl Session {
         }
         let (r, version) = (self.resource, self.version);
         // This path bypasses frame(), which counts the others.
-        crate::metrics::watch_event(r.plural(), version);
+        self.sent.sent();
         let text = obj.json_in(version, r.storage_version(), |v| {
             r.storage_to_version(version, v)
         });
