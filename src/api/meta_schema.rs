@@ -26,6 +26,15 @@ pub const API_RESOURCE: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResource
 pub const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
 pub const RAW_EXTENSION: &str = "io.k8s.apimachinery.pkg.runtime.RawExtension";
 
+/// The `omitempty` number and boolean fields Go declares as pointers (`*int64`, `*bool`): a
+/// `0` or `false` there is a value, kept by Go's encoder (`decode::omit_empty`), where a plain
+/// `int64` (ObjectMeta's `generation`) is left out at `0`.
+pub const POINTER_SCALARS: &[(&str, &str)] = &[
+    (OBJECT_META, "deletionGracePeriodSeconds"),
+    (OWNER_REFERENCE, "controller"),
+    (OWNER_REFERENCE, "blockOwnerDeletion"),
+];
+
 pub fn object_meta_ref() -> Value {
     json!({"$ref": OBJECT_META, "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"})
 }

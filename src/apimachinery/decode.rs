@@ -7,7 +7,7 @@
 //! fields, type mismatches). Messages follow `sigs.k8s.io/json` and `encoding/json`.
 
 use crate::api::meta_schema;
-use crate::apimachinery::gofmt::{Quoted, json_kind};
+use crate::apimachinery::gofmt::{Quoted, json_kind, quote_char};
 use crate::apimachinery::gotime;
 use crate::apimachinery::status::{ApiError, FieldError, GroupKind};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -389,19 +389,43 @@ fn parse_json_exact(bytes: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     .map_err(|e| {
         ApiError::bad_request(format!(
             "couldn't get version/kind; json parse error: {}",
-            json_error_text(&e)
+            json_error_text(&e, bytes)
         ))
     })?;
     Ok((value, dupes))
 }
 
 /// A JSON syntax error in words: truncated (and empty) input is Go encoding/json's `unexpected
-/// end of JSON input`, anything else serde_json's own description (line and column).
-pub fn json_error_text(e: &serde_json::Error) -> String {
+/// end of JSON input`, a value followed by more than white space its `invalid character 'x'
+/// after top-level value` (`input`: the bytes parsed, to name that character), anything else
+/// serde_json's own description (line and column).
+pub fn json_error_text(e: &serde_json::Error, input: &[u8]) -> String {
     match e.classify() {
         serde_json::error::Category::Eof => "unexpected end of JSON input".to_string(),
+        serde_json::error::Category::Syntax
+            if e.to_string().starts_with("trailing characters")
+                && let Some(b) = byte_at(input, e.line(), e.column()) =>
+        {
+            format!("invalid character {} after top-level value", quote_char(b))
+        }
         _ => e.to_string(),
     }
+}
+
+/// The byte at serde_json's 1-based line and column (a column counts bytes).
+fn byte_at(input: &[u8], line: usize, column: usize) -> Option<u8> {
+    let start = if line <= 1 {
+        0
+    } else {
+        let newline = input
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)?
+            .0;
+        newline + 1
+    };
+    input.get(start + column.checked_sub(1)?).copied()
 }
 
 /// Parses a YAML body like `parse_json`. Repeated keys are reported, not refused. Only the
@@ -702,6 +726,91 @@ fn normalize_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth:
             }
         }
         _ => {}
+    }
+}
+
+/// What Go's JSON encoders write of a typed object: a struct field tagged `omitempty` (every
+/// field the schema does not list as `required`) is left out when it holds its type's empty
+/// value, as `encoding/json` (storage, responses) and the unstructured converter (what the
+/// fieldmanager reads) both do:
+///
+/// * `null`, `""`, `[]`, and `{}` where the schema is a map (`additionalProperties`):
+///   `disallowedFlunders: []`, `labels: {}`, `finalizers: []`, `generateName: ""` go;
+/// * `0` and `false`, unless Go declares the field a pointer ([`meta_schema::POINTER_SCALARS`]:
+///   `generation: 0` goes, `deletionGracePeriodSeconds: 0` and `controller: false` stay);
+/// * a struct is never empty to `omitempty` (`spec: {}`, `status: {}`, `fieldsV1: {}` stay).
+///
+/// Map values and list items are never omitted, only walked. Not a decode step: Go's decoded
+/// object keeps an empty `managedFields: []` (a reset request) until it is encoded.
+pub fn omit_empty(obj: &mut Value, schema: &Value, defs: &Map<String, Value>) {
+    omit_empty_at(obj, schema, defs, 0);
+}
+
+fn omit_empty_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let (s, def) = resolve(schema, defs);
+    if def == Some(meta_schema::TIME)
+        || s.get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Value::as_bool)
+            == Some(true)
+    {
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            if let Some(props) = s.get("properties").and_then(Value::as_object) {
+                let required = |k: &str| {
+                    s.get("required")
+                        .and_then(Value::as_array)
+                        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(k)))
+                };
+                let pointer =
+                    |k: &str| def.is_some_and(|d| meta_schema::POINTER_SCALARS.contains(&(d, k)));
+                map.retain(|k, child| {
+                    let Some(ps) = props.get(k) else {
+                        return true;
+                    };
+                    required(k) || !go_empty(child, ps, defs, pointer(k))
+                });
+                for (k, child) in map.iter_mut() {
+                    if let Some(ps) = props.get(k) {
+                        omit_empty_at(child, ps, defs, depth + 1);
+                    }
+                }
+            } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
+                for child in map.values_mut() {
+                    omit_empty_at(child, ap, defs, depth + 1);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(is) = s.get("items") {
+                for item in items {
+                    omit_empty_at(item, is, defs, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Go's `isEmptyValue` for a field of the type `schema` describes (`pointer`: Go declares it
+/// `*T`, empty only when nil).
+fn go_empty(v: &Value, schema: &Value, defs: &Map<String, Value>, pointer: bool) -> bool {
+    match v {
+        Value::Null => true,
+        _ if pointer => false,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Object(o) => {
+            // A map is empty without entries; a struct never is.
+            let (s, _) = resolve(schema, defs);
+            o.is_empty() && s.get("properties").is_none() && s.get("additionalProperties").is_some()
+        }
     }
 }
 
@@ -1241,6 +1350,62 @@ mod tests {
         assert_eq!(v["a"], "x\u{fffd}y");
         let e = from_slice_lossy::<Value>(b"{\"a\":\"x\xffy\"").expect_err("still truncated");
         assert!(e.is_eof(), "{e}");
+    }
+
+    /// What Go's encoder leaves out of a Fischer: empty omitempty fields, not structs, not the
+    /// zero of a pointer, not map values or list items.
+    #[test]
+    fn omit_empty_is_gos_omitempty() {
+        use crate::api::Resource;
+        let schema = crate::api::fischer::Fischer.schema("v1alpha1");
+        let defs = meta_schema::definitions();
+        let mut obj = json!({
+            "kind": "Fischer", "apiVersion": "",
+            "metadata": {"name": "a", "generateName": "", "generation": 0, "labels": {},
+                "annotations": {"k": ""}, "finalizers": [], "managedFields": [],
+                "deletionGracePeriodSeconds": 0, "deletionTimestamp": null,
+                "ownerReferences": [{"apiVersion": "", "kind": "", "name": "", "uid": "",
+                    "controller": false, "blockOwnerDeletion": null}]},
+            "disallowedFlunders": []
+        });
+        omit_empty(&mut obj, &schema, &defs);
+        assert_eq!(
+            obj,
+            json!({
+                "kind": "Fischer",
+                "metadata": {"name": "a", "annotations": {"k": ""},
+                    "deletionGracePeriodSeconds": 0,
+                    "ownerReferences": [{"apiVersion": "", "kind": "", "name": "", "uid": "",
+                        "controller": false}]}
+            })
+        );
+        let mut mf = json!({"metadata": {"managedFields": [{"manager": "", "fieldsV1": {}}]}, "disallowedFlunders": [""]});
+        omit_empty(&mut mf, &schema, &defs);
+        assert_eq!(
+            mf,
+            json!({"metadata": {"managedFields": [{"fieldsV1": {}}]}, "disallowedFlunders": [""]})
+        );
+    }
+
+    /// A value followed by more than white space: encoding/json's words, naming the byte.
+    #[test]
+    fn trailing_characters_in_go_words() {
+        for (input, go) in [
+            (&b"{} x"[..], "invalid character 'x' after top-level value"),
+            (
+                b"{}\n\n  '",
+                r"invalid character '\'' after top-level value",
+            ),
+            (b"[]\x01", r"invalid character '\x01' after top-level value"),
+            (
+                b"{}\xff",
+                "invalid character '\u{ff}' after top-level value",
+            ),
+            (b"{\"a\":", "unexpected end of JSON input"),
+        ] {
+            let e = serde_json::from_slice::<Value>(input).expect_err("bad JSON");
+            assert_eq!(json_error_text(&e, input), go, "{input:?}");
+        }
     }
 
     fn flunder_schema() -> Value {

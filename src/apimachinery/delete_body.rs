@@ -57,7 +57,7 @@ pub(super) fn decode(body: DeleteBody<'_>) -> ApiResult<RawDelete> {
             parsed.map_err(|e| {
                 ApiError::bad_request(format!(
                     "couldn't get version/kind; json parse error: {}",
-                    super::decode::json_error_text(&e)
+                    super::decode::json_error_text(&e, bytes)
                 ))
             })?
         }

@@ -18,11 +18,6 @@ pub type Convert<'a> = &'a (dyn Fn(&Value, &str) -> Option<Value> + Sync);
 /// Longest accepted `fieldManager` (bytes), as in Go's `FieldManagerMaxLength`.
 pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
 
-/// Go's `unicode.IsPrint` approximated: no control characters, and ASCII space is the only space.
-fn is_print(c: char) -> bool {
-    c == ' ' || (!c.is_control() && !c.is_whitespace())
-}
-
 /// Manager name from a User-Agent: the part before the first `/`, non-printables dropped,
 /// cut at 128 bytes (AS:`handlers/create.go` prefixFromUserAgent); `unknown` when that leaves
 /// nothing, as Go's field manager names an empty manager (AM `internal/buildmanagerinfo.go`).
@@ -30,7 +25,10 @@ pub fn default_manager(user_agent: Option<&str>) -> String {
     let ua = user_agent.unwrap_or("");
     let prefix = ua.split('/').next().unwrap_or("");
     let mut out = String::new();
-    for c in prefix.chars().filter(|c| is_print(*c)) {
+    for c in prefix
+        .chars()
+        .filter(|c| crate::apimachinery::gofmt::is_go_printable(*c))
+    {
         if out.len() + c.len_utf8() > FIELD_MANAGER_MAX_LENGTH {
             break;
         }
@@ -52,7 +50,7 @@ pub fn manager_errors(name: &str) -> Vec<FieldError> {
         ));
     }
     for (i, c) in name.char_indices() {
-        if !is_print(c) {
+        if !crate::apimachinery::gofmt::is_go_printable(c) {
             errs.push(FieldError::invalid(
                 "fieldManager",
                 name,

@@ -127,10 +127,10 @@ fn unprocessable(detail: impl Into<String>) -> ApiError {
 // JSON patch and merge patch
 
 /// `error decoding patch: <why>` (400) for a body that is not JSON at all.
-fn undecodable_patch(e: &serde_json::Error) -> ApiError {
+fn undecodable_patch(e: &serde_json::Error, body: &[u8]) -> ApiError {
     ApiError::bad_request(format!(
         "error decoding patch: {}",
-        crate::apimachinery::decode::json_error_text(e)
+        crate::apimachinery::decode::json_error_text(e, body)
     ))
 }
 
@@ -140,8 +140,8 @@ fn json_patch_apply(
     body: &[u8],
     validation: FieldValidation,
 ) -> Result<Value, ApiError> {
-    let raw: Value =
-        crate::apimachinery::decode::from_slice_lossy(body).map_err(|e| undecodable_patch(&e))?;
+    let raw: Value = crate::apimachinery::decode::from_slice_lossy(body)
+        .map_err(|e| undecodable_patch(&e, body))?;
     let elements = match &raw {
         Value::Array(elements) => elements,
         // Go decodes `null` into an empty list of operations: nothing to do.
@@ -194,12 +194,98 @@ fn json_patch_apply(
             }
         }
         check_root_operation(op)?;
+        let op = &go_indexed(&doc, op);
         json_patch::patch_unsafe(&mut doc, std::slice::from_ref(op)).map_err(|mut e| {
             e.operation = i;
             unprocessable(json_patch_error(&ops.0, &e))
         })?;
     }
     Ok(doc)
+}
+
+/// `op` with its array indices as evanphx/json-patch v4 reads them, written the way the Rust
+/// crate reads them (RFC 6901: digits without a sign or leading zero). Go parses an index with
+/// `strconv.Atoi` (`+1`, `01`, `-0` are 1, 1, 0) and counts a negative one from the end
+/// (`SupportNegativeIndices`): `-1` is the last item, except where `add` inserts (also a
+/// `move`/`copy` destination), where the array is one longer, so `-1` appends. An index Go
+/// would refuse as out of range is left as sent, for the crate to refuse too. A `move`'s
+/// destination is read after its source is removed, as Go does.
+fn go_indexed(doc: &Value, op: &json_patch::PatchOperation) -> json_patch::PatchOperation {
+    use json_patch::PatchOperation as Op;
+    let mut op = op.clone();
+    match &mut op {
+        Op::Add(o) => o.path = go_pointer(doc, o.path.as_str(), true),
+        Op::Remove(o) => o.path = go_pointer(doc, o.path.as_str(), false),
+        Op::Replace(o) => o.path = go_pointer(doc, o.path.as_str(), false),
+        Op::Test(o) => o.path = go_pointer(doc, o.path.as_str(), false),
+        Op::Copy(o) => {
+            o.from = go_pointer(doc, o.from.as_str(), false);
+            o.path = go_pointer(doc, o.path.as_str(), true);
+        }
+        Op::Move(o) => {
+            o.from = go_pointer(doc, o.from.as_str(), false);
+            let mut after = doc.clone();
+            let _ = json_patch::patch_unsafe(
+                &mut after,
+                &[Op::Remove(json_patch::RemoveOperation {
+                    path: o.from.clone(),
+                })],
+            );
+            o.path = go_pointer(&after, o.path.as_str(), true);
+        }
+    }
+    op
+}
+
+/// A JSON pointer into `doc` with each array index rewritten as [`go_index`] resolves it
+/// (`inserting`: the last token names where `add` inserts).
+fn go_pointer(doc: &Value, pointer: &str, inserting: bool) -> json_patch::jsonptr::PointerBuf {
+    let keep = || json_patch::jsonptr::PointerBuf::parse(pointer).unwrap_or_default();
+    let Some(rest) = pointer.strip_prefix('/') else {
+        return keep();
+    };
+    let tokens: Vec<&str> = rest.split('/').collect();
+    let mut out = String::with_capacity(pointer.len());
+    let mut at = Some(doc);
+    for (i, token) in tokens.iter().enumerate() {
+        out.push('/');
+        let last = i + 1 == tokens.len();
+        match at {
+            Some(Value::Array(items)) => match go_index(token, items.len(), inserting && last) {
+                Some(n) => {
+                    out.push_str(&n.to_string());
+                    at = items.get(n);
+                }
+                None => {
+                    out.push_str(token);
+                    at = None;
+                }
+            },
+            Some(Value::Object(m)) => {
+                out.push_str(token);
+                at = m.get(&token.replace("~1", "/").replace("~0", "~"));
+            }
+            _ => {
+                out.push_str(token);
+                at = None;
+            }
+        }
+    }
+    json_patch::jsonptr::PointerBuf::parse(out).unwrap_or_else(|_| keep())
+}
+
+/// The position evanphx/json-patch v4 makes of `token` in an array of `len` items: Go's
+/// `strconv.Atoi` (an optional sign, decimal digits, within int64), a negative index counted
+/// from the end; `inserting` (add) allows `len` and counts from `len + 1`. None where Go fails.
+fn go_index(token: &str, len: usize, inserting: bool) -> Option<usize> {
+    let digits = token.strip_prefix(['+', '-']).unwrap_or(token);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let idx: i64 = token.parse().ok()?;
+    let size = i64::try_from(len).ok()? + i64::from(inserting);
+    let idx = if idx < 0 { idx + size } else { idx };
+    usize::try_from(idx).ok().filter(|_| idx < size)
 }
 
 /// Go's typed decoding of a JSON patch (`[]jsonPatchOp`, when fieldValidation is not Ignore):
@@ -297,8 +383,8 @@ fn json_patch_error(ops: &[json_patch::PatchOperation], e: &json_patch::PatchErr
 }
 
 fn merge_patch_apply(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
-    let patch: Value =
-        crate::apimachinery::decode::from_slice_lossy(body).map_err(|e| undecodable_patch(&e))?;
+    let patch: Value = crate::apimachinery::decode::from_slice_lossy(body)
+        .map_err(|e| undecodable_patch(&e, body))?;
     match &patch {
         Value::Object(_) => {}
         // evanphx MergePatch: a null patch document is ErrBadJSONPatch.
@@ -440,8 +526,9 @@ fn bad_patch_type<T>(t: &Value, m: &Map<String, Value>) -> SmpResult<T> {
 }
 
 fn strategic_merge_patch(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
-    let patch: Value = crate::apimachinery::decode::from_slice_lossy(body)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let patch: Value = crate::apimachinery::decode::from_slice_lossy(body).map_err(|e| {
+        ApiError::bad_request(crate::apimachinery::decode::json_error_text(&e, body))
+    })?;
     let patch = match patch {
         Value::Object(m) => m,
         // Go unmarshals `null` into the (empty) patch map: nothing to do.
@@ -1075,6 +1162,71 @@ fn normalize_element_order(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// evanphx/json-patch v4's index reading (Atoi, negative from the end, one more place
+    /// where add inserts), checked against the Go server in tests/differential.
+    #[test]
+    fn json_patch_indices_as_go_reads_them() {
+        assert_eq!(go_index("01", 3, false), Some(1));
+        assert_eq!(go_index("+1", 3, false), Some(1));
+        assert_eq!(go_index("-0", 3, false), Some(0));
+        assert_eq!(go_index("-1", 3, false), Some(2));
+        assert_eq!(go_index("-3", 3, false), Some(0));
+        assert_eq!(go_index("-4", 3, false), None);
+        assert_eq!(go_index("3", 3, false), None);
+        assert_eq!(go_index("-1", 3, true), Some(3));
+        assert_eq!(go_index("-4", 3, true), Some(0));
+        assert_eq!(go_index("3", 3, true), Some(3));
+        assert_eq!(go_index("-5", 3, true), None);
+        for bad in [
+            "",
+            "+",
+            "-",
+            "+-1",
+            " 1",
+            "1e0",
+            "0x1",
+            "99999999999999999999",
+        ] {
+            assert_eq!(go_index(bad, 3, true), None, "{bad:?}");
+        }
+        let doc = json!({"a": ["x", "y", "z"], "b": {"c": [[1, 2]]}});
+        let patched = |p: Value| apply_patch(PatchType::Json, &doc, p.to_string().as_bytes());
+        let ok = |p: Value| patched(p).expect("applies");
+        assert_eq!(
+            ok(json!([{"op": "add", "path": "/a/-1", "value": "w"}]))["a"],
+            json!(["x", "y", "z", "w"])
+        );
+        assert_eq!(
+            ok(json!([{"op": "remove", "path": "/a/01"}]))["a"],
+            json!(["x", "z"])
+        );
+        assert_eq!(
+            ok(json!([{"op": "replace", "path": "/b/c/-1/+1", "value": 5}]))["b"],
+            json!({"c": [[1, 5]]})
+        );
+        assert_eq!(
+            ok(json!([{"op": "move", "from": "/a/-1", "path": "/a/00"}]))["a"],
+            json!(["z", "x", "y"])
+        );
+        assert_eq!(
+            ok(json!([{"op": "copy", "from": "/a/-3", "path": "/a/-4"}]))["a"],
+            json!(["x", "x", "y", "z"])
+        );
+        assert!(ok(json!([{"op": "test", "path": "/a/-1", "value": "z"}])) == doc);
+        for bad in [
+            json!([{"op": "remove", "path": "/a/-4"}]),
+            json!([{"op": "add", "path": "/a/-5", "value": 1}]),
+            json!([{"op": "replace", "path": "/a/3", "value": 1}]),
+            json!([{"op": "test", "path": "/a/-9", "value": "x"}]),
+        ] {
+            assert_eq!(
+                patched(bad.clone()).expect_err("out of range").code,
+                422,
+                "{bad}"
+            );
+        }
+    }
 
     /// The patch with fieldValidation Warn, the default of a PATCH request.
     fn apply_patch(t: PatchType, original: &Value, body: &[u8]) -> Result<Value, ApiError> {

@@ -366,7 +366,11 @@ fn decode_body(
     body: &[u8],
     opts: &WriteOptions,
 ) -> ApiResult<Value> {
-    let format = negotiate::body_format(header_str(headers, header::CONTENT_TYPE))?;
+    let content_type = header_str(headers, header::CONTENT_TYPE);
+    if let Some(why) = negotiate::protobuf_without_envelope(content_type, body) {
+        return Err(decode::unrecognized_body(ctx.resource.kind(), &why, body));
+    }
+    let format = negotiate::body_format(content_type)?;
     let mode = decode::parse_field_validation(opts.field_validation.as_deref())?;
     let kind = ctx.resource.kind();
     // A body whose apiVersion and kind cannot even be read gets Go's "unrecognized" answer.
@@ -379,9 +383,10 @@ fn decode_body(
         return Err(e);
     }
     if obj.is_null() {
-        // `null` (or a YAML body of comments only) decodes into Go's empty object; an empty
-        // body does not decode at all: Go's `unexpected end of JSON input`, YAML or not.
-        if body.is_empty() {
+        // `null` (or a YAML body of nothing but blanks and comments, even no bytes at all:
+        // sigs.k8s.io/yaml makes that `null`) decodes into Go's empty object; an empty JSON
+        // body does not decode at all: Go's `unexpected end of JSON input`.
+        if body.is_empty() && matches!(format, BodyFormat::Json) {
             return Err(decode::unrecognized_body(
                 kind,
                 "couldn't get version/kind; json parse error: unexpected end of JSON input",
@@ -576,6 +581,10 @@ async fn patch(call: &Call<'_>, body: Body) -> ApiResult<Response> {
 fn delete_body<'b>(headers: &HeaderMap, body: &'b [u8]) -> ApiResult<Option<DeleteBody<'b>>> {
     if body.is_empty() {
         return Ok(None);
+    }
+    let content_type = header_str(headers, header::CONTENT_TYPE);
+    if let Some(why) = negotiate::protobuf_without_envelope(content_type, body) {
+        return Err(ApiError::bad_request(why));
     }
     Ok(Some(
         match negotiate::body_format(header_str(headers, header::CONTENT_TYPE))? {

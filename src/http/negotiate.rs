@@ -448,6 +448,27 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
     }
 }
 
+/// The envelope every Kubernetes protobuf body starts with (`k8s` and a NUL).
+const PROTOBUF_PREFIX: &[u8] = b"k8s\0";
+
+/// Go's protobuf serializer's words for a body sent as `application/vnd.kubernetes.protobuf`
+/// that lacks the envelope (AM:`runtime/serializer/protobuf/protobuf.go` Decode): Go reads
+/// those bytes before it knows anything else, so the answer is a 400, not the 415 wardle gives
+/// a protobuf body it would have to decode (README difference `no-protobuf`). None for any
+/// other Content-Type or a body with the envelope.
+pub fn protobuf_without_envelope(content_type: Option<&str>, body: &[u8]) -> Option<String> {
+    let (t, st, _) = parse_media_type(content_type?.trim())?;
+    (t == "application" && st == "vnd.kubernetes.protobuf" && !body.starts_with(PROTOBUF_PREFIX))
+        .then(|| {
+            // Go prints the prefix with %v: `[107 56 115 0]`.
+            let bytes: Vec<String> = PROTOBUF_PREFIX.iter().map(u8::to_string).collect();
+            format!(
+                "provided data does not appear to be a protobuf message, expected prefix [{}]",
+                bytes.join(" ")
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,8 +153,17 @@ fn decode_config(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<(Value, Vec<String>)> 
     } else {
         decode::parse_yaml(body)
     };
-    let (config, dupes) =
-        parsed.map_err(|e| ApiError::bad_request(format!("error decoding YAML: {}", e.message)))?;
+    let (config, dupes) = parsed.map_err(|e| {
+        // Go converts the YAML with sigs.k8s.io/yaml, which frames every failure (a null key
+        // too, which parse_yaml leaves bare for the create and update answers).
+        const CONVERTING: &str = "error converting YAML to JSON: ";
+        let why = if is_json || e.message.starts_with(CONVERTING) {
+            e.message
+        } else {
+            format!("{CONVERTING}{}", e.message)
+        };
+        ApiError::bad_request(format!("error decoding YAML: {why}"))
+    })?;
     if !config.is_object() {
         return Err(ApiError::bad_request(
             "error decoding YAML: the applied configuration must be an object",

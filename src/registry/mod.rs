@@ -225,6 +225,33 @@ pub fn to_typed(ctx: &Ctx<'_>, obj: &mut Value) {
     decode::normalize(obj, &schema, definitions());
 }
 
+/// The storage JSON of a hub object, as Go's encoder writes it: converted to the storage
+/// version, empty `omitempty` fields left out (`decode::omit_empty`). What is stored is what
+/// every read, watch event and write answer then serves.
+pub fn to_storage(r: &dyn Resource, hub: Value) -> Value {
+    let mut stored = r.hub_to_storage(hub);
+    let schema = schema(r, r.storage_version());
+    decode::omit_empty(&mut stored, &schema, definitions());
+    stored
+}
+
+/// A decoded create or update body as Go's fieldmanager sees it (the unstructured converter
+/// honours `omitempty`, so `spec.flunderReference: ""` or `disallowedFlunders: []` is not a
+/// field anyone manages), except for `metadata.managedFields`, which is taken as the request
+/// sent it: an empty list there asks for a reset, which the fieldmanager reads first.
+pub fn as_fieldmanager_sees(ctx: &Ctx<'_>, obj: &mut Value) {
+    let meta = obj.get_mut("metadata").and_then(Value::as_object_mut);
+    let requested = meta.and_then(|m| m.remove("managedFields"));
+    let schema = schema(ctx.resource, ctx.version);
+    decode::omit_empty(obj, &schema, definitions());
+    if let (Some(mf), Some(m)) = (
+        requested,
+        obj.get_mut("metadata").and_then(Value::as_object_mut),
+    ) {
+        m.insert("managedFields".into(), mf);
+    }
+}
+
 /// How [`check_fields`] reports a type error; the functions make the text Go's patchers quote
 /// from the object checked (the patched JSON, or the patch map).
 #[derive(Clone, Copy)]

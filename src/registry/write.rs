@@ -319,6 +319,7 @@ impl Store {
         let manager = self.manager(ctx, opts)?;
         let now = meta::timestamp_now();
         if record {
+            super::as_fieldmanager_sees(ctx, &mut obj);
             // Go diffs a create against the kind's empty object, so `spec: {}` itself isn't owned.
             let empty = r.hub_to_version(ctx.version, json!({"metadata": {}}));
             managed_fields::record_update(
@@ -383,7 +384,7 @@ impl Store {
         }
         new.attrs.name = name.to_string();
         self.admission.validate(&new.attrs, Some(&new.obj)).await?;
-        Ok(r.hub_to_storage(hub))
+        Ok(super::to_storage(r, hub))
     }
 
     /// A dry-run create writes nothing, but answers as a real create would.
@@ -514,6 +515,7 @@ impl Store {
         );
         before_update(&mut new, &old.object);
         if let Some(manager) = update.manager {
+            super::as_fieldmanager_sees(ctx, &mut new);
             let old_versioned = r.storage_to_version(ctx.version, old.object.clone());
             let convert = |obj: &Value, to: &str| ctx.convert(obj, to);
             managed_fields::record_update_with(
@@ -544,7 +546,7 @@ impl Store {
             crate::admission::warnings::add(&w);
         }
         self.admission.validate(&attrs, Some(&versioned)).await?;
-        Ok(update.step(r.hub_to_storage(hub)))
+        Ok(update.step(super::to_storage(r, hub)))
     }
 
     /// PATCH (AS:`handlers/patch.go` patcher, then registry Store.Update): the patch is applied
