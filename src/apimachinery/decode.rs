@@ -747,7 +747,9 @@ pub fn omit_empty(obj: &mut Value, schema: &Value, defs: &Map<String, Value>) {
 }
 
 fn omit_empty_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth: usize) {
-    if depth > MAX_DEPTH {
+    // Only objects and lists hold fields to leave out; scalars end the walk before any schema
+    // lookup (this walk runs on every write: most of an object is non-empty scalars).
+    if depth > MAX_DEPTH || !(v.is_object() || v.is_array()) {
         return;
     }
     let (s, def) = resolve(schema, defs);
@@ -769,13 +771,20 @@ fn omit_empty_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth
                 let pointer =
                     |k: &str| def.is_some_and(|d| meta_schema::POINTER_SCALARS.contains(&(d, k)));
                 map.retain(|k, child| {
+                    // A value no Go type calls empty stays whatever its schema says.
+                    if !zero_like(child) {
+                        return true;
+                    }
                     let Some(ps) = props.get(k) else {
                         return true;
                     };
                     required(k) || !go_empty(child, ps, defs, pointer(k))
                 });
                 for (k, child) in map.iter_mut() {
-                    if let Some(ps) = props.get(k) {
+                    if let Some(ps) = props
+                        .get(k)
+                        .filter(|_| child.is_object() || child.is_array())
+                    {
                         omit_empty_at(child, ps, defs, depth + 1);
                     }
                 }
@@ -793,6 +802,19 @@ fn omit_empty_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth
             }
         }
         _ => {}
+    }
+}
+
+/// Whether `v` could be empty to Go's `isEmptyValue` for some type: null, "", 0, false, an
+/// empty list or object. Anything else is kept without looking at its schema.
+fn zero_like(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
     }
 }
 
