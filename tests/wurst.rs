@@ -50,7 +50,8 @@ impl Resource for Wurst {
                 "length": {"type": "integer", "format": "int64", "description": "length in cm."},
                 "casing": {"type": "string", "description": "casing, fixed at creation."},
             }},
-            "status": {"type": "object", "description": "status, set by the server only.", "properties": {
+            // `required`: Go's `json:"grilled"` without omitempty, so `false` is served.
+            "status": {"type": "object", "description": "status, set by the server only.", "required": ["grilled"], "properties": {
                 "grilled": {"type": "boolean", "description": "whether it was grilled."},
             }},
         })

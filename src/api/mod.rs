@@ -57,7 +57,10 @@ pub trait Resource: Send + Sync + 'static {
     /// The kind's names and versions.
     fn decl(&self) -> &'static KindDecl;
     /// The kind's own top-level schema properties in `version` (`spec`, `status`, …), without
-    /// `apiVersion`, `kind` and `metadata`, which `schema` adds.
+    /// `apiVersion`, `kind` and `metadata`, which `schema` adds. As in Kubernetes' generated
+    /// OpenAPI, a field listed in its object's `required` is one Go declares without
+    /// `omitempty`: it is always stored and served; any other field is left out when empty
+    /// (`""`, `0`, `false`, `[]`, an empty map), as Go's encoder leaves it out.
     fn properties(&self, version: &str) -> Value;
 
     /// The OpenAPI v3 schema of the versioned kind, `metadata` as a `$ref` to ObjectMeta.
