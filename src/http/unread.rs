@@ -57,10 +57,12 @@ where
     }
     if req.version() < http::Version::HTTP_2 {
         let unread = Arc::new(AtomicBool::new(false));
+        let flag = unread.clone();
         let req = req.map(|body| {
-            Body::new(FlaggedIfUnread {
-                body,
-                unread: unread.clone(),
+            OnDrop::wrap(body, move |b| {
+                if !b.is_end_stream() {
+                    flag.store(true, Ordering::Relaxed);
+                }
             })
         });
         let mut resp = serve(req).await;
@@ -72,64 +74,35 @@ where
         }
         return resp;
     }
+    // The request body, dropped before its end, goes to the slot; once the response body is
+    // dropped (sent, or abandoned) what the slot holds is drained.
     let slot = Slot::default();
+    let held = slot.clone();
     let req = req.map(|body| {
-        Body::new(HeldIfUnread {
-            body: Some(body),
-            slot: slot.clone(),
+        OnDrop::wrap(body, move |b| {
+            if !b.is_end_stream() {
+                *held.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::mem::take(b));
+            }
         })
     });
     serve(req)
         .await
-        .map(|body| Body::new(DrainAfter { body, slot }))
+        .map(|body| OnDrop::wrap(body, move |_| drain_held(&slot)))
 }
 
-/// The request body as the handler sees it; dropped before its end, it goes to the slot.
-struct HeldIfUnread {
-    body: Option<Body>,
-    slot: Slot,
-}
-
-impl HttpBody for HeldIfUnread {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        match self.body.as_mut() {
-            Some(b) => Pin::new(b).poll_frame(cx),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.as_ref().is_none_or(HttpBody::is_end_stream)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
-    }
-}
-
-impl Drop for HeldIfUnread {
-    fn drop(&mut self) {
-        if let Some(body) = self.body.take().filter(|b| !b.is_end_stream()) {
-            *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
-        }
-    }
-}
-
-/// An HTTP/1 request body as the handler sees it; dropped before its end, it raises `unread`.
-struct FlaggedIfUnread {
+/// A body passed through as it is, which runs `on_drop` on itself when dropped.
+struct OnDrop<F: FnMut(&mut Body) + Send + Unpin + 'static> {
     body: Body,
-    unread: Arc<AtomicBool>,
+    on_drop: F,
 }
 
-impl HttpBody for FlaggedIfUnread {
+impl<F: FnMut(&mut Body) + Send + Unpin + 'static> OnDrop<F> {
+    fn wrap(body: Body, on_drop: F) -> Body {
+        Body::new(OnDrop { body, on_drop })
+    }
+}
+
+impl<F: FnMut(&mut Body) + Send + Unpin + 'static> HttpBody for OnDrop<F> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -149,56 +122,28 @@ impl HttpBody for FlaggedIfUnread {
     }
 }
 
-impl Drop for FlaggedIfUnread {
+impl<F: FnMut(&mut Body) + Send + Unpin + 'static> Drop for OnDrop<F> {
     fn drop(&mut self) {
-        if !self.body.is_end_stream() {
-            self.unread.store(true, Ordering::Relaxed);
-        }
+        (self.on_drop)(&mut self.body);
     }
 }
 
-/// The response body; once it is dropped (sent, or abandoned), a held request body is drained.
-struct DrainAfter {
-    body: Body,
-    slot: Slot,
-}
-
-impl HttpBody for DrainAfter {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for DrainAfter {
-    fn drop(&mut self) {
-        let Some(body) = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return;
-        };
-        let (Ok(permit), Ok(runtime)) = (
-            DRAIN_SLOTS.try_acquire(),
-            tokio::runtime::Handle::try_current(),
-        ) else {
-            return;
-        };
-        runtime.spawn(async move {
-            let _permit = permit;
-            let _ = tokio::time::timeout(DRAIN_TIME, drain(body)).await;
-        });
-    }
+/// Drains the request body `slot` holds, if any, on a task of its own (at most
+/// [`DRAINING`] at once; past that it is dropped at once).
+fn drain_held(slot: &Slot) {
+    let Some(body) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    let (Ok(permit), Ok(runtime)) = (
+        DRAIN_SLOTS.try_acquire(),
+        tokio::runtime::Handle::try_current(),
+    ) else {
+        return;
+    };
+    runtime.spawn(async move {
+        let _permit = permit;
+        let _ = tokio::time::timeout(DRAIN_TIME, drain(body)).await;
+    });
 }
 
 /// Reads and drops `body` until it ends, fails, or [`DRAIN_BYTES`] have come.
