@@ -689,12 +689,7 @@ fn normalize_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth:
     match v {
         Value::Object(map) => {
             if let Some(props) = s.get("properties").and_then(Value::as_object) {
-                let required = |k: &str| {
-                    s.get("required")
-                        .and_then(Value::as_array)
-                        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(k)))
-                };
-                map.retain(|k, child| !child.is_null() || required(k));
+                map.retain(|k, child| !child.is_null() || required(s, k));
                 for (k, child) in map.iter_mut() {
                     if let Some(ps) = props.get(k) {
                         if child.is_null() {
@@ -763,11 +758,6 @@ fn omit_empty_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth
     match v {
         Value::Object(map) => {
             if let Some(props) = s.get("properties").and_then(Value::as_object) {
-                let required = |k: &str| {
-                    s.get("required")
-                        .and_then(Value::as_array)
-                        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(k)))
-                };
                 let pointer =
                     |k: &str| def.is_some_and(|d| meta_schema::POINTER_SCALARS.contains(&(d, k)));
                 map.retain(|k, child| {
@@ -778,7 +768,7 @@ fn omit_empty_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth
                     let Some(ps) = props.get(k) else {
                         return true;
                     };
-                    required(k) || !go_empty(child, ps, defs, pointer(k))
+                    required(s, k) || !go_empty(child, ps, defs, pointer(k))
                 });
                 for (k, child) in map.iter_mut() {
                     if let Some(ps) = props
@@ -803,6 +793,14 @@ fn omit_empty_at(v: &mut Value, schema: &Value, defs: &Map<String, Value>, depth
         }
         _ => {}
     }
+}
+
+/// Whether the object schema `s` lists `field` as required: in Kubernetes' OpenAPI, a field Go
+/// declares without `omitempty` (kept when empty or null).
+fn required(s: &Value, field: &str) -> bool {
+    s.get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(field)))
 }
 
 /// Whether `v` could be empty to Go's `isEmptyValue` for some type: null, "", 0, false, an
