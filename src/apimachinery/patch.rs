@@ -194,7 +194,10 @@ fn json_patch_apply(
             }
         }
         check_root_operation(op)?;
-        let op = &go_indexed(&doc, op);
+        let Some(op) = go_missing_member(&doc, go_indexed(&doc, op)) else {
+            continue;
+        };
+        let op = &op;
         json_patch::patch_unsafe(&mut doc, std::slice::from_ref(op)).map_err(|mut e| {
             e.operation = i;
             unprocessable(json_patch_error(&ops.0, &e))
@@ -235,6 +238,41 @@ fn go_indexed(doc: &Value, op: &json_patch::PatchOperation) -> json_patch::Patch
         }
     }
     op
+}
+
+/// evanphx/json-patch v4 reads a missing member of an object as null instead of failing
+/// (`partialDoc.get`): `replace` of one sets it, as `add` does, and `test` of one passes when
+/// the value tested is null (None: nothing to apply). Missing array items and missing parents
+/// still fail, as in Go.
+fn go_missing_member(
+    doc: &Value,
+    op: json_patch::PatchOperation,
+) -> Option<json_patch::PatchOperation> {
+    use json_patch::PatchOperation as Op;
+    let path = match &op {
+        Op::Replace(o) => o.path.as_str(),
+        Op::Test(o) => o.path.as_str(),
+        _ => return Some(op),
+    };
+    let Some((parent, last)) = path.rsplit_once('/') else {
+        return Some(op);
+    };
+    let member = last.replace("~1", "/").replace("~0", "~");
+    let missing = doc
+        .pointer(parent)
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.contains_key(&member));
+    if !missing {
+        return Some(op);
+    }
+    match op {
+        Op::Replace(o) => Some(Op::Add(json_patch::AddOperation {
+            path: o.path,
+            value: o.value,
+        })),
+        Op::Test(o) if o.value.is_null() => None,
+        op => Some(op),
+    }
 }
 
 /// A JSON pointer into `doc` with each array index rewritten as [`go_index`] resolves it
@@ -1165,6 +1203,22 @@ mod tests {
 
     /// evanphx/json-patch v4's index reading (Atoi, negative from the end, one more place
     /// where add inserts), checked against the Go server in tests/differential.
+    #[test]
+    fn json_patch_missing_members_as_go_reads_them() {
+        let doc = json!({"a": {"b": 1}, "l": [1]});
+        let apply =
+            |p: Value| json_patch_apply(&doc, p.to_string().as_bytes(), FieldValidation::Strict);
+        // replace of a missing member sets it; test of one passes for null only.
+        let out = apply(json!([{"op": "replace", "path": "/a/c", "value": 2}])).unwrap();
+        assert_eq!(out["a"], json!({"b": 1, "c": 2}));
+        let out = apply(json!([{"op": "test", "path": "/a/c", "value": null}])).unwrap();
+        assert_eq!(out, doc);
+        assert!(apply(json!([{"op": "test", "path": "/a/c", "value": 1}])).is_err());
+        // A missing parent or array item still fails.
+        assert!(apply(json!([{"op": "replace", "path": "/x/c", "value": 2}])).is_err());
+        assert!(apply(json!([{"op": "replace", "path": "/l/3", "value": 2}])).is_err());
+    }
+
     #[test]
     fn json_patch_indices_as_go_reads_them() {
         assert_eq!(go_index("01", 3, false), Some(1));
