@@ -40,7 +40,8 @@ fn without_managed_fields(v: &Value) -> Value {
 }
 
 /// The fields an applied configuration sets (SMD `ToFieldSet`): leaves and list items are
-/// members, maps and structs only through their children. Not stripped of metadata.
+/// members, maps and structs only through their children (an empty one is a member itself;
+/// an empty set or map list is nothing). Not stripped of metadata.
 pub fn applied_set(config: &Value) -> FieldSet {
     let mut out = FieldSet::new();
     walk_applied(config, &mut Vec::new(), &mut Vec::new(), &mut out, 0);
@@ -55,6 +56,11 @@ fn walk_applied(
     depth: usize,
 ) {
     if depth > 200 {
+        return;
+    }
+    // SMD's `doList` inserts only the items of a set or map list, so an empty one (`finalizers:
+    // []`, `ownerReferences: []`) is no field of the applier's; an empty atomic list or map is.
+    if v.as_array().is_some_and(Vec::is_empty) && strategy(fpath) != ListStrategy::Atomic {
         return;
     }
     let kids = children(v, fpath, &strategy);
