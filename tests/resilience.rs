@@ -490,9 +490,9 @@ async fn wire_refusals_reach_the_client() {
             "chunked, attempt {attempt} (write {wrote:?}): {head}\n{body}"
         );
     }
-    // HTTP/1: an answer given before the body was read says `Connection: close`, as Go's does
-    // (hyper closes such a connection after the answer; a pooling client that sent its next
-    // request on it would lose that request); one whose body was read keeps the connection.
+    // HTTP/1: an answer given before a large body was read says `Connection: close`, as Go's
+    // does (hyper closes such a connection after the answer; a pooling client that sent its
+    // next request on it would lose that request); one whose body was read keeps it.
     let mut c = raw::connect(&w.dir, w.port).await;
     let unread = format!(
         "POST /apis/nope.example.com/v1/things HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -501,6 +501,22 @@ async fn wire_refusals_reach_the_client() {
     raw::send(&mut c, unread.as_bytes()).await;
     let (head, _) = raw::read_response(&mut c, limit).await;
     assert!(head.starts_with("HTTP/1.1 404 ") && closes(&head), "{head}");
+    // A small unread body is read and dropped before the answer, as Go does (< 256 KiB), and
+    // the connection serves the next request.
+    let mut c = raw::connect(&w.dir, w.port).await;
+    let small = "POST /apis/nope.example.com/v1/things HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    raw::send(&mut c, &[small.as_bytes(), &[b' '; 100]].concat()).await;
+    let (head, _) = raw::read_response(&mut c, limit).await;
+    assert!(
+        head.starts_with("HTTP/1.1 404 ") && !closes(&head),
+        "{head}"
+    );
+    raw::send(&mut c, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (head, body) = raw::read_response(&mut c, limit).await;
+    assert!(
+        head.starts_with("HTTP/1.1 200 ") && body == "ok",
+        "{head}\n{body}"
+    );
     let mut c = raw::connect(&w.dir, w.port).await;
     let obj = br#"{"metadata":{"name":"wire-read"},"spec":{}}"#;
     let read = post(&format!("Content-Length: {}\r\n", obj.len()));

@@ -15,13 +15,14 @@
 //!
 //! HTTP/1 has no stream to reset: hyper closes a connection whose request body was left unread
 //! once the answer is written, and a pooling client that sent its next request on it meanwhile
-//! sees the connection end without an answer (a POST is not retried). The answer therefore
-//! says `Connection: close` when the body was dropped unread, as Go's server does when more
-//! than it will discard is left (`net/http` `chunkWriter.writeHeader`, `closeAfterReply`); the
-//! connection layer (`tls::server::Lingering`) drains what still comes.
+//! sees the connection end without an answer (a POST is not retried). As Go's server does
+//! (`net/http` `chunkWriter.writeHeader`), the rest of a small unread body (< 256 KiB) is read
+//! and dropped before the answer, and the connection kept; otherwise (more declared or sent,
+//! a slow client, or `Expect: 100-continue` never answered) the answer says
+//! `Connection: close` and the connection layer (`tls::server::Lingering`) drains what still
+//! comes.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -44,8 +45,8 @@ static DRAIN_SLOTS: Semaphore = Semaphore::const_new(DRAINING);
 /// Where a request body dropped unread waits for its response to end.
 type Slot = Arc<Mutex<Option<Body>>>;
 
-/// Serves `req` with `serve`; a request with a body gets it held and drained (HTTP/2) or its
-/// answer marked `Connection: close` when the body was left unread (HTTP/1), as the module
+/// Serves `req` with `serve`; a request body left unread is drained after the answer (HTTP/2),
+/// or before it when small, else the answer says `Connection: close` (HTTP/1), as the module
 /// says. Bodiless requests are served as they are.
 pub async fn serve<F, Fut>(req: Request, serve: F) -> Response
 where
@@ -56,17 +57,18 @@ where
         return serve(req).await;
     }
     if req.version() < http::Version::HTTP_2 {
-        let unread = Arc::new(AtomicBool::new(false));
-        let flag = unread.clone();
-        let req = req.map(|body| {
-            OnDrop::wrap(body, move |b| {
-                if !b.is_end_stream() {
-                    flag.store(true, Ordering::Relaxed);
-                }
-            })
-        });
+        let expects_continue = req
+            .headers()
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let slot = Slot::default();
+        let held = slot.clone();
+        let req = req.map(|body| OnDrop::wrap(body, move |b| hold_unread(&held, b)));
         let mut resp = serve(req).await;
-        if unread.load(Ordering::Relaxed) {
+        let unread = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(body) = unread
+            && (expects_continue || !discard_small(body).await)
+        {
             resp.headers_mut().insert(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
@@ -78,13 +80,7 @@ where
     // dropped (sent, or abandoned) what the slot holds is drained.
     let slot = Slot::default();
     let held = slot.clone();
-    let req = req.map(|body| {
-        OnDrop::wrap(body, move |b| {
-            if !b.is_end_stream() {
-                *held.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::mem::take(b));
-            }
-        })
-    });
+    let req = req.map(|body| OnDrop::wrap(body, move |b| hold_unread(&held, b)));
     serve(req)
         .await
         .map(|body| OnDrop::wrap(body, move |_| drain_held(&slot)))
@@ -126,6 +122,47 @@ impl<F: FnMut(&mut Body) + Send + Unpin + 'static> Drop for OnDrop<F> {
     fn drop(&mut self) {
         (self.on_drop)(&mut self.body);
     }
+}
+
+/// Puts a request body dropped before its end into `slot`.
+fn hold_unread(slot: &Slot, body: &mut Body) {
+    if !body.is_end_stream() {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::mem::take(body));
+    }
+}
+
+/// Go's `maxPostHandlerReadBytes`: what net/http reads of an unread HTTP/1 body after the
+/// handler to keep the connection.
+const DISCARD_BYTES: u64 = 256 << 10;
+
+/// Reads and drops the rest of an unread HTTP/1 request body if it is small, as Go's server
+/// does before answering (`chunkWriter.writeHeader`): true when it ended within
+/// [`DISCARD_BYTES`] (and [`DRAIN_TIME`]), so the connection can be kept; false when more was
+/// declared or came, or the client was slow.
+async fn discard_small(mut body: Body) -> bool {
+    use http_body_util::BodyExt;
+    if body.size_hint().lower() >= DISCARD_BYTES {
+        return false;
+    }
+    let read = async {
+        let mut total = 0u64;
+        while !body.is_end_stream() {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    total += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if total > DISCARD_BYTES {
+                        return false;
+                    }
+                }
+                Some(Err(_)) => return false,
+                None => break,
+            }
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIME, read)
+        .await
+        .unwrap_or(false)
 }
 
 /// Drains the request body `slot` holds, if any, on a task of its own (at most
