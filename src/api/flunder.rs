@@ -119,11 +119,10 @@ impl Resource for Flunder {
         // reference; we reject it instead so no data is lost (README: deviations).
         let t = str_at(obj, &["spec", "referenceType"]);
         if version == "v1alpha1" && !t.is_empty() && t != FLUNDER && t != FISCHER {
-            return vec![FieldError::invalid(
-                "spec.referenceType",
-                t,
-                "must be Flunder or Fischer",
-            )];
+            return vec![
+                FieldError::invalid("spec.referenceType", t, "must be Flunder or Fischer")
+                    .of_named_type(),
+            ];
         }
         Vec::new()
     }
@@ -222,11 +221,10 @@ impl Resource for Flunder {
             ));
         }
         if !t.is_empty() && t != FLUNDER && t != FISCHER {
-            errs.push(FieldError::invalid(
-                "spec.referenceType",
-                t,
-                "must be Flunder or Fischer",
-            ));
+            errs.push(
+                FieldError::invalid("spec.referenceType", t, "must be Flunder or Fischer")
+                    .of_named_type(),
+            );
         }
         errs
     }

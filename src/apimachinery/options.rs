@@ -209,11 +209,10 @@ fn watch_option_errors(raw: &RawList) -> Vec<FieldError> {
             ));
         }
         if m != "NotOlderThan" {
-            errs.push(FieldError::not_supported(
-                "resourceVersionMatch",
-                m,
-                &["NotOlderThan"],
-            ));
+            errs.push(
+                FieldError::not_supported("resourceVersionMatch", m, &["NotOlderThan"])
+                    .of_named_type(),
+            );
         }
         if raw.continued {
             errs.push(forbidden(
@@ -241,11 +240,14 @@ fn list_option_errors(raw: &RawList) -> Vec<FieldError> {
             ));
         }
         if m != "Exact" && m != "NotOlderThan" {
-            errs.push(FieldError::not_supported(
-                "resourceVersionMatch",
-                m,
-                &["Exact", "NotOlderThan", ""],
-            ));
+            errs.push(
+                FieldError::not_supported(
+                    "resourceVersionMatch",
+                    m,
+                    &["Exact", "NotOlderThan", ""],
+                )
+                .of_named_type(),
+            );
         }
         if m == "Exact" && raw.resource_version == "0" {
             errs.push(forbidden(
@@ -358,11 +360,14 @@ impl RawDelete {
         if self.orphan.is_some()
             && let Some(p) = policy
         {
-            errs.push(FieldError::invalid(
-                "propagationPolicy",
-                p,
-                "orphanDependents and deletionPropagation cannot be both set",
-            ));
+            errs.push(
+                FieldError::invalid(
+                    "propagationPolicy",
+                    p,
+                    "orphanDependents and deletionPropagation cannot be both set",
+                )
+                .of_named_type(),
+            );
         }
         let from_policy = match policy {
             None => None,
@@ -370,11 +375,14 @@ impl RawDelete {
             Some("Background") => Some(Propagation::Background),
             Some("Foreground") => Some(Propagation::Foreground),
             Some(other) => {
-                errs.push(FieldError::not_supported(
-                    "propagationPolicy",
-                    other,
-                    &["Foreground", "Background", "Orphan", "nil"],
-                ));
+                errs.push(
+                    FieldError::not_supported(
+                        "propagationPolicy",
+                        other,
+                        &["Foreground", "Background", "Orphan", "nil"],
+                    )
+                    .of_named_type(),
+                );
                 None
             }
         };

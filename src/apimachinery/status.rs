@@ -205,6 +205,9 @@ pub struct FieldError {
     pub field: String,
     pub value: Option<Value>,
     pub detail: String,
+    /// The value is of a named Go type (`ReferenceType`, `ResourceVersionMatch`,
+    /// `DeletionPropagation`), which field.Error renders with json.Marshal, not `%q`.
+    pub named_type: bool,
 }
 
 impl FieldError {
@@ -214,6 +217,7 @@ impl FieldError {
             field: field.into(),
             value: Some(value.into()),
             detail: detail.into(),
+            named_type: false,
         }
     }
     pub fn required(field: &str, detail: &str) -> Self {
@@ -222,6 +226,7 @@ impl FieldError {
             field: field.into(),
             value: None,
             detail: detail.into(),
+            named_type: false,
         }
     }
     pub fn forbidden(field: &str, detail: &str) -> Self {
@@ -230,6 +235,7 @@ impl FieldError {
             field: field.into(),
             value: None,
             detail: detail.into(),
+            named_type: false,
         }
     }
     pub fn not_supported(field: &str, value: impl Into<Value>, supported: &[&str]) -> Self {
@@ -239,6 +245,7 @@ impl FieldError {
             field: field.into(),
             value: Some(value.into()),
             detail: format!("supported values: {}", list.join(", ")),
+            named_type: false,
         }
     }
     pub fn too_long(field: &str, detail: &str) -> Self {
@@ -247,6 +254,7 @@ impl FieldError {
             field: field.into(),
             value: None,
             detail: detail.into(),
+            named_type: false,
         }
     }
     pub fn duplicate(field: &str, value: impl Into<Value>) -> Self {
@@ -255,7 +263,14 @@ impl FieldError {
             field: field.into(),
             value: Some(value.into()),
             detail: String::new(),
+            named_type: false,
         }
+    }
+
+    /// Marks the value as one of a named Go string type (see `named_type`).
+    pub fn of_named_type(mut self) -> Self {
+        self.named_type = true;
+        self
     }
 
     /// The message without the field path (`Invalid value: "Foo": must be Flunder or Fischer`).
@@ -267,7 +282,7 @@ impl FieldError {
         );
         if shows_value && let Some(v) = &self.value {
             s.push_str(": ");
-            s.push_str(&render_value(v));
+            s.push_str(&render_value(v, self.named_type));
         }
         if !self.detail.is_empty() {
             s.push_str(": ");
@@ -283,12 +298,14 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-/// Go prints strings quoted (`%q`) and numbers/bools bare.
-fn render_value(v: &Value) -> String {
+/// Go's field.Error `ErrorBody`: a `string` quoted (`%q`), numbers and bools bare, anything
+/// else (lists, maps, values of named string types) as json.Marshal writes it.
+fn render_value(v: &Value, named_type: bool) -> String {
     match v {
-        Value::String(s) => super::gofmt::go_quote(s),
+        Value::String(s) if !named_type => super::gofmt::go_quote(s),
+        Value::Number(_) | Value::Bool(_) => v.to_string(),
         Value::Null => "null".into(),
-        other => other.to_string(),
+        other => super::gofmt::go_json_escape(other.to_string()),
     }
 }
 
