@@ -1,6 +1,6 @@
-//! HTTP/2 request bodies a handler leaves unread (a 413, a refusal before the body is read):
-//! held until the answer has been sent, then drained for a moment, so that the client reads
-//! the answer before its stream is reset.
+//! Request bodies a handler leaves unread (a 413, a refusal before the body is read): over
+//! HTTP/2 held until the answer has been sent, then drained for a moment, so that the client
+//! reads the answer before its stream is reset; over HTTP/1 see below.
 //!
 //! h2 resets a stream whose request body is dropped unread (RST_STREAM NO_ERROR, as RFC 9113
 //! §8.1 allows once the response is complete) in the same write as the response's last frame.
@@ -56,34 +56,30 @@ where
     if req.body().is_end_stream() {
         return serve(req).await;
     }
-    if req.version() < http::Version::HTTP_2 {
-        let expects_continue = req
-            .headers()
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        let slot = Slot::default();
-        let held = slot.clone();
-        let req = req.map(|body| OnDrop::wrap(body, move |b| hold_unread(&held, b)));
-        let mut resp = serve(req).await;
-        let unread = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(body) = unread
-            && (expects_continue || !discard_small(body).await)
-        {
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-        }
-        return resp;
-    }
-    // The request body, dropped before its end, goes to the slot; once the response body is
-    // dropped (sent, or abandoned) what the slot holds is drained.
+    let expects_continue = req
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let http1 = req.version() < http::Version::HTTP_2;
+    // The request body, dropped before its end, goes to the slot.
     let slot = Slot::default();
     let held = slot.clone();
     let req = req.map(|body| OnDrop::wrap(body, move |b| hold_unread(&held, b)));
-    serve(req)
-        .await
-        .map(|body| OnDrop::wrap(body, move |_| drain_held(&slot)))
+    let mut resp = serve(req).await;
+    if !http1 {
+        // Once the response body is dropped (sent, or abandoned) what the slot holds is drained.
+        return resp.map(|body| OnDrop::wrap(body, move |_| drain_held(&slot)));
+    }
+    let unread = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(body) = unread
+        && (expects_continue || !discard_small(body).await)
+    {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 /// A body passed through as it is, which runs `on_drop` on itself when dropped.
